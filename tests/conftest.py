@@ -1,9 +1,13 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
+from storage.base import Store
+from storage.postgres import PostgresStore
+from storage.sqlite import SqliteStore
 from tests import services
 
 
@@ -17,3 +21,37 @@ def pg_url() -> Iterator[str]:
 def redis_url() -> str:
     """URL of the real Redis server (skipped outside CI when it is down, failed in CI)."""
     return services.redis_url()
+
+
+async def _truncate(url: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        tables = [
+            r["tablename"]
+            for r in await conn.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                " AND tablename <> 'schema_migrations'"
+            )
+        ]
+        await conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """A migrated, empty store of each backend."""
+    if request.param == "sqlite":
+        opened: Store = await SqliteStore.open(str(tmp_path / "kinline.db"))
+        await opened.migrate()
+    else:
+        url = request.getfixturevalue("pg_url")
+        opened = await PostgresStore.open(url)
+        await opened.migrate()
+        await _truncate(url)
+    try:
+        yield opened
+    finally:
+        await opened.close()

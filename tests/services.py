@@ -11,6 +11,7 @@ import os
 import secrets
 import socket
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import pytest
@@ -30,7 +31,9 @@ def missing(service: str, url: str, why: object) -> None:
 def reachable(url: str, default_port: int) -> bool:
     parts = urlsplit(url)
     try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), 2):
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), 2
+        ):
             return True
     except OSError:
         return False
@@ -41,14 +44,20 @@ def with_database(url: str, name: str) -> str:
     return parts._replace(path=f"/{name}").geturl()
 
 
-async def _admin(sql: str) -> None:
+def _admin(sql: str) -> None:
+    """Run one admin statement on its own thread and loop (fixtures may be resolved from
+    inside a running event loop, where ``asyncio.run`` is refused)."""
     import asyncpg
 
-    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
+    async def run() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
 
 
 def throwaway_postgres() -> Iterator[str]:
@@ -57,13 +66,13 @@ def throwaway_postgres() -> Iterator[str]:
         missing("PostgreSQL", PG_ADMIN_URL, "connection refused")
     name = f"kinline_test_{secrets.token_hex(4)}"
     try:
-        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+        _admin(f'CREATE DATABASE "{name}"')
     except Exception as exc:
         missing("PostgreSQL", PG_ADMIN_URL, exc)
     try:
         yield with_database(PG_ADMIN_URL, name)
     finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def redis_url() -> str:

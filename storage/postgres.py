@@ -1,0 +1,457 @@
+"""``PostgresStore``: the production store, shared by every server process (asyncpg pool).
+
+asyncpg prepares and caches each statement per pooled connection, so the hot statements
+(append, history, cursors) are parsed once per connection. Every driver or network failure is
+turned into ``StoreUnavailable`` at one place, ``_guard``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from storage import appending, migrations
+from storage.base import (
+    Appended,
+    AuditEntry,
+    Conflict,
+    Conversation,
+    Inmate,
+    Message,
+    NewMessage,
+    NotFound,
+    Prison,
+    Role,
+    StoreUnavailable,
+    User,
+)
+from storage.paging import clamp_limit, page_bounds
+
+_MIGRATION_LOCK = 0x6B696E6C  # "kinl": one migrator at a time across processes
+
+_USER = """
+SELECT u.id, u.role, u.login, u.name, u.phone, u.password_hash,
+       COALESCE(ARRAY(SELECT prison_id FROM user_prisons p WHERE p.user_id = u.id
+                      ORDER BY prison_id), '{}') AS prison_ids
+FROM users u
+"""
+
+_MESSAGE = """
+SELECT m.id, m.conversation_id, m.seq, m.sender_id, m.sender_role, u.name AS sender_name,
+       m.cid, m.kind, m.body, m.created_at
+FROM messages m JOIN users u ON u.id = m.sender_id
+"""
+
+
+def _user(row: asyncpg.Record) -> User:
+    return User(
+        row["id"], row["role"], row["login"], row["name"], tuple(row["prison_ids"]), row["phone"]
+    )
+
+
+def _message(row: asyncpg.Record) -> Message:
+    return Message(
+        row["id"],
+        row["conversation_id"],
+        row["seq"],
+        row["sender_id"],
+        row["sender_role"],
+        row["sender_name"],
+        row["cid"],
+        row["kind"],
+        row["body"],
+        row["created_at"],
+    )
+
+
+def _conversation(row: asyncpg.Record) -> Conversation:
+    return Conversation(
+        row["id"],
+        row["prison_id"],
+        row["inmate_id"],
+        row["relative_id"],
+        row["state"],
+        row["assigned_officer_id"],
+        row["last_seq"],
+        row["created_at"],
+    )
+
+
+def _audit(row: asyncpg.Record) -> AuditEntry:
+    return AuditEntry(
+        row["id"],
+        row["at"],
+        row["actor_id"],
+        row["action"],
+        row["object_type"],
+        row["object_id"],
+        row["prison_id"],
+        row["before"],
+        row["after"],
+    )
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for kind in ("json", "jsonb"):
+        await conn.set_type_codec(
+            kind,
+            schema="pg_catalog",
+            format="text",
+            encoder=lambda v: msgspec.json.encode(v).decode(),
+            decoder=msgspec.json.decode,
+        )
+
+
+class PostgresStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def open(
+        cls, url: str, *, min_size: int = 2, max_size: int = 10, timeout: float = 5.0
+    ) -> PostgresStore:
+        try:
+            pool = await asyncpg.create_pool(
+                url,
+                min_size=min_size,
+                max_size=max_size,
+                timeout=timeout,
+                command_timeout=timeout,
+                init=_init_connection,
+            )
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+        return cls(pool)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    @asynccontextmanager
+    async def _conn(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection; any connection-level failure becomes ``StoreUnavailable``."""
+        try:
+            async with self._pool.acquire(timeout=5.0) as conn:
+                yield conn
+        except asyncpg.UniqueViolationError as exc:
+            raise Conflict(exc.constraint_name or "unique") from exc
+        except (
+            TimeoutError,
+            OSError,
+            asyncpg.PostgresConnectionError,
+            asyncpg.InterfaceError,
+            asyncpg.CannotConnectNowError,
+            asyncpg.exceptions.AdminShutdownError,
+        ) as exc:
+            raise StoreUnavailable(f"PostgreSQL unavailable: {type(exc).__name__}") from exc
+
+    async def ping(self) -> None:
+        async with self._conn() as conn:
+            await conn.fetchval("SELECT 1")
+
+    async def migrate(self) -> list[str]:
+        applied: list[str] = []
+        async with self._conn() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
+                " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            for migration in migrations.load("postgres"):
+                if migration.version in done:
+                    continue
+                await conn.execute(migration.sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                    migration.version,
+                    migration.name,
+                )
+                applied.append(f"{migration.version:04d}_{migration.name}")
+        return applied
+
+    # prisons, staff, inmates
+
+    async def add_prison(self, code: str, name: str, city: str = "") -> Prison:
+        async with self._conn() as conn:
+            row = await conn.fetchrow(
+                "INSERT INTO prisons (code, name, city) VALUES ($1, $2, $3)"
+                " RETURNING id, code, name, city",
+                code,
+                name,
+                city,
+            )
+        return Prison(row["id"], row["code"], row["name"], row["city"])
+
+    async def prison_by_code(self, code: str) -> Prison:
+        async with self._conn() as conn:
+            row = await conn.fetchrow(
+                "SELECT id, code, name, city FROM prisons WHERE code = $1", code
+            )
+        if row is None:
+            raise NotFound(f"prison {code}")
+        return Prison(row["id"], row["code"], row["name"], row["city"])
+
+    async def add_user(
+        self,
+        role: Role,
+        login: str,
+        name: str,
+        password_hash: str,
+        prison_ids: Sequence[int] = (),
+        phone: str | None = None,
+    ) -> User:
+        async with self._conn() as conn, conn.transaction():
+            user_id = await conn.fetchval(
+                "INSERT INTO users (role, login, name, password_hash, phone)"
+                " VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                role,
+                login,
+                name,
+                password_hash,
+                phone,
+            )
+            await conn.executemany(
+                "INSERT INTO user_prisons (user_id, prison_id) VALUES ($1, $2)",
+                [(user_id, p) for p in sorted(set(prison_ids))],
+            )
+        return User(user_id, role, login, name, tuple(sorted(set(prison_ids))), phone)
+
+    async def user(self, user_id: int) -> User:
+        async with self._conn() as conn:
+            row = await conn.fetchrow(_USER + " WHERE u.id = $1", user_id)
+        if row is None:
+            raise NotFound(f"user {user_id}")
+        return _user(row)
+
+    async def credentials(self, login: str) -> tuple[User, str]:
+        async with self._conn() as conn:
+            row = await conn.fetchrow(_USER + " WHERE u.login = $1 AND NOT u.disabled", login)
+        if row is None:
+            raise NotFound("login")
+        return _user(row), row["password_hash"]
+
+    async def add_inmate(self, prison_id: int, number: str, name: str) -> Inmate:
+        async with self._conn() as conn:
+            row = await conn.fetchrow(
+                "INSERT INTO inmates (prison_id, number, name) VALUES ($1, $2, $3) RETURNING id",
+                prison_id,
+                number,
+                name,
+            )
+        return Inmate(row["id"], prison_id, number, name)
+
+    async def inmate(self, inmate_id: int) -> Inmate:
+        async with self._conn() as conn:
+            row = await conn.fetchrow(
+                "SELECT id, prison_id, number, name FROM inmates WHERE id = $1", inmate_id
+            )
+        if row is None:
+            raise NotFound(f"inmate {inmate_id}")
+        return Inmate(row["id"], row["prison_id"], row["number"], row["name"])
+
+    # sessions
+
+    async def create_session(self, user_id: int, token_hash: bytes, expires_at: datetime) -> None:
+        async with self._conn() as conn:
+            await conn.execute(
+                "INSERT INTO sessions (user_id, token_hash, expires_at) VALUES ($1, $2, $3)",
+                user_id,
+                token_hash,
+                expires_at,
+            )
+
+    async def session_user(self, token_hash: bytes, now: datetime) -> User | None:
+        async with self._conn() as conn:
+            row = await conn.fetchrow(
+                _USER + " JOIN sessions s ON s.user_id = u.id WHERE s.token_hash = $1"
+                " AND s.revoked_at IS NULL AND s.expires_at > $2 AND NOT u.disabled",
+                token_hash,
+                now,
+            )
+        return None if row is None else _user(row)
+
+    async def revoke_session(self, token_hash: bytes) -> None:
+        async with self._conn() as conn:
+            await conn.execute(
+                "UPDATE sessions SET revoked_at = now() WHERE token_hash = $1"
+                " AND revoked_at IS NULL",
+                token_hash,
+            )
+
+    # conversations and messages
+
+    async def open_conversation(self, relative_id: int, inmate_id: int) -> Conversation:
+        async with self._conn() as conn:
+            row = await conn.fetchrow(
+                "INSERT INTO conversations (prison_id, inmate_id, relative_id)"
+                " SELECT prison_id, id, $1 FROM inmates WHERE id = $2"
+                " ON CONFLICT (relative_id, inmate_id) DO UPDATE SET updated_at = now()"
+                " RETURNING *",
+                relative_id,
+                inmate_id,
+            )
+        if row is None:
+            raise NotFound(f"inmate {inmate_id}")
+        return _conversation(row)
+
+    async def conversation(self, conversation_id: int) -> Conversation:
+        async with self._conn() as conn:
+            row = await conn.fetchrow("SELECT * FROM conversations WHERE id = $1", conversation_id)
+        if row is None:
+            raise NotFound(f"conversation {conversation_id}")
+        return _conversation(row)
+
+    async def append_messages(self, items: Sequence[NewMessage]) -> list[Appended | None]:
+        if not items:
+            return []
+        conv_ids = sorted({i.conversation_id for i in items})
+        async with self._conn() as conn, conn.transaction():
+            # Lock the conversation rows in id order (no deadlock between concurrent batches):
+            # seq is assigned under these locks, so it cannot skip or repeat.
+            rows = await conn.fetch(
+                "SELECT id, last_seq FROM conversations WHERE id = ANY($1::bigint[])"
+                " ORDER BY id FOR UPDATE",
+                conv_ids,
+            )
+            last = {r["id"]: r["last_seq"] for r in rows}
+            keys = [appending.key_of(i) for i in items if i.conversation_id in last]
+            stored = (
+                {
+                    (r["conversation_id"], r["sender_id"], r["cid"]): _message(r)
+                    for r in await conn.fetch(
+                        _MESSAGE
+                        + " JOIN unnest($1::bigint[], $2::bigint[], $3::text[]) AS k(c, s, cid)"
+                        " ON m.conversation_id = k.c AND m.sender_id = k.s AND m.cid = k.cid",
+                        [k[0] for k in keys],
+                        [k[1] for k in keys],
+                        [k[2] for k in keys],
+                    )
+                }
+                if keys
+                else {}
+            )
+            batch = appending.plan(items, last, stored)
+            if batch.fresh:
+                inserted = await conn.fetch(
+                    "INSERT INTO messages (conversation_id, seq, sender_id, sender_role, cid, kind,"
+                    " body) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[],"
+                    " $4::text[], $5::text[], $6::text[], $7::text[])"
+                    " RETURNING id, conversation_id, seq, created_at",
+                    [f[1].conversation_id for f in batch.fresh],
+                    [f[2] for f in batch.fresh],
+                    [f[1].sender_id for f in batch.fresh],
+                    [f[1].sender_role for f in batch.fresh],
+                    [f[1].cid for f in batch.fresh],
+                    [f[1].kind for f in batch.fresh],
+                    [f[1].body for f in batch.fresh],
+                )
+                await conn.execute(
+                    "UPDATE conversations c SET last_seq = v.seq, updated_at = now()"
+                    " FROM unnest($1::bigint[], $2::bigint[]) AS v(id, seq) WHERE c.id = v.id",
+                    list(batch.last_seqs),
+                    list(batch.last_seqs.values()),
+                )
+                return batch.finish(
+                    {(r["conversation_id"], r["seq"]): (r["id"], r["created_at"]) for r in inserted}
+                )
+        return batch.finish({})
+
+    async def messages(
+        self,
+        conversation_id: int,
+        *,
+        after: int | None = None,
+        before: int | None = None,
+        limit: int = 50,
+        include_notes: bool = True,
+    ) -> list[Message]:
+        bounds, newest_first = page_bounds(after, before)
+        args: list[object] = [conversation_id, *(value for _, value in bounds), clamp_limit(limit)]
+        sql = (
+            _MESSAGE
+            + " WHERE m.conversation_id = $1"
+            + "".join(f" AND {op} ${n}" for n, (op, _) in enumerate(bounds, start=2))
+            + ("" if include_notes else " AND m.kind <> 'note'")
+            + f" ORDER BY m.seq {'DESC' if newest_first else 'ASC'} LIMIT ${len(args)}"
+        )
+        async with self._conn() as conn:
+            rows = await conn.fetch(sql, *args)
+        page = [_message(r) for r in rows]
+        return page[::-1] if newest_first else page
+
+    async def last_seqs(self, conversation_ids: Sequence[int]) -> dict[int, int]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                "SELECT id, last_seq FROM conversations WHERE id = ANY($1)", list(conversation_ids)
+            )
+        return {r["id"]: r["last_seq"] for r in rows}
+
+    async def mark_read(self, conversation_id: int, user_id: int, seq: int) -> bool:
+        async with self._conn() as conn:
+            moved = await conn.fetchval(
+                "INSERT INTO read_cursors (conversation_id, user_id, seq) VALUES ($1, $2, $3)"
+                " ON CONFLICT (conversation_id, user_id) DO UPDATE SET seq = EXCLUDED.seq,"
+                " updated_at = now() WHERE read_cursors.seq < EXCLUDED.seq RETURNING true",
+                conversation_id,
+                user_id,
+                seq,
+            )
+        return bool(moved)
+
+    async def read_cursors(self, conversation_id: int) -> dict[int, int]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                "SELECT user_id, seq FROM read_cursors WHERE conversation_id = $1", conversation_id
+            )
+        return {r["user_id"]: r["seq"] for r in rows}
+
+    # audit
+
+    async def audit(
+        self,
+        actor_id: int | None,
+        action: str,
+        object_type: str,
+        object_id: int | None,
+        prison_id: int | None = None,
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+    ) -> AuditEntry:
+        async with self._conn() as conn:
+            row = await conn.fetchrow(
+                "INSERT INTO audit_entries (actor_id, action, object_type, object_id, prison_id,"
+                " before, after) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *",
+                actor_id,
+                action,
+                object_type,
+                object_id,
+                prison_id,
+                before,
+                after,
+            )
+        return _audit(row)
+
+    async def audit_entries(
+        self,
+        *,
+        prison_id: int | None = None,
+        actor_id: int | None = None,
+        action: str | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                "SELECT * FROM audit_entries WHERE ($1::bigint IS NULL OR prison_id = $1)"
+                " AND ($2::bigint IS NULL OR actor_id = $2) AND ($3::text IS NULL OR action = $3)"
+                " ORDER BY id DESC LIMIT $4",
+                prison_id,
+                actor_id,
+                action,
+                clamp_limit(limit),
+            )
+        return [_audit(r) for r in rows]

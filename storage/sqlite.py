@@ -1,0 +1,485 @@
+"""``SqliteStore``: the embedded default (one process, a file under ``./var/``, WAL mode).
+
+SQLite has one writer at a time, so writes go through one connection behind an asyncio lock,
+each in a ``BEGIN IMMEDIATE`` transaction; reads use a second connection, which in WAL mode
+sees the last committed state without waiting for the writer. Timestamps are stored as integer
+microseconds since the epoch and returned as aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import msgspec
+
+from storage import appending, migrations
+from storage.base import (
+    Appended,
+    AuditEntry,
+    Conflict,
+    Conversation,
+    Inmate,
+    Message,
+    NewMessage,
+    NotFound,
+    Prison,
+    Role,
+    StoreUnavailable,
+    User,
+)
+from storage.paging import clamp_limit, page_bounds
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+_USER = """
+SELECT u.id, u.role, u.login, u.name, u.phone, u.password_hash,
+       (SELECT group_concat(prison_id) FROM
+          (SELECT prison_id FROM user_prisons p WHERE p.user_id = u.id ORDER BY prison_id))
+       AS prison_ids
+FROM users u
+"""
+
+_MESSAGE = """
+SELECT m.id, m.conversation_id, m.seq, m.sender_id, m.sender_role, u.name AS sender_name,
+       m.cid, m.kind, m.body, m.created_at
+FROM messages m JOIN users u ON u.id = m.sender_id
+"""
+
+
+def to_us(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def from_us(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def now_us() -> int:
+    return to_us(datetime.now(UTC))
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else msgspec.json.encode(value).decode()
+
+
+def _unjson(text: str | None) -> Any:
+    return None if text is None else msgspec.json.decode(text)
+
+
+def _user(row: sqlite3.Row) -> User:
+    prisons = tuple(int(p) for p in row["prison_ids"].split(",")) if row["prison_ids"] else ()
+    return User(row["id"], row["role"], row["login"], row["name"], prisons, row["phone"])
+
+
+def _message(row: sqlite3.Row) -> Message:
+    return Message(
+        row["id"],
+        row["conversation_id"],
+        row["seq"],
+        row["sender_id"],
+        row["sender_role"],
+        row["sender_name"],
+        row["cid"],
+        row["kind"],
+        row["body"],
+        from_us(row["created_at"]),
+    )
+
+
+def _conversation(row: sqlite3.Row) -> Conversation:
+    return Conversation(
+        row["id"],
+        row["prison_id"],
+        row["inmate_id"],
+        row["relative_id"],
+        row["state"],
+        row["assigned_officer_id"],
+        row["last_seq"],
+        from_us(row["created_at"]),
+    )
+
+
+def _audit(row: sqlite3.Row) -> AuditEntry:
+    return AuditEntry(
+        row["id"],
+        from_us(row["at"]),
+        row["actor_id"],
+        row["action"],
+        row["object_type"],
+        row["object_id"],
+        row["prison_id"],
+        _unjson(row["before"]),
+        _unjson(row["after"]),
+    )
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a migration into statements (trigger bodies included) without executescript,
+    which would commit behind our back and break the migration's atomicity."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                yield buffer
+            buffer = ""
+    if buffer.strip() and not buffer.strip().startswith("--"):
+        yield buffer
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+class SqliteStore:
+    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+        self._writer = writer
+        self._reader = reader
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: str) -> SqliteStore:
+        try:
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            writer = await cls._connect(path)
+            async with writer.execute("PRAGMA journal_mode = WAL") as cursor:
+                await cursor.fetchall()  # an unread result row would hold a lock
+            reader = await cls._connect(path)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreUnavailable(f"cannot open SQLite database {path}: {exc}") from exc
+        return cls(writer, reader)
+
+    @staticmethod
+    async def _connect(path: str) -> aiosqlite.Connection:
+        db = await aiosqlite.connect(path, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        await db.execute("PRAGMA foreign_keys = ON")
+        await db.execute("PRAGMA busy_timeout = 5000")
+        await db.execute("PRAGMA synchronous = NORMAL")
+        return db
+
+    async def close(self) -> None:
+        await self._reader.close()
+        await self._writer.close()
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction at a time; errors mapped to the store's own."""
+        async with self._lock:
+            db = self._writer
+            try:
+                await db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    await db.execute("ROLLBACK")
+                    raise
+                await db.execute("COMMIT")
+            except sqlite3.IntegrityError as exc:
+                if "UNIQUE" in str(exc):
+                    raise Conflict(str(exc).rpartition(": ")[2]) from exc
+                raise
+            except (sqlite3.OperationalError, ValueError) as exc:
+                # ValueError: aiosqlite's "no active connection" after close
+                raise StoreUnavailable(f"SQLite unavailable: {exc}") from exc
+
+    async def _rows(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        try:
+            async with self._reader.execute(sql, tuple(args)) as cursor:
+                return list(await cursor.fetchall())
+        except (sqlite3.OperationalError, ValueError) as exc:
+            raise StoreUnavailable(f"SQLite unavailable: {exc}") from exc
+
+    async def _row(self, sql: str, args: Iterable[Any] = ()) -> sqlite3.Row | None:
+        rows = await self._rows(sql, args)
+        return rows[0] if rows else None
+
+    async def ping(self) -> None:
+        await self._rows("SELECT 1")
+
+    async def migrate(self) -> list[str]:
+        applied: list[str] = []
+        async with self._write() as db:
+            await db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
+                " name text NOT NULL, applied_at integer NOT NULL)"
+            )
+            async with db.execute("SELECT version FROM schema_migrations") as cursor:
+                done = {r[0] for r in await cursor.fetchall()}
+            for migration in migrations.load("sqlite"):
+                if migration.version in done:
+                    continue
+                for statement in _statements(migration.sql):
+                    await db.execute(statement)
+                await db.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                    (migration.version, migration.name, now_us()),
+                )
+                applied.append(f"{migration.version:04d}_{migration.name}")
+        return applied
+
+    # prisons, staff, inmates
+
+    async def add_prison(self, code: str, name: str, city: str = "") -> Prison:
+        async with self._write() as db:
+            cursor = await db.execute(
+                "INSERT INTO prisons (code, name, city) VALUES (?, ?, ?)", (code, name, city)
+            )
+        assert cursor.lastrowid is not None
+        return Prison(cursor.lastrowid, code, name, city)
+
+    async def prison_by_code(self, code: str) -> Prison:
+        row = await self._row("SELECT id, code, name, city FROM prisons WHERE code = ?", [code])
+        if row is None:
+            raise NotFound(f"prison {code}")
+        return Prison(row["id"], row["code"], row["name"], row["city"])
+
+    async def add_user(
+        self,
+        role: Role,
+        login: str,
+        name: str,
+        password_hash: str,
+        prison_ids: Sequence[int] = (),
+        phone: str | None = None,
+    ) -> User:
+        prisons = tuple(sorted(set(prison_ids)))
+        async with self._write() as db:
+            cursor = await db.execute(
+                "INSERT INTO users (role, login, name, password_hash, phone)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (role, login, name, password_hash, phone),
+            )
+            user_id = cursor.lastrowid
+            assert user_id is not None
+            await db.executemany(
+                "INSERT INTO user_prisons (user_id, prison_id) VALUES (?, ?)",
+                [(user_id, p) for p in prisons],
+            )
+        return User(user_id, role, login, name, prisons, phone)
+
+    async def user(self, user_id: int) -> User:
+        row = await self._row(_USER + " WHERE u.id = ?", [user_id])
+        if row is None:
+            raise NotFound(f"user {user_id}")
+        return _user(row)
+
+    async def credentials(self, login: str) -> tuple[User, str]:
+        row = await self._row(_USER + " WHERE u.login = ? AND NOT u.disabled", [login])
+        if row is None:
+            raise NotFound("login")
+        return _user(row), row["password_hash"]
+
+    async def add_inmate(self, prison_id: int, number: str, name: str) -> Inmate:
+        async with self._write() as db:
+            cursor = await db.execute(
+                "INSERT INTO inmates (prison_id, number, name) VALUES (?, ?, ?)",
+                (prison_id, number, name),
+            )
+        assert cursor.lastrowid is not None
+        return Inmate(cursor.lastrowid, prison_id, number, name)
+
+    async def inmate(self, inmate_id: int) -> Inmate:
+        row = await self._row(
+            "SELECT id, prison_id, number, name FROM inmates WHERE id = ?", [inmate_id]
+        )
+        if row is None:
+            raise NotFound(f"inmate {inmate_id}")
+        return Inmate(row["id"], row["prison_id"], row["number"], row["name"])
+
+    # sessions
+
+    async def create_session(self, user_id: int, token_hash: bytes, expires_at: datetime) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO sessions (user_id, token_hash, expires_at) VALUES (?, ?, ?)",
+                (user_id, token_hash, to_us(expires_at)),
+            )
+
+    async def session_user(self, token_hash: bytes, now: datetime) -> User | None:
+        row = await self._row(
+            _USER + " JOIN sessions s ON s.user_id = u.id WHERE s.token_hash = ?"
+            " AND s.revoked_at IS NULL AND s.expires_at > ? AND NOT u.disabled",
+            [token_hash, to_us(now)],
+        )
+        return None if row is None else _user(row)
+
+    async def revoke_session(self, token_hash: bytes) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE sessions SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
+                (now_us(), token_hash),
+            )
+
+    # conversations and messages
+
+    async def open_conversation(self, relative_id: int, inmate_id: int) -> Conversation:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO conversations (prison_id, inmate_id, relative_id)"
+                " SELECT prison_id, id, ? FROM inmates WHERE id = ?"
+                " ON CONFLICT (relative_id, inmate_id) DO NOTHING",
+                (relative_id, inmate_id),
+            )
+            async with db.execute(
+                "SELECT * FROM conversations WHERE relative_id = ? AND inmate_id = ?",
+                (relative_id, inmate_id),
+            ) as cursor:
+                row = await cursor.fetchone()
+        if row is None:
+            raise NotFound(f"inmate {inmate_id}")
+        return _conversation(row)
+
+    async def conversation(self, conversation_id: int) -> Conversation:
+        row = await self._row("SELECT * FROM conversations WHERE id = ?", [conversation_id])
+        if row is None:
+            raise NotFound(f"conversation {conversation_id}")
+        return _conversation(row)
+
+    async def append_messages(self, items: Sequence[NewMessage]) -> list[Appended | None]:
+        if not items:
+            return []
+        conv_ids = sorted({i.conversation_id for i in items})
+        async with self._write() as db:  # BEGIN IMMEDIATE: the whole database is our lock
+            async with db.execute(
+                f"SELECT id, last_seq FROM conversations WHERE id IN ({_marks(len(conv_ids))})",
+                conv_ids,
+            ) as cursor:
+                last = {r["id"]: r["last_seq"] for r in await cursor.fetchall()}
+            stored: dict[appending.Key, Message] = {}
+            for key in {appending.key_of(i) for i in items if i.conversation_id in last}:
+                async with db.execute(
+                    _MESSAGE + " WHERE m.conversation_id = ? AND m.sender_id = ? AND m.cid = ?", key
+                ) as cursor:
+                    row = await cursor.fetchone()
+                if row is not None:
+                    stored[key] = _message(row)
+            batch = appending.plan(items, last, stored)
+            inserted: dict[tuple[int, int], tuple[int, datetime]] = {}
+            for _, item, seq in batch.fresh:
+                created_at = now_us()
+                cursor = await db.execute(
+                    "INSERT INTO messages (conversation_id, seq, sender_id, sender_role, cid, kind,"
+                    " body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        item.conversation_id,
+                        seq,
+                        item.sender_id,
+                        item.sender_role,
+                        item.cid,
+                        item.kind,
+                        item.body,
+                        created_at,
+                    ),
+                )
+                assert cursor.lastrowid is not None
+                inserted[(item.conversation_id, seq)] = (cursor.lastrowid, from_us(created_at))
+            await db.executemany(
+                "UPDATE conversations SET last_seq = ?, updated_at = ? WHERE id = ?",
+                [(seq, now_us(), conv) for conv, seq in batch.last_seqs.items()],
+            )
+        return batch.finish(inserted)
+
+    async def messages(
+        self,
+        conversation_id: int,
+        *,
+        after: int | None = None,
+        before: int | None = None,
+        limit: int = 50,
+        include_notes: bool = True,
+    ) -> list[Message]:
+        bounds, newest_first = page_bounds(after, before)
+        sql = (
+            _MESSAGE
+            + " WHERE m.conversation_id = ?"
+            + "".join(f" AND {op} ?" for op, _ in bounds)
+            + ("" if include_notes else " AND m.kind <> 'note'")
+            + f" ORDER BY m.seq {'DESC' if newest_first else 'ASC'} LIMIT ?"
+        )
+        rows = await self._rows(sql, [conversation_id, *(v for _, v in bounds), clamp_limit(limit)])
+        page = [_message(r) for r in rows]
+        return page[::-1] if newest_first else page
+
+    async def last_seqs(self, conversation_ids: Sequence[int]) -> dict[int, int]:
+        ids = list(conversation_ids)
+        if not ids:
+            return {}
+        rows = await self._rows(
+            f"SELECT id, last_seq FROM conversations WHERE id IN ({_marks(len(ids))})", ids
+        )
+        return {r["id"]: r["last_seq"] for r in rows}
+
+    async def mark_read(self, conversation_id: int, user_id: int, seq: int) -> bool:
+        async with self._write() as db:
+            cursor = await db.execute(
+                "INSERT INTO read_cursors (conversation_id, user_id, seq, updated_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (conversation_id, user_id) DO UPDATE"
+                " SET seq = excluded.seq, updated_at = excluded.updated_at"
+                " WHERE read_cursors.seq < excluded.seq",
+                (conversation_id, user_id, seq, now_us()),
+            )
+        return cursor.rowcount > 0
+
+    async def read_cursors(self, conversation_id: int) -> dict[int, int]:
+        rows = await self._rows(
+            "SELECT user_id, seq FROM read_cursors WHERE conversation_id = ?", [conversation_id]
+        )
+        return {r["user_id"]: r["seq"] for r in rows}
+
+    # audit
+
+    async def audit(
+        self,
+        actor_id: int | None,
+        action: str,
+        object_type: str,
+        object_id: int | None,
+        prison_id: int | None = None,
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+    ) -> AuditEntry:
+        async with (
+            self._write() as db,
+            db.execute(
+                "INSERT INTO audit_entries (at, actor_id, action, object_type, object_id,"
+                " prison_id, before, after) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                (
+                    now_us(),
+                    actor_id,
+                    action,
+                    object_type,
+                    object_id,
+                    prison_id,
+                    _json(before),
+                    _json(after),
+                ),
+            ) as cursor,
+        ):
+            row = await cursor.fetchone()
+        assert row is not None
+        return _audit(row)
+
+    async def audit_entries(
+        self,
+        *,
+        prison_id: int | None = None,
+        actor_id: int | None = None,
+        action: str | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        rows = await self._rows(
+            "SELECT * FROM audit_entries WHERE (?1 IS NULL OR prison_id = ?1)"
+            " AND (?2 IS NULL OR actor_id = ?2) AND (?3 IS NULL OR action = ?3)"
+            " ORDER BY id DESC LIMIT ?4",
+            [prison_id, actor_id, action, clamp_limit(limit)],
+        )
+        return [_audit(r) for r in rows]
