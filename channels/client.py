@@ -244,10 +244,13 @@ class KinlineClient:
                 del self._pending[cid]
                 self.unacked.pop(cid, None)
 
-    async def watch(self, conv: int) -> None:
-        """Follow a conversation live (staff); re-sent after every reconnect."""
+    async def watch(self, conv: int, after: int | None = None) -> None:
+        """Follow a conversation live, replaying first what came after ``after`` (or after the
+        client's cursor for it); re-sent after every reconnect."""
         self.watching.add(conv)
-        await self._write_if_connected(Watch(conv=conv))
+        if after is not None:
+            self.last_seq.setdefault(conv, after)
+        await self._write_if_connected(Watch(conv=conv, after=self.last_seq.get(conv)))
 
     async def unwatch(self, conv: int) -> None:
         self.watching.discard(conv)
@@ -366,7 +369,7 @@ class KinlineClient:
         """``hello``, then watches, then every unacked send (same cid), in that order."""
         await ws.send(encode(Hello(resume=self._resume())), text=True)
         for conv in list(self.watching):
-            await ws.send(encode(Watch(conv=conv)), text=True)
+            await ws.send(encode(Watch(conv=conv, after=self.last_seq.get(conv))), text=True)
         resent: set[str] = set()
         while True:  # a send() may register a frame while we await; loop until none is new
             todo = [frame for cid, frame in self.unacked.items() if cid not in resent]

@@ -218,7 +218,10 @@ class Read(_ClientBase, tag="read", frozen=True):
 
 
 class Watch(_ClientBase, tag="watch", frozen=True):
+    """Follow a conversation live; with ``after``, first replay every message after that seq."""
+
     conv: ConvId
+    after: Seq | None = None
 
 
 class Unwatch(_ClientBase, tag="unwatch", frozen=True):

@@ -31,6 +31,7 @@ ROLES: tuple[Role, ...] = ("relative", "officer", "supervisor", "admin")
 STAFF_ROLES: frozenset[str] = frozenset({"officer", "supervisor", "admin"})
 MessageKind = Literal["text", "note", "system"]
 ConversationState = Literal["new", "waiting", "active", "resolved"]
+LinkState = Literal["pending", "verified", "rejected", "revoked"]
 
 
 class StoreError(Exception):
@@ -159,6 +160,17 @@ class Store(Protocol):
     async def add_inmate(self, prison_id: int, number: str, name: str) -> Inmate: ...
     async def inmate(self, inmate_id: int) -> Inmate: ...
 
+    # family links
+    async def request_link(
+        self, relative_id: int, inmate_id: int, relationship: str, evidence: str
+    ) -> int:
+        """A pending link request; ``Conflict`` if one is already pending or verified."""
+
+    async def decide_link(
+        self, link_id: int, state: LinkState, decided_by: int, reason: str | None
+    ) -> None: ...
+    async def verified_inmates(self, relative_id: int) -> frozenset[int]: ...
+
     # sessions (tokens are stored only as hashes)
     async def create_session(
         self, user_id: int, token_hash: bytes, expires_at: datetime
@@ -173,6 +185,7 @@ class Store(Protocol):
         """The thread between this relative and the inmate's prison; created on first use."""
 
     async def conversation(self, conversation_id: int) -> Conversation: ...
+    async def conversations_of(self, relative_id: int) -> list[Conversation]: ...
     async def append_messages(self, items: Sequence[NewMessage]) -> list[Appended | None]:
         """Append in one transaction; ``None`` for an item whose conversation does not exist."""
 

@@ -22,6 +22,7 @@ from storage.base import (
     Conflict,
     Conversation,
     Inmate,
+    LinkState,
     Message,
     NewMessage,
     NotFound,
@@ -254,6 +255,45 @@ class PostgresStore:
             raise NotFound(f"inmate {inmate_id}")
         return Inmate(row["id"], row["prison_id"], row["number"], row["name"])
 
+    # family links
+
+    async def request_link(
+        self, relative_id: int, inmate_id: int, relationship: str, evidence: str
+    ) -> int:
+        async with self._conn() as conn:
+            link_id: int = await conn.fetchval(
+                "INSERT INTO family_links (relative_id, inmate_id, relationship, evidence)"
+                " VALUES ($1, $2, $3, $4) RETURNING id",
+                relative_id,
+                inmate_id,
+                relationship,
+                evidence,
+            )
+        return link_id
+
+    async def decide_link(
+        self, link_id: int, state: LinkState, decided_by: int, reason: str | None
+    ) -> None:
+        async with self._conn() as conn:
+            done = await conn.execute(
+                "UPDATE family_links SET state = $2, decided_by = $3, reason = $4,"
+                " decided_at = now() WHERE id = $1",
+                link_id,
+                state,
+                decided_by,
+                reason,
+            )
+        if done == "UPDATE 0":
+            raise NotFound(f"link {link_id}")
+
+    async def verified_inmates(self, relative_id: int) -> frozenset[int]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                "SELECT inmate_id FROM family_links WHERE relative_id = $1 AND state = 'verified'",
+                relative_id,
+            )
+        return frozenset(r["inmate_id"] for r in rows)
+
     # sessions
 
     async def create_session(self, user_id: int, token_hash: bytes, expires_at: datetime) -> None:
@@ -305,6 +345,13 @@ class PostgresStore:
         if row is None:
             raise NotFound(f"conversation {conversation_id}")
         return _conversation(row)
+
+    async def conversations_of(self, relative_id: int) -> list[Conversation]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                "SELECT * FROM conversations WHERE relative_id = $1 ORDER BY id", relative_id
+            )
+        return [_conversation(r) for r in rows]
 
     async def append_messages(self, items: Sequence[NewMessage]) -> list[Appended | None]:
         if not items:

@@ -26,6 +26,7 @@ from storage.base import (
     Conflict,
     Conversation,
     Inmate,
+    LinkState,
     Message,
     NewMessage,
     NotFound,
@@ -295,6 +296,39 @@ class SqliteStore:
             raise NotFound(f"inmate {inmate_id}")
         return Inmate(row["id"], row["prison_id"], row["number"], row["name"])
 
+    # family links
+
+    async def request_link(
+        self, relative_id: int, inmate_id: int, relationship: str, evidence: str
+    ) -> int:
+        async with self._write() as db:
+            cursor = await db.execute(
+                "INSERT INTO family_links (relative_id, inmate_id, relationship, evidence)"
+                " VALUES (?, ?, ?, ?)",
+                (relative_id, inmate_id, relationship, evidence),
+            )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    async def decide_link(
+        self, link_id: int, state: LinkState, decided_by: int, reason: str | None
+    ) -> None:
+        async with self._write() as db:
+            cursor = await db.execute(
+                "UPDATE family_links SET state = ?, decided_by = ?, reason = ?, decided_at = ?"
+                " WHERE id = ?",
+                (state, decided_by, reason, now_us(), link_id),
+            )
+        if cursor.rowcount == 0:
+            raise NotFound(f"link {link_id}")
+
+    async def verified_inmates(self, relative_id: int) -> frozenset[int]:
+        rows = await self._rows(
+            "SELECT inmate_id FROM family_links WHERE relative_id = ? AND state = 'verified'",
+            [relative_id],
+        )
+        return frozenset(r["inmate_id"] for r in rows)
+
     # sessions
 
     async def create_session(self, user_id: int, token_hash: bytes, expires_at: datetime) -> None:
@@ -343,6 +377,12 @@ class SqliteStore:
         if row is None:
             raise NotFound(f"conversation {conversation_id}")
         return _conversation(row)
+
+    async def conversations_of(self, relative_id: int) -> list[Conversation]:
+        rows = await self._rows(
+            "SELECT * FROM conversations WHERE relative_id = ? ORDER BY id", [relative_id]
+        )
+        return [_conversation(r) for r in rows]
 
     async def append_messages(self, items: Sequence[NewMessage]) -> list[Appended | None]:
         if not items:

@@ -208,3 +208,22 @@ async def test_audit_trail_is_append_only(store: Store) -> None:
         "link.verify",
     ]
     assert not hasattr(store, "delete_audit") and not hasattr(store, "update_audit")
+
+
+async def test_family_links_decide_who_is_verified(store: Store) -> None:
+    officer, relative, conv = await _world(store)
+    other = await store.add_inmate(conv.prison_id, "GM-0002", "Other")
+    link = await store.request_link(relative.id, conv.inmate_id, "mother", "household register")
+    with pytest.raises(Conflict):  # one open request per relative and inmate
+        await store.request_link(relative.id, conv.inmate_id, "mother", "again")
+    assert await store.verified_inmates(relative.id) == frozenset()
+    await store.decide_link(link, "verified", officer.id, None)
+    assert await store.verified_inmates(relative.id) == {conv.inmate_id}
+    second = await store.request_link(relative.id, other.id, "sister", "")
+    await store.decide_link(second, "rejected", officer.id, "no evidence")
+    assert await store.verified_inmates(relative.id) == {conv.inmate_id}
+    await store.decide_link(link, "revoked", officer.id, "court order")
+    assert await store.verified_inmates(relative.id) == frozenset()
+    with pytest.raises(NotFound):
+        await store.decide_link(424242, "verified", officer.id, None)
+    assert [c.id for c in await store.conversations_of(relative.id)] == [conv.id]

@@ -1,0 +1,32 @@
+"""The real-time layer's Prometheus metrics, defined once.
+
+With several workers, ``server.serve`` sets ``PROMETHEUS_MULTIPROC_DIR`` before this module is
+imported, and ``/metrics`` aggregates every worker's files (gauges sum the live processes).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0)
+
+open_sockets = Gauge(
+    "kinline_open_sockets", "WebSocket connections open", multiprocess_mode="livesum"
+)
+frames_in = Counter("kinline_frames_in_total", "Frames received from clients", ["type"])
+frames_out = Counter("kinline_frames_out_total", "Frames written to sockets")
+messages_acked = Counter("kinline_messages_acked_total", "Messages committed and acknowledged")
+ack_latency = Histogram(
+    "kinline_ack_latency_seconds", "Send frame received -> ack written", buckets=LATENCY_BUCKETS
+)
+delivery_latency = Histogram(
+    "kinline_delivery_latency_seconds",
+    "Event published -> written to a local socket (per topic fan-out)",
+    buckets=LATENCY_BUCKETS,
+)
+broker_reconnects = Counter("kinline_broker_reconnects_total", "Broker connections re-established")
+resyncs = Counter("kinline_resyncs_total", "Topic repairs from storage", ["reason"])
+slow_consumer_closes = Counter(
+    "kinline_slow_consumer_closes_total", "Sockets closed with 4008 for falling behind"
+)
+errors = Counter("kinline_errors_total", "Error frames sent, by code", ["code"])

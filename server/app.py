@@ -1,0 +1,115 @@
+"""The aiohttp application: resources as cleanup contexts, routes, middleware.
+
+Each resource (store, broker + hub, gateway) is one async generator that sets up and tears
+down, in order; ``on_shutdown`` drains in-flight sends and closes sockets with 1012.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+from channels.broker import Broker
+from channels.broker_memory import MemoryBroker
+from channels.hub import Hub
+from server import health
+from server.config import Settings
+from server.errors import errors_and_headers
+from server.gateway import Gateway
+from server.ratelimit import RateLimiter
+from server.sending import SendPath
+from storage import Store, open_store
+from storage.group_commit import GroupCommit
+
+SETTINGS = web.AppKey("settings", Settings)
+STORE = web.AppKey("store", Store)
+BROKER = web.AppKey("broker", Broker)
+HUB = web.AppKey("hub", Hub)
+COMMIT = web.AppKey("commit", GroupCommit)
+GATEWAY = web.AppKey("gateway", Gateway)
+
+
+async def _storage(app: web.Application) -> AsyncIterator[None]:
+    if STORE not in app:
+        app[STORE] = await open_store(app[SETTINGS].database_url)
+        await app[STORE].migrate()
+        yield
+        await app[STORE].close()
+    else:
+        yield  # given by the caller (tests), closed by the caller
+
+
+def make_broker(settings: Settings) -> Broker:
+    if settings.redis_url:
+        from channels.broker_redis import RedisBroker
+
+        return RedisBroker(settings.redis_url)
+    return MemoryBroker()
+
+
+async def _realtime(app: web.Application) -> AsyncIterator[None]:
+    settings, store = app[SETTINGS], app[STORE]
+    broker = app[BROKER] = make_broker(settings)
+    hub = app[HUB] = Hub(broker, store)
+    await broker.start()
+    await hub.start()
+    inflight = 1 if settings.database_url.startswith("sqlite") else 4
+    commit = app[COMMIT] = GroupCommit(store, max_inflight=inflight)
+    send_path = SendPath(store, commit, hub, RateLimiter(settings.send_rate, settings.send_burst))
+    app[GATEWAY] = Gateway(settings, store, hub, send_path)
+    yield
+    await hub.close()
+    await broker.close()
+
+
+async def _on_shutdown(app: web.Application) -> None:
+    await app[GATEWAY].shutdown(app[COMMIT].idle())
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    ready, checks = await health.readiness(request.app[STORE], request.app[BROKER])
+    return web.json_response({"ready": ready, **checks}, status=200 if ready else 503)
+
+
+async def _metrics(_: web.Request) -> web.Response:
+    registry = REGISTRY
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    body = generate_latest(registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def _websocket(request: web.Request) -> web.StreamResponse:
+    return await request.app[GATEWAY].handle(request)
+
+
+def build_app(settings: Settings, *, store: Store | None = None) -> web.Application:
+    app = web.Application(
+        middlewares=[errors_and_headers], client_max_size=settings.max_request_bytes
+    )
+    app[SETTINGS] = settings
+    if store is not None:
+        app[STORE] = store
+    app.cleanup_ctx.append(_storage)
+    app.cleanup_ctx.append(_realtime)
+    app.on_shutdown.append(_on_shutdown)
+    web_dir = Path(settings.web_dir)
+    index = web_dir / "index.html"
+
+    async def _index(_: web.Request) -> web.FileResponse:
+        return web.FileResponse(index)
+
+    app.router.add_get("/healthz", health.healthz)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/ws", _websocket)
+    app.router.add_get("/", _index)
+    app.router.add_static("/static/", web_dir, follow_symlinks=False)
+    return app

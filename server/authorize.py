@@ -1,0 +1,34 @@
+"""Checking a frame's conversation against the policy, with the lookup done once per socket.
+
+The conversation facts the policy reads (relative, inmate, prison) never change, so each
+socket looks a conversation up once; the *decision* is made again on every frame, against
+the socket's current principal (whose verified links change when staff decide or revoke).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from server.connection import Connection
+from server.policy import ConversationAction, Denied, check_conversation
+from storage.base import Conversation, NotFound, Store
+
+
+async def authorize(
+    store: Store,
+    conn: Connection,
+    conv_id: int,
+    action: ConversationAction | Literal["text"],
+) -> Conversation:
+    """The conversation if ``conn`` may do ``action`` on it; else ``Denied`` (``not_found`` for
+    one it may not see, exactly as for one that does not exist). ``text`` means ``send``."""
+    conv = conn.conversations.get(conv_id)
+    if conv is None:
+        try:
+            conv = await store.conversation(conv_id)
+        except NotFound:
+            raise Denied("not_found", "no such conversation") from None
+        if len(conn.conversations) < 1000:
+            conn.conversations[conv_id] = conv
+    check_conversation(conn.principal, conv, "send" if action == "text" else action)
+    return conv

@@ -1,0 +1,173 @@
+"""``kinline``: the operators' command line.
+
+Every command reports what it did in one line; a bad argument or an unreachable database is
+one ``kinline: error: ...`` line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from server import config
+from server.config import ConfigError, Settings
+from server.passwords import WeakPassword, check_strength, hash_password
+from storage import Store, StoreUnavailable, open_store
+from storage.base import Conflict, NotFound
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kinline", description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", help="overrides KINLINE_DATABASE_URL")
+    parser.add_argument("--redis-url", help="overrides KINLINE_REDIS_URL")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("migrate", help="apply pending database migrations")
+
+    prison = commands.add_parser("prison", help="manage prisons").add_subparsers(
+        dest="action", required=True
+    )
+    add = prison.add_parser("add", help="add a prison")
+    add.add_argument("code")
+    add.add_argument("name")
+    add.add_argument("--city", default="")
+
+    user = commands.add_parser("user", help="manage staff accounts").add_subparsers(
+        dest="action", required=True
+    )
+    add = user.add_parser("add", help="add a staff account")
+    add.add_argument("--role", required=True, choices=["officer", "supervisor", "admin"])
+    add.add_argument("--login", required=True)
+    add.add_argument("--password", required=True)
+    add.add_argument("--name", required=True)
+    add.add_argument("--prison", action="append", default=[], metavar="CODE")
+
+    inmate = commands.add_parser("inmate", help="manage inmates").add_subparsers(
+        dest="action", required=True
+    )
+    add = inmate.add_parser("add", help="add an inmate")
+    add.add_argument("--prison", required=True, metavar="CODE")
+    add.add_argument("--number", required=True)
+    add.add_argument("--name", required=True)
+
+    serve = commands.add_parser("serve", help="serve HTTP and WebSocket")
+    serve.add_argument("--host")
+    serve.add_argument("--port")
+    serve.add_argument("--workers")
+    serve.add_argument("--demo", action="store_true", help="seed the demo data first")
+
+    bench = commands.add_parser("bench", help="run a benchmark (see bench/)")
+    bench.add_argument("workload", nargs=argparse.REMAINDER)
+    return parser
+
+
+async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[str]]) -> str:
+    store = await open_store(settings.database_url)
+    try:
+        await store.migrate()
+        return await work(store)
+    finally:
+        await store.close()
+
+
+async def _migrate(store: Store) -> str:
+    applied = await store.migrate()
+    return f"applied {', '.join(applied)}" if applied else "database is up to date"
+
+
+def _command(args: argparse.Namespace) -> Callable[[Store], Awaitable[str]]:
+    """The store work of the one-shot commands (everything but serve and bench)."""
+
+    async def prison_add(store: Store) -> str:
+        try:
+            prison = await store.add_prison(args.code, args.name, args.city)
+        except Conflict:
+            raise CliError(f"a prison with code {args.code!r} already exists") from None
+        return f"added prison {prison.code} ({prison.name}) with id {prison.id}"
+
+    async def user_add(store: Store) -> str:
+        try:
+            check_strength(args.password)
+        except WeakPassword as exc:
+            raise CliError(str(exc)) from None
+        if args.role == "officer" and len(args.prison) != 1:
+            raise CliError("an officer belongs to exactly one prison: give --prison CODE once")
+        if args.role == "supervisor" and not args.prison:
+            raise CliError("a supervisor oversees at least one prison: give --prison CODE")
+        prisons = [await _prison(store, code) for code in args.prison]
+        try:
+            user = await store.add_user(
+                args.role, args.login, args.name, hash_password(args.password), prisons
+            )
+        except Conflict:
+            raise CliError(f"the login {args.login!r} is taken") from None
+        where = f" of {', '.join(args.prison)}" if args.prison else ""
+        return f"added {user.role} {user.login} ({user.name}){where} with id {user.id}"
+
+    async def inmate_add(store: Store) -> str:
+        prison_id = await _prison(store, args.prison)
+        try:
+            inmate = await store.add_inmate(prison_id, args.number, args.name)
+        except Conflict:
+            raise CliError(f"{args.prison} already has an inmate number {args.number!r}") from None
+        return f"added inmate {inmate.number} ({inmate.name}) to {args.prison} with id {inmate.id}"
+
+    commands: dict[tuple[str, str | None], Callable[[Store], Awaitable[str]]] = {
+        ("migrate", None): _migrate,
+        ("prison", "add"): prison_add,
+        ("user", "add"): user_add,
+        ("inmate", "add"): inmate_add,
+    }
+    return commands[(args.command, getattr(args, "action", None))]
+
+
+async def _prison(store: Store, code: str) -> int:
+    try:
+        return (await store.prison_by_code(code)).id
+    except NotFound:
+        raise CliError(f"unknown prison {code!r}") from None
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    flags: dict[str, Any] = {"database_url": args.database_url, "redis_url": args.redis_url}
+    for name in ("host", "port", "workers"):
+        flags[name] = getattr(args, name, None)
+    return config.load(**flags)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = settings_from(args)
+        if args.command == "serve":
+            from server.serve import serve
+
+            return serve(config.with_secret(settings), demo=args.demo)
+        if args.command == "bench":
+            from bench import main as bench_main
+
+            return bench_main(args.workload)
+        print(asyncio.run(_with_store(settings, _command(args))))
+    except (ConfigError, CliError, ValueError) as exc:
+        return _fail(str(exc))
+    except StoreUnavailable as exc:
+        return _fail(f"database unreachable: {exc}")
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _fail(message: str) -> int:
+    print(f"kinline: error: {message}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

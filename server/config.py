@@ -1,0 +1,169 @@
+"""One settings object, built from ``KINLINE_*`` environment variables and CLI flags.
+
+Flags win over the environment, the environment over the defaults. A bad value raises
+``ConfigError`` with one line naming the setting; the CLI prints it and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from storage import SCHEMES
+
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+class ConfigError(ValueError):
+    """A setting has a value Kinline cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///var/kinline.db"
+    redis_url: str | None = None  # None: the in-process broker (one process only)
+    secret: str = ""  # keys the national-id hashes; generated into ./var when unset
+    allowed_origins: tuple[str, ...] = ()  # empty: the server's own http://host:port
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    max_frame_bytes: int = 16384
+    max_body_chars: int = 2000
+    send_rate: float = 5.0  # sustained messages per second per user
+    send_burst: int = 20
+    max_sockets_per_user: int = 8
+    max_outbound_bytes: int = 512 * 1024  # unsent bytes for one socket before it is closed 4008
+    heartbeat: float = 20.0
+    max_request_bytes: int = 64 * 1024
+    session_days: int = 30
+    log_format: str = "auto"  # auto (json unless a terminal) | json | text
+    log_level: str = "INFO"
+    web_dir: str = field(default_factory=lambda: str(Path(__file__).parent.parent / "web"))
+
+    @property
+    def origins(self) -> frozenset[str]:
+        if self.allowed_origins:
+            return frozenset(self.allowed_origins)
+        port = "" if self.port == 80 else f":{self.port}"
+        hosts = (
+            {self.host, "localhost", "127.0.0.1"}
+            if self.host in ("127.0.0.1", "localhost", "0.0.0.0")  # noqa: S104
+            else {self.host}
+        )
+        return frozenset(f"http://{h}{port}" for h in hosts)
+
+
+def _int(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise ValueError(f"must be at least {low}")
+        return value
+
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError("must be positive")
+    return value
+
+
+def _database_url(text: str) -> str:
+    scheme = urlsplit(text).scheme
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown scheme {scheme!r}, expected one of {', '.join(SCHEMES)}")
+    return text
+
+
+def _redis_url(text: str) -> str | None:
+    if not text:
+        return None
+    scheme = urlsplit(text).scheme
+    if scheme not in REDIS_SCHEMES:
+        raise ValueError(f"unknown scheme {scheme!r}, expected one of {', '.join(REDIS_SCHEMES)}")
+    return text
+
+
+def _origins(text: str) -> tuple[str, ...]:
+    origins = tuple(o.strip().rstrip("/") for o in text.split(",") if o.strip())
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
+            raise ValueError(f"{origin!r} is not an origin like https://example.org")
+    return origins
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}")
+        return text
+
+    return parse
+
+
+# setting -> (environment variable, parser); documented in the README's table
+PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "database_url": ("KINLINE_DATABASE_URL", _database_url),
+    "redis_url": ("KINLINE_REDIS_URL", _redis_url),
+    "secret": ("KINLINE_SECRET", str),
+    "allowed_origins": ("KINLINE_ALLOWED_ORIGINS", _origins),
+    "host": ("KINLINE_HOST", str),
+    "port": ("KINLINE_PORT", _int(0)),
+    "workers": ("KINLINE_WORKERS", _int(1)),
+    "max_frame_bytes": ("KINLINE_MAX_FRAME_BYTES", _int(256)),
+    "max_body_chars": ("KINLINE_MAX_BODY_CHARS", _int(1)),
+    "send_rate": ("KINLINE_SEND_RATE", _positive_float),
+    "send_burst": ("KINLINE_SEND_BURST", _int(1)),
+    "max_sockets_per_user": ("KINLINE_MAX_SOCKETS_PER_USER", _int(1)),
+    "max_outbound_bytes": ("KINLINE_MAX_OUTBOUND_BYTES", _int(4096)),
+    "heartbeat": ("KINLINE_HEARTBEAT", _positive_float),
+    "max_request_bytes": ("KINLINE_MAX_REQUEST_BYTES", _int(1024)),
+    "session_days": ("KINLINE_SESSION_DAYS", _int(1)),
+    "log_format": ("KINLINE_LOG_FORMAT", _choice("auto", "json", "text")),
+    "log_level": ("KINLINE_LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR")),
+}
+
+
+def load(env: Mapping[str, str] | None = None, **flags: str | int | None) -> Settings:
+    """Settings from ``env`` (default ``os.environ``) overridden by the non-None ``flags``."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for name, (variable, parse) in PARSERS.items():
+        flag = flags.get(name)
+        raw, source = (
+            (str(flag), f"--{name.replace('_', '-')}")
+            if flag is not None
+            else (env.get(variable), variable)
+        )
+        if raw is None:
+            continue
+        try:
+            values[name] = parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{source}={raw!r} is not valid: {exc}") from None
+    unknown = set(flags) - set(PARSERS)
+    if unknown:
+        raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
+    return Settings(**values)
+
+
+def with_secret(settings: Settings, var_dir: Path = Path("var")) -> Settings:
+    """Fill in a missing secret from ``var/secret`` (created once) so a demo needs no setup.
+    Production sets ``KINLINE_SECRET``; every process of a deployment must share it."""
+    if settings.secret:
+        return settings
+    path = var_dir / "secret"
+    if not path.exists():
+        var_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return dataclasses.replace(settings, secret=path.read_text().strip())

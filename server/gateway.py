@@ -1,0 +1,249 @@
+"""The ``/ws`` endpoint: the handshake, then every frame of a ``kinline.v1`` socket.
+
+Before the upgrade (no 101 without these): an ``Origin`` not in the allowlist is refused 403
+(aiohttp does not check it); a missing, expired or revoked session is refused 401. After it:
+every frame is decoded by the sans-I/O protocol (bad input -> an ``error`` frame with a stable
+code; the socket stays open) and authorized against the policy, frame by frame. One socket's
+frames are handled in order, so its sends are acked, and sequenced, in the order it sent them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable
+
+from aiohttp import WSMsgType, web
+
+from channels import metrics
+from channels.events import conversation_topic, user_topic
+from channels.hub import Hub
+from channels.protocol import (
+    SUBPROTOCOL,
+    CloseCode,
+    ErrorCode,
+    Hello,
+    Limits,
+    ProtocolError,
+    Read,
+    ReadEvent,
+    Send,
+    Typing,
+    TypingEvent,
+    Unwatch,
+    UserRef,
+    Watch,
+    Welcome,
+    decode_client,
+    encode,
+)
+from server import sessions
+from server.authorize import authorize
+from server.config import Settings
+from server.connection import Connection
+from server.errors import json_error
+from server.policy import Denied, Principal
+from server.ratelimit import RateLimiter
+from server.sending import SendPath
+from storage.base import Store, StoreUnavailable, User
+
+log = logging.getLogger(__name__)
+
+TYPING_EVERY = 2.0  # seconds: one typing event per user and conversation, the rest dropped
+
+
+class Gateway:
+    def __init__(self, settings: Settings, store: Store, hub: Hub, send_path: SendPath) -> None:
+        self.settings = settings
+        self.store = store
+        self.hub = hub
+        self.send_path = send_path
+        self.by_user: dict[int, set[Connection]] = defaultdict(set)
+        self.typing = RateLimiter(rate=1 / TYPING_EVERY, burst=1)
+        self.closing = False
+        self._handlers: set[asyncio.Task[object]] = set()
+
+    # handshake
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if origin is not None and origin.rstrip("/") not in self.settings.origins:
+            return json_error(403, "forbidden_origin", "this origin may not open a socket")
+        token, _ = sessions.presented_token(request)
+        if token is None:
+            return json_error(401, "not_authenticated", "sign in first")
+        try:
+            user = await sessions.user_for(self.store, token)
+            principal = await self.principal(user) if user else None
+        except StoreUnavailable:
+            return json_error(503, "unavailable", "storage is unavailable")
+        if principal is None or self.closing:
+            return (
+                json_error(503, "unavailable", "server restarting")
+                if self.closing
+                else json_error(401, "not_authenticated", "session expired or revoked")
+            )
+        ws = web.WebSocketResponse(
+            protocols=(SUBPROTOCOL,),
+            compress=False,  # permessage-deflate costs far more memory than it saves here
+            heartbeat=self.settings.heartbeat,
+            max_msg_size=self.settings.max_frame_bytes * 4,  # up to this: error frame; past: 1009
+        )
+        await ws.prepare(request)
+        transport = request.transport
+        assert transport is not None
+        conn = Connection(
+            ws,
+            transport,
+            principal,
+            max_buffer=self.settings.max_outbound_bytes,
+        )
+        if len(self.by_user[principal.id]) >= self.settings.max_sockets_per_user:
+            conn.error(ErrorCode.TOO_MANY_CONNECTIONS, "too many open connections for this user")
+            await ws.close(code=CloseCode.TOO_MANY_CONNECTIONS, message=b"too many connections")
+            return ws
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+        self.by_user[principal.id].add(conn)
+        metrics.open_sockets.inc()
+        try:
+            await self._serve(conn)
+        finally:
+            metrics.open_sockets.dec()
+            self.by_user[principal.id].discard(conn)
+            if not self.by_user[principal.id]:
+                del self.by_user[principal.id]
+            for topic in list(conn.topics):
+                await self.hub.leave(topic, conn)
+            if task is not None:
+                self._handlers.discard(task)
+        return ws
+
+    async def principal(self, user: User) -> Principal:
+        verified = await self.store.verified_inmates(user.id) if user.role == "relative" else None
+        return Principal(user, verified or frozenset())
+
+    # frames
+
+    async def _serve(self, conn: Connection) -> None:
+        user = conn.principal.user
+        limits = Limits(
+            max_frame_bytes=self.settings.max_frame_bytes,
+            max_body_chars=self.settings.max_body_chars,
+        )
+        conn.send(
+            Welcome(
+                user=UserRef(user.id, user.role, user.name),
+                heartbeat=self.settings.heartbeat,
+                limits=limits,
+            )
+        )
+        await self._join(conn, user_topic(user.id), None)
+        async for msg in conn.ws:
+            if conn.closed:
+                break
+            if msg.type == WSMsgType.TEXT:
+                await self.frame(conn, msg.data, time.perf_counter())
+            elif msg.type == WSMsgType.BINARY:
+                conn.error(ErrorCode.BINARY_NOT_SUPPORTED, "kinline.v1 frames are JSON text")
+            elif msg.type == WSMsgType.ERROR:
+                break
+
+    async def frame(self, conn: Connection, data: str, received: float) -> None:
+        frame = decode_client(
+            data,
+            max_frame_bytes=self.settings.max_frame_bytes,
+            max_body_chars=self.settings.max_body_chars,
+        )
+        if isinstance(frame, ProtocolError):
+            metrics.frames_in.labels("invalid").inc()
+            conn.error(frame.code, frame.message, frame.cid)
+            return
+        metrics.frames_in.labels(type(frame).__name__.lower()).inc()
+        try:
+            match frame:
+                case Send():
+                    await self.send_path.send(conn, frame, received)
+                case Hello():
+                    await self._hello(conn, frame)
+                case Watch():
+                    await authorize(self.store, conn, frame.conv, "watch")
+                    await self._join(conn, conversation_topic(frame.conv), frame.after)
+                case Unwatch():
+                    conn.topics.discard(conversation_topic(frame.conv))
+                    await self.hub.leave(conversation_topic(frame.conv), conn)
+                case Typing():
+                    await self._typing(conn, frame)
+                case Read():
+                    await self._read(conn, frame)
+        except Denied as denied:
+            conn.error(denied.code, denied.message)
+        except StoreUnavailable:
+            conn.error(ErrorCode.UNAVAILABLE, "storage is unavailable; try again")
+        except Exception:
+            log.exception("frame handling failed", extra={"user": conn.user_id})
+            conn.error(ErrorCode.INTERNAL, "internal error")
+
+    async def _join(self, conn: Connection, topic: str, cursor: int | None) -> None:
+        if topic in conn.topics:
+            return
+        await self.hub.join(topic, conn, cursor)
+        conn.topics.add(topic)
+
+    async def _hello(self, conn: Connection, hello: Hello) -> None:
+        """Resume every conversation named with its cursor; a relative also follows all of
+        its own conversations live."""
+        for conv_id, seq in hello.resume.items():
+            try:
+                await authorize(self.store, conn, conv_id, "read")
+            except Denied as denied:
+                conn.error(denied.code, f"conversation {conv_id}: {denied.message}")
+                continue
+            await self._join(conn, conversation_topic(conv_id), seq)
+        if conn.principal.user.role == "relative":
+            for conv in await self.store.conversations_of(conn.user_id):
+                if conv.inmate_id in conn.principal.verified_inmates:
+                    conn.conversations.setdefault(conv.id, conv)
+                    await self._join(conn, conversation_topic(conv.id), None)
+
+    async def _typing(self, conn: Connection, frame: Typing) -> None:
+        await authorize(self.store, conn, frame.conv, "typing")
+        if self.typing.allow((conn.user_id, frame.conv)):
+            user = conn.principal.user
+            event = TypingEvent(conv=frame.conv, user=UserRef(user.id, user.role, user.name))
+            self.hub.publish(conversation_topic(frame.conv), encode(event))
+
+    async def _read(self, conn: Connection, frame: Read) -> None:
+        conv = await authorize(self.store, conn, frame.conv, "mark_read")
+        last = (await self.store.last_seqs([conv.id])).get(conv.id, 0)
+        seq = min(frame.seq, last)
+        if seq and await self.store.mark_read(conv.id, conn.user_id, seq):
+            event = ReadEvent(conv=conv.id, user=conn.user_id, seq=seq)
+            self.hub.publish(conversation_topic(conv.id), encode(event))
+
+    # operations
+
+    def close_user(self, user_id: int, code: int, reason: str) -> None:
+        """Close every socket of a user on this process (logout, revocation)."""
+        for conn in list(self.by_user.get(user_id, ())):
+            conn.kick(code, reason)
+
+    async def shutdown(
+        self, commit_idle: Awaitable[None] | None = None, timeout: float = 5.0
+    ) -> None:
+        """Refuse new sockets, let in-flight sends finish and be acked, then close every
+        socket with 1012 so clients reconnect (to another worker) and resume."""
+        self.closing = True
+        if commit_idle is not None:
+            try:
+                await asyncio.wait_for(commit_idle, timeout)
+            except TimeoutError:
+                log.warning("shutdown: sends still in flight after %.0f s", timeout)
+        conns = [c for group in self.by_user.values() for c in group]
+        await asyncio.gather(
+            *(c.ws.close(code=CloseCode.RESTARTING, message=b"server restarting") for c in conns),
+            return_exceptions=True,
+        )
