@@ -71,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
 async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[str]]) -> str:
     store = await open_store(settings.database_url)
     try:
-        await store.migrate()
+        if work is not _migrate:  # migrate reports what it applies itself
+            await store.migrate()
         return await work(store)
     finally:
         await store.close()

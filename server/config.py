@@ -28,6 +28,7 @@ class ConfigError(ValueError):
 class Settings:
     database_url: str = "sqlite:///var/kinline.db"
     redis_url: str | None = None  # None: the in-process broker (one process only)
+    redis_prefix: str = "kinline:"  # channel prefix: deployments sharing a Redis stay apart
     secret: str = ""  # keys the national-id hashes; generated into ./var when unset
     allowed_origins: tuple[str, ...] = ()  # empty: the server's own http://host:port
     host: str = "127.0.0.1"
@@ -59,11 +60,13 @@ class Settings:
         return frozenset(f"http://{h}{port}" for h in hosts)
 
 
-def _int(low: int) -> Callable[[str], int]:
+def _int(low: int, high: int | None = None) -> Callable[[str], int]:
     def parse(text: str) -> int:
         value = int(text)
         if value < low:
             raise ValueError(f"must be at least {low}")
+        if high is not None and value > high:
+            raise ValueError(f"must be at most {high}")
         return value
 
     return parse
@@ -114,10 +117,11 @@ def _choice(*allowed: str) -> Callable[[str], str]:
 PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "database_url": ("KINLINE_DATABASE_URL", _database_url),
     "redis_url": ("KINLINE_REDIS_URL", _redis_url),
+    "redis_prefix": ("KINLINE_REDIS_PREFIX", str),
     "secret": ("KINLINE_SECRET", str),
     "allowed_origins": ("KINLINE_ALLOWED_ORIGINS", _origins),
     "host": ("KINLINE_HOST", str),
-    "port": ("KINLINE_PORT", _int(0)),
+    "port": ("KINLINE_PORT", _int(0, 65535)),
     "workers": ("KINLINE_WORKERS", _int(1)),
     "max_frame_bytes": ("KINLINE_MAX_FRAME_BYTES", _int(256)),
     "max_body_chars": ("KINLINE_MAX_BODY_CHARS", _int(1)),

@@ -12,8 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
+import resource
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -51,8 +54,17 @@ async def prepare(settings: Settings, demo: bool) -> list[str]:
         await store.close()
 
 
+def raise_open_files_limit() -> int:
+    """Every socket is a file descriptor: lift the soft limit to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
 def run_worker(settings: Settings, reuse_port: bool) -> None:
     logs.setup(settings.log_format, settings.log_level)
+    raise_open_files_limit()
     loop_name = _install_uvloop()
     from server.app import build_app  # after PROMETHEUS_MULTIPROC_DIR is set
 
@@ -69,6 +81,15 @@ def run_worker(settings: Settings, reuse_port: bool) -> None:
     )
 
 
+def check_listen(host: str, port: int) -> None:
+    """Fail with one clear line, before saying we serve, if the address cannot be bound."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 def serve(settings: Settings, *, demo: bool = False) -> int:
     logs.setup(settings.log_format, settings.log_level)
     if settings.workers > 1 and (
@@ -77,6 +98,7 @@ def serve(settings: Settings, *, demo: bool = False) -> int:
         raise ConfigError(
             "--workers above 1 needs KINLINE_REDIS_URL and a PostgreSQL KINLINE_DATABASE_URL"
         )
+    check_listen(settings.host, settings.port)
     lines = asyncio.run(prepare(settings, demo))
     url = f"http://{'localhost' if settings.host in ('127.0.0.1', '0.0.0.0') else settings.host}"  # noqa: S104
     print(
