@@ -153,6 +153,7 @@ class KinlineClient:
         self.connected = asyncio.Event()  # set while state is CONNECTED
         self.reconnects = 0  # successful connections after the first
         self.duplicates = 0  # messages dropped because seq <= cursor
+        self.worker: str | None = None  # the server process of the current connection
         self.last_seq: dict[int, int] = {}
         self.unacked: dict[str, Send] = {}
         self.watching: set[int] = set()
@@ -344,6 +345,8 @@ class KinlineClient:
         welcomed = False
         async with ws:
             self._ws = ws
+            if ws.response is not None:  # which server process took us (X-Kinline-Worker)
+                self.worker = ws.response.headers.get("X-Kinline-Worker")
             if self._opened:
                 self.reconnects += 1
             self._opened += 1

@@ -47,7 +47,7 @@ def make_broker(settings: Settings) -> Broker:
     if settings.redis_url:
         from channels.broker_redis import RedisBroker
 
-        return RedisBroker(settings.redis_url)
+        return RedisBroker(settings.redis_url, channel_prefix=settings.redis_prefix)
     return MemoryBroker()
 
 

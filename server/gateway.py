@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections import defaultdict
 from collections.abc import Awaitable
@@ -91,6 +92,7 @@ class Gateway:
             heartbeat=self.settings.heartbeat,
             max_msg_size=self.settings.max_frame_bytes * 4,  # up to this: error frame; past: 1009
         )
+        ws.headers["X-Kinline-Worker"] = str(os.getpid())  # which process serves this socket
         await ws.prepare(request)
         transport = request.transport
         assert transport is not None

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -38,6 +39,24 @@ async def _truncate(url: str) -> None:
         await conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
     finally:
         await conn.close()
+
+
+@pytest.fixture
+async def pg_store(pg_url: str) -> AsyncIterator[PostgresStore]:
+    """A migrated, empty PostgreSQL store."""
+    opened = await PostgresStore.open(pg_url)
+    await opened.migrate()
+    await _truncate(pg_url)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """A channel prefix of this test's own, so no other run can cross-talk."""
+    return f"kt{secrets.token_hex(4)}:"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

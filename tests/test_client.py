@@ -71,9 +71,15 @@ class FakeServer:
     def store(self, conv: int, body: str, cid: str = "") -> MessageEvent:
         seq = len(self.messages[conv]) + 1
         msg = MessageEvent(
-            conv=conv, seq=seq, id=conv * 1000 + seq, sender=ME, kind="text", body=body,
-            at=AT, cid=cid,
-        )  # fmt: skip
+            conv=conv,
+            seq=seq,
+            id=conv * 1000 + seq,
+            sender=ME,
+            kind="text",
+            body=body,
+            at=AT,
+            cid=cid,
+        )
         self.messages[conv].append(msg)
         if cid:
             self.acks[cid] = Ack(cid=cid, conv=conv, seq=seq, id=msg.id, at=AT)

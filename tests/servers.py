@@ -1,0 +1,137 @@
+"""Kinline servers for the tests: in this process (aiohttp on a real port) or as real
+``kinline serve`` processes (one or several workers) sharing PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from server.app import build_app
+from server.config import Settings
+from storage.base import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Served:
+    app: web.Application
+    http_url: str
+    ws_url: str
+
+
+@asynccontextmanager
+async def inprocess(settings: Settings, store: Store) -> AsyncIterator[Served]:
+    """Serve ``build_app`` on 127.0.0.1 (a real TCP port, real sockets)."""
+    app = build_app(settings, store=store)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", settings.port)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield Served(app, f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/ws")
+    finally:
+        await runner.cleanup()
+
+
+async def wait_ready(
+    url: str, process: subprocess.Popen[bytes] | None = None, attempts: int = 200
+) -> None:
+    """Poll ``/readyz`` until it answers 200 (bounded: ``attempts`` x 50 ms)."""
+    async with aiohttp.ClientSession() as http:
+        for _ in range(attempts):
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(f"server exited with {process.returncode}")
+            try:
+                async with http.get(f"{url}/readyz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise TimeoutError(f"{url} not ready")
+
+
+class ServerProcess:
+    """``kinline serve`` as a child process."""
+
+    def __init__(
+        self,
+        database_url: str,
+        redis_url: str | None,
+        *,
+        workers: int = 1,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.workers = workers
+        self.env = {
+            **os.environ,
+            "KINLINE_DATABASE_URL": database_url,
+            "KINLINE_REDIS_URL": redis_url or "",
+            "KINLINE_SECRET": "test-secret",
+            "KINLINE_LOG_LEVEL": "WARNING",
+            "KINLINE_SEND_RATE": "1000",
+            "KINLINE_SEND_BURST": "1000",
+            "KINLINE_MAX_SOCKETS_PER_USER": "64",
+            **(env or {}),
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    async def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "server",
+                "serve",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+            ],
+            env=self.env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        await wait_ready(self.http_url, self.process)
+
+    def kill_worker(self, pid: int) -> None:
+        os.kill(pid, signal.SIGKILL)
+
+    async def stop(self) -> int:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(self.process.wait, 20)
+        assert self.process.stderr is not None
+        self.stderr = self.process.stderr.read().decode(errors="replace")
+        return code

@@ -1,0 +1,55 @@
+"""A small seeded world for the real-time and policy tests, with session tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from server import sessions
+from storage.base import Conversation, Prison, Store, User
+
+
+@dataclass
+class World:
+    gaoming: Prison
+    sanshui: Prison
+    officer: User  # of Gaoming
+    other_officer: User  # of Sanshui
+    supervisor: User  # of Gaoming
+    relative: User  # verified for inmate A (Gaoming)
+    relative_b: User  # verified for inmate B (Gaoming)
+    stranger: User  # a relative with no verified link
+    conv: Conversation  # relative <-> Gaoming about inmate A
+    conv_b: Conversation  # relative_b <-> Gaoming about inmate B
+    extra_officers: list[User] = field(default_factory=list)  # more officers of Gaoming
+    tokens: dict[str, str] = field(default_factory=dict)  # login -> session token
+
+    def token(self, user: User) -> str:
+        return self.tokens[user.login]
+
+
+async def seed(store: Store, extra_officers: int = 0) -> World:
+    gaoming = await store.add_prison("GM", "Gaoming Prison", "Foshan")
+    sanshui = await store.add_prison("SS", "Sanshui Prison", "Foshan")
+    officer = await store.add_user("officer", "officer.li", "Officer Li", "x", [gaoming.id])
+    other = await store.add_user("officer", "officer.zhao", "Officer Zhao", "x", [sanshui.id])
+    supervisor = await store.add_user("supervisor", "sup.wang", "Wang Fang", "x", [gaoming.id])
+    relative = await store.add_user("relative", "13800000001", "Chen Mei", "x")
+    relative_b = await store.add_user("relative", "13800000002", "Huang Lan", "x")
+    stranger = await store.add_user("relative", "13800000003", "Stranger", "x")
+    inmate_a = await store.add_inmate(gaoming.id, "GM-001", "Chen Jian")
+    inmate_b = await store.add_inmate(gaoming.id, "GM-002", "Huang Bo")
+    for who, inmate in ((relative, inmate_a), (relative_b, inmate_b)):
+        link = await store.request_link(who.id, inmate.id, "mother", "household register")
+        await store.decide_link(link, "verified", officer.id, None)
+    conv = await store.open_conversation(relative.id, inmate_a.id)
+    conv_b = await store.open_conversation(relative_b.id, inmate_b.id)
+    world = World(
+        gaoming, sanshui, officer, other, supervisor, relative, relative_b, stranger, conv, conv_b
+    )
+    for n in range(extra_officers):
+        world.extra_officers.append(
+            await store.add_user("officer", f"officer.{n}", f"Officer {n}", "x", [gaoming.id])
+        )
+    for user in [officer, other, supervisor, relative, relative_b, stranger, *world.extra_officers]:
+        world.tokens[user.login] = await sessions.issue(store, user, days=1)
+    return world
