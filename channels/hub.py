@@ -120,6 +120,7 @@ class Hub:
         self._reconcile_interval = reconcile_interval
         self._clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
+        self._listeners: dict[str, list[Callable[[bytes], None]]] = {}
         self._reconciler: asyncio.Task[None] | None = None
         broker.bind(self._on_broker_message, self._on_broker_reconnect)
 
@@ -142,6 +143,8 @@ class Hub:
         processes through the broker. Never blocks and never fails the caller: a broker error
         is counted and repaired by the other processes' reconcilers."""
         sent_ms = int(self._clock() * 1000)
+        for listener in self._listeners.get(topic, ()):
+            listener(frame)
         topic_ = self._topics.get(topic)
         if topic_ is not None:
             self._route(topic_, seq, audience_, text_frame(frame), sent_ms)
@@ -164,6 +167,12 @@ class Hub:
         task.add_done_callback(self._tasks.discard)
 
     # subscriptions
+
+    async def listen(self, topic: str, callback: Callable[[bytes], None]) -> None:
+        """Have ``callback`` called with the payload of every event on ``topic``, from this
+        process and every other one (the server's control messages travel this way)."""
+        self._listeners.setdefault(topic, []).append(callback)
+        await self._broker.subscribe(topic)
 
     async def join(self, topic: str, peer: Peer, cursor: int | None = None) -> None:
         """Subscribe ``peer``. On a conversation topic, replay storage after ``cursor`` first
@@ -267,8 +276,12 @@ class Hub:
         except envelope.BadEnvelope:
             log.warning("dropped a malformed broker message", extra={"topic": topic})
             return
+        if event.origin == self.id:
+            return
+        for listener in self._listeners.get(topic, ()):
+            listener(event.frame)
         topic_ = self._topics.get(topic)
-        if event.origin == self.id or topic_ is None:
+        if topic_ is None:
             return
         self._route(topic_, event.seq, event.audience, text_frame(event.frame), event.sent_ms)
 

@@ -61,6 +61,7 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     commit = app[COMMIT] = GroupCommit(store, max_inflight=inflight)
     send_path = SendPath(store, commit, hub, RateLimiter(settings.send_rate, settings.send_burst))
     app[GATEWAY] = Gateway(settings, store, hub, send_path)
+    await app[GATEWAY].start()
     yield
     await hub.close()
     await broker.close()

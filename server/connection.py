@@ -33,12 +33,14 @@ class Connection:
     def __init__(
         self,
         ws: web.WebSocketResponse,
+        session: str,
         transport: asyncio.Transport,
         principal: Principal,
         *,
         max_buffer: int,
     ) -> None:
         self.ws = ws
+        self.session = session  # hex of the session's token hash
         self.transport = transport
         self.principal = principal
         self.max_buffer = max_buffer

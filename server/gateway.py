@@ -15,7 +15,9 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Awaitable
+from typing import Literal
 
+import msgspec
 from aiohttp import WSMsgType, web
 
 from channels import metrics
@@ -45,7 +47,7 @@ from server.authorize import authorize
 from server.config import Settings
 from server.connection import Connection
 from server.errors import json_error
-from server.policy import Denied, Principal
+from server.policy import Denied, Principal, sees_conversation
 from server.ratelimit import RateLimiter
 from server.sending import SendPath
 from storage.base import Store, StoreUnavailable, User
@@ -53,6 +55,17 @@ from storage.base import Store, StoreUnavailable, User
 log = logging.getLogger(__name__)
 
 TYPING_EVERY = 2.0  # seconds: one typing event per user and conversation, the rest dropped
+CONTROL_TOPIC = "control"
+
+
+class Control(msgspec.Struct, frozen=True):
+    """A message to the gateways of every process about one user's sockets."""
+
+    op: Literal["close", "refresh"]
+    user: int
+    code: int = CloseCode.NOT_AUTHENTICATED
+    reason: str = ""
+    session: str | None = None  # only the sockets of this session (hex of its token hash)
 
 
 class Gateway:
@@ -65,6 +78,10 @@ class Gateway:
         self.typing = RateLimiter(rate=1 / TYPING_EVERY, burst=1)
         self.closing = False
         self._handlers: set[asyncio.Task[object]] = set()
+        self._refreshing: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        await self.hub.listen(CONTROL_TOPIC, self._on_control)
 
     # handshake
 
@@ -98,6 +115,7 @@ class Gateway:
         assert transport is not None
         conn = Connection(
             ws,
+            sessions.token_hash(token).hex(),
             transport,
             principal,
             max_buffer=self.settings.max_outbound_bytes,
@@ -226,12 +244,56 @@ class Gateway:
             event = ReadEvent(conv=conv.id, user=conn.user_id, seq=seq)
             self.hub.publish(conversation_topic(conv.id), encode(event))
 
-    # operations
+    # operations, on every process
 
-    def close_user(self, user_id: int, code: int, reason: str) -> None:
-        """Close every socket of a user on this process (logout, revocation)."""
-        for conn in list(self.by_user.get(user_id, ())):
-            conn.kick(code, reason)
+    def close_user(
+        self,
+        user_id: int,
+        code: int = 4401,
+        reason: str = "signed out",
+        session: bytes | None = None,
+    ) -> None:
+        """Close a user's sockets on every process: all of them, or those of one session
+        (its token hash) when ``session`` is given (logout, session or account revoked)."""
+        control = Control("close", user_id, code, reason, session.hex() if session else None)
+        self.hub.publish(CONTROL_TOPIC, msgspec.json.encode(control))
+
+    def refresh_user(self, user_id: int) -> None:
+        """Re-read a user's permissions on every process (a family link was decided or
+        revoked): its sockets leave, at once, every conversation it may no longer see."""
+        self.hub.publish(CONTROL_TOPIC, msgspec.json.encode(Control("refresh", user_id)))
+
+    def _on_control(self, data: bytes) -> None:
+        try:
+            control = msgspec.json.decode(data, type=Control)
+        except msgspec.ValidationError:
+            log.warning("dropped a malformed control message")
+            return
+        conns = list(self.by_user.get(control.user, ()))
+        if control.op == "close":
+            for conn in conns:
+                if control.session in (None, conn.session):
+                    conn.kick(control.code, control.reason)
+        elif conns:
+            task = asyncio.ensure_future(self._refresh(conns))
+            self._refreshing.add(task)
+            task.add_done_callback(self._refreshing.discard)
+
+    async def _refresh(self, conns: list[Connection]) -> None:
+        try:
+            principal = await self.principal(conns[0].principal.user)
+        except StoreUnavailable:
+            for conn in conns:  # cannot re-check: make them reconnect, which re-checks
+                conn.kick(CloseCode.RESTARTING, "permissions changed")
+            return
+        for conn in conns:
+            conn.principal = principal
+            for conv_id, conv in list(conn.conversations.items()):
+                if not sees_conversation(principal, conv):
+                    del conn.conversations[conv_id]
+                    topic = conversation_topic(conv_id)
+                    conn.topics.discard(topic)
+                    await self.hub.leave(topic, conn)
 
     async def shutdown(
         self, commit_idle: Awaitable[None] | None = None, timeout: float = 5.0

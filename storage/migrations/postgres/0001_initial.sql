@@ -54,7 +54,11 @@ CREATE TABLE inmates (
 CREATE TABLE family_links (
     id           bigserial PRIMARY KEY,
     relative_id  bigint NOT NULL REFERENCES users (id),
-    inmate_id    bigint NOT NULL REFERENCES inmates (id),
+    -- what the relative claimed; inmate_id is set only when it names a real inmate, so the
+    -- answer to a request never reveals whether an inmate exists
+    prison_id    bigint REFERENCES prisons (id),
+    inmate_number text NOT NULL DEFAULT '',
+    inmate_id    bigint REFERENCES inmates (id),
     relationship text NOT NULL,
     evidence     text NOT NULL DEFAULT '',
     state        text NOT NULL DEFAULT 'pending'
