@@ -29,7 +29,6 @@ SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
 BROKER = web.AppKey("broker", Broker)
 HUB = web.AppKey("hub", Hub)
-COMMIT = web.AppKey("commit", GroupCommit)
 GATEWAY = web.AppKey("gateway", Gateway)
 
 
@@ -58,7 +57,7 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     await broker.start()
     await hub.start()
     inflight = 1 if settings.database_url.startswith("sqlite") else 4
-    commit = app[COMMIT] = GroupCommit(store, max_inflight=inflight)
+    commit = GroupCommit(store, max_inflight=inflight)
     send_path = SendPath(store, commit, hub, RateLimiter(settings.send_rate, settings.send_burst))
     app[GATEWAY] = Gateway(settings, store, hub, send_path)
     await app[GATEWAY].start()
@@ -68,7 +67,7 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _on_shutdown(app: web.Application) -> None:
-    await app[GATEWAY].shutdown(app[COMMIT].idle())
+    await app[GATEWAY].shutdown()
 
 
 async def _readyz(request: web.Request) -> web.Response:

@@ -14,7 +14,6 @@ import logging
 import os
 import time
 from collections import defaultdict
-from collections.abc import Awaitable
 from typing import Literal
 
 import msgspec
@@ -79,6 +78,8 @@ class Gateway:
         self.closing = False
         self._handlers: set[asyncio.Task[object]] = set()
         self._refreshing: set[asyncio.Task[None]] = set()
+        self._inflight = 0  # frames being handled; shutdown waits for them
+        self._drained = asyncio.Event()
 
     async def start(self) -> None:
         await self.hub.listen(CONTROL_TOPIC, self._on_control)
@@ -173,6 +174,17 @@ class Gateway:
                 break
 
     async def frame(self, conn: Connection, data: str, received: float) -> None:
+        if self.closing:
+            return  # not started, not acked: the client sends it again after reconnecting
+        self._inflight += 1
+        try:
+            await self._frame(conn, data, received)
+        finally:
+            self._inflight -= 1
+            if self.closing and not self._inflight:
+                self._drained.set()
+
+    async def _frame(self, conn: Connection, data: str, received: float) -> None:
         frame = decode_client(
             data,
             max_frame_bytes=self.settings.max_frame_bytes,
@@ -295,17 +307,16 @@ class Gateway:
                     conn.topics.discard(topic)
                     await self.hub.leave(topic, conn)
 
-    async def shutdown(
-        self, commit_idle: Awaitable[None] | None = None, timeout: float = 5.0
-    ) -> None:
-        """Refuse new sockets, let in-flight sends finish and be acked, then close every
-        socket with 1012 so clients reconnect (to another worker) and resume."""
+    async def shutdown(self, timeout: float = 5.0) -> None:
+        """Refuse new sockets and new frames, let the frames in flight finish (their sends
+        committed and acked), then close every socket with 1012 so clients reconnect (to
+        another worker) and resume."""
         self.closing = True
-        if commit_idle is not None:
+        if self._inflight:
             try:
-                await asyncio.wait_for(commit_idle, timeout)
+                await asyncio.wait_for(self._drained.wait(), timeout)
             except TimeoutError:
-                log.warning("shutdown: sends still in flight after %.0f s", timeout)
+                log.warning("shutdown: frames still in flight after %.0f s", timeout)
         conns = [c for group in self.by_user.values() for c in group]
         await asyncio.gather(
             *(c.ws.close(code=CloseCode.RESTARTING, message=b"server restarting") for c in conns),

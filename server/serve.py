@@ -15,6 +15,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import resource
+import shutil
 import signal
 import socket
 import sys
@@ -119,18 +120,24 @@ def _supervise(settings: Settings) -> int:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     context = multiprocessing.get_context("spawn")
     stopping = False
+    signalled: set[int] = set()
 
     def start() -> BaseProcess:
         process = context.Process(target=run_worker, args=(settings, True), daemon=False)
         process.start()
         return process
 
+    def forward() -> None:
+        """SIGTERM each live worker once: each drains its sends and closes with 1012."""
+        for process in workers:
+            if process.pid and process.pid not in signalled and process.is_alive():
+                signalled.add(process.pid)
+                os.kill(process.pid, signal.SIGTERM)
+
     def stop(signum: int, _: object) -> None:
         nonlocal stopping
         stopping = True
-        for process in workers:
-            if process.pid and process.is_alive():
-                os.kill(process.pid, signal.SIGTERM)
+        forward()
 
     workers = [start() for _ in range(settings.workers)]
     signal.signal(signal.SIGTERM, stop)
@@ -149,8 +156,13 @@ def _supervise(settings: Settings) -> int:
                 time.sleep(0.5)  # do not spin if workers die at once on start
                 workers[index] = start()
         multiprocessing.connection.wait([p.sentinel for p in workers], timeout=1.0)
+    forward()  # a worker started while the signal arrived has not heard it yet
     for process in workers:
         process.join(15)
+        if process.is_alive():
+            log.error("worker did not stop in time; killing it", extra={"pid": process.pid})
+            process.kill()
+    shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 

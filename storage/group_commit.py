@@ -29,8 +29,6 @@ class GroupCommit:
         self._max_queued = max_queued
         self._queue: list[tuple[NewMessage, asyncio.Future[Appended | None]]] = []
         self._inflight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
         self.batches = 0  # counters for the benchmark and tests
         self.appended = 0
 
@@ -41,7 +39,6 @@ class GroupCommit:
             raise Overloaded
         future: asyncio.Future[Appended | None] = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
-        self._idle.clear()
         if self._inflight < self._max_inflight:
             self._inflight += 1
             asyncio.get_running_loop().call_soon(self._launch)
@@ -70,9 +67,3 @@ class GroupCommit:
                         future.set_result(result)
         finally:
             self._inflight -= 1
-            if not self._inflight and not self._queue:
-                self._idle.set()
-
-    async def idle(self) -> None:
-        """Wait until nothing is queued or being written (graceful shutdown)."""
-        await self._idle.wait()

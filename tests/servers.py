@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -96,6 +97,7 @@ class ServerProcess:
             **(env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None
+        self.log = tempfile.NamedTemporaryFile(prefix="kinline-server-", suffix=".log")  # noqa: SIM115 (lives as long as the server)
 
     @property
     def http_url(self) -> str:
@@ -120,18 +122,27 @@ class ServerProcess:
             env=self.env,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self.log,
+            start_new_session=True,  # its own process group, so a kill reaches its workers
         )
         await wait_ready(self.http_url, self.process)
 
     def kill_worker(self, pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
+    def logs(self) -> str:
+        """What the server wrote to stderr (a file: a full pipe would block the server)."""
+        with open(self.log.name, encoding="utf-8", errors="replace") as written:
+            return written.read()
+
     async def stop(self) -> int:
         if self.process is None or self.process.poll() is not None:
             return self.process.returncode if self.process else 0
         self.process.send_signal(signal.SIGTERM)
-        code = await asyncio.to_thread(self.process.wait, 20)
-        assert self.process.stderr is not None
-        self.stderr = self.process.stderr.read().decode(errors="replace")
-        return code
+        try:
+            return await asyncio.to_thread(self.process.wait, 20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)  # the workers too, never orphans
+            raise TimeoutError(
+                f"server did not stop; its log ends:\n{self.logs()[-4000:]}"
+            ) from None

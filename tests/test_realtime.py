@@ -161,16 +161,12 @@ async def test_twenty_senders_fifty_messages_each_every_reader_sees_one_to_a_tho
     senders = [w.officer, *w.extra_officers, w.relative]
     assert len(senders) == 20
     readers = [w.relative, w.supervisor, w.officer]
-    async with ReaderGroup(
-        [Reader(client(live.url, w.token(u))) for u in readers]
-    ) as watching:
+    async with ReaderGroup([Reader(client(live.url, w.token(u))) for u in readers]) as watching:
         for reader in watching:
             await reader.client.watch(w.conv.id, after=0)
         for reader in watching:
             await reader.client.connected.wait()
-        async with ReaderGroup(
-            [Reader(client(live.url, w.token(u))) for u in senders]
-        ) as sending:
+        async with ReaderGroup([Reader(client(live.url, w.token(u))) for u in senders]) as sending:
 
             async def burst(reader: Reader) -> list[Ack]:
                 return [await reader.client.send(w.conv.id, f"n{n}") for n in range(50)]
