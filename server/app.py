@@ -56,7 +56,7 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     hub = app[HUB] = Hub(broker, store)
     await broker.start()
     await hub.start()
-    inflight = 1 if settings.database_url.startswith("sqlite") else 4
+    inflight = 1 if settings.database_url.startswith("sqlite") else 2
     commit = GroupCommit(store, max_inflight=inflight)
     send_path = SendPath(store, commit, hub, RateLimiter(settings.send_rate, settings.send_burst))
     app[GATEWAY] = Gateway(settings, store, hub, send_path)

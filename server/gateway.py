@@ -79,7 +79,8 @@ class Gateway:
         self._handlers: set[asyncio.Task[object]] = set()
         self._refreshing: set[asyncio.Task[None]] = set()
         self._inflight = 0  # frames being handled; shutdown waits for them
-        self._drained = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     async def start(self) -> None:
         await self.hub.listen(CONTROL_TOPIC, self._on_control)
@@ -177,12 +178,13 @@ class Gateway:
         if self.closing:
             return  # not started, not acked: the client sends it again after reconnecting
         self._inflight += 1
+        self._idle.clear()
         try:
             await self._frame(conn, data, received)
         finally:
             self._inflight -= 1
-            if self.closing and not self._inflight:
-                self._drained.set()
+            if not self._inflight:
+                self._idle.set()
 
     async def _frame(self, conn: Connection, data: str, received: float) -> None:
         frame = decode_client(
@@ -314,7 +316,7 @@ class Gateway:
         self.closing = True
         if self._inflight:
             try:
-                await asyncio.wait_for(self._drained.wait(), timeout)
+                await asyncio.wait_for(self._idle.wait(), timeout)
             except TimeoutError:
                 log.warning("shutdown: frames still in flight after %.0f s", timeout)
         conns = [c for group in self.by_user.values() for c in group]

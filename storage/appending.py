@@ -1,10 +1,11 @@
-"""How a batch of messages is appended: the pure part shared by both stores.
+"""How a batch of messages is appended: the pure parts the stores share.
 
-A store locks the batch's conversation rows, reads their ``last_seq`` and the messages already
-stored under the batch's ``(conversation, sender, cid)`` keys, then asks ``plan`` which items are
-new and which seq each gets. It inserts ``plan.fresh`` and calls ``plan.finish`` with the ids and
-timestamps the database gave them. Keeping this here means the two stores cannot disagree on
-idempotency or on seq assignment.
+SQLite: the store locks the database, reads the batch's ``last_seq`` and the messages already
+stored under its ``(conversation, sender, cid)`` keys, asks ``plan`` which items are new and
+which seq each gets, inserts ``plan.fresh`` and calls ``plan.finish``. PostgreSQL does the
+same in one SQL function (``kinline_append``) and hands its rows to ``assemble``. Both give
+the same answers: an item whose cid is stored (or repeated in the batch) gets the stored
+message with ``created=False``; an item whose conversation does not exist gets ``None``.
 """
 
 from __future__ import annotations
@@ -78,3 +79,39 @@ def plan(
             result.fresh.append((index, item, seqs[item.conversation_id]))
             result.last_seqs[item.conversation_id] = seqs[item.conversation_id]
     return result
+
+
+@dataclass(frozen=True)
+class Stored:
+    id: int
+    seq: int
+    created_at: datetime
+    created: bool
+
+
+def assemble(items: Sequence[NewMessage], found: Mapping[int, Stored]) -> list[Appended | None]:
+    """Results from ``found`` (item index -> its row); an item repeated later in the batch
+    has no row of its own and shares the first one's, as a repeat."""
+    by_key = {key_of(items[index]): row for index, row in found.items()}
+    results: list[Appended | None] = []
+    for index, item in enumerate(items):
+        row = found.get(index)
+        repeat = row is None
+        row = row or by_key.get(key_of(item))
+        if row is None:
+            results.append(None)
+            continue
+        message = Message(
+            row.id,
+            item.conversation_id,
+            row.seq,
+            item.sender_id,
+            item.sender_role,
+            item.sender_name,
+            item.cid,
+            item.kind,
+            item.body,
+            row.created_at,
+        )
+        results.append(Appended(message, created=row.created and not repeat))
+    return results

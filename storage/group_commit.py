@@ -3,45 +3,63 @@
 Every ``append`` waits for the commit of the batch that carried it, so "ack after commit" holds.
 While ``max_inflight`` batches are being written, new appends queue and leave together in the
 next batch: under load a transaction carries many messages instead of one, and a commit's
-fsync is paid once per batch. At most ``max_queued`` appends wait; past that ``append`` raises
-``Overloaded`` at once, so latency for admitted messages stays bounded instead of a queue
-growing without end (callers answer ``rate_limited``).
+fsync is paid once per batch.
+
+Admission: when the oldest waiting append has waited longer than ``max_wait`` (the store is
+not keeping up), or ``max_queued`` appends wait, ``append`` raises ``Overloaded`` at once
+(callers answer ``rate_limited``). Past saturation, admitted messages keep a bounded latency
+instead of joining a queue that grows for seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
+from collections.abc import Callable
 
 from storage.base import Appended, NewMessage, Store
 
 
 class Overloaded(Exception):
-    """Too many appends are already waiting; try again shortly."""
+    """The store is not keeping up; try again shortly."""
 
 
 class GroupCommit:
     def __init__(
-        self, store: Store, *, max_batch: int = 256, max_inflight: int = 2, max_queued: int = 4096
+        self,
+        store: Store,
+        *,
+        max_batch: int = 256,
+        max_inflight: int = 2,
+        max_queued: int = 4096,
+        max_wait: float = 0.1,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self._store = store
         self._max_batch = max_batch
         self._max_inflight = max_inflight
         self._max_queued = max_queued
-        self._queue: list[tuple[NewMessage, asyncio.Future[Appended | None]]] = []
+        self._max_wait = max_wait
+        self._clock = clock
+        self._queue: deque[tuple[NewMessage, asyncio.Future[Appended | None], float]] = deque()
         self._inflight = 0
         self.batches = 0  # counters for the benchmark and tests
         self.appended = 0
 
     async def append(self, item: NewMessage) -> Appended | None:
         """Commit ``item`` (in some batch); ``None`` if its conversation does not exist.
-        Raises ``StoreUnavailable`` (nothing committed) or ``Overloaded``."""
-        if len(self._queue) >= self._max_queued:
+        Raises ``StoreUnavailable`` (nothing committed) or ``Overloaded`` (not attempted)."""
+        loop = asyncio.get_running_loop()
+        now = (self._clock or loop.time)()
+        if len(self._queue) >= self._max_queued or (
+            self._queue and now - self._queue[0][2] > self._max_wait
+        ):
             raise Overloaded
-        future: asyncio.Future[Appended | None] = asyncio.get_running_loop().create_future()
-        self._queue.append((item, future))
+        future: asyncio.Future[Appended | None] = loop.create_future()
+        self._queue.append((item, future, now))
         if self._inflight < self._max_inflight:
             self._inflight += 1
-            asyncio.get_running_loop().call_soon(self._launch)
+            loop.call_soon(self._launch)
         return await future
 
     def _launch(self) -> None:
@@ -51,18 +69,19 @@ class GroupCommit:
     async def _drain(self) -> None:
         try:
             while self._queue:
-                batch = self._queue[: self._max_batch]
-                del self._queue[: self._max_batch]
+                batch = [
+                    self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))
+                ]
                 try:
-                    results = await self._store.append_messages([item for item, _ in batch])
+                    results = await self._store.append_messages([item for item, _, _ in batch])
                 except Exception as exc:
-                    for _, future in batch:
+                    for _, future, _ in batch:
                         if not future.done():
                             future.set_exception(exc)
                     continue
                 self.batches += 1
                 self.appended += len(batch)
-                for (_, future), result in zip(batch, results, strict=True):
+                for (_, future, _), result in zip(batch, results, strict=True):
                     if not future.done():
                         future.set_result(result)
         finally:

@@ -97,6 +97,11 @@ def _audit(row: asyncpg.Record) -> AuditEntry:
     )
 
 
+async def _keep_session(_: asyncpg.Connection) -> None:
+    """Kinline sets no session state (no LISTEN, SET or session advisory lock), so the
+    pool's default reset, a round trip on every release, has nothing to undo."""
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for kind in ("json", "jsonb"):
         await conn.set_type_codec(
@@ -124,6 +129,7 @@ class PostgresStore:
                 timeout=timeout,
                 command_timeout=timeout,
                 init=_init_connection,
+                reset=_keep_session,
             )
         except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
@@ -354,59 +360,25 @@ class PostgresStore:
         return [_conversation(r) for r in rows]
 
     async def append_messages(self, items: Sequence[NewMessage]) -> list[Appended | None]:
+        """One statement, one round trip: ``kinline_append`` (migration 0001) locks the
+        conversations, dedupes by cid and numbers the new messages atomically."""
         if not items:
             return []
-        conv_ids = sorted({i.conversation_id for i in items})
-        async with self._conn() as conn, conn.transaction():
-            # Lock the conversation rows in id order (no deadlock between concurrent batches):
-            # seq is assigned under these locks, so it cannot skip or repeat.
+        async with self._conn() as conn:
             rows = await conn.fetch(
-                "SELECT id, last_seq FROM conversations WHERE id = ANY($1::bigint[])"
-                " ORDER BY id FOR UPDATE",
-                conv_ids,
+                "SELECT * FROM kinline_append($1, $2, $3, $4, $5, $6)",
+                [i.conversation_id for i in items],
+                [i.sender_id for i in items],
+                [i.sender_role for i in items],
+                [i.cid for i in items],
+                [i.kind for i in items],
+                [i.body for i in items],
             )
-            last = {r["id"]: r["last_seq"] for r in rows}
-            keys = [appending.key_of(i) for i in items if i.conversation_id in last]
-            stored = (
-                {
-                    (r["conversation_id"], r["sender_id"], r["cid"]): _message(r)
-                    for r in await conn.fetch(
-                        _MESSAGE
-                        + " JOIN unnest($1::bigint[], $2::bigint[], $3::text[]) AS k(c, s, cid)"
-                        " ON m.conversation_id = k.c AND m.sender_id = k.s AND m.cid = k.cid",
-                        [k[0] for k in keys],
-                        [k[1] for k in keys],
-                        [k[2] for k in keys],
-                    )
-                }
-                if keys
-                else {}
-            )
-            batch = appending.plan(items, last, stored)
-            if batch.fresh:
-                inserted = await conn.fetch(
-                    "INSERT INTO messages (conversation_id, seq, sender_id, sender_role, cid, kind,"
-                    " body) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[],"
-                    " $4::text[], $5::text[], $6::text[], $7::text[])"
-                    " RETURNING id, conversation_id, seq, created_at",
-                    [f[1].conversation_id for f in batch.fresh],
-                    [f[2] for f in batch.fresh],
-                    [f[1].sender_id for f in batch.fresh],
-                    [f[1].sender_role for f in batch.fresh],
-                    [f[1].cid for f in batch.fresh],
-                    [f[1].kind for f in batch.fresh],
-                    [f[1].body for f in batch.fresh],
-                )
-                await conn.execute(
-                    "UPDATE conversations c SET last_seq = v.seq, updated_at = now()"
-                    " FROM unnest($1::bigint[], $2::bigint[]) AS v(id, seq) WHERE c.id = v.id",
-                    list(batch.last_seqs),
-                    list(batch.last_seqs.values()),
-                )
-                return batch.finish(
-                    {(r["conversation_id"], r["seq"]): (r["id"], r["created_at"]) for r in inserted}
-                )
-        return batch.finish({})
+        found = {
+            r["ord"] - 1: appending.Stored(r["id"], r["seq"], r["created_at"], r["created"])
+            for r in rows
+        }
+        return appending.assemble(items, found)
 
     async def messages(
         self,

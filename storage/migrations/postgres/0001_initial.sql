@@ -208,3 +208,55 @@ BEGIN
 END $$;
 CREATE TRIGGER audit_entries_append_only BEFORE UPDATE OR DELETE ON audit_entries
     FOR EACH ROW EXECUTE FUNCTION audit_entries_append_only();
+
+-- Append a batch of messages in one statement (one round trip), atomically:
+-- lock the batch's conversations in id order, return what is already stored under each
+-- (conversation, sender, cid), and give each new message the next seq of its conversation.
+-- Each statement of a plpgsql function takes a fresh snapshot, so the lookups after the lock
+-- see everything committed by whoever held the lock before.
+CREATE FUNCTION kinline_append(
+    p_conv bigint[], p_sender bigint[], p_role text[], p_cid text[], p_kind text[], p_body text[]
+) RETURNS TABLE (ord integer, id bigint, conversation_id bigint, seq bigint,
+                 created_at timestamptz, created boolean)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+BEGIN
+    PERFORM 1 FROM conversations c WHERE c.id = ANY (p_conv) ORDER BY c.id FOR UPDATE;
+    RETURN QUERY
+    WITH input AS (
+        SELECT t.n::integer AS n, t.conv, t.sender, t.role, t.cid, t.kind, t.body
+        FROM unnest(p_conv, p_sender, p_role, p_cid, p_kind, p_body)
+             WITH ORDINALITY AS t(conv, sender, role, cid, kind, body, n)
+        WHERE EXISTS (SELECT 1 FROM conversations c WHERE c.id = t.conv)
+    ),
+    existing AS (
+        SELECT i.n, m.id AS mid, m.conversation_id AS conv, m.seq AS mseq, m.created_at AS mat
+        FROM input i JOIN messages m
+          ON m.conversation_id = i.conv AND m.sender_id = i.sender AND m.cid = i.cid
+    ),
+    fresh AS (
+        SELECT DISTINCT ON (i.conv, i.sender, i.cid) i.*
+        FROM input i
+        WHERE NOT EXISTS (SELECT 1 FROM existing e WHERE e.n = i.n)
+        ORDER BY i.conv, i.sender, i.cid, i.n
+    ),
+    numbered AS (
+        SELECT f.*, c.last_seq + row_number() OVER (PARTITION BY f.conv ORDER BY f.n) AS nseq
+        FROM fresh f JOIN conversations c ON c.id = f.conv
+    ),
+    inserted AS (
+        INSERT INTO messages (conversation_id, seq, sender_id, sender_role, cid, kind, body)
+        SELECT nb.conv, nb.nseq, nb.sender, nb.role, nb.cid, nb.kind, nb.body FROM numbered nb
+        RETURNING messages.id AS mid, messages.conversation_id AS conv, messages.seq AS mseq,
+                  messages.created_at AS mat
+    ),
+    bumped AS (
+        UPDATE conversations c SET last_seq = b.top, updated_at = now()
+        FROM (SELECT nb.conv, max(nb.nseq) AS top FROM numbered nb GROUP BY nb.conv) b
+        WHERE c.id = b.conv
+    )
+    SELECT nb.n, ins.mid, ins.conv, ins.mseq, ins.mat, true
+    FROM inserted ins JOIN numbered nb ON nb.conv = ins.conv AND nb.nseq = ins.mseq
+    UNION ALL
+    SELECT e.n, e.mid, e.conv, e.mseq, e.mat, false FROM existing e;
+END $$;
