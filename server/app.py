@@ -16,8 +16,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from channels.broker import Broker
 from channels.broker_memory import MemoryBroker
 from channels.hub import Hub
+from channels.presence import MemoryPresence, Presence
 from server import health
 from server.config import Settings
+from server.duty import DutyRoster
 from server.errors import errors_and_headers
 from server.gateway import Gateway
 from server.ratelimit import RateLimiter
@@ -50,18 +52,34 @@ def make_broker(settings: Settings) -> Broker:
     return MemoryBroker()
 
 
+def make_presence(settings: Settings) -> Presence:
+    if settings.redis_url:
+        from channels.presence import RedisPresence
+
+        return RedisPresence(settings.redis_url, key_prefix=f"{settings.redis_prefix}presence:")
+    return MemoryPresence()
+
+
 async def _realtime(app: web.Application) -> AsyncIterator[None]:
     settings, store = app[SETTINGS], app[STORE]
     broker = app[BROKER] = make_broker(settings)
     hub = app[HUB] = Hub(broker, store)
     await broker.start()
     await hub.start()
-    inflight = 1 if settings.database_url.startswith("sqlite") else 2
-    commit = GroupCommit(store, max_inflight=inflight)
+    commit = GroupCommit(store)
     send_path = SendPath(store, commit, hub, RateLimiter(settings.send_rate, settings.send_burst))
-    app[GATEWAY] = Gateway(settings, store, hub, send_path)
+    roster = DutyRoster(
+        make_presence(settings),
+        hub,
+        store,
+        ttl=settings.presence_ttl,
+        interval=settings.presence_ttl / 3,
+    )
+    await roster.start()
+    app[GATEWAY] = Gateway(settings, store, hub, send_path, roster)
     await app[GATEWAY].start()
     yield
+    await roster.close()
     await hub.close()
     await broker.close()
 
@@ -91,8 +109,12 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
 
 
 def build_app(settings: Settings, *, store: Store | None = None) -> web.Application:
+    from server.api import add_routes  # imports this module's AppKeys
+    from server.api.security import cookie_origin_guard
+
     app = web.Application(
-        middlewares=[errors_and_headers], client_max_size=settings.max_request_bytes
+        middlewares=[errors_and_headers, cookie_origin_guard(settings)],
+        client_max_size=settings.max_request_bytes,
     )
     app[SETTINGS] = settings
     if store is not None:
@@ -112,4 +134,5 @@ def build_app(settings: Settings, *, store: Store | None = None) -> web.Applicat
     app.router.add_get("/ws", _websocket)
     app.router.add_get("/", _index)
     app.router.add_static("/static/", web_dir, follow_symlinks=False)
+    add_routes(app)  # /api/v1 (server/api)
     return app

@@ -41,6 +41,7 @@ class Settings:
     max_sockets_per_user: int = 8
     max_outbound_bytes: int = 512 * 1024  # unsent bytes for one socket before it is closed 4008
     heartbeat: float = 20.0
+    presence_ttl: float = 30.0  # an on-duty officer whose process died stops counting after this
     max_request_bytes: int = 64 * 1024
     session_days: int = 30
     log_format: str = "auto"  # auto (json unless a terminal) | json | text
@@ -130,6 +131,7 @@ PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "max_sockets_per_user": ("KINLINE_MAX_SOCKETS_PER_USER", _int(1)),
     "max_outbound_bytes": ("KINLINE_MAX_OUTBOUND_BYTES", _int(4096)),
     "heartbeat": ("KINLINE_HEARTBEAT", _positive_float),
+    "presence_ttl": ("KINLINE_PRESENCE_TTL", _positive_float),
     "max_request_bytes": ("KINLINE_MAX_REQUEST_BYTES", _int(1024)),
     "session_days": ("KINLINE_SESSION_DAYS", _int(1)),
     "log_format": ("KINLINE_LOG_FORMAT", _choice("auto", "json", "text")),

@@ -10,6 +10,7 @@ frames are handled in order, so its sends are acked, and sequenced, in the order
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -20,7 +21,13 @@ import msgspec
 from aiohttp import WSMsgType, web
 
 from channels import metrics
-from channels.events import conversation_topic, user_topic
+from channels.broker import BrokerUnavailable
+from channels.events import (
+    conversation_topic,
+    prison_relatives_topic,
+    prison_staff_topic,
+    user_topic,
+)
 from channels.hub import Hub
 from channels.protocol import (
     SUBPROTOCOL,
@@ -45,6 +52,7 @@ from server import sessions
 from server.authorize import authorize
 from server.config import Settings
 from server.connection import Connection
+from server.duty import DutyRoster
 from server.errors import json_error
 from server.policy import Denied, Principal, sees_conversation
 from server.ratelimit import RateLimiter
@@ -68,10 +76,13 @@ class Control(msgspec.Struct, frozen=True):
 
 
 class Gateway:
-    def __init__(self, settings: Settings, store: Store, hub: Hub, send_path: SendPath) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, hub: Hub, send_path: SendPath, roster: DutyRoster
+    ) -> None:
         self.settings = settings
         self.store = store
         self.hub = hub
+        self.roster = roster
         self.send_path = send_path
         self.by_user: dict[int, set[Connection]] = defaultdict(set)
         self.typing = RateLimiter(rate=1 / TYPING_EVERY, burst=1)
@@ -164,6 +175,33 @@ class Gateway:
             )
         )
         await self._join(conn, user_topic(user.id), None)
+        prisons = await self._prisons_followed(conn)
+        on_duty = user.role == "officer"
+        for prison in prisons:
+            topic = prison_staff_topic(prison) if conn.is_staff else prison_relatives_topic(prison)
+            await self._join(conn, topic, None)
+            self.roster.follow(prison)
+        try:
+            if on_duty:
+                await self.roster.arrive(UserRef(user.id, user.role, user.name), user.prison_ids)
+            for prison in prisons:
+                with contextlib.suppress(BrokerUnavailable):
+                    conn.send(await self.roster.now(prison, staff=conn.is_staff))
+            await self._frames(conn)
+        finally:
+            for prison in prisons:
+                self.roster.unfollow(prison)
+            if on_duty:
+                await self.roster.depart(user.id, user.prison_ids)
+
+    async def _prisons_followed(self, conn: Connection) -> tuple[int, ...]:
+        """Staff follow their prisons; a relative, the prisons of its verified inmates."""
+        if conn.is_staff:
+            return conn.principal.user.prison_ids
+        inmates = [await self.store.inmate(i) for i in sorted(conn.principal.verified_inmates)]
+        return tuple(sorted({inmate.prison_id for inmate in inmates}))
+
+    async def _frames(self, conn: Connection) -> None:
         async for msg in conn.ws:
             if conn.closed:
                 break
@@ -314,11 +352,12 @@ class Gateway:
         committed and acked), then close every socket with 1012 so clients reconnect (to
         another worker) and resume."""
         self.closing = True
-        if self._inflight:
-            try:
-                await asyncio.wait_for(self._idle.wait(), timeout)
-            except TimeoutError:
-                log.warning("shutdown: frames still in flight after %.0f s", timeout)
+        try:
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()  # frames being handled
+                await self.send_path.idle()  # their sends committed and acked
+        except TimeoutError:
+            log.warning("shutdown: sends still unanswered after %.0f s", timeout)
         conns = [c for group in self.by_user.values() for c in group]
         await asyncio.gather(
             *(c.ws.close(code=CloseCode.RESTARTING, message=b"server restarting") for c in conns),

@@ -1,7 +1,12 @@
 """The send path, in one place: authorize, append (atomic seq, idempotent cid), ack, publish.
 
 - The ack is written only after the message's transaction committed (group commit may carry
-  it with others; ``GroupCommit.append`` returns after the commit).
+  it with others; the ack is written from the commit's completion callback).
+- Pipelined: a socket's sends are authorized and queued in the order they arrived, and the
+  socket goes on reading while they commit. Group commit writes one batch at a time, so a
+  sender's messages get seqs, and acks, in the order it sent them. Sends not yet acked are
+  capped per socket (``MAX_UNACKED``); past the cap, or when the store is not keeping up,
+  a send is refused with ``rate_limited`` at once instead of queueing without bound.
 - Storage down: ``error {code: unavailable, cid}`` and no ack; the client keeps the message
   and sends it again with the same cid, which can never store it twice.
 - A retried cid that was already stored is acked again with the original seq and not
@@ -10,7 +15,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import logging
 import time
+from collections import Counter
 
 from channels import metrics
 from channels.events import audience, conversation_topic, message_bytes
@@ -20,8 +29,13 @@ from server.authorize import authorize
 from server.connection import Connection
 from server.policy import Denied
 from server.ratelimit import RateLimiter
-from storage.base import NewMessage, Store, StoreUnavailable
+from storage.base import Appended, NewMessage, Store, StoreUnavailable
 from storage.group_commit import GroupCommit, Overloaded
+
+log = logging.getLogger(__name__)
+
+
+MAX_UNACKED = 256  # per socket
 
 
 class SendPath:
@@ -30,8 +44,12 @@ class SendPath:
         self._commit = commit
         self._hub = hub
         self._limiter = limiter
+        self._unacked: Counter[Connection] = Counter()
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     async def send(self, conn: Connection, frame: Send, received: float) -> None:
+        """Authorize and queue the message; its ack (or error) follows once it is committed."""
         try:
             conv = await authorize(self._store, conn, frame.conv, frame.kind)
         except Denied as denied:
@@ -46,29 +64,66 @@ class SendPath:
                 ErrorCode.RATE_LIMITED, f"sending too fast; retry in {wait:.1f} s", frame.cid
             )
             return
+        if self._unacked[conn] >= MAX_UNACKED:
+            conn.error(ErrorCode.RATE_LIMITED, "too many messages awaiting their ack", frame.cid)
+            return
         user = conn.principal.user
         item = NewMessage(conv.id, user.id, user.role, frame.cid, frame.body, frame.kind, user.name)
         try:
-            appended = await self._commit.append(item)
-        except StoreUnavailable:
-            conn.error(ErrorCode.UNAVAILABLE, "storage is unavailable; not stored", frame.cid)
-            return
+            committed = self._commit.submit(item)
         except Overloaded:
             conn.error(ErrorCode.RATE_LIMITED, "server busy; retry shortly", frame.cid)
             return
+        self._unacked[conn] += 1
+        self._idle.clear()
+        committed.add_done_callback(functools.partial(self._settle, conn, frame, received))
+
+    def _settle(
+        self,
+        conn: Connection,
+        frame: Send,
+        received: float,
+        committed: asyncio.Future[Appended | None],
+    ) -> None:
+        self._unacked[conn] -= 1
+        if self._unacked[conn] <= 0:
+            del self._unacked[conn]
+            if not self._unacked:
+                self._idle.set()
+        if committed.cancelled():
+            return
+        error = committed.exception()
+        if isinstance(error, StoreUnavailable):
+            conn.error(ErrorCode.UNAVAILABLE, "storage is unavailable; not stored", frame.cid)
+            return
+        if error is not None:
+            log.error("append failed", exc_info=error)
+            conn.error(ErrorCode.INTERNAL, "internal error; not stored", frame.cid)
+            return
+        appended = committed.result()
         if appended is None:
             conn.error(ErrorCode.NOT_FOUND, "no such conversation", frame.cid)
             return
         message = appended.message
         conn.send(
-            Ack(cid=frame.cid, conv=conv.id, seq=message.seq, id=message.id, at=message.created_at)
+            Ack(
+                cid=frame.cid,
+                conv=message.conversation_id,
+                seq=message.seq,
+                id=message.id,
+                at=message.created_at,
+            )
         )
         metrics.messages_acked.inc()
         metrics.ack_latency.observe(time.perf_counter() - received)
         if appended.created:
             self._hub.publish(
-                conversation_topic(conv.id),
+                conversation_topic(message.conversation_id),
                 message_bytes(message),
                 seq=message.seq,
                 audience_=audience(message),
             )
+
+    async def idle(self) -> None:
+        """Wait until every queued send is committed and answered (graceful shutdown)."""
+        await self._idle.wait()

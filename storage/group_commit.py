@@ -5,6 +5,10 @@ While ``max_inflight`` batches are being written, new appends queue and leave to
 next batch: under load a transaction carries many messages instead of one, and a commit's
 fsync is paid once per batch.
 
+``max_inflight`` is 1 unless a caller knows better: batches then commit in queue order, so
+messages queued in order get their seqs in that order (two batches in flight could take the
+conversation's lock in either order).
+
 Admission: when the oldest waiting append has waited longer than ``max_wait`` (the store is
 not keeping up), or ``max_queued`` appends wait, ``append`` raises ``Overloaded`` at once
 (callers answer ``rate_limited``). Past saturation, admitted messages keep a bounded latency
@@ -30,7 +34,7 @@ class GroupCommit:
         store: Store,
         *,
         max_batch: int = 256,
-        max_inflight: int = 2,
+        max_inflight: int = 1,
         max_queued: int = 4096,
         max_wait: float = 0.1,
         clock: Callable[[], float] | None = None,
@@ -49,6 +53,11 @@ class GroupCommit:
     async def append(self, item: NewMessage) -> Appended | None:
         """Commit ``item`` (in some batch); ``None`` if its conversation does not exist.
         Raises ``StoreUnavailable`` (nothing committed) or ``Overloaded`` (not attempted)."""
+        return await self.submit(item)
+
+    def submit(self, item: NewMessage) -> asyncio.Future[Appended | None]:
+        """Queue ``item`` now (queue order is commit order) and return the future of its
+        commit. Raises ``Overloaded`` at once, without queueing, when the store lags."""
         loop = asyncio.get_running_loop()
         now = (self._clock or loop.time)()
         if len(self._queue) >= self._max_queued or (
@@ -60,7 +69,7 @@ class GroupCommit:
         if self._inflight < self._max_inflight:
             self._inflight += 1
             loop.call_soon(self._launch)
-        return await future
+        return future
 
     def _launch(self) -> None:
         task = asyncio.ensure_future(self._drain())

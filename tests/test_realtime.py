@@ -13,6 +13,7 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -82,15 +83,23 @@ async def raw(live: Live, token: str) -> ClientConnection:
         compression=None,
         max_size=None,
     )
-    welcome = json.loads(await ws.recv())
+    welcome = await recv(ws)
     assert welcome["type"] == "welcome"
     return ws
+
+
+async def recv(ws: ClientConnection) -> dict[str, Any]:
+    """The next frame, past ``presence`` events (they come whenever duty changes)."""
+    while True:
+        frame: dict[str, Any] = json.loads(await ws.recv())
+        if frame["type"] != "presence":
+            return frame
 
 
 async def next_error(ws: ClientConnection) -> dict[str, object]:
     async with asyncio.timeout(5):
         while True:
-            frame = json.loads(await ws.recv())
+            frame = await recv(ws)
             if frame["type"] == "error":
                 return frame  # type: ignore[no-any-return]
 
@@ -106,7 +115,7 @@ async def test_message_reaches_the_officer_in_order_and_the_ack_follows_the_comm
         Reader(client(live.url, w.token(w.officer))) as officer,
         Reader(client(live.url, w.token(w.relative))) as relative,
     ):
-        await officer.client.watch(w.conv.id)
+        await officer.client.watch(w.conv.id, after=0)
         await officer.client.connected.wait()
         acks = [await relative.client.send(w.conv.id, f"question {n}") for n in range(1, 21)]
         assert [a.seq for a in acks] == list(range(1, 21))
@@ -122,9 +131,9 @@ async def test_resending_a_cid_returns_the_same_ack_and_stores_once(live: Live) 
     ws = await raw(live, w.token(w.relative))
     frame = json.dumps({"type": "send", "conv": w.conv.id, "cid": "c-42", "body": "hello"})
     await ws.send(frame)
-    first = json.loads(await ws.recv())
+    first = await recv(ws)
     await ws.send(frame)
-    again = json.loads(await ws.recv())
+    again = await recv(ws)
     assert first["type"] == again["type"] == "ack"
     assert (first["seq"], first["id"]) == (again["seq"], again["id"]) == (1, first["id"])
     assert len(await live.store.messages(w.conv.id)) == 1
@@ -358,7 +367,7 @@ async def test_sending_too_fast_is_refused_with_rate_limited(live: Live) -> None
     answers = []
     for n in range(5):
         await ws.send(json.dumps({"type": "send", "conv": w.conv.id, "cid": f"c{n}", "body": "x"}))
-        answers.append(json.loads(await ws.recv()))
+        answers.append(await recv(ws))
     assert [a["type"] for a in answers] == ["ack", "ack", "ack", "error", "error"]
     assert answers[3]["code"] == "rate_limited" and answers[3]["cid"] == "c3"
     assert len(await live.store.messages(w.conv.id)) == 3
@@ -374,7 +383,7 @@ async def test_a_user_past_its_connection_cap_is_refused_with_4409(live: Live) -
         subprotocols=["kinline.v1"],  # type: ignore[list-item]
         additional_headers={"Authorization": f"Bearer {w.token(w.relative)}"},
     )
-    frame = json.loads(await third.recv())
+    frame = await recv(third)
     assert frame["code"] == "too_many_connections"
     async with asyncio.timeout(5):
         await third.wait_closed()
@@ -410,13 +419,13 @@ async def test_bad_frames_each_get_their_error_and_everyone_else_is_served(live:
     errors = 0
     async with asyncio.timeout(30):
         while errors < 10_000:
-            frame = json.loads(await ws.recv())
+            frame = await recv(ws)
             assert frame["type"] == "error", frame
             errors += 1
     async with Reader(client(live.url, w.token(w.officer))) as officer:  # others unaffected
-        await officer.client.watch(w.conv.id)
+        await officer.client.watch(w.conv.id, after=0)
         await ws.send(json.dumps({"type": "send", "conv": w.conv.id, "cid": "ok", "body": "ok"}))
-        assert json.loads(await ws.recv())["type"] == "ack"
+        assert (await recv(ws))["type"] == "ack"
         assert await officer.until_seq(w.conv.id, 1) == [1]
     await ws.close()
 
@@ -451,7 +460,7 @@ async def test_a_reader_that_never_reads_is_closed_with_4008_and_others_keep_up(
         Reader(client(live.url, w.token(w.officer))) as healthy,
         Reader(client(live.url, w.token(w.relative))) as sender,
     ):
-        await healthy.client.watch(w.conv.id)
+        await healthy.client.watch(w.conv.id, after=0)
         await healthy.client.connected.wait()
         latencies = []
         n = 0
@@ -501,7 +510,7 @@ async def test_storage_outage_turns_sends_into_unavailable_and_loses_nothing_ack
                     subprotocols=["kinline.v1"],  # type: ignore[list-item]
                     additional_headers={"Authorization": f"Bearer {world.token(world.officer)}"},
                 )
-                json.loads(await ws.recv())  # welcome
+                await recv(ws)  # welcome
                 proxy.sever()
                 await ws.send(
                     json.dumps(
@@ -513,7 +522,7 @@ async def test_storage_outage_turns_sends_into_unavailable_and_loses_nothing_ack
                         }
                     )
                 )
-                answer = json.loads(await ws.recv())
+                answer = await recv(ws)
                 assert answer["type"] == "error" and answer["code"] == "unavailable"
                 assert answer["cid"] == "down"
                 async with (
@@ -533,7 +542,7 @@ async def test_storage_outage_turns_sends_into_unavailable_and_loses_nothing_ack
                         }
                     )
                 )
-                answer = json.loads(await ws.recv())
+                answer = await recv(ws)
                 assert answer["type"] == "ack", answer
                 acked.add(answer["seq"])
                 await ws.close()

@@ -1,0 +1,142 @@
+"""Who is on duty now, per prison, across every process: the ``presence`` events.
+
+An officer counts as on duty while one of its sockets is open (the duty desk will narrow that
+to officers who also said so). Each process heartbeats its own officers into the shared
+``Presence`` store on one timer (no task per socket), and an entry a dead process stops
+refreshing expires after ``ttl``. Whenever a process sees a prison's set change (an arrival,
+a departure, or an expiry noticed on its timer) it publishes a ``presence`` event: relatives
+of the prison get the count ("3 officers on duty now"), staff also get the names. Two
+processes may report the same change; the event carries the whole state, so a repeat is
+harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+
+from channels.broker import BrokerUnavailable
+from channels.events import prison_relatives_topic, prison_staff_topic
+from channels.hub import Hub
+from channels.presence import Presence
+from channels.protocol import PresenceEvent, UserRef, encode
+from storage.base import NotFound, Store, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class DutyRoster:
+    def __init__(
+        self,
+        presence: Presence,
+        hub: Hub,
+        store: Store,
+        *,
+        ttl: float = 30.0,
+        interval: float = 10.0,
+    ) -> None:
+        self._presence = presence
+        self._hub = hub
+        self._store = store
+        self._ttl = ttl
+        self._interval = interval
+        self._local: Counter[tuple[int, int]] = Counter()  # (prison, officer) -> open sockets
+        self._watched: Counter[int] = Counter()  # prison -> local sockets following it
+        self._known: dict[int, list[int]] = {}  # prison -> officers last reported
+        self._names: dict[int, UserRef] = {}
+        self._timer: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._timer = asyncio.create_task(self._refresh_forever(), name="duty-roster")
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer
+        for prison, officer in list(self._local):
+            with contextlib.suppress(BrokerUnavailable):
+                await self._presence.leave(prison, officer)
+        await self._presence.close()
+
+    async def arrive(self, officer: UserRef, prisons: tuple[int, ...]) -> None:
+        self._names[officer.id] = officer
+        for prison in prisons:
+            self._local[(prison, officer.id)] += 1
+            if self._local[(prison, officer.id)] == 1:
+                await self._guard(self._presence.heartbeat(prison, officer.id, self._ttl))
+                await self._check(prison)
+
+    async def depart(self, officer_id: int, prisons: tuple[int, ...]) -> None:
+        for prison in prisons:
+            self._local[(prison, officer_id)] -= 1
+            if self._local[(prison, officer_id)] <= 0:
+                del self._local[(prison, officer_id)]
+                await self._guard(self._presence.leave(prison, officer_id))
+                await self._check(prison)
+
+    def follow(self, prison: int) -> None:
+        self._watched[prison] += 1
+
+    def unfollow(self, prison: int) -> None:
+        self._watched[prison] -= 1
+        if self._watched[prison] <= 0:
+            del self._watched[prison]
+            self._known.pop(prison, None)
+
+    async def now(self, prison: int, *, staff: bool) -> PresenceEvent:
+        """The prison's current state, for a socket that just joined."""
+        officers = await self._officers(prison)
+        return PresenceEvent(prison, len(officers), officers if staff else None)
+
+    async def _officers(self, prison: int) -> list[UserRef]:
+        ids = await self._presence.present(prison)
+        return [await self._name(i) for i in ids]
+
+    async def _name(self, officer_id: int) -> UserRef:
+        if officer_id not in self._names:
+            try:
+                user = await self._store.user(officer_id)
+                self._names[officer_id] = UserRef(user.id, user.role, user.name)
+            except (NotFound, StoreUnavailable):
+                return UserRef(officer_id, "officer", "")
+        return self._names[officer_id]
+
+    async def _check(self, prison: int) -> None:
+        """Publish the prison's state if it differs from what this process last reported."""
+        try:
+            officers = await self._officers(prison)
+        except BrokerUnavailable:
+            return
+        ids = [o.id for o in officers]
+        if self._known.get(prison) == ids:
+            return
+        self._known[prison] = ids
+        self._hub.publish(
+            prison_staff_topic(prison), encode(PresenceEvent(prison, len(ids), officers))
+        )
+        self._hub.publish(prison_relatives_topic(prison), encode(PresenceEvent(prison, len(ids))))
+
+    async def _guard(self, call: object) -> None:
+        try:
+            await call  # type: ignore[misc]
+        except BrokerUnavailable as exc:
+            log.warning("presence store unavailable", extra={"error": str(exc)})
+
+    async def refresh(self) -> None:
+        """Heartbeat this process's officers, then look for changes (expiries) in every
+        prison someone here follows."""
+        for prison, officer in list(self._local):
+            await self._guard(self._presence.heartbeat(prison, officer, self._ttl))
+        for prison in set(self._watched) | {prison for prison, _ in self._local}:
+            await self._check(prison)
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("duty roster refresh failed")
