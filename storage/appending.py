@@ -23,6 +23,22 @@ def key_of(item: NewMessage) -> Key:
     return (item.conversation_id, item.sender_id, item.cid)
 
 
+def stored(item: NewMessage, message_id: int, seq: int, created_at: datetime) -> Message:
+    """The message ``item`` became, with what the database gave it."""
+    return Message(
+        message_id,
+        item.conversation_id,
+        seq,
+        item.sender_id,
+        item.sender_role,
+        item.sender_name,
+        item.cid,
+        item.kind,
+        item.body,
+        created_at,
+    )
+
+
 @dataclass
 class AppendPlan:
     items: Sequence[NewMessage]
@@ -38,19 +54,7 @@ class AppendPlan:
         inserted (row order is not relied upon)."""
         for index, item, seq in self.fresh:
             message_id, created_at = inserted[(item.conversation_id, seq)]
-            message = Message(
-                message_id,
-                item.conversation_id,
-                seq,
-                item.sender_id,
-                item.sender_role,
-                item.sender_name,
-                item.cid,
-                item.kind,
-                item.body,
-                created_at,
-            )
-            self.results[index] = Appended(message, created=True)
+            self.results[index] = Appended(stored(item, message_id, seq, created_at), True)
         for index, first in self.repeats:
             done = self.results[first]
             self.results[index] = None if done is None else Appended(done.message, created=False)
@@ -101,17 +105,6 @@ def assemble(items: Sequence[NewMessage], found: Mapping[int, Stored]) -> list[A
         if row is None:
             results.append(None)
             continue
-        message = Message(
-            row.id,
-            item.conversation_id,
-            row.seq,
-            item.sender_id,
-            item.sender_role,
-            item.sender_name,
-            item.cid,
-            item.kind,
-            item.body,
-            row.created_at,
-        )
+        message = stored(item, row.id, row.seq, row.created_at)
         results.append(Appended(message, created=row.created and not repeat))
     return results
