@@ -66,7 +66,7 @@ class Peer(Protocol):
         """Wait until the socket's unsent bytes are low again (used between replay pages)."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Subscription:
     peer: Peer
     cursor: int

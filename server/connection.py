@@ -30,6 +30,17 @@ def close_frame(code: int, reason: str = "") -> bytes:
 
 
 class Connection:
+    __slots__ = (
+        "conversations",
+        "kicked",
+        "max_buffer",
+        "principal",
+        "session",
+        "topics",
+        "transport",
+        "ws",
+    )
+
     def __init__(
         self,
         ws: web.WebSocketResponse,
