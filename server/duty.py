@@ -5,9 +5,13 @@ to officers who also said so). Each process heartbeats its own officers into the
 ``Presence`` store on one timer (no task per socket), and an entry a dead process stops
 refreshing expires after ``ttl``. Whenever a process sees a prison's set change (an arrival,
 a departure, or an expiry noticed on its timer) it publishes a ``presence`` event: relatives
-of the prison get the count ("3 officers on duty now"), staff also get the names. Two
-processes may report the same change; the event carries the whole state, so a repeat is
-harmless.
+of the prison get the count ("3 officers on duty now"), staff also get the names (the first
+``MAX_NAMES``). Two processes may report the same change; the event carries the whole state,
+so a repeat is harmless.
+
+Arrivals and departures are coalesced: a prison's state is published at most once per
+``coalesce`` seconds, with the latest state. Without it, N officers signing on at shift
+change would send N events of up to N names to N staff sockets: O(N^2) bytes.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from storage.base import NotFound, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
+MAX_NAMES = 100
+
 
 class DutyRoster:
     def __init__(
@@ -36,6 +42,7 @@ class DutyRoster:
         *,
         ttl: float = 30.0,
         interval: float = 10.0,
+        coalesce: float = 0.5,
     ) -> None:
         self._presence = presence
         self._hub = hub
@@ -47,15 +54,19 @@ class DutyRoster:
         self._known: dict[int, list[int]] = {}  # prison -> officers last reported
         self._names: dict[int, UserRef] = {}
         self._timer: asyncio.Task[None] | None = None
+        self._coalesce = coalesce
+        self._dirty: set[int] = set()
+        self._flusher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._timer = asyncio.create_task(self._refresh_forever(), name="duty-roster")
 
     async def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._timer
+        for task in (self._timer, self._flusher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for prison, officer in list(self._local):
             with contextlib.suppress(BrokerUnavailable):
                 await self._presence.leave(prison, officer)
@@ -67,7 +78,7 @@ class DutyRoster:
             self._local[(prison, officer.id)] += 1
             if self._local[(prison, officer.id)] == 1:
                 await self._guard(self._presence.heartbeat(prison, officer.id, self._ttl))
-                await self._check(prison)
+                self._changed(prison)
 
     async def depart(self, officer_id: int, prisons: tuple[int, ...]) -> None:
         for prison in prisons:
@@ -75,7 +86,18 @@ class DutyRoster:
             if self._local[(prison, officer_id)] <= 0:
                 del self._local[(prison, officer_id)]
                 await self._guard(self._presence.leave(prison, officer_id))
-                await self._check(prison)
+                self._changed(prison)
+
+    def _changed(self, prison: int) -> None:
+        self._dirty.add(prison)
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_later(), name="duty-flush")
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(self._coalesce)  # gather the changes of this window
+        dirty, self._dirty, self._flusher = self._dirty, set(), None
+        for prison in dirty:
+            await self._check(prison)
 
     def follow(self, prison: int) -> None:
         self._watched[prison] += 1
@@ -88,12 +110,11 @@ class DutyRoster:
 
     async def now(self, prison: int, *, staff: bool) -> PresenceEvent:
         """The prison's current state, for a socket that just joined."""
-        officers = await self._officers(prison)
-        return PresenceEvent(prison, len(officers), officers if staff else None)
-
-    async def _officers(self, prison: int) -> list[UserRef]:
         ids = await self._presence.present(prison)
-        return [await self._name(i) for i in ids]
+        return PresenceEvent(prison, len(ids), await self._names_of(ids) if staff else None)
+
+    async def _names_of(self, ids: list[int]) -> list[UserRef]:
+        return [await self._name(i) for i in ids[:MAX_NAMES]]
 
     async def _name(self, officer_id: int) -> UserRef:
         if officer_id not in self._names:
@@ -107,13 +128,13 @@ class DutyRoster:
     async def _check(self, prison: int) -> None:
         """Publish the prison's state if it differs from what this process last reported."""
         try:
-            officers = await self._officers(prison)
+            ids = await self._presence.present(prison)
         except BrokerUnavailable:
             return
-        ids = [o.id for o in officers]
         if self._known.get(prison) == ids:
             return
         self._known[prison] = ids
+        officers = await self._names_of(ids)
         self._hub.publish(
             prison_staff_topic(prison), encode(PresenceEvent(prison, len(ids), officers))
         )
