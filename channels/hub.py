@@ -168,11 +168,23 @@ class Hub:
 
     # subscriptions
 
-    async def listen(self, topic: str, callback: Callable[[bytes], None]) -> None:
+    def listen(self, topic: str, callback: Callable[[bytes], None]) -> None:
         """Have ``callback`` called with the payload of every event on ``topic``, from this
-        process and every other one (the server's control messages travel this way)."""
+        process at once and from every other one once the broker confirms the subscription
+        (retried in the background while the broker is down: a server starts without Redis
+        and says so on /readyz)."""
         self._listeners.setdefault(topic, []).append(callback)
-        await self._broker.subscribe(topic)
+        self._spawn(self._subscribe_until_done(topic))
+
+    async def _subscribe_until_done(self, topic: str) -> None:
+        delay = 0.05
+        while True:
+            try:
+                await self._broker.subscribe(topic)
+                return
+            except BrokerUnavailable:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     async def join(self, topic: str, peer: Peer, cursor: int | None = None) -> None:
         """Subscribe ``peer``. On a conversation topic, replay storage after ``cursor`` first
@@ -206,6 +218,15 @@ class Hub:
         topic_ = self._topics.get(topic)
         if topic_ is not None and topic_.subs.pop(peer, None) is not None:
             await self._forget_if_idle(topic_)
+
+    def drop(self, topic: str, peer: Peer) -> int | None:
+        """Unsubscribe ``peer`` at once (nothing more reaches it from ``topic``) and return
+        the seq it had reached; the broker is released in the background."""
+        topic_ = self._topics.get(topic)
+        sub = topic_.subs.pop(peer, None) if topic_ is not None else None
+        if topic_ is not None and topic_.idle:
+            self._spawn(self._forget_if_idle(topic_))
+        return None if sub is None else sub.cursor
 
     def subscribed(self, topic: str, peer: Peer) -> bool:
         topic_ = self._topics.get(topic)

@@ -23,6 +23,7 @@ from aiohttp import WSMsgType, web
 from channels import metrics
 from channels.broker import BrokerUnavailable
 from channels.events import (
+    conversation_of,
     conversation_topic,
     prison_relatives_topic,
     prison_staff_topic,
@@ -57,7 +58,7 @@ from server.errors import json_error
 from server.policy import Denied, Principal, sees_conversation
 from server.ratelimit import RateLimiter
 from server.sending import SendPath
-from storage.base import Store, StoreUnavailable, User
+from storage.base import NotFound, Store, StoreUnavailable, User
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +94,8 @@ class Gateway:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    async def start(self) -> None:
-        await self.hub.listen(CONTROL_TOPIC, self._on_control)
+    def start(self) -> None:
+        self.hub.listen(CONTROL_TOPIC, self._on_control)
 
     # handshake
 
@@ -327,25 +328,38 @@ class Gateway:
                 if control.session in (None, conn.session):
                     conn.kick(control.code, control.reason)
         elif conns:
-            task = asyncio.ensure_future(self._refresh(conns))
+            # Fail closed, now, before anything else runs: drop the user's conversations and
+            # permissions; the re-read below gives back what it may still see, from the
+            # cursor each subscription had reached (storage replays the meantime).
+            dropped = {conn: self._drop_conversations(conn) for conn in conns}
+            task = asyncio.ensure_future(self._refresh(conns[0].principal.user.id, dropped))
             self._refreshing.add(task)
             task.add_done_callback(self._refreshing.discard)
 
-    async def _refresh(self, conns: list[Connection]) -> None:
+    def _drop_conversations(self, conn: Connection) -> dict[int, int]:
+        cursors = {}
+        for topic in [t for t in conn.topics if conversation_of(t) is not None]:
+            conn.topics.discard(topic)
+            cursor = self.hub.drop(topic, conn)
+            conv_id = conversation_of(topic)
+            if cursor is not None and conv_id is not None:
+                cursors[conv_id] = cursor
+        conn.principal = Principal(conn.principal.user)  # sees no conversation until re-read
+        return cursors
+
+    async def _refresh(self, user_id: int, dropped: dict[Connection, dict[int, int]]) -> None:
         try:
-            principal = await self.principal(conns[0].principal.user)
-        except StoreUnavailable:
-            for conn in conns:  # cannot re-check: make them reconnect, which re-checks
+            principal = await self.principal(await self.store.user(user_id))
+        except (StoreUnavailable, NotFound):
+            for conn in dropped:  # cannot re-check: make them reconnect, which re-checks
                 conn.kick(CloseCode.RESTARTING, "permissions changed")
             return
-        for conn in conns:
+        for conn, cursors in dropped.items():
             conn.principal = principal
-            for conv_id, conv in list(conn.conversations.items()):
-                if not sees_conversation(principal, conv):
-                    del conn.conversations[conv_id]
-                    topic = conversation_topic(conv_id)
-                    conn.topics.discard(topic)
-                    await self.hub.leave(topic, conn)
+            for conv_id, cursor in cursors.items():
+                conv = conn.conversations.get(conv_id)
+                if conv is not None and sees_conversation(principal, conv) and not conn.closed:
+                    await self._join(conn, conversation_topic(conv_id), cursor)
 
     async def shutdown(self, timeout: float = 5.0) -> None:
         """Refuse new sockets and new frames, let the frames in flight finish (their sends
