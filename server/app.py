@@ -77,7 +77,7 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     )
     await roster.start()
     app[GATEWAY] = Gateway(settings, store, hub, send_path, roster)
-    await app[GATEWAY].start()
+    app[GATEWAY].start()
     yield
     await roster.close()
     await hub.close()

@@ -9,6 +9,8 @@ import msgspec
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from storage.base import StoreUnavailable
+
 log = logging.getLogger(__name__)
 
 CSP = (
@@ -50,6 +52,8 @@ async def errors_and_headers(request: web.Request, handler: Handler) -> web.Stre
         if exc.status < 400:
             raise
         response = json_error(exc.status, _CODES.get(exc.status, "error"), exc.reason)
+    except StoreUnavailable:
+        response = json_error(503, "unavailable", "storage is unavailable; try again")
     except Exception:
         log.exception("request failed", extra={"path": request.path})
         response = json_error(500, "internal", "internal error")

@@ -130,6 +130,44 @@ class AuditEntry(msgspec.Struct, frozen=True):
     after: dict[str, Any] | None
 
 
+class LinkClaim(msgspec.Struct, frozen=True):
+    """What a relative claims when asking to be linked. ``prison_id``/``inmate_id`` are set only
+    when the claim names a real prison/inmate; the request is stored either way."""
+
+    relative_id: int
+    prison_claim: str  # the prison as the relative named it (code or id)
+    inmate_number: str
+    relationship: str
+    evidence: str
+    prison_id: int | None = None
+    inmate_id: int | None = None
+
+    @property
+    def claim_key(self) -> str:
+        """Names the claim, matched or not: one pending request per relative and claim."""
+        where = f"p{self.prison_id}" if self.prison_id is not None else f"c{self.prison_claim}"
+        return f"{where}|{self.inmate_number}"
+
+
+class FamilyLink(msgspec.Struct, frozen=True):
+    id: int
+    relative_id: int
+    prison_id: int | None
+    prison_claim: str
+    inmate_number: str
+    inmate_id: int | None  # None: the claim names no inmate of that prison (unmatched)
+    relationship: str
+    evidence: str
+    state: LinkState
+    reason: str | None
+    decided_by: int | None
+    decided_at: datetime | None
+    created_at: datetime
+    relative_name: str = ""
+    relative_phone: str | None = None
+    relative_id_last4: str | None = None
+
+
 class Store(Protocol):
     """What the server needs from a database, and nothing more."""
 
@@ -228,3 +266,54 @@ class Store(Protocol):
         action: str | None = None,
         limit: int = 100,
     ) -> list[AuditEntry]: ...
+
+    # accounts and family verification
+    async def add_relative(
+        self,
+        phone: str,
+        name: str,
+        password_hash: str,
+        id_number_hash: bytes,
+        id_number_last4: str,
+    ) -> User:
+        """A relative whose login is its phone. ``Conflict`` whose ``what`` names ``login`` or
+        ``id_number_hash`` when either is taken."""
+
+    async def set_password_hash(self, user_id: int, password_hash: str) -> None: ...
+    async def id_number_last4(self, user_id: int) -> str | None: ...
+    async def users(self, *, role: Role | None = None, limit: int = 100) -> list[User]:
+        """Users by ascending id, optionally of one role."""
+
+    async def revoke_user_sessions(self, user_id: int) -> int:
+        """Revoke every live session of a user; the number revoked."""
+
+    async def prison(self, prison_id: int) -> Prison: ...
+    async def prisons(self) -> list[Prison]: ...
+    async def inmate_by_number(self, prison_id: int, number: str) -> Inmate | None: ...
+    async def claim_link(self, claim: LinkClaim) -> FamilyLink:
+        """Store a pending request as claimed; ``Conflict`` if the relative already has one
+        pending for the same claim, or one pending or verified for the same inmate."""
+
+    async def link(self, link_id: int) -> FamilyLink: ...
+    async def links(
+        self,
+        *,
+        relative_id: int | None = None,
+        prison_ids: Sequence[int] | None = None,
+        state: LinkState | None = None,
+        limit: int = 100,
+    ) -> list[FamilyLink]:
+        """Links by ascending id, filtered by whichever of the arguments are given."""
+
+    async def transition_link(
+        self,
+        link_id: int,
+        from_state: LinkState,
+        to_state: LinkState,
+        decided_by: int,
+        reason: str | None,
+    ) -> FamilyLink:
+        """Move a link from ``from_state`` to ``to_state`` and append its audit entry
+        (``link.<to_state>``, actor ``decided_by``, before and after) in one transaction.
+        ``NotFound`` if there is no such link, ``Conflict("state")`` if it is not in
+        ``from_state``."""

@@ -21,7 +21,9 @@ from storage.base import (
     AuditEntry,
     Conflict,
     Conversation,
+    FamilyLink,
     Inmate,
+    LinkClaim,
     LinkState,
     Message,
     NewMessage,
@@ -94,6 +96,35 @@ def _audit(row: asyncpg.Record) -> AuditEntry:
         row["prison_id"],
         row["before"],
         row["after"],
+    )
+
+
+_LINK = """
+SELECT l.id, l.relative_id, l.prison_id, l.prison_claim, l.inmate_number, l.inmate_id,
+       l.relationship, l.evidence, l.state, l.reason, l.decided_by, l.decided_at, l.created_at,
+       u.name AS relative_name, u.phone AS relative_phone, u.id_number_last4
+FROM family_links l JOIN users u ON u.id = l.relative_id
+"""
+
+
+def _link(row: asyncpg.Record) -> FamilyLink:
+    return FamilyLink(
+        row["id"],
+        row["relative_id"],
+        row["prison_id"],
+        row["prison_claim"],
+        row["inmate_number"],
+        row["inmate_id"],
+        row["relationship"],
+        row["evidence"],
+        row["state"],
+        row["reason"],
+        row["decided_by"],
+        row["decided_at"],
+        row["created_at"],
+        row["relative_name"],
+        row["relative_phone"],
+        row["id_number_last4"],
     )
 
 
@@ -267,14 +298,18 @@ class PostgresStore:
         self, relative_id: int, inmate_id: int, relationship: str, evidence: str
     ) -> int:
         async with self._conn() as conn:
-            link_id: int = await conn.fetchval(
-                "INSERT INTO family_links (relative_id, inmate_id, relationship, evidence)"
-                " VALUES ($1, $2, $3, $4) RETURNING id",
+            link_id: int | None = await conn.fetchval(
+                "INSERT INTO family_links (relative_id, prison_id, prison_claim, inmate_number,"
+                " inmate_id, relationship, evidence)"
+                " SELECT $1, prison_id, prison_id::text, number, id, $3, $4"
+                " FROM inmates WHERE id = $2 RETURNING id",
                 relative_id,
                 inmate_id,
                 relationship,
                 evidence,
             )
+        if link_id is None:
+            raise NotFound(f"inmate {inmate_id}")
         return link_id
 
     async def decide_link(
@@ -474,3 +509,159 @@ class PostgresStore:
                 clamp_limit(limit),
             )
         return [_audit(r) for r in rows]
+
+    # accounts and family verification
+
+    async def add_relative(
+        self,
+        phone: str,
+        name: str,
+        password_hash: str,
+        id_number_hash: bytes,
+        id_number_last4: str,
+    ) -> User:
+        async with self._conn() as conn:
+            user_id: int = await conn.fetchval(
+                "INSERT INTO users (role, login, name, password_hash, phone, id_number_hash,"
+                " id_number_last4) VALUES ('relative', $1, $2, $3, $1, $4, $5) RETURNING id",
+                phone,
+                name,
+                password_hash,
+                id_number_hash,
+                id_number_last4,
+            )
+        return User(user_id, "relative", phone, name, (), phone)
+
+    async def set_password_hash(self, user_id: int, password_hash: str) -> None:
+        async with self._conn() as conn:
+            await conn.execute(
+                "UPDATE users SET password_hash = $2 WHERE id = $1", user_id, password_hash
+            )
+
+    async def id_number_last4(self, user_id: int) -> str | None:
+        async with self._conn() as conn:
+            last4: str | None = await conn.fetchval(
+                "SELECT id_number_last4 FROM users WHERE id = $1", user_id
+            )
+        return last4
+
+    async def users(self, *, role: Role | None = None, limit: int = 100) -> list[User]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                _USER + " WHERE ($1::text IS NULL OR u.role = $1) ORDER BY u.id LIMIT $2",
+                role,
+                clamp_limit(limit),
+            )
+        return [_user(r) for r in rows]
+
+    async def revoke_user_sessions(self, user_id: int) -> int:
+        async with self._conn() as conn:
+            done: str = await conn.execute(
+                "UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
+                user_id,
+            )
+        return int(done.rpartition(" ")[2])
+
+    async def prison(self, prison_id: int) -> Prison:
+        async with self._conn() as conn:
+            row = await conn.fetchrow(
+                "SELECT id, code, name, city FROM prisons WHERE id = $1", prison_id
+            )
+        if row is None:
+            raise NotFound(f"prison {prison_id}")
+        return Prison(row["id"], row["code"], row["name"], row["city"])
+
+    async def prisons(self) -> list[Prison]:
+        async with self._conn() as conn:
+            rows = await conn.fetch("SELECT id, code, name, city FROM prisons ORDER BY id")
+        return [Prison(r["id"], r["code"], r["name"], r["city"]) for r in rows]
+
+    async def inmate_by_number(self, prison_id: int, number: str) -> Inmate | None:
+        async with self._conn() as conn:
+            row = await conn.fetchrow(
+                "SELECT id, prison_id, number, name FROM inmates WHERE prison_id = $1"
+                " AND number = $2",
+                prison_id,
+                number,
+            )
+        return (
+            None if row is None else Inmate(row["id"], row["prison_id"], row["number"], row["name"])
+        )
+
+    async def claim_link(self, claim: LinkClaim) -> FamilyLink:
+        async with self._conn() as conn:
+            link_id: int = await conn.fetchval(
+                "INSERT INTO family_links (relative_id, prison_id, prison_claim, inmate_number,"
+                " inmate_id, relationship, evidence, claim_key)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                claim.relative_id,
+                claim.prison_id,
+                claim.prison_claim,
+                claim.inmate_number,
+                claim.inmate_id,
+                claim.relationship,
+                claim.evidence,
+                claim.claim_key,
+            )
+        return await self.link(link_id)
+
+    async def link(self, link_id: int) -> FamilyLink:
+        async with self._conn() as conn:
+            row = await conn.fetchrow(_LINK + " WHERE l.id = $1", link_id)
+        if row is None:
+            raise NotFound(f"link {link_id}")
+        return _link(row)
+
+    async def links(
+        self,
+        *,
+        relative_id: int | None = None,
+        prison_ids: Sequence[int] | None = None,
+        state: LinkState | None = None,
+        limit: int = 100,
+    ) -> list[FamilyLink]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                _LINK + " WHERE ($1::bigint IS NULL OR l.relative_id = $1)"
+                " AND ($2::bigint[] IS NULL OR l.prison_id = ANY($2))"
+                " AND ($3::text IS NULL OR l.state = $3) ORDER BY l.id LIMIT $4",
+                relative_id,
+                None if prison_ids is None else list(prison_ids),
+                state,
+                clamp_limit(limit),
+            )
+        return [_link(r) for r in rows]
+
+    async def transition_link(
+        self,
+        link_id: int,
+        from_state: LinkState,
+        to_state: LinkState,
+        decided_by: int,
+        reason: str | None,
+    ) -> FamilyLink:
+        async with self._conn() as conn, conn.transaction():
+            moved = await conn.fetchrow(
+                "UPDATE family_links SET state = $3, decided_by = $4, reason = $5,"
+                " decided_at = now() WHERE id = $1 AND state = $2 RETURNING prison_id",
+                link_id,
+                from_state,
+                to_state,
+                decided_by,
+                reason,
+            )
+            if moved is not None:
+                await conn.execute(
+                    "INSERT INTO audit_entries (actor_id, action, object_type, object_id,"
+                    " prison_id, before, after) VALUES ($1, $2, 'family_link', $3, $4, $5, $6)",
+                    decided_by,
+                    f"link.{to_state}",
+                    link_id,
+                    moved["prison_id"],
+                    {"state": from_state},
+                    {"state": to_state, "reason": reason},
+                )
+        link = await self.link(link_id)
+        if moved is None:
+            raise Conflict("state")
+        return link

@@ -25,7 +25,9 @@ from storage.base import (
     AuditEntry,
     Conflict,
     Conversation,
+    FamilyLink,
     Inmate,
+    LinkClaim,
     LinkState,
     Message,
     NewMessage,
@@ -118,6 +120,35 @@ def _audit(row: sqlite3.Row) -> AuditEntry:
         row["prison_id"],
         _unjson(row["before"]),
         _unjson(row["after"]),
+    )
+
+
+_LINK = """
+SELECT l.id, l.relative_id, l.prison_id, l.prison_claim, l.inmate_number, l.inmate_id,
+       l.relationship, l.evidence, l.state, l.reason, l.decided_by, l.decided_at, l.created_at,
+       u.name AS relative_name, u.phone AS relative_phone, u.id_number_last4
+FROM family_links l JOIN users u ON u.id = l.relative_id
+"""
+
+
+def _link(row: sqlite3.Row) -> FamilyLink:
+    return FamilyLink(
+        row["id"],
+        row["relative_id"],
+        row["prison_id"],
+        row["prison_claim"],
+        row["inmate_number"],
+        row["inmate_id"],
+        row["relationship"],
+        row["evidence"],
+        row["state"],
+        row["reason"],
+        row["decided_by"],
+        None if row["decided_at"] is None else from_us(row["decided_at"]),
+        from_us(row["created_at"]),
+        row["relative_name"],
+        row["relative_phone"],
+        row["id_number_last4"],
     )
 
 
@@ -303,11 +334,14 @@ class SqliteStore:
     ) -> int:
         async with self._write() as db:
             cursor = await db.execute(
-                "INSERT INTO family_links (relative_id, inmate_id, relationship, evidence)"
-                " VALUES (?, ?, ?, ?)",
-                (relative_id, inmate_id, relationship, evidence),
+                "INSERT INTO family_links (relative_id, prison_id, prison_claim, inmate_number,"
+                " inmate_id, relationship, evidence)"
+                " SELECT ?, prison_id, CAST(prison_id AS text), number, id, ?, ?"
+                " FROM inmates WHERE id = ?",
+                (relative_id, relationship, evidence, inmate_id),
             )
-        assert cursor.lastrowid is not None
+        if cursor.rowcount == 0 or cursor.lastrowid is None:
+            raise NotFound(f"inmate {inmate_id}")
         return cursor.lastrowid
 
     async def decide_link(
@@ -523,3 +557,144 @@ class SqliteStore:
             [prison_id, actor_id, action, clamp_limit(limit)],
         )
         return [_audit(r) for r in rows]
+
+    # accounts and family verification
+
+    async def add_relative(
+        self,
+        phone: str,
+        name: str,
+        password_hash: str,
+        id_number_hash: bytes,
+        id_number_last4: str,
+    ) -> User:
+        async with self._write() as db:
+            cursor = await db.execute(
+                "INSERT INTO users (role, login, name, password_hash, phone, id_number_hash,"
+                " id_number_last4) VALUES ('relative', ?, ?, ?, ?, ?, ?)",
+                (phone, name, password_hash, phone, id_number_hash, id_number_last4),
+            )
+        assert cursor.lastrowid is not None
+        return User(cursor.lastrowid, "relative", phone, name, (), phone)
+
+    async def set_password_hash(self, user_id: int, password_hash: str) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id)
+            )
+
+    async def id_number_last4(self, user_id: int) -> str | None:
+        row = await self._row("SELECT id_number_last4 FROM users WHERE id = ?", [user_id])
+        return None if row is None else row["id_number_last4"]
+
+    async def users(self, *, role: Role | None = None, limit: int = 100) -> list[User]:
+        rows = await self._rows(
+            _USER + " WHERE (?1 IS NULL OR u.role = ?1) ORDER BY u.id LIMIT ?2",
+            [role, clamp_limit(limit)],
+        )
+        return [_user(r) for r in rows]
+
+    async def revoke_user_sessions(self, user_id: int) -> int:
+        async with self._write() as db:
+            cursor = await db.execute(
+                "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+                (now_us(), user_id),
+            )
+        return cursor.rowcount
+
+    async def prison(self, prison_id: int) -> Prison:
+        row = await self._row("SELECT id, code, name, city FROM prisons WHERE id = ?", [prison_id])
+        if row is None:
+            raise NotFound(f"prison {prison_id}")
+        return Prison(row["id"], row["code"], row["name"], row["city"])
+
+    async def prisons(self) -> list[Prison]:
+        rows = await self._rows("SELECT id, code, name, city FROM prisons ORDER BY id")
+        return [Prison(r["id"], r["code"], r["name"], r["city"]) for r in rows]
+
+    async def inmate_by_number(self, prison_id: int, number: str) -> Inmate | None:
+        row = await self._row(
+            "SELECT id, prison_id, number, name FROM inmates WHERE prison_id = ? AND number = ?",
+            [prison_id, number],
+        )
+        return (
+            None if row is None else Inmate(row["id"], row["prison_id"], row["number"], row["name"])
+        )
+
+    async def claim_link(self, claim: LinkClaim) -> FamilyLink:
+        async with self._write() as db:
+            cursor = await db.execute(
+                "INSERT INTO family_links (relative_id, prison_id, prison_claim, inmate_number,"
+                " inmate_id, relationship, evidence, claim_key, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    claim.relative_id,
+                    claim.prison_id,
+                    claim.prison_claim,
+                    claim.inmate_number,
+                    claim.inmate_id,
+                    claim.relationship,
+                    claim.evidence,
+                    claim.claim_key,
+                    now_us(),
+                ),
+            )
+        assert cursor.lastrowid is not None
+        return await self.link(cursor.lastrowid)
+
+    async def link(self, link_id: int) -> FamilyLink:
+        row = await self._row(_LINK + " WHERE l.id = ?", [link_id])
+        if row is None:
+            raise NotFound(f"link {link_id}")
+        return _link(row)
+
+    async def links(
+        self,
+        *,
+        relative_id: int | None = None,
+        prison_ids: Sequence[int] | None = None,
+        state: LinkState | None = None,
+        limit: int = 100,
+    ) -> list[FamilyLink]:
+        where = ["(?1 IS NULL OR l.relative_id = ?1)", "(?2 IS NULL OR l.state = ?2)"]
+        args: list[Any] = [relative_id, state, clamp_limit(limit)]
+        if prison_ids is not None:
+            ids = [int(p) for p in prison_ids]
+            where.append(f"l.prison_id IN ({','.join(str(p) for p in ids) or 'NULL'})")
+        rows = await self._rows(
+            _LINK + " WHERE " + " AND ".join(where) + " ORDER BY l.id LIMIT ?3", args
+        )
+        return [_link(r) for r in rows]
+
+    async def transition_link(
+        self,
+        link_id: int,
+        from_state: LinkState,
+        to_state: LinkState,
+        decided_by: int,
+        reason: str | None,
+    ) -> FamilyLink:
+        async with self._write() as db:
+            cursor = await db.execute(
+                "UPDATE family_links SET state = ?, decided_by = ?, reason = ?, decided_at = ?"
+                " WHERE id = ? AND state = ?",
+                (to_state, decided_by, reason, now_us(), link_id, from_state),
+            )
+            if cursor.rowcount:
+                await db.execute(
+                    "INSERT INTO audit_entries (at, actor_id, action, object_type, object_id,"
+                    " prison_id, before, after) SELECT ?, ?, ?, 'family_link', id, prison_id, ?, ?"
+                    " FROM family_links WHERE id = ?",
+                    (
+                        now_us(),
+                        decided_by,
+                        f"link.{to_state}",
+                        _json({"state": from_state}),
+                        _json({"state": to_state, "reason": reason}),
+                        link_id,
+                    ),
+                )
+        link = await self.link(link_id)
+        if cursor.rowcount == 0:
+            raise Conflict("state")
+        return link

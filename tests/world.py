@@ -53,3 +53,19 @@ async def seed(store: Store, extra_officers: int = 0) -> World:
     for user in [officer, other, supervisor, relative, relative_b, stranger, *world.extra_officers]:
         world.tokens[user.login] = await sessions.issue(store, user, days=1)
     return world
+
+
+@dataclass
+class Staff:
+    """The staff the policy matrix needs beyond ``World``: a supervisor of Sanshui, an admin."""
+
+    other_supervisor: User
+    admin: User
+
+
+async def seed_staff(store: Store, world: World) -> Staff:
+    other = await store.add_user("supervisor", "sup.sun", "Sun Li", "x", [world.sanshui.id])
+    admin = await store.add_user("admin", "admin.he", "He Ping", "x")
+    for user in (other, admin):
+        world.tokens[user.login] = await sessions.issue(store, user, days=1)
+    return Staff(other, admin)

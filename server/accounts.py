@@ -1,0 +1,60 @@
+"""Registering relatives and logging in, independent of HTTP.
+
+Passwords are hashed and verified in a worker thread: argon2id takes ~100 ms of CPU by design,
+which must not stall every socket of the event loop. An unknown login is verified against
+``DUMMY_HASH`` so it takes as long as a wrong password, and both get the same ``LoginFailed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from server import identity, passwords
+from server.throttle import LoginThrottle
+from storage.base import NotFound, Store, User
+
+
+class LoginFailed(Exception):
+    """Wrong login or password (which one is never said)."""
+
+
+class Throttled(Exception):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed logins; retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
+async def register_relative(
+    store: Store, secret: str, *, phone: str, name: str, password: str, id_number: str
+) -> User:
+    """A new relative account. Raises ``WeakPassword``, ``identity.NoSecret`` or ``Conflict``
+    (naming ``login`` or ``id_number_hash``)."""
+    passwords.check_strength(password)
+    digest = identity.digest(secret, id_number)
+    password_hash = await asyncio.to_thread(passwords.hash_password, password)
+    return await store.add_relative(
+        phone, name.strip(), password_hash, digest, identity.last4(id_number)
+    )
+
+
+async def login(
+    store: Store, throttle: LoginThrottle, login_name: str, password: str, address: str
+) -> User:
+    """The user whose credentials these are; ``Throttled`` or ``LoginFailed`` otherwise.
+    Re-hashes the password when the hashing parameters have changed since it was stored."""
+    wait = throttle.retry_after(login_name, address)
+    if wait:
+        raise Throttled(wait)
+    try:
+        user, stored = await store.credentials(login_name.strip())
+    except NotFound:
+        user, stored = None, passwords.DUMMY_HASH
+    ok = await asyncio.to_thread(passwords.verify, stored, password)
+    if user is None or not ok:
+        throttle.failed(login_name, address)
+        raise LoginFailed("wrong login or password")
+    throttle.succeeded(login_name)
+    if passwords.needs_rehash(stored):
+        fresh = await asyncio.to_thread(passwords.hash_password, password)
+        await store.set_password_hash(user.id, fresh)
+    return user

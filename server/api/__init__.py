@@ -1,0 +1,29 @@
+"""The HTTP API under ``/api/v1`` (DESIGN.md section 3b), one module per area.
+
+``add_routes(app)`` registers every area's ``Route`` rows and serves their OpenAPI
+description; a later area adds its module's ``ROUTES`` to ``AREAS``.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server.api import admin, auth, links, openapi
+from server.api.base import Route, add
+from server.throttle import LoginThrottle
+
+AREAS: tuple[list[Route], ...] = (auth.ROUTES, links.ROUTES, admin.ROUTES, openapi.ROUTES)
+
+
+def routes() -> list[Route]:
+    return [route for area in AREAS for route in area]
+
+
+def add_routes(app: web.Application) -> None:
+    table = routes()
+    app[openapi.ROUTES_KEY] = table
+    app[auth.THROTTLE] = LoginThrottle()
+    add(app, table)
+
+
+__all__ = ["add_routes", "routes"]

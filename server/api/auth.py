@@ -1,0 +1,187 @@
+"""Accounts and sessions: register (relatives), log in, log out, who am I.
+
+Browsers get the session as an HttpOnly, SameSite=Strict cookie (Secure when served over TLS);
+other clients use the token from the reply as ``Authorization: Bearer``. The token itself is
+stored only as a hash. Logging out revokes that session and closes its sockets on every
+process.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import msgspec
+from aiohttp import web
+
+from channels.protocol import CloseCode
+from server import accounts, identity, sessions
+from server.api.base import (
+    ApiError,
+    Route,
+    UserOut,
+    body,
+    invalid,
+    principal,
+    reply,
+    user_out,
+)
+from server.app import GATEWAY, SETTINGS, STORE
+from server.passwords import WeakPassword
+from server.policy import check_action
+from server.throttle import LoginThrottle
+from storage.base import Conflict
+
+log = logging.getLogger(__name__)
+
+THROTTLE = web.AppKey("login_throttle", LoginThrottle)
+
+Phone = Annotated[str, msgspec.Meta(pattern=r"^\+?[0-9]{6,20}$", description="digits, + allowed")]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"\S")]
+Password = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+IdNumber = Annotated[
+    str, msgspec.Meta(pattern=r"^[0-9A-Za-z][0-9A-Za-z -]{4,30}[0-9A-Za-z]$", min_length=6)
+]
+
+
+class Register(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    phone: Phone
+    name: Name
+    password: Password
+    id_number: IdNumber
+
+
+class Login(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    login: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    password: Password
+
+
+class Registered(msgspec.Struct, frozen=True):
+    user: UserOut
+
+
+class LoggedIn(msgspec.Struct, frozen=True):
+    token: str
+    user: UserOut
+    expires_in: int  # seconds
+
+
+class Me(msgspec.Struct, frozen=True):
+    user: UserOut
+    verified_inmates: list[int]
+    id_number_last4: str | None = None
+
+
+async def register(request: web.Request) -> web.Response:
+    form = await body(request, Register)
+    try:
+        user = await accounts.register_relative(
+            request.app[STORE],
+            request.app[SETTINGS].secret,
+            phone=form.phone,
+            name=form.name,
+            password=form.password,
+            id_number=form.id_number,
+        )
+    except WeakPassword as exc:
+        raise invalid("password", str(exc)) from None
+    except identity.NoSecret:
+        log.error("registration refused: KINLINE_SECRET is not set")
+        raise ApiError(503, "unavailable", "registration is not configured") from None
+    except Conflict as exc:
+        if "id_number" in exc.what:
+            raise ApiError(409, "conflict", "this id number is already registered") from None
+        raise ApiError(409, "conflict", "this phone number is already registered") from None
+    return reply(Registered(user_out(user)), 201)
+
+
+def _secure(request: web.Request) -> bool:
+    origins = request.app[SETTINGS].origins
+    return request.secure or (bool(origins) and all(o.startswith("https://") for o in origins))
+
+
+async def login(request: web.Request) -> web.Response:
+    form = await body(request, Login)
+    try:
+        user = await accounts.login(
+            request.app[STORE],
+            request.app[THROTTLE],
+            form.login,
+            form.password,
+            request.remote or "unknown",
+        )
+    except accounts.Throttled as exc:
+        raise ApiError(
+            429, "rate_limited", str(exc), headers={"Retry-After": str(exc.retry_after)}
+        ) from None
+    except accounts.LoginFailed as exc:
+        raise ApiError(401, "invalid_credentials", str(exc)) from None
+    days = request.app[SETTINGS].session_days
+    token = await sessions.issue(request.app[STORE], user, days)
+    response = reply(LoggedIn(token, user_out(user), days * 86400))
+    response.set_cookie(
+        sessions.COOKIE,
+        token,
+        max_age=days * 86400,
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=_secure(request),
+    )
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    who = check_action(await principal(request), "session")
+    token, _ = sessions.presented_token(request)
+    assert token is not None  # a principal came from it
+    digest = sessions.token_hash(token)
+    await request.app[STORE].revoke_session(digest)
+    request.app[GATEWAY].close_user(
+        who.id, CloseCode.NOT_AUTHENTICATED, "signed out", session=digest
+    )
+    response = web.Response(status=204)
+    response.del_cookie(sessions.COOKIE, path="/")
+    return response
+
+
+async def me(request: web.Request) -> web.Response:
+    who = check_action(await principal(request), "session")
+    last4 = await request.app[STORE].id_number_last4(who.id)
+    return reply(Me(user_out(who.user), sorted(who.verified_inmates), last4))
+
+
+ROUTES = [
+    Route(
+        "POST",
+        "/auth/register",
+        register,
+        "Register a relative account (login: the phone number)",
+        "anyone",
+        body=Register,
+        reply=Registered,
+        status=201,
+        errors=(400, 409, 413),
+    ),
+    Route(
+        "POST",
+        "/auth/login",
+        login,
+        "Log in: a session token and an HttpOnly session cookie",
+        "anyone",
+        body=Login,
+        reply=LoggedIn,
+        errors=(400, 401, 413, 429),
+    ),
+    Route(
+        "POST",
+        "/auth/logout",
+        logout,
+        "End this session and close its sockets",
+        "signed in",
+        reply=None,
+        status=204,
+        errors=(401, 403),
+    ),
+    Route("GET", "/me", me, "Who am I", "signed in", reply=Me, errors=(401,)),
+]

@@ -1,0 +1,194 @@
+"""The pieces every API handler shares: the route table, typed bodies, replies and errors.
+
+A body is decoded once, straight into a msgspec Struct whose annotations carry the
+constraints (lengths, patterns); unknown fields are refused. Any failure is a 400
+``invalid_request`` that names the field. Handlers raise; ``_guarded`` turns the exceptions
+into ``{"error": {code, message}}`` replies, so no handler builds an error by hand, and the
+policy's ``Denied`` becomes 404 (``not_found``: an object one may not see is answered like one
+that does not exist) or 403 (``forbidden``).
+
+Each area module lists its routes as ``Route`` rows; the same rows register the handlers and
+generate ``/api/v1/openapi.json``, so the description cannot drift from what is served.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import msgspec
+from aiohttp import web
+
+from server import sessions
+from server.app import STORE
+from server.policy import Denied, NotSignedIn, Principal
+from storage.base import Role
+
+PREFIX = "/api/v1"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
+
+
+class ErrorDetail(msgspec.Struct, frozen=True, omit_defaults=True):
+    code: str
+    message: str
+    field: str | None = None  # the body or query field a 400 is about
+
+
+class ErrorReply(msgspec.Struct, frozen=True):
+    error: ErrorDetail
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.detail = ErrorDetail(code, message, field)
+        self.headers = headers or {}
+
+
+def invalid(field: str | None, message: str) -> ApiError:
+    return ApiError(400, "invalid_request", message, field=field)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One endpoint: how it is served and how it is described."""
+
+    method: str
+    path: str  # under PREFIX, with {name} parameters
+    handler: Handler
+    summary: str
+    who: str  # the policy, in words (the policy module decides; this documents it)
+    body: type[Any] | None = None
+    query: type[Any] | None = None
+    reply: type[Any] | None = None  # None: no content
+    status: int = 200
+    errors: tuple[int, ...] = ()
+
+    @property
+    def full_path(self) -> str:
+        return PREFIX + self.path
+
+
+# bodies and queries
+
+_AT = re.compile(r"at `\$\.([A-Za-z0-9_]+)")
+_NAMED = re.compile(r"(?:required|unknown) field `([^`]+)`")
+
+
+def _field(message: str) -> str | None:
+    found = _AT.search(message) or _NAMED.search(message)
+    return found.group(1) if found else None
+
+
+async def body(request: web.Request, kind: type[T]) -> T:
+    """The request's JSON body as ``kind`` (an over-size body is 413 before it is read)."""
+    if request.content_type != "application/json":
+        raise invalid(None, "send a JSON body with Content-Type: application/json")
+    data = await request.read()  # aiohttp enforces client_max_size: HTTPRequestEntityTooLarge
+    try:
+        return msgspec.json.decode(data, type=kind)
+    except msgspec.ValidationError as exc:
+        raise invalid(_field(str(exc)), str(exc)) from None
+    except msgspec.DecodeError:
+        raise invalid(None, "the body is not valid JSON") from None
+
+
+def query(request: web.Request, kind: type[T]) -> T:
+    try:
+        return msgspec.convert(dict(request.query), kind, strict=False)
+    except msgspec.ValidationError as exc:
+        raise invalid(_field(str(exc)), str(exc)) from None
+
+
+def path_id(request: web.Request, name: str = "id") -> int:
+    """An integer path parameter; anything else names nothing, hence 404."""
+    text = request.match_info[name]
+    if not text.isdigit() or len(text) > 18:
+        raise ApiError(404, "not_found", "no such object")
+    return int(text)
+
+
+def reply(payload: object, status: int = 200) -> web.Response:
+    return web.Response(
+        status=status, body=msgspec.json.encode(payload), content_type="application/json"
+    )
+
+
+# who is asking
+
+_PRINCIPAL = web.RequestKey[Principal | None]("kinline_principal")
+
+
+async def principal(request: web.Request) -> Principal | None:
+    """The signed-in principal (bearer token or session cookie), or None; looked up once."""
+    if _PRINCIPAL in request:
+        return request[_PRINCIPAL]
+    token, _ = sessions.presented_token(request)
+    who = None
+    if token is not None:
+        store = request.app[STORE]
+        user = await sessions.user_for(store, token)
+        if user is not None:
+            verified = (
+                await store.verified_inmates(user.id) if user.role == "relative" else frozenset()
+            )
+            who = Principal(user, verified)
+    request[_PRINCIPAL] = who
+    return who
+
+
+# replies shared by several areas
+
+
+class UserOut(msgspec.Struct, frozen=True):
+    id: int
+    role: Role
+    login: str
+    name: str
+    prison_ids: list[int]
+    phone: str | None = None
+
+
+def user_out(user: Any) -> UserOut:
+    return UserOut(user.id, user.role, user.login, user.name, list(user.prison_ids), user.phone)
+
+
+# registration
+
+
+def _error(status: int, detail: ErrorDetail, headers: dict[str, str] | None = None) -> web.Response:
+    response = reply(ErrorReply(detail), status)
+    response.headers.update(headers or {})
+    return response
+
+
+def _guarded(handler: Handler) -> Handler:
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            return _error(exc.status, exc.detail, exc.headers)
+        except NotSignedIn as exc:
+            return _error(401, ErrorDetail("not_authenticated", str(exc)))
+        except Denied as denied:
+            status = 404 if denied.code == "not_found" else 403
+            return _error(status, ErrorDetail(denied.code, denied.message))
+
+    return guarded
+
+
+def add(app: web.Application, routes: list[Route]) -> None:
+    for route in routes:
+        app.router.add_route(route.method, route.full_path, _guarded(route.handler))

@@ -1,0 +1,271 @@
+"""Family links: a relative asks, an officer of the prison verifies or rejects, staff revoke.
+
+A request naming an unknown prison or inmate number gets the same answer as a real one: it is
+stored as claimed with no inmate (``matched: false`` to the prison's officers, who can reject
+it), so the API cannot be used to find out which inmates exist. Every decision is audited in
+the same transaction (``Store.transition_link``), told to the relative live (a ``link`` frame
+on its user topic) and applied at once to its open sockets (``Gateway.refresh_user``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+from aiohttp import web
+
+from channels.events import user_topic
+from channels.protocol import LinkEvent, encode
+from server.api.base import ApiError, Route, body, path_id, principal, query, reply
+from server.app import GATEWAY, HUB, STORE
+from server.policy import (
+    LinkAction,
+    Principal,
+    check_action,
+    check_link,
+    link_scope,
+    shows_link_details,
+    signed_in,
+)
+from storage.base import Conflict, FamilyLink, LinkClaim, LinkState, NotFound, Prison, Store
+
+Text = Annotated[str, msgspec.Meta(max_length=2000)]
+Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=1000, pattern=r"\S")]
+
+
+class LinkRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    prison: Annotated[str, msgspec.Meta(min_length=1, max_length=40)] | int
+    inmate_number: Annotated[str, msgspec.Meta(min_length=1, max_length=40, pattern=r"\S")]
+    relationship: Annotated[str, msgspec.Meta(min_length=1, max_length=40, pattern=r"\S")]
+    evidence: Text = ""
+
+
+class Verify(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    reason: Annotated[str, msgspec.Meta(max_length=1000)] = ""
+
+
+class Decision(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    reason: Reason
+
+
+class LinksQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    state: LinkState | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=500)] = 100
+
+
+class RelativeOut(msgspec.Struct, frozen=True):
+    id: int
+    name: str
+    phone: str | None
+    id_number_last4: str | None
+
+
+class LinkOut(msgspec.Struct, frozen=True, omit_defaults=True):
+    id: int
+    state: LinkState
+    prison: str  # as the relative named it
+    prison_id: int | None
+    inmate_number: str
+    relationship: str
+    evidence: str
+    created_at: datetime
+    reason: str | None = None
+    decided_at: datetime | None = None
+    inmate_id: int | None = None  # relatives: only once verified
+    matched: bool | None = None  # staff: whether the claim names an inmate of the prison
+    relative: RelativeOut | None = None  # staff only
+
+
+class LinkList(msgspec.Struct, frozen=True):
+    links: list[LinkOut]
+
+
+def link_out(who: Principal, link: FamilyLink) -> LinkOut:
+    details = shows_link_details(who, link)
+    return LinkOut(
+        id=link.id,
+        state=link.state,
+        prison=link.prison_claim,
+        prison_id=link.prison_id if who.is_staff else None,
+        inmate_number=link.inmate_number,
+        relationship=link.relationship,
+        evidence=link.evidence,
+        created_at=link.created_at,
+        reason=link.reason,
+        decided_at=link.decided_at,
+        inmate_id=link.inmate_id if details else None,
+        matched=(link.inmate_id is not None) if who.is_staff else None,
+        relative=(
+            RelativeOut(
+                link.relative_id, link.relative_name, link.relative_phone, link.relative_id_last4
+            )
+            if who.is_staff
+            else None
+        ),
+    )
+
+
+async def _prison(store: Store, named: str | int) -> Prison | None:
+    try:
+        return await (
+            store.prison(named) if isinstance(named, int) else store.prison_by_code(named)
+        )
+    except NotFound:
+        return None
+
+
+async def request_link(request: web.Request) -> web.Response:
+    who = check_action(await principal(request), "link.request")
+    form = await body(request, LinkRequest)
+    store = request.app[STORE]
+    prison = await _prison(
+        store, form.prison if isinstance(form.prison, int) else form.prison.strip()
+    )
+    number = form.inmate_number.strip()
+    inmate = await store.inmate_by_number(prison.id, number) if prison else None
+    claim = LinkClaim(
+        relative_id=who.id,
+        prison_claim=str(form.prison).strip(),
+        inmate_number=number,
+        relationship=form.relationship.strip(),
+        evidence=form.evidence,
+        prison_id=prison.id if prison else None,
+        inmate_id=inmate.id if inmate else None,
+    )
+    try:
+        link = await store.claim_link(claim)
+    except Conflict:
+        raise ApiError(
+            409, "conflict", "you already have an open request or link for this inmate"
+        ) from None
+    return reply(link_out(who, link), 201)
+
+
+async def list_links(request: web.Request) -> web.Response:
+    who = signed_in(await principal(request))
+    scope = link_scope(who)
+    wanted = query(request, LinksQuery)
+    links = await request.app[STORE].links(
+        relative_id=scope.relative_id,
+        prison_ids=scope.prison_ids,
+        state=wanted.state,
+        limit=wanted.limit,
+    )
+    return reply(LinkList([link_out(who, link) for link in links]))
+
+
+async def _authorized(request: web.Request, action: LinkAction) -> tuple[Principal, FamilyLink]:
+    who = signed_in(await principal(request))
+    try:
+        link: FamilyLink | None = await request.app[STORE].link(path_id(request))
+    except NotFound:
+        link = None
+    return who, check_link(who, link, action)
+
+
+async def get_link(request: web.Request) -> web.Response:
+    who, link = await _authorized(request, "read")
+    return reply(link_out(who, link))
+
+
+async def _decide(
+    request: web.Request,
+    action: LinkAction,
+    from_state: LinkState,
+    to_state: LinkState,
+    form_type: type[Verify] | type[Decision],
+) -> web.Response:
+    who, link = await _authorized(request, action)
+    reason = (await body(request, form_type)).reason or None
+    if to_state == "verified" and link.inmate_id is None:
+        raise ApiError(409, "conflict", "this request names no inmate of the prison: reject it")
+    try:
+        decided = await request.app[STORE].transition_link(
+            link.id, from_state, to_state, who.id, reason
+        )
+    except Conflict:
+        raise ApiError(409, "conflict", f"this link is {link.state}, not {from_state}") from None
+    if to_state != "rejected":  # permissions changed: re-check every open socket, everywhere
+        request.app[GATEWAY].refresh_user(link.relative_id)
+    event = LinkEvent(id=decided.id, state=decided.state, reason=decided.reason)
+    request.app[HUB].publish(user_topic(link.relative_id), encode(event))
+    return reply(link_out(who, decided))
+
+
+async def verify_link(request: web.Request) -> web.Response:
+    return await _decide(request, "verify", "pending", "verified", Verify)
+
+
+async def reject_link(request: web.Request) -> web.Response:
+    return await _decide(request, "reject", "pending", "rejected", Decision)
+
+
+async def revoke_link(request: web.Request) -> web.Response:
+    return await _decide(request, "revoke", "verified", "revoked", Decision)
+
+
+_LinkErrors = (400, 401, 403, 404, 409, 413)
+
+ROUTES = [
+    Route(
+        "POST",
+        "/links",
+        request_link,
+        "Ask to be linked to an inmate (pending until an officer decides)",
+        "relative",
+        body=LinkRequest,
+        reply=LinkOut,
+        status=201,
+        errors=(400, 401, 403, 409, 413),
+    ),
+    Route(
+        "GET",
+        "/links",
+        list_links,
+        "List links: a relative its own; officers and supervisors their prisons'; admin all",
+        "signed in (scoped)",
+        query=LinksQuery,
+        reply=LinkList,
+        errors=(400, 401),
+    ),
+    Route(
+        "GET",
+        "/links/{id}",
+        get_link,
+        "One link request",
+        "its relative; staff of its prison; admin",
+        reply=LinkOut,
+        errors=(401, 404),
+    ),
+    Route(
+        "POST",
+        "/links/{id}/verify",
+        verify_link,
+        "Verify a pending request that names an inmate (audited; the relative is told live)",
+        "officer of the link's prison",
+        body=Verify,
+        reply=LinkOut,
+        errors=_LinkErrors,
+    ),
+    Route(
+        "POST",
+        "/links/{id}/reject",
+        reject_link,
+        "Reject a pending request, with a reason (audited; the relative is told live)",
+        "officer of the link's prison",
+        body=Decision,
+        reply=LinkOut,
+        errors=_LinkErrors,
+    ),
+    Route(
+        "POST",
+        "/links/{id}/revoke",
+        revoke_link,
+        "Revoke a verified link, with a reason: access ends at once, open sockets included",
+        "officer or supervisor of the link's prison; admin",
+        body=Decision,
+        reply=LinkOut,
+        errors=_LinkErrors,
+    ),
+]

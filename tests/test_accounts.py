@@ -1,0 +1,330 @@
+"""Accounts and sessions over real HTTP and sockets: register, log in, throttling, log out,
+revocation, admin-created staff. Argon2 runs for real here (a handful of hashes)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+from argon2 import PasswordHasher
+from websockets.asyncio.client import ClientConnection, connect
+
+from server import passwords, sessions
+from server.api.auth import THROTTLE
+from server.config import Settings
+from server.throttle import LoginThrottle
+from storage.postgres import PostgresStore
+from tests.servers import free_port, inprocess
+from tests.world import Staff, World, seed, seed_staff
+
+SECRET = "accounts-secret"
+PASSWORD = "a long passphrase here"
+RELATIVE = {"phone": "13900000001", "name": "Zhou Min", "password": PASSWORD,
+            "id_number": "44010119900101123x"}  # fmt: skip
+
+
+@dataclass
+class Site:
+    base: str
+    api: str
+    ws: str
+    http: aiohttp.ClientSession
+    store: PostgresStore
+    world: World
+    staff: Staff
+    app: Any
+    pg_url: str
+
+    async def call(
+        self, method: str, path: str, json: Any = None, token: str | None = None
+    ) -> tuple[int, Any, aiohttp.ClientResponse]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with self.http.request(
+            method, self.api + path, json=json, headers=headers
+        ) as response:
+            body = await response.json() if response.status != 204 else None
+            return response.status, body, response
+
+
+@pytest.fixture
+async def site(pg_store: PostgresStore, pg_url: str) -> AsyncIterator[Site]:
+    world = await seed(pg_store)
+    staff = await seed_staff(pg_store, world)
+    settings = Settings(database_url=pg_url, port=free_port(), secret=SECRET)
+    async with (
+        inprocess(settings, pg_store) as served,
+        aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http,
+    ):
+        yield Site(
+            served.http_url,
+            served.http_url + "/api/v1",
+            served.ws_url,
+            http,
+            pg_store,
+            world,
+            staff,
+            served.app,
+            pg_url,
+        )
+
+
+async def socket(site: Site, token: str) -> ClientConnection:
+    ws = await connect(
+        site.ws,
+        subprotocols=["kinline.v1"],  # type: ignore[list-item]
+        additional_headers={"Authorization": f"Bearer {token}"},
+    )
+    await ws.recv()  # welcome
+    return ws
+
+
+async def test_a_relative_registers_logs_in_with_its_phone_and_gets_a_session(
+    site: Site,
+) -> None:
+    status, registered, _ = await site.call("POST", "/auth/register", RELATIVE)
+    assert status == 201 and registered["user"]["role"] == "relative"
+    status, logged, response = await site.call(
+        "POST", "/auth/login", {"login": RELATIVE["phone"], "password": PASSWORD}
+    )
+    assert status == 200 and logged["user"]["id"] == registered["user"]["id"]
+    cookie = response.cookies[sessions.COOKIE]
+    assert cookie.value == logged["token"]
+    assert cookie["httponly"] and cookie["samesite"] == "Strict"
+    assert not cookie["secure"]  # plain http here; see test_web_security for TLS
+    status, me, _ = await site.call("GET", "/me", token=logged["token"])
+    assert (status, me["id_number_last4"], me["verified_inmates"]) == (200, "123X", [])
+    async with site.http.get(
+        site.api + "/me", headers={"Cookie": f"{sessions.COOKIE}={logged['token']}"}
+    ) as by_cookie:
+        assert (await by_cookie.json())["user"]["login"] == RELATIVE["phone"]
+
+    conn = await asyncpg.connect(site.pg_url)
+    try:
+        row = await conn.fetchrow("SELECT * FROM users WHERE id = $1", registered["user"]["id"])
+        tokens = await conn.fetch("SELECT token_hash FROM sessions")
+    finally:
+        await conn.close()
+    expected = hmac.new(SECRET.encode(), b"44010119900101123X", hashlib.sha256).digest()
+    assert bytes(row["id_number_hash"]) == expected
+    assert "4401011990" not in repr(dict(row))  # never in clear
+    assert row["password_hash"].startswith("$argon2id$")
+    assert sessions.token_hash(logged["token"]) in {bytes(t["token_hash"]) for t in tokens}
+    assert logged["token"].encode() not in {bytes(t["token_hash"]) for t in tokens}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"password": "short"}, "password"),
+        ({"password": "password123"}, "password"),
+        ({"phone": "call me"}, "phone"),
+        ({"name": ""}, "name"),
+        ({"id_number": "12"}, "id_number"),
+        ({"id_number": None}, "id_number"),
+        ({"admin": True}, "admin"),
+    ],
+)
+async def test_registration_refuses_bad_input_naming_the_field(
+    site: Site, change: dict[str, Any], field: str
+) -> None:
+    body = {**RELATIVE, **change}
+    body = {k: v for k, v in body.items() if v is not None}
+    status, reply, _ = await site.call("POST", "/auth/register", body)
+    assert (status, reply["error"]["code"], reply["error"]["field"]) == (
+        400,
+        "invalid_request",
+        field,
+    )
+
+
+async def test_a_phone_or_an_id_number_registers_once(site: Site) -> None:
+    assert (await site.call("POST", "/auth/register", RELATIVE))[0] == 201
+    status, reply, _ = await site.call(
+        "POST", "/auth/register", {**RELATIVE, "id_number": "1" * 18}
+    )
+    assert (status, reply["error"]["code"]) == (409, "conflict")
+    same_person = {**RELATIVE, "phone": "13900000002", "id_number": "440101 19900101 123X"}
+    status, reply, _ = await site.call("POST", "/auth/register", same_person)
+    assert (status, reply["error"]["code"]) == (409, "conflict")
+    assert "id number" in reply["error"]["message"]
+
+
+async def test_a_wrong_password_and_an_unknown_login_look_the_same(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hashed = await asyncio.to_thread(passwords.hash_password, PASSWORD)
+    await site.store.add_user("officer", "officer.qin", "Qin", hashed, [site.world.gaoming.id])
+    verified: list[str] = []
+    real_verify = passwords.verify
+
+    def spy(password_hash: str, password: str) -> bool:
+        verified.append(password_hash)
+        return real_verify(password_hash, password)
+
+    monkeypatch.setattr(passwords, "verify", spy)
+    wrong = await site.call("POST", "/auth/login", {"login": "officer.qin", "password": "nope"})
+    unknown = await site.call("POST", "/auth/login", {"login": "nobody", "password": "nope"})
+    assert wrong[0] == unknown[0] == 401
+    assert (
+        wrong[1]
+        == unknown[1]
+        == {"error": {"code": "invalid_credentials", "message": "wrong login or password"}}
+    )
+    assert verified == [hashed, passwords.DUMMY_HASH]  # the unknown login costs a verify too
+    assert "Set-Cookie" not in wrong[2].headers
+
+
+async def test_logins_are_throttled_per_account_and_per_address(site: Site) -> None:
+    hashed = await asyncio.to_thread(passwords.hash_password, PASSWORD)
+    await site.store.add_user("officer", "officer.qin", "Qin", hashed, [site.world.gaoming.id])
+    for _ in range(5):
+        status, _, _ = await site.call(
+            "POST", "/auth/login", {"login": "officer.qin", "password": "guess"}
+        )
+        assert status == 401
+    status, reply, response = await site.call(
+        "POST", "/auth/login", {"login": "OFFICER.QIN ", "password": PASSWORD}
+    )
+    assert (status, reply["error"]["code"]) == (429, "rate_limited")  # even the right one
+    assert 0 < int(response.headers["Retry-After"]) <= 15 * 60
+
+    site.app[THROTTLE].per_address.limit = 7  # five failures so far from this address
+    for login in ("ghost1", "ghost2"):
+        status, _, _ = await site.call("POST", "/auth/login", {"login": login, "password": "x"})
+        assert status == 401
+    status, reply, response = await site.call(
+        "POST", "/auth/login", {"login": "ghost3", "password": "x"}
+    )
+    assert status == 429 and "Retry-After" in response.headers
+
+
+async def test_a_login_rehashes_a_password_hashed_with_old_parameters(site: Site) -> None:
+    old = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
+    assert passwords.needs_rehash(old)
+    user = await site.store.add_user("admin", "admin.old", "Old", old)
+    status, _, _ = await site.call(
+        "POST", "/auth/login", {"login": "admin.old", "password": PASSWORD}
+    )
+    assert status == 200
+    _, stored = await site.store.credentials("admin.old")
+    assert stored != old and not passwords.needs_rehash(stored)
+    assert passwords.verify(stored, PASSWORD)
+    assert (await site.store.user(user.id)).login == "admin.old"
+
+
+async def test_logout_ends_the_session_and_closes_only_its_sockets(site: Site) -> None:
+    w = site.world
+    other_token = await sessions.issue(site.store, w.relative, days=1)
+    ended = await socket(site, w.token(w.relative))
+    kept = await socket(site, other_token)
+    status, _, response = await site.call("POST", "/auth/logout", token=w.token(w.relative))
+    assert status == 204
+    assert "kinline_session=" in response.headers["Set-Cookie"]  # cookie cleared
+    async with asyncio.timeout(5):
+        await ended.wait_closed()
+    assert ended.close_code == 4401
+    status, reply, _ = await site.call("GET", "/me", token=w.token(w.relative))
+    assert (status, reply["error"]["code"]) == (401, "not_authenticated")
+    await kept.send('{"type": "typing", "conv": 999999}')
+    async with asyncio.timeout(5):  # the other session's socket still answers
+        while (frame := json.loads(await kept.recv()))["type"] != "error":
+            pass
+    assert frame["code"] == "not_found"
+    assert (await site.call("GET", "/me", token=other_token))[0] == 200
+    await kept.close()
+
+
+async def test_an_expired_session_is_not_authenticated(site: Site) -> None:
+    token = "expired-token"
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    await site.store.create_session(site.world.relative.id, sessions.token_hash(token), past)
+    status, reply, _ = await site.call("GET", "/me", token=token)
+    assert (status, reply["error"]["code"]) == (401, "not_authenticated")
+
+
+async def test_admin_revokes_every_session_of_a_user_and_its_sockets_close(site: Site) -> None:
+    w = site.world
+    ws = await socket(site, w.token(w.officer))
+    status, reply, _ = await site.call(
+        "POST",
+        f"/admin/users/{w.officer.id}/revoke-sessions",
+        token=w.token(site.staff.admin),
+    )
+    assert (status, reply) == (200, {"revoked": 1})
+    async with asyncio.timeout(5):
+        await ws.wait_closed()
+    assert ws.close_code == 4401
+    assert (await site.call("GET", "/me", token=w.token(w.officer)))[0] == 401
+    [entry] = await site.store.audit_entries(action="user.revoke_sessions")
+    assert (entry.actor_id, entry.object_id, entry.before) == (
+        site.staff.admin.id,
+        w.officer.id,
+        {"live_sessions": 1},
+    )
+
+
+async def test_admin_creates_prisons_and_staff_who_can_log_in_and_it_is_audited(
+    site: Site,
+) -> None:
+    admin = site.world.token(site.staff.admin)
+    status, prison, _ = await site.call(
+        "POST", "/admin/prisons", {"code": "HZ", "name": "Huizhou Prison"}, admin
+    )
+    assert status == 201
+    duplicate = await site.call("POST", "/admin/prisons", {"code": "HZ", "name": "x"}, admin)
+    assert duplicate[0] == 409
+    new_officer = {
+        "role": "officer",
+        "login": "officer.hz",
+        "name": "Officer Hu",
+        "password": PASSWORD,
+        "prison_ids": [prison["id"]],
+    }
+    status, user, _ = await site.call("POST", "/admin/users", new_officer, admin)
+    assert status == 201 and user["prison_ids"] == [prison["id"]]
+    status, reply, _ = await site.call(
+        "POST", "/admin/users", {**new_officer, "login": "officer.two", "prison_ids": []}, admin
+    )
+    assert (status, reply["error"]["field"]) == (400, "prison_ids")
+    status, logged, _ = await site.call(
+        "POST", "/auth/login", {"login": "officer.hz", "password": PASSWORD}
+    )
+    assert status == 200 and logged["user"]["role"] == "officer"
+    [created_prison] = await site.store.audit_entries(action="prison.create")
+    [created_user] = await site.store.audit_entries(action="user.create")
+    assert (created_prison.actor_id, created_prison.object_id, created_prison.after) == (
+        site.staff.admin.id,
+        prison["id"],
+        {"code": "HZ", "name": "Huizhou Prison", "city": ""},
+    )
+    assert created_user.before is None
+    assert created_user.after == {
+        "role": "officer",
+        "login": "officer.hz",
+        "name": "Officer Hu",
+        "prison_ids": [prison["id"]],
+    }
+    _, users, _ = await site.call("GET", "/admin/users?role=officer", token=admin)
+    assert "officer.hz" in {u["login"] for u in users["users"]}
+
+
+def test_a_throttled_account_may_try_again_once_its_failures_leave_the_window() -> None:
+    now = [0.0]
+    throttle = LoginThrottle(clock=lambda: now[0])
+    for _ in range(5):
+        throttle.failed("Officer.Qin", "10.0.0.1")
+    assert throttle.retry_after("officer.qin", "10.0.0.2") == 15 * 60
+    now[0] = 14 * 60.0
+    assert throttle.retry_after("officer.qin", "10.0.0.2") == 60
+    now[0] = 15 * 60.0
+    assert throttle.retry_after("officer.qin", "10.0.0.2") == 0
+    assert throttle.retry_after("someone.else", "10.0.0.1") == 0  # address limit is higher
