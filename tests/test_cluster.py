@@ -17,6 +17,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError
 
 from channels.client import KinlineClient
+from channels.protocol import PresenceEvent
 from storage.postgres import PostgresStore
 from tests.history import check
 from tests.realtime import Reader, client
@@ -204,3 +205,38 @@ async def test_sigterm_acks_every_committed_send_then_closes_with_1012(
     assert await stopping == 0
     stored = {m.cid for m in await pg_store.messages(world.conv.id, after=0, limit=500)}
     assert acked and stored == acked  # committed <=> acked: nothing committed silently
+
+
+async def test_on_duty_presence_crosses_processes_and_a_dead_process_expires(
+    world: World, servers: list[ServerProcess], pg_url: str, redis_url: str, redis_prefix: str
+) -> None:
+    env = {"KINLINE_REDIS_PREFIX": redis_prefix, "KINLINE_PRESENCE_TTL": "1.5"}
+    a = ServerProcess(pg_url, redis_url, env=env)
+    b = ServerProcess(pg_url, redis_url, env=env)
+    servers.append(b)
+    for server in (a, b):
+        await server.start()
+
+    def on_duty(reader: Reader) -> list[int]:
+        return [f.on_duty for f in reader.frames if isinstance(f, PresenceEvent)]
+
+    async with (
+        Reader(client(b.ws_url, world.token(world.relative))) as relative,
+        Reader(client(b.ws_url, world.token(world.supervisor))) as supervisor,
+    ):
+        await relative.until(lambda: on_duty(relative) == [0])  # the state on arrival
+        async with Reader(client(a.ws_url, world.token(world.officer))):
+            await relative.until(lambda: on_duty(relative)[-1:] == [1])
+            await supervisor.until(lambda: on_duty(supervisor)[-1:] == [1])
+        await relative.until(lambda: on_duty(relative)[-1:] == [0])  # signed off cleanly
+        named = [f for f in supervisor.frames if isinstance(f, PresenceEvent) and f.on_duty]
+        assert [o.name for o in named[-1].officers or []] == ["Officer Li"]
+        assert all(f.officers is None for f in relative.frames if isinstance(f, PresenceEvent))
+
+        officer = client(a.ws_url, world.token(world.officer))
+        await officer.connect()
+        await relative.until(lambda: on_duty(relative)[-1:] == [1])
+        assert a.process is not None
+        a.process.kill()  # no goodbye: its officer must expire from the shared store
+        await relative.until(lambda: on_duty(relative)[-1:] == [0], timeout=15)
+        await officer.close()
