@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from storage import appending, migrations
+from storage import appending, migrations, records
 from storage.base import (
     Appended,
     AuditEntry,
@@ -44,12 +44,6 @@ SELECT u.id, u.role, u.login, u.name, u.phone, u.password_hash,
 FROM users u
 """
 
-_MESSAGE = """
-SELECT m.id, m.conversation_id, m.seq, m.sender_id, m.sender_role, u.name AS sender_name,
-       m.cid, m.kind, m.body, m.created_at
-FROM messages m JOIN users u ON u.id = m.sender_id
-"""
-
 
 def _user(row: asyncpg.Record) -> User:
     return User(
@@ -58,74 +52,19 @@ def _user(row: asyncpg.Record) -> User:
 
 
 def _message(row: asyncpg.Record) -> Message:
-    return Message(
-        row["id"],
-        row["conversation_id"],
-        row["seq"],
-        row["sender_id"],
-        row["sender_role"],
-        row["sender_name"],
-        row["cid"],
-        row["kind"],
-        row["body"],
-        row["created_at"],
-    )
+    return records.message(row, records.same)
 
 
 def _conversation(row: asyncpg.Record) -> Conversation:
-    return Conversation(
-        row["id"],
-        row["prison_id"],
-        row["inmate_id"],
-        row["relative_id"],
-        row["state"],
-        row["assigned_officer_id"],
-        row["last_seq"],
-        row["created_at"],
-    )
+    return records.conversation(row, records.same)
 
 
 def _audit(row: asyncpg.Record) -> AuditEntry:
-    return AuditEntry(
-        row["id"],
-        row["at"],
-        row["actor_id"],
-        row["action"],
-        row["object_type"],
-        row["object_id"],
-        row["prison_id"],
-        row["before"],
-        row["after"],
-    )
-
-
-_LINK = """
-SELECT l.id, l.relative_id, l.prison_id, l.prison_claim, l.inmate_number, l.inmate_id,
-       l.relationship, l.evidence, l.state, l.reason, l.decided_by, l.decided_at, l.created_at,
-       u.name AS relative_name, u.phone AS relative_phone, u.id_number_last4
-FROM family_links l JOIN users u ON u.id = l.relative_id
-"""
+    return records.audit(row, records.same)
 
 
 def _link(row: asyncpg.Record) -> FamilyLink:
-    return FamilyLink(
-        row["id"],
-        row["relative_id"],
-        row["prison_id"],
-        row["prison_claim"],
-        row["inmate_number"],
-        row["inmate_id"],
-        row["relationship"],
-        row["evidence"],
-        row["state"],
-        row["reason"],
-        row["decided_by"],
-        row["decided_at"],
-        row["created_at"],
-        row["relative_name"],
-        row["relative_phone"],
-        row["id_number_last4"],
-    )
+    return records.link(row, records.same)
 
 
 async def _keep_session(_: asyncpg.Connection) -> None:
@@ -427,7 +366,7 @@ class PostgresStore:
         bounds, newest_first = page_bounds(after, before)
         args: list[object] = [conversation_id, *(value for _, value in bounds), clamp_limit(limit)]
         sql = (
-            _MESSAGE
+            records.MESSAGE_SELECT
             + " WHERE m.conversation_id = $1"
             + "".join(f" AND {op} ${n}" for n, (op, _) in enumerate(bounds, start=2))
             + ("" if include_notes else " AND m.kind <> 'note'")
@@ -607,7 +546,7 @@ class PostgresStore:
 
     async def link(self, link_id: int) -> FamilyLink:
         async with self._conn() as conn:
-            row = await conn.fetchrow(_LINK + " WHERE l.id = $1", link_id)
+            row = await conn.fetchrow(records.LINK_SELECT + " WHERE l.id = $1", link_id)
         if row is None:
             raise NotFound(f"link {link_id}")
         return _link(row)
@@ -622,7 +561,7 @@ class PostgresStore:
     ) -> list[FamilyLink]:
         async with self._conn() as conn:
             rows = await conn.fetch(
-                _LINK + " WHERE ($1::bigint IS NULL OR l.relative_id = $1)"
+                records.LINK_SELECT + " WHERE ($1::bigint IS NULL OR l.relative_id = $1)"
                 " AND ($2::bigint[] IS NULL OR l.prison_id = ANY($2))"
                 " AND ($3::text IS NULL OR l.state = $3) ORDER BY l.id LIMIT $4",
                 relative_id,

@@ -19,7 +19,7 @@ from typing import Any
 import aiosqlite
 import msgspec
 
-from storage import appending, migrations
+from storage import appending, migrations, records
 from storage.base import (
     Appended,
     AuditEntry,
@@ -49,12 +49,6 @@ SELECT u.id, u.role, u.login, u.name, u.phone, u.password_hash,
 FROM users u
 """
 
-_MESSAGE = """
-SELECT m.id, m.conversation_id, m.seq, m.sender_id, m.sender_role, u.name AS sender_name,
-       m.cid, m.kind, m.body, m.created_at
-FROM messages m JOIN users u ON u.id = m.sender_id
-"""
-
 
 def to_us(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(microseconds=1)
@@ -82,74 +76,19 @@ def _user(row: sqlite3.Row) -> User:
 
 
 def _message(row: sqlite3.Row) -> Message:
-    return Message(
-        row["id"],
-        row["conversation_id"],
-        row["seq"],
-        row["sender_id"],
-        row["sender_role"],
-        row["sender_name"],
-        row["cid"],
-        row["kind"],
-        row["body"],
-        from_us(row["created_at"]),
-    )
+    return records.message(row, from_us)
 
 
 def _conversation(row: sqlite3.Row) -> Conversation:
-    return Conversation(
-        row["id"],
-        row["prison_id"],
-        row["inmate_id"],
-        row["relative_id"],
-        row["state"],
-        row["assigned_officer_id"],
-        row["last_seq"],
-        from_us(row["created_at"]),
-    )
+    return records.conversation(row, from_us)
 
 
 def _audit(row: sqlite3.Row) -> AuditEntry:
-    return AuditEntry(
-        row["id"],
-        from_us(row["at"]),
-        row["actor_id"],
-        row["action"],
-        row["object_type"],
-        row["object_id"],
-        row["prison_id"],
-        _unjson(row["before"]),
-        _unjson(row["after"]),
-    )
-
-
-_LINK = """
-SELECT l.id, l.relative_id, l.prison_id, l.prison_claim, l.inmate_number, l.inmate_id,
-       l.relationship, l.evidence, l.state, l.reason, l.decided_by, l.decided_at, l.created_at,
-       u.name AS relative_name, u.phone AS relative_phone, u.id_number_last4
-FROM family_links l JOIN users u ON u.id = l.relative_id
-"""
+    return records.audit(row, from_us, _unjson)
 
 
 def _link(row: sqlite3.Row) -> FamilyLink:
-    return FamilyLink(
-        row["id"],
-        row["relative_id"],
-        row["prison_id"],
-        row["prison_claim"],
-        row["inmate_number"],
-        row["inmate_id"],
-        row["relationship"],
-        row["evidence"],
-        row["state"],
-        row["reason"],
-        row["decided_by"],
-        None if row["decided_at"] is None else from_us(row["decided_at"]),
-        from_us(row["created_at"]),
-        row["relative_name"],
-        row["relative_phone"],
-        row["id_number_last4"],
-    )
+    return records.link(row, from_us)
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -431,7 +370,9 @@ class SqliteStore:
             stored: dict[appending.Key, Message] = {}
             for key in {appending.key_of(i) for i in items if i.conversation_id in last}:
                 async with db.execute(
-                    _MESSAGE + " WHERE m.conversation_id = ? AND m.sender_id = ? AND m.cid = ?", key
+                    records.MESSAGE_SELECT
+                    + " WHERE m.conversation_id = ? AND m.sender_id = ? AND m.cid = ?",
+                    key,
                 ) as cursor:
                     row = await cursor.fetchone()
                 if row is not None:
@@ -473,7 +414,7 @@ class SqliteStore:
     ) -> list[Message]:
         bounds, newest_first = page_bounds(after, before)
         sql = (
-            _MESSAGE
+            records.MESSAGE_SELECT
             + " WHERE m.conversation_id = ?"
             + "".join(f" AND {op} ?" for op, _ in bounds)
             + ("" if include_notes else " AND m.kind <> 'note'")
@@ -643,7 +584,7 @@ class SqliteStore:
         return await self.link(cursor.lastrowid)
 
     async def link(self, link_id: int) -> FamilyLink:
-        row = await self._row(_LINK + " WHERE l.id = ?", [link_id])
+        row = await self._row(records.LINK_SELECT + " WHERE l.id = ?", [link_id])
         if row is None:
             raise NotFound(f"link {link_id}")
         return _link(row)
@@ -662,7 +603,7 @@ class SqliteStore:
             ids = [int(p) for p in prison_ids]
             where.append(f"l.prison_id IN ({','.join(str(p) for p in ids) or 'NULL'})")
         rows = await self._rows(
-            _LINK + " WHERE " + " AND ".join(where) + " ORDER BY l.id LIMIT ?3", args
+            records.LINK_SELECT + " WHERE " + " AND ".join(where) + " ORDER BY l.id LIMIT ?3", args
         )
         return [_link(r) for r in rows]
 
