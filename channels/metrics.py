@@ -30,3 +30,13 @@ slow_consumer_closes = Counter(
     "kinline_slow_consumer_closes_total", "Sockets closed with 4008 for falling behind"
 )
 errors = Counter("kinline_errors_total", "Error frames sent, by code", ["code"])
+commit_seconds = Histogram(
+    "kinline_commit_seconds",
+    "One group-commit batch: append statement and commit",
+    buckets=LATENCY_BUCKETS,
+)
+commit_batch_size = Histogram(
+    "kinline_commit_batch_size",
+    "Messages per group-commit batch",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)

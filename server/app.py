@@ -13,6 +13,7 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
+from channels import metrics
 from channels.broker import Broker
 from channels.broker_memory import MemoryBroker
 from channels.hub import Hub
@@ -52,6 +53,11 @@ def make_broker(settings: Settings) -> Broker:
     return MemoryBroker()
 
 
+def _observe_batch(size: int, seconds: float) -> None:
+    metrics.commit_batch_size.observe(size)
+    metrics.commit_seconds.observe(seconds)
+
+
 def make_presence(settings: Settings) -> Presence:
     if settings.redis_url:
         from channels.presence import RedisPresence
@@ -66,7 +72,7 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     hub = app[HUB] = Hub(broker, store)
     await broker.start()
     await hub.start()
-    commit = GroupCommit(store)
+    commit = GroupCommit(store, on_batch=_observe_batch)
     send_path = SendPath(store, commit, hub, RateLimiter(settings.send_rate, settings.send_burst))
     roster = DutyRoster(
         make_presence(settings),

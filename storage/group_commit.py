@@ -18,6 +18,7 @@ instead of joining a queue that grows for seconds.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -38,6 +39,7 @@ class GroupCommit:
         max_queued: int = 4096,
         max_wait: float = 0.1,
         clock: Callable[[], float] | None = None,
+        on_batch: Callable[[int, float], None] | None = None,
     ) -> None:
         self._store = store
         self._max_batch = max_batch
@@ -45,10 +47,9 @@ class GroupCommit:
         self._max_queued = max_queued
         self._max_wait = max_wait
         self._clock = clock
+        self._on_batch = on_batch  # (size, seconds) of every committed batch, for metrics
         self._queue: deque[tuple[NewMessage, asyncio.Future[Appended | None], float]] = deque()
         self._inflight = 0
-        self.batches = 0  # counters for the benchmark and tests
-        self.appended = 0
 
     async def append(self, item: NewMessage) -> Appended | None:
         """Commit ``item`` (in some batch); ``None`` if its conversation does not exist.
@@ -81,6 +82,7 @@ class GroupCommit:
                 batch = [
                     self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))
                 ]
+                started = time.perf_counter()
                 try:
                     results = await self._store.append_messages([item for item, _, _ in batch])
                 except Exception as exc:
@@ -88,8 +90,8 @@ class GroupCommit:
                         if not future.done():
                             future.set_exception(exc)
                     continue
-                self.batches += 1
-                self.appended += len(batch)
+                if self._on_batch is not None:
+                    self._on_batch(len(batch), time.perf_counter() - started)
                 for (_, future, _), result in zip(batch, results, strict=True):
                     if not future.done():
                         future.set_result(result)
