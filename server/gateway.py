@@ -267,8 +267,10 @@ class Gateway:
         conn.topics.add(topic)
 
     async def _hello(self, conn: Connection, hello: Hello) -> None:
-        """Resume every conversation named with its cursor; a relative also follows all of
-        its own conversations live."""
+        """Resume every conversation named with its cursor. A relative also follows all of
+        its own conversations: one it names no cursor for it has seen nothing of, so it is
+        replayed from the start (paged) and then streamed. "Live from now" would leave a gap
+        the client cannot close: it cannot know when its hello took effect."""
         for conv_id, seq in hello.resume.items():
             try:
                 await authorize(self.store, conn, conv_id, "read")
@@ -280,7 +282,7 @@ class Gateway:
             for conv in await self.store.conversations_of(conn.user_id):
                 if conv.inmate_id in conn.principal.verified_inmates:
                     conn.conversations.setdefault(conv.id, conv)
-                    await self._join(conn, conversation_topic(conv.id), None)
+                    await self._join(conn, conversation_topic(conv.id), 0)
 
     async def _typing(self, conn: Connection, frame: Typing) -> None:
         await authorize(self.store, conn, frame.conv, "typing")

@@ -571,3 +571,22 @@ async def test_metrics_are_exposed(live: Live) -> None:
         "kinline_errors_total",
     ):
         assert name in text
+
+
+async def test_a_relative_without_a_cursor_gets_its_conversation_from_the_start(
+    live: Live,
+) -> None:
+    """Regression: a relative's hello followed its conversations "live from now", so a
+    message committed while the hello was being handled was never delivered to it (seen as
+    seq 1 lost in the kill -9 cluster test, about one run in ten)."""
+    w = live.world
+    async with Reader(client(live.url, w.token(w.officer))) as officer:
+        for n in range(3):
+            await officer.client.send(w.conv.id, f"before the relative connects {n}")
+    async with Reader(client(live.url, w.token(w.relative))) as relative:
+        assert await relative.until_seq(w.conv.id, 3) == [1, 2, 3]
+        resumed = client(live.url, w.token(w.relative))
+        resumed.last_seq[w.conv.id] = 2
+        async with Reader(resumed) as again:  # with a cursor: only what follows it
+            await again.client.send(w.conv.id, "and now")
+            assert await again.until_seq(w.conv.id, 2) == [3, 4]
