@@ -46,7 +46,7 @@ Close codes (:class:`CloseCode`)
 """
 
 import logging
-from datetime import datetime
+from datetime import date, datetime
 from enum import IntEnum, StrEnum
 from typing import Annotated, Any, Final, Literal, TypeAlias
 
@@ -77,6 +77,7 @@ __all__ = [
     "AnnouncementEvent",
     "ClientFrame",
     "CloseCode",
+    "ComplaintEvent",
     "ConversationEvent",
     "ErrorCode",
     "ErrorFrame",
@@ -96,6 +97,7 @@ __all__ = [
     "TypingEvent",
     "Unwatch",
     "UserRef",
+    "VisitEvent",
     "Watch",
     "Welcome",
     "decode_client",
@@ -290,12 +292,19 @@ class ReadEvent(_ServerBase, tag="read", frozen=True):
 
 
 class ConversationEvent(_ServerBase, tag="conversation", frozen=True):
+    """A life-cycle change. To the prison's staff with every field; to the relative (on its
+    user topic) without ``note`` (a hand-over note is internal)."""
+
     event: Literal["created", "claimed", "transferred", "resolved", "reopened"]
     conv: int
     state: str
-    officer: int | None = None
-    by: int | None = None
-    note: str | None = None
+    officer: int | None = None  # assigned officer after the change
+    by: int | None = None  # who made the change
+    note: str | None = None  # hand-over note (staff only)
+    inmate: int | None = None
+    relative: int | None = None
+    cycle: int | None = None
+    waiting_since: datetime | None = None  # start of the current wait, while waiting
 
 
 class PresenceEvent(_ServerBase, tag="presence", frozen=True):
@@ -315,6 +324,26 @@ class AnnouncementEvent(_ServerBase, tag="announcement", frozen=True):
     body: str
     at: datetime
     prison: int | None = None  # None: bureau-wide
+    open_day: date | None = None
+
+
+class VisitEvent(_ServerBase, tag="visit", frozen=True):
+    """A visit request changed (to its relative, and to the prison's staff)."""
+
+    id: int
+    inmate: int
+    state: str
+    slot_start: datetime
+    reason: str | None = None
+
+
+class ComplaintEvent(_ServerBase, tag="complaint", frozen=True):
+    """A complaint changed state; never sent to officers of the prison complained about."""
+
+    id: int
+    reference: str
+    state: str
+    message: str = ""
 
 
 class LinkEvent(_ServerBase, tag="link", frozen=True):
@@ -348,6 +377,8 @@ ServerFrame: TypeAlias = (
     | InfoEvent
     | AnnouncementEvent
     | LinkEvent
+    | VisitEvent
+    | ComplaintEvent
     | ErrorFrame
     | ResyncEvent
 )
@@ -364,6 +395,8 @@ SERVER_FRAME_TYPES: Final = frozenset(
         "info",
         "announcement",
         "link",
+        "visit",
+        "complaint",
         "error",
         "resync",
     }

@@ -33,6 +33,8 @@ STORE = web.AppKey("store", Store)
 BROKER = web.AppKey("broker", Broker)
 HUB = web.AppKey("hub", Hub)
 GATEWAY = web.AppKey("gateway", Gateway)
+SEND_PATH = web.AppKey("send_path", SendPath)
+ROSTER = web.AppKey("roster", DutyRoster)
 
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:
@@ -73,8 +75,9 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     await broker.start()
     await hub.start()
     commit = GroupCommit(store, on_batch=_observe_batch)
-    send_path = SendPath(store, commit, hub, RateLimiter(settings.send_rate, settings.send_burst))
-    roster = DutyRoster(
+    limiter = RateLimiter(settings.send_rate, settings.send_burst)
+    send_path = app[SEND_PATH] = SendPath(store, commit, hub, limiter)
+    roster = app[ROSTER] = DutyRoster(
         make_presence(settings),
         hub,
         store,

@@ -29,7 +29,7 @@ from server.authorize import authorize
 from server.connection import Connection
 from server.policy import Denied
 from server.ratelimit import RateLimiter
-from storage.base import Appended, NewMessage, Store, StoreUnavailable
+from storage.base import Appended, Message, NewMessage, NotFound, Store, StoreUnavailable
 from storage.group_commit import GroupCommit, Overloaded
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,27 @@ class SendPath:
                 seq=message.seq,
                 audience_=audience(message),
             )
+
+    async def post(self, item: NewMessage) -> Message:
+        """Append a message on the server's own behalf (a ``system`` fact card, an officer's
+        message sent over REST) through the same group commit, and publish it once committed.
+        Raises ``StoreUnavailable`` (nothing stored) or ``NotFound`` (no such conversation)."""
+        try:
+            committed = self._commit.submit(item)
+        except Overloaded:
+            raise StoreUnavailable("the store is not keeping up; try again") from None
+        appended = await committed
+        if appended is None:
+            raise NotFound(f"conversation {item.conversation_id}")
+        message = appended.message
+        if appended.created:
+            self._hub.publish(
+                conversation_topic(message.conversation_id),
+                message_bytes(message),
+                seq=message.seq,
+                audience_=audience(message),
+            )
+        return message
 
     async def idle(self) -> None:
         """Wait until every queued send is committed and answered (graceful shutdown)."""

@@ -26,6 +26,8 @@ from typing import Any, Literal, Protocol
 
 import msgspec
 
+from storage.sql import Database
+
 Role = Literal["relative", "officer", "supervisor", "admin"]
 ROLES: tuple[Role, ...] = ("relative", "officer", "supervisor", "admin")
 STAFF_ROLES: frozenset[str] = frozenset({"officer", "supervisor", "admin"})
@@ -170,6 +172,10 @@ class FamilyLink(msgspec.Struct, frozen=True):
 
 class Store(Protocol):
     """What the server needs from a database, and nothing more."""
+
+    @property
+    def db(self) -> Database:
+        """Portable SQL for the areas written once over both stores (``storage/sql.py``)."""
 
     async def migrate(self) -> list[str]:
         """Apply pending migrations; return the names applied (empty when up to date)."""

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Any, Literal
 
 import asyncpg
 import msgspec
@@ -86,6 +86,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 class PostgresStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        self.db = PgDatabase(self)  # portable SQL for the later areas (storage/sql.py)
 
     @classmethod
     async def open(
@@ -604,3 +605,54 @@ class PostgresStore:
         if moved is None:
             raise Conflict("state")
         return link
+
+
+class _PgSql:
+    """``storage.sql.Sql`` on one asyncpg connection (jsonb and timestamptz decode natively)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def fetch(self, sql: str, *args: Any) -> list[Any]:
+        return list(await self._conn.fetch(sql, *args))
+
+    async def fetchrow(self, sql: str, *args: Any) -> Any:
+        return await self._conn.fetchrow(sql, *args)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self._conn.fetchval(sql, *args)
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        status: str = await self._conn.execute(sql, *args)
+        tail = status.rpartition(" ")[2]
+        return int(tail) if tail.isdigit() else 0
+
+    def when(self, value: Any) -> datetime:
+        moment: datetime = value
+        return moment
+
+    def day(self, value: Any) -> date:
+        day: date = value
+        return day
+
+    def unjson(self, value: Any) -> Any:
+        return value
+
+
+class PgDatabase:
+    """``storage.sql.Database`` over the store's pool and its error mapping."""
+
+    dialect: Literal["postgres"] = "postgres"
+
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[_PgSql]:
+        async with self._store._conn() as conn:
+            yield _PgSql(conn)
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[_PgSql]:
+        async with self._store._conn() as conn, conn.transaction():
+            yield _PgSql(conn)

@@ -12,9 +12,9 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import aiosqlite
 import msgspec
@@ -38,6 +38,7 @@ from storage.base import (
     User,
 )
 from storage.paging import clamp_limit, page_bounds
+from storage.sql import to_sqlite
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -114,6 +115,7 @@ class SqliteStore:
         self._writer = writer
         self._reader = reader
         self._lock = asyncio.Lock()
+        self.db = SqliteDatabase(self)  # portable SQL for the later areas (storage/sql.py)
 
     @classmethod
     async def open(cls, path: str) -> SqliteStore:
@@ -639,3 +641,72 @@ class SqliteStore:
         if cursor.rowcount == 0:
             raise Conflict("state")
         return link
+
+
+def _param(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return to_us(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict | list):
+        return _json(value)
+    return value
+
+
+class _SqliteSql:
+    """``storage.sql.Sql`` on one aiosqlite connection."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    async def fetch(self, sql: str, *args: Any) -> list[Any]:
+        try:
+            async with self._db.execute(to_sqlite(sql), [_param(a) for a in args]) as cursor:
+                return list(await cursor.fetchall())
+        except (sqlite3.OperationalError, ValueError) as exc:
+            raise StoreUnavailable(f"SQLite unavailable: {exc}") from exc
+
+    async def fetchrow(self, sql: str, *args: Any) -> Any:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        row = await self.fetchrow(sql, *args)
+        return None if row is None else row[0]
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        try:
+            cursor = await self._db.execute(to_sqlite(sql), [_param(a) for a in args])
+        except (sqlite3.OperationalError, ValueError) as exc:
+            raise StoreUnavailable(f"SQLite unavailable: {exc}") from exc
+        count: int = cursor.rowcount
+        await cursor.close()
+        return max(count, 0)
+
+    def when(self, value: Any) -> datetime:
+        return from_us(int(value))
+
+    def day(self, value: Any) -> date:
+        return date.fromisoformat(str(value))
+
+    def unjson(self, value: Any) -> Any:
+        return _unjson(value)
+
+
+class SqliteDatabase:
+    """``storage.sql.Database``: writes on the single writer (``BEGIN IMMEDIATE``), reads on
+    the reader connection."""
+
+    dialect: Literal["sqlite"] = "sqlite"
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[_SqliteSql]:
+        yield _SqliteSql(self._store._reader)
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[_SqliteSql]:
+        async with self._store._write() as db:
+            yield _SqliteSql(db)

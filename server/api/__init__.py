@@ -8,11 +8,37 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.api import admin, auth, links, openapi
+from server.api import (
+    admin,
+    announcements,
+    auth,
+    complaints,
+    desk,
+    inmates,
+    links,
+    openapi,
+    oversight,
+    prisons,
+    stats,
+    visits,
+)
 from server.api.base import Route, add
 from server.throttle import LoginThrottle
 
-AREAS: tuple[list[Route], ...] = (auth.ROUTES, links.ROUTES, admin.ROUTES, openapi.ROUTES)
+AREAS: tuple[list[Route], ...] = (
+    auth.ROUTES,
+    links.ROUTES,
+    admin.ROUTES,
+    desk.ROUTES,
+    stats.ROUTES,
+    inmates.ROUTES,
+    visits.ROUTES,
+    prisons.ROUTES,
+    complaints.ROUTES,
+    announcements.ROUTES,
+    oversight.ROUTES,
+    openapi.ROUTES,
+)
 
 
 def routes() -> list[Route]:

@@ -1,0 +1,2 @@
+-- 0003_desk: (placeholder, filled in by its area)
+SELECT 1;

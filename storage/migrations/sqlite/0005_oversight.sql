@@ -1,0 +1,2 @@
+-- 0005_oversight: (placeholder, filled in by its area)
+SELECT 1;

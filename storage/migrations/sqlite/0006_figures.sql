@@ -1,0 +1,2 @@
+-- 0006_figures: (placeholder, filled in by its area)
+SELECT 1;
