@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from storage import SCHEMES
 
@@ -46,7 +47,13 @@ class Settings:
     session_days: int = 30
     log_format: str = "auto"  # auto (json unless a terminal) | json | text
     log_level: str = "INFO"
+    timezone: str = "Asia/Shanghai"  # the bureau's local day: visit hours, per-day figures
+    complaint_days: int = 15  # a complaint's answer is due this many days after it is filed
     web_dir: str = field(default_factory=lambda: str(Path(__file__).parent.parent / "web"))
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     @property
     def origins(self) -> frozenset[str]:
@@ -105,6 +112,14 @@ def _origins(text: str) -> tuple[str, ...]:
     return origins
 
 
+def _timezone(text: str) -> str:
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("not a known IANA time zone such as Asia/Shanghai") from None
+    return text
+
+
 def _choice(*allowed: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if text not in allowed:
@@ -134,6 +149,8 @@ PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "presence_ttl": ("KINLINE_PRESENCE_TTL", _positive_float),
     "max_request_bytes": ("KINLINE_MAX_REQUEST_BYTES", _int(1024)),
     "session_days": ("KINLINE_SESSION_DAYS", _int(1)),
+    "timezone": ("KINLINE_TIMEZONE", _timezone),
+    "complaint_days": ("KINLINE_COMPLAINT_DAYS", _int(1, 365)),
     "log_format": ("KINLINE_LOG_FORMAT", _choice("auto", "json", "text")),
     "log_level": ("KINLINE_LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR")),
 }
