@@ -1,7 +1,349 @@
-"""(placeholder: filled in by its area)"""
+# ruff: noqa: RUF001  (the Chinese fact cards use full-width punctuation, as Chinese does)
+"""The inmate information card: read it, change it, and quote it into a conversation.
+
+- ``GET /inmates/{id}``: the card, with the prison's visit rules and the inmate's approved
+  visits still to come. For the inmate's verified relatives and its prison's staff; anyone
+  else is answered as if there were no such inmate.
+- ``GET /inmates?prison=``: the inmates of the caller's prisons (officers, supervisors).
+- ``PATCH /inmates/{id}``: a typed partial update (``InfoPatch``) by an officer of the prison.
+  It is validated against the stored card, written and audited in one transaction
+  (``storage.inmate_info.update_info``), then pushed as ``info {inmate, field}`` to the user
+  topic of each verified relative of that inmate (and of no one else), one frame per part
+  changed: ``field`` is the part's name (activity, work, health, term, money, visits).
+- ``POST /conversations/{id}/facts {field}``: an officer of the conversation's prison puts a
+  fact card into it: a ``system`` message built from the record, labelled with its source and
+  the time it was recorded (the bureau's local time), appended through the send path, so it
+  reaches the conversation's sockets like any message. ``field`` is one of balance, health,
+  activity, work, term, visits.
+
+Codes beyond the common ones: ``insufficient_balance`` and ``dates_out_of_order`` (400, with
+``field``), ``no_record`` (409: the field has never been recorded, there is no fact to state).
+"""
 
 from __future__ import annotations
 
-from server.api.base import Route
+import secrets
+from datetime import date, datetime
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
 
-ROUTES: list[Route] = []
+import msgspec
+from aiohttp import web
+
+from channels.events import user_topic
+from channels.protocol import InfoEvent, encode
+from server.api.base import (
+    ApiError,
+    Route,
+    body,
+    invalid,
+    path_id,
+    principal,
+    query,
+    reply,
+)
+from server.app import HUB, SEND_PATH, SETTINGS, STORE
+from server.policy import (
+    Principal,
+    check_fact,
+    check_inmate,
+    inmate_list_prisons,
+    signed_in,
+)
+from storage import inmate_info, visits
+from storage.base import Conversation, Inmate, NewMessage, NotFound
+from storage.inmate_info import InfoPatch, InmateInfo, Refused
+from storage.sql import utcnow
+from storage.visit_rules import VisitRules
+
+FactField = Literal["balance", "health", "activity", "work", "term", "visits"]
+
+
+class CardVisit(msgspec.Struct, frozen=True):
+    id: int
+    slot_start: datetime
+    visitors: int
+
+
+class InmateCard(msgspec.Struct, frozen=True):
+    id: int
+    prison_id: int
+    number: str
+    name: str
+    info: InmateInfo
+    visit_rules: VisitRules
+    visits: list[CardVisit]  # approved, not yet started, soonest first
+
+
+class InmateOut(msgspec.Struct, frozen=True):
+    id: int
+    prison_id: int
+    number: str
+    name: str
+
+
+class InmateList(msgspec.Struct, frozen=True):
+    inmates: list[InmateOut]
+
+
+class InmatesQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    prison: int | None = None
+    after: Annotated[int, msgspec.Meta(ge=0)] = 0  # page on: the last id of the page before
+    limit: Annotated[int, msgspec.Meta(ge=1, le=500)] = 100
+
+
+class FactRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    field: FactField
+
+
+class FactOut(msgspec.Struct, frozen=True):
+    id: int
+    conv: int
+    seq: int
+    kind: Literal["system"]
+    body: str
+    at: datetime
+
+
+# -- the card ----------------------------------------------------------------------------------
+
+
+async def _card(request: web.Request, inmate: Inmate, info: InmateInfo) -> InmateCard:
+    db = request.app[STORE].db
+    upcoming = await visits.upcoming_approved(db, inmate.id, utcnow())
+    rules = await visits.visit_rules(db, inmate.prison_id)
+    return InmateCard(
+        id=inmate.id,
+        prison_id=inmate.prison_id,
+        number=inmate.number,
+        name=inmate.name,
+        info=info,
+        visit_rules=rules,
+        visits=[CardVisit(v.id, v.slot_start, v.visitors) for v in upcoming],
+    )
+
+
+async def _lookup(request: web.Request) -> tuple[Principal, Inmate | None, InmateInfo]:
+    who = signed_in(await principal(request))
+    try:
+        inmate, info = await inmate_info.card(request.app[STORE].db, path_id(request))
+    except NotFound:
+        return who, None, InmateInfo()
+    return who, inmate, info
+
+
+async def get_inmate(request: web.Request) -> web.Response:
+    who, found, info = await _lookup(request)
+    inmate = check_inmate(who, found, "read")
+    return reply(await _card(request, inmate, info))
+
+
+async def list_inmates(request: web.Request) -> web.Response:
+    who = signed_in(await principal(request))
+    wanted = query(request, InmatesQuery)
+    prisons = inmate_list_prisons(who, wanted.prison)
+    found = await inmate_info.inmates_in(
+        request.app[STORE].db, prisons, after=wanted.after, limit=wanted.limit
+    )
+    return reply(InmateList([InmateOut(i.id, i.prison_id, i.number, i.name) for i in found]))
+
+
+async def patch_inmate(request: web.Request) -> web.Response:
+    who, found, _ = await _lookup(request)
+    inmate = check_inmate(who, found, "update")
+    patch = await body(request, InfoPatch)
+    if patch.is_empty():
+        raise invalid(None, "name at least one thing to change")
+    try:
+        updated = await inmate_info.update_info(
+            request.app[STORE].db, inmate.id, patch, who.id, utcnow()
+        )
+    except NotFound:
+        raise ApiError(404, "not_found", "no such inmate") from None
+    except Refused as refused:
+        raise ApiError(400, refused.code, refused.message, field=refused.field) from None
+    hub = request.app[HUB]
+    for part in updated.parts:
+        frame = encode(InfoEvent(inmate=inmate.id, field=part))
+        for relative in updated.relatives:
+            hub.publish(user_topic(relative), frame)
+    return reply(await _card(request, updated.inmate, updated.info))
+
+
+# -- fact cards --------------------------------------------------------------------------------
+
+SOURCE_ZH = "狱政信息记录"
+SOURCE_EN = "prison records"
+HEALTH_ZH = {"good": "良好", "fair": "一般", "poor": "较差", "hospitalised": "住院治疗"}
+CHANGE_ZH = {"commutation": "减刑", "parole": "假释", "extension": "加刑"}
+
+
+def yuan(fen: int) -> str:
+    """312.50 for 31250 fen."""
+    sign = "-" if fen < 0 else ""
+    return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}"
+
+
+def _day(value: date | None) -> str:
+    return value.isoformat() if value else "—"
+
+
+def fact_text(
+    field: FactField,
+    info: InmateInfo,
+    upcoming: list[CardVisit],
+    zone: ZoneInfo,
+    now: datetime,
+) -> str | None:
+    """The fact card's body, in Chinese then English, or None when nothing is recorded.
+
+    Labelled with its source and the time the part was last recorded (for ``visits``, which
+    also lists the approved visits to come, the time the card is made), in ``zone``."""
+    zh: str
+    en: str
+    stamp: datetime | None
+    if field == "balance":
+        money = info.money
+        stamp = money.updated_at
+        zh = f"零用钱余额 {yuan(money.balance_fen)} 元"
+        en = f"Pocket-money balance {yuan(money.balance_fen)} yuan"
+    elif field == "health":
+        health = info.health
+        stamp = health.updated_at if health.status else None
+        status = health.status or ""
+        zh = f"健康状况：{HEALTH_ZH.get(status, status)}" + (
+            f"，{health.note}" if health.note else ""
+        )
+        en = f"Health: {status}" + (f" ({health.note})" if health.note else "")
+    elif field == "activity":
+        stamp = info.activity.updated_at
+        zh = f"日常活动：{info.activity.text}"
+        en = f"Daily activity: {info.activity.text}"
+    elif field == "work":
+        stamp = info.work.updated_at
+        zh = f"劳动岗位：{info.work.assignment}"
+        en = f"Work assignment: {info.work.assignment}"
+    elif field == "term":
+        term = info.term
+        stamp = term.updated_at
+        zh = (
+            f"刑期：{term.original or '—'}，起始日期 {_day(term.start)}，"
+            f"预计释放日期 {_day(term.expected_release)}"
+        )
+        en = (
+            f"Prison term: {term.original or '—'}, from {_day(term.start)},"
+            f" expected release {_day(term.expected_release)}"
+        )
+        if term.changes:
+            last = term.changes[-1]
+            on = last.decided_on.isoformat()
+            zh += f"；最近变动：{on} {CHANGE_ZH[last.kind]}（{last.decision}）"
+            en += f"; latest change: {last.kind} on {on} ({last.decision})"
+    else:
+        eligible = info.visits.next_visit_date
+        stamp = now if (eligible or upcoming) else None
+        slots = [v.slot_start.astimezone(zone).strftime("%Y-%m-%d %H:%M") for v in upcoming]
+        zh = f"下次可会见日期：{_day(eligible)}" + (
+            f"；已批准的会见：{'、'.join(slots)}" if slots else ""
+        )
+        en = f"Next allowed visit date: {_day(eligible)}" + (
+            f"; approved visits: {', '.join(slots)}" if slots else ""
+        )
+    if stamp is None:
+        return None
+    when = stamp.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    return f"{zh}（截至 {when}，来源：{SOURCE_ZH}）/ {en} as of {when} (source: {SOURCE_EN})"
+
+
+async def post_fact(request: web.Request) -> web.Response:
+    who = signed_in(await principal(request))
+    store = request.app[STORE]
+    try:
+        found: Conversation | None = await store.conversation(path_id(request))
+    except NotFound:
+        found = None
+    conv = check_fact(who, found)
+    form = await body(request, FactRequest)
+    _, info = await inmate_info.card(store.db, conv.inmate_id)
+    now = utcnow()
+    upcoming = [
+        CardVisit(v.id, v.slot_start, v.visitors)
+        for v in await visits.upcoming_approved(store.db, conv.inmate_id, now)
+    ]
+    text = fact_text(form.field, info, upcoming, request.app[SETTINGS].zone, now)
+    if text is None:
+        raise ApiError(409, "no_record", f"nothing is recorded yet for {form.field}")
+    body_text = text[: request.app[SETTINGS].max_body_chars]
+    user = who.user
+    try:
+        message = await request.app[SEND_PATH].post(
+            NewMessage(
+                conversation_id=conv.id,
+                sender_id=user.id,
+                sender_role=user.role,
+                cid=f"fact-{secrets.token_hex(8)}",
+                body=body_text,
+                kind="system",
+                sender_name=user.name,
+            )
+        )
+    except NotFound:
+        raise ApiError(404, "not_found", "no such conversation") from None
+    return reply(
+        FactOut(
+            id=message.id,
+            conv=message.conversation_id,
+            seq=message.seq,
+            kind="system",
+            body=message.body,
+            at=message.created_at,
+        ),
+        201,
+    )
+
+
+ROUTES = [
+    Route(
+        "GET",
+        "/inmates",
+        list_inmates,
+        "List the inmates of one's prisons (prison= narrows to one of them; after= pages on)",
+        "officer or supervisor (their prisons)",
+        query=InmatesQuery,
+        reply=InmateList,
+        errors=(400, 401, 403),
+    ),
+    Route(
+        "GET",
+        "/inmates/{id}",
+        get_inmate,
+        "An inmate's information card, with the prison's visit rules and approved visits to come",
+        "verified relative of the inmate; officer or supervisor of its prison",
+        reply=InmateCard,
+        errors=(401, 404),
+    ),
+    Route(
+        "PATCH",
+        "/inmates/{id}",
+        patch_inmate,
+        "Change the card (a partial update, audited; the inmate's verified relatives are told"
+        " live with info {inmate, field}). 400 insufficient_balance: a spending larger than the"
+        " balance; 400 dates_out_of_order: dates not in order or a movement in the future",
+        "officer of the inmate's prison",
+        body=InfoPatch,
+        reply=InmateCard,
+        errors=(400, 401, 403, 404, 413),
+    ),
+    Route(
+        "POST",
+        "/conversations/{id}/facts",
+        post_fact,
+        "Put a fact card from the inmate's record into the conversation (a system message,"
+        " labelled with its source and time). 409 no_record: nothing recorded for the field",
+        "officer of the conversation's prison",
+        body=FactRequest,
+        reply=FactOut,
+        status=201,
+        errors=(400, 401, 403, 404, 409, 413),
+    ),
+]
