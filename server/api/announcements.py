@@ -1,7 +1,121 @@
-"""(placeholder: filled in by its area)"""
+"""Announcements: posted by the admin (bureau-wide, or for any prison) or by an officer (for
+its own prison), listed publicly, and fanned out live.
+
+A post is stored with its audit entry in one transaction (``storage/announcements.py``), then
+published once through the hub, which delivers it to this process's sockets and, through the
+broker, to every other process: a prison's announcement on ``prison_relatives_topic(prison)``
+(joined by relatives with a verified inmate there), a bureau-wide one on ``BUREAU_TOPIC``
+(joined by relatives with at least one verified inmate). Staff topics never carry them.
+Live delivery is at most once (unordered topics, ``channels/hub.py``); the list is the record:
+a client that reconnects re-reads ``GET /announcements``.
+"""
 
 from __future__ import annotations
 
-from server.api.base import Route
+from datetime import date
+from typing import Annotated
 
-ROUTES: list[Route] = []
+import msgspec
+from aiohttp import web
+
+from channels.events import BUREAU_TOPIC, prison_relatives_topic
+from channels.protocol import AnnouncementEvent, encode
+from server.api.base import ApiError, Route, body, invalid, principal, query, reply
+from server.app import HUB, STORE
+from server.policy import check_announcement, check_oversight_a
+from storage import announcements as stored
+from storage.base import NotFound
+from storage.prisons_public import PublicAnnouncement, public_announcement
+from storage.sql import utcnow
+
+Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S")]
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=4000, pattern=r"\S")]
+
+
+class PostAnnouncement(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    title: Title
+    body: Text
+    open_day: date | None = None  # an open day at the prison, if it announces one
+    prison_id: int | None = None  # none: bureau-wide (admin only)
+
+
+class AnnouncementsQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    prison: int | None = None  # that prison's and the bureau-wide ones; none: all
+    before: int | None = None  # page: announcements with a smaller id
+    limit: Annotated[int, msgspec.Meta(ge=1, le=200)] = 50
+
+
+class AnnouncementList(msgspec.Struct, frozen=True):
+    announcements: list[PublicAnnouncement]
+
+
+async def post_announcement(request: web.Request) -> web.Response:
+    check_oversight_a(await principal(request), "announcement.post")
+    form = await body(request, PostAnnouncement)
+    who = check_announcement(await principal(request), form.prison_id)
+    try:
+        posted = await stored.post(
+            request.app[STORE].db,
+            stored.NewAnnouncement(
+                author_id=who.id,
+                title=form.title.strip(),
+                body=form.body,
+                prison_id=form.prison_id,
+                open_day=form.open_day,
+            ),
+            now=utcnow(),
+        )
+    except NotFound:
+        raise invalid("prison_id", f"no prison with id {form.prison_id}") from None
+    event = AnnouncementEvent(
+        id=posted.id,
+        title=posted.title,
+        body=posted.body,
+        at=posted.created_at,
+        prison=posted.prison_id,
+        open_day=posted.open_day,
+    )
+    topic = BUREAU_TOPIC if posted.prison_id is None else prison_relatives_topic(posted.prison_id)
+    request.app[HUB].publish(topic, encode(event))
+    return reply(public_announcement(posted), 201)
+
+
+async def list_announcements(request: web.Request) -> web.Response:
+    wanted = query(request, AnnouncementsQuery)
+    store = request.app[STORE]
+    if wanted.prison is not None:
+        try:
+            await store.prison(wanted.prison)
+        except NotFound:
+            raise ApiError(404, "not_found", "no such prison") from None
+    found = await stored.announcements(
+        store.db, prison_id=wanted.prison, before=wanted.before, limit=wanted.limit
+    )
+    return reply(AnnouncementList([public_announcement(a) for a in found]))
+
+
+ROUTES = [
+    Route(
+        "POST",
+        "/announcements",
+        post_announcement,
+        "Post an announcement (title, body, optional open day): bureau-wide without prison_id"
+        " (admin), or for a prison; audited and fanned out live to that prison's verified"
+        " relatives (bureau-wide: every relative with a verified inmate) on every process",
+        "admin (bureau-wide or any prison); officer (its own prison only)",
+        body=PostAnnouncement,
+        reply=PublicAnnouncement,
+        status=201,
+        errors=(400, 401, 403, 413),
+    ),
+    Route(
+        "GET",
+        "/announcements",
+        list_announcements,
+        "Announcements, newest first; with prison: that prison's and the bureau-wide ones",
+        "anyone, no sign-in",
+        query=AnnouncementsQuery,
+        reply=AnnouncementList,
+        errors=(400, 404),
+    ),
+]

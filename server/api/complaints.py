@@ -1,7 +1,348 @@
-"""(placeholder: filled in by its area)"""
+"""Complaints to a prison's supervisors: file, list, read with history, move through states.
+
+A verified relative files about a prison where it has a verified inmate; an officer files on
+behalf of an inmate of its own prison. The reply (201) carries the reference
+(``GM-2026-000123``) and the deadline (``Settings.complaint_days`` after filing).
+
+Who sees a complaint, and who moves it, is ``server/policy.py`` (oversight-A section). Each
+state change carries a message to the complainant, is kept in the complaint's history and
+audited in the same transaction (``storage/complaints.py``), and is told live as a
+``complaint`` event on the *user* topics of the complainant (a relative), the prison's
+supervisors and the admins (``storage.complaints.audience``). Never on a prison staff topic,
+and never to an officer: an officer who filed on an inmate's behalf gets the 201 reply and
+nothing after it, since a complaint may concern its colleagues.
+"""
 
 from __future__ import annotations
 
-from server.api.base import Route
+import contextlib
+from datetime import datetime
+from typing import Annotated
 
-ROUTES: list[Route] = []
+import msgspec
+from aiohttp import web
+
+from channels.events import user_topic
+from channels.protocol import ComplaintEvent, encode
+from server.api.base import ApiError, Route, body, invalid, path_id, principal, query, reply
+from server.app import HUB, SETTINGS, STORE
+from server.policy import (
+    ComplaintAction,
+    ComplaintFacts,
+    ComplaintFiling,
+    Principal,
+    check_complaint,
+    check_complaint_filing,
+    check_oversight_a,
+    complaint_needs_inmate,
+    complaint_scope,
+    signed_in,
+)
+from storage import complaints as stored
+from storage.base import Conflict, Conversation, NotFound, Role, Store
+from storage.complaints import Complaint, ComplaintScope, ComplaintState, NewComplaint
+from storage.sql import utcnow
+
+Category = Annotated[str, msgspec.Meta(min_length=1, max_length=60, pattern=r"\S")]
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=4000, pattern=r"\S")]
+
+
+class FileComplaint(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    prison_id: int
+    category: Category  # e.g. "conduct of staff", "visits", "health care", "money"
+    body: Text
+    conversation_id: int | None = None  # a conversation of the complainant's, as reference
+    inmate_id: int | None = None  # required when an officer files on an inmate's behalf
+
+
+class ComplaintTransition(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    state: ComplaintState
+    message: Text  # to the complainant, kept in the history
+
+
+class ComplaintAnswer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    message: Text
+
+
+class ComplaintsQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    state: ComplaintState | None = None
+    overdue: bool | None = None
+    prison: int | None = None
+    before: int | None = None  # page: complaints with a smaller id
+    limit: Annotated[int, msgspec.Meta(ge=1, le=500)] = 100
+
+
+class PersonOut(msgspec.Struct, frozen=True):
+    id: int
+    name: str
+    role: Role
+
+
+class ComplaintHistoryOut(msgspec.Struct, frozen=True):
+    state: ComplaintState
+    message: str
+    at: datetime
+    by: PersonOut
+
+
+class ComplaintOut(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    reference: str  # GM-2026-000123
+    prison_id: int
+    category: str
+    body: str
+    state: ComplaintState
+    deadline: datetime
+    overdue: bool  # deadline passed and neither answered nor closed
+    escalated: bool  # escalated to the bureau at some point: the admin handles it
+    on_behalf: bool  # filed by an officer on behalf of an inmate
+    inmate_id: int | None
+    conversation_id: int | None
+    complainant: PersonOut
+    created_at: datetime
+    updated_at: datetime
+
+
+class ComplaintDetail(ComplaintOut, frozen=True, kw_only=True):
+    history: list[ComplaintHistoryOut]  # oldest first, from "received"
+
+
+class ComplaintList(msgspec.Struct, frozen=True):
+    complaints: list[ComplaintOut]
+
+
+def complaint_out(complaint: Complaint, now: datetime) -> ComplaintOut:
+    return ComplaintOut(
+        id=complaint.id,
+        reference=complaint.reference,
+        prison_id=complaint.prison_id,
+        category=complaint.category,
+        body=complaint.body,
+        state=complaint.state,
+        deadline=complaint.deadline,
+        overdue=complaint.overdue(now),
+        escalated=complaint.escalated,
+        on_behalf=complaint.on_behalf,
+        inmate_id=complaint.inmate_id,
+        conversation_id=complaint.conversation_id,
+        complainant=PersonOut(
+            complaint.complainant_id, complaint.complainant_name, complaint.complainant_role
+        ),
+        created_at=complaint.created_at,
+        updated_at=complaint.updated_at,
+    )
+
+
+async def complaint_detail(store: Store, complaint: Complaint, now: datetime) -> ComplaintDetail:
+    history = [
+        ComplaintHistoryOut(
+            e.state, e.message, e.at, PersonOut(e.actor_id, e.actor_name, e.actor_role)
+        )
+        for e in await stored.history(store.db, complaint.id)
+    ]
+    fields = msgspec.structs.asdict(complaint_out(complaint, now))
+    return ComplaintDetail(**fields, history=history)
+
+
+def facts(complaint: Complaint) -> ComplaintFacts:
+    return ComplaintFacts(complaint.prison_id, complaint.complainant_id, complaint.escalated)
+
+
+async def _tell(app: web.Application, complaint: Complaint, message: str) -> None:
+    """The change, live, on the user topics of those who may see it (never an officer's)."""
+    event = encode(
+        ComplaintEvent(
+            id=complaint.id, reference=complaint.reference, state=complaint.state, message=message
+        )
+    )
+    for user_id in await stored.audience(app[STORE].db, complaint):
+        app[HUB].publish(user_topic(user_id), event)
+
+
+async def _filing(store: Store, who: Principal, form: FileComplaint) -> ComplaintFiling:
+    """What the complaint names, looked up for the policy."""
+    inmate_prison = None
+    if form.inmate_id is not None:
+        with contextlib.suppress(NotFound):
+            inmate_prison = (await store.inmate(form.inmate_id)).prison_id
+    conversation: Conversation | None = None
+    if form.conversation_id is not None:
+        with contextlib.suppress(NotFound):
+            conversation = await store.conversation(form.conversation_id)
+    followed: set[int] = set()
+    if who.user.role == "relative":
+        for inmate_id in sorted(who.verified_inmates):
+            followed.add((await store.inmate(inmate_id)).prison_id)
+    return ComplaintFiling(
+        prison_id=form.prison_id,
+        inmate_id=form.inmate_id,
+        inmate_prison_id=inmate_prison,
+        conversation_id=form.conversation_id,
+        conversation=conversation,
+        followed_prisons=frozenset(followed),
+    )
+
+
+async def file_complaint(request: web.Request) -> web.Response:
+    who = check_oversight_a(await principal(request), "complaint.file")
+    form = await body(request, FileComplaint)
+    if complaint_needs_inmate(who) and form.inmate_id is None:
+        raise invalid("inmate_id", "an officer files a complaint on behalf of a named inmate")
+    store, settings = request.app[STORE], request.app[SETTINGS]
+    filing = await _filing(store, who, form)
+    check_complaint_filing(who, filing)
+    inmate_id = form.inmate_id
+    conv = filing.conversation
+    if conv is not None:
+        if inmate_id is not None and conv.inmate_id != inmate_id:
+            raise invalid("conversation_id", "this conversation is about another inmate")
+        inmate_id = conv.inmate_id
+    now = utcnow()
+    try:
+        complaint = await stored.file_complaint(
+            store.db,
+            NewComplaint(
+                prison_id=form.prison_id,
+                complainant_id=who.id,
+                category=form.category.strip(),
+                body=form.body,
+                inmate_id=inmate_id,
+                conversation_id=form.conversation_id,
+            ),
+            now=now,
+            zone=settings.zone,
+            days=settings.complaint_days,
+        )
+    except NotFound:
+        raise ApiError(404, "not_found", "no such prison") from None
+    await _tell(request.app, complaint, "")
+    return reply(complaint_out(complaint, now), 201)
+
+
+async def list_complaints(request: web.Request) -> web.Response:
+    rule = complaint_scope(await principal(request))
+    wanted = query(request, ComplaintsQuery)
+    now = utcnow()
+    found = await stored.complaints(
+        request.app[STORE].db,
+        ComplaintScope(rule.complainant_id, rule.prison_ids),
+        now=now,
+        state=wanted.state,
+        overdue=wanted.overdue,
+        prison_id=wanted.prison,
+        before=wanted.before,
+        limit=wanted.limit,
+    )
+    return reply(ComplaintList([complaint_out(c, now) for c in found]))
+
+
+async def _authorized(request: web.Request, action: ComplaintAction) -> tuple[Principal, Complaint]:
+    who = signed_in(await principal(request))
+    try:
+        complaint: Complaint | None = await stored.complaint(
+            request.app[STORE].db, path_id(request)
+        )
+    except NotFound:
+        complaint = None
+    check_complaint(who, None if complaint is None else facts(complaint), action)
+    assert complaint is not None
+    return who, complaint
+
+
+async def get_complaint(request: web.Request) -> web.Response:
+    _, complaint = await _authorized(request, "read")
+    return reply(await complaint_detail(request.app[STORE], complaint, utcnow()))
+
+
+async def _move(
+    request: web.Request, complaint: Complaint, who: Principal, to: ComplaintState, message: str
+) -> web.Response:
+    store = request.app[STORE]
+    now = utcnow()
+    try:
+        moved = await stored.transition(
+            store.db, complaint.id, to, actor_id=who.id, message=message, now=now
+        )
+    except Conflict:
+        current = await stored.complaint(store.db, complaint.id)
+        raise ApiError(
+            409, "conflict", f"a complaint that is {current.state} cannot become {to}"
+        ) from None
+    await _tell(request.app, moved, message)
+    return reply(await complaint_detail(store, moved, now))
+
+
+_ACTION_FOR: dict[str, ComplaintAction] = {"escalated": "escalate", "answered": "answer"}
+
+
+async def transition_complaint(request: web.Request) -> web.Response:
+    signed_in(await principal(request))  # 401 before a body is even read
+    form = await body(request, ComplaintTransition)
+    who, complaint = await _authorized(request, _ACTION_FOR.get(form.state, "transition"))
+    return await _move(request, complaint, who, form.state, form.message)
+
+
+async def answer_complaint(request: web.Request) -> web.Response:
+    who, complaint = await _authorized(request, "answer")
+    form = await body(request, ComplaintAnswer)
+    return await _move(request, complaint, who, "answered", form.message)
+
+
+_WHO_MOVES = "the prison's supervisors; the admin once escalated"
+ROUTES = [
+    Route(
+        "POST",
+        "/complaints",
+        file_complaint,
+        "File a complaint about a prison (verified relative: a prison of its verified inmates;"
+        " officer: on behalf of an inmate of its own prison, inmate_id required). Replies the"
+        " reference (GM-2026-000123) and the deadline; audited; told live to supervisors",
+        "relative with a verified inmate in the prison; officer of the prison",
+        body=FileComplaint,
+        reply=ComplaintOut,
+        status=201,
+        errors=(400, 401, 403, 404, 413),
+    ),
+    Route(
+        "GET",
+        "/complaints",
+        list_complaints,
+        "List complaints, newest first: a relative its own, a supervisor its prisons', the"
+        " admin all; officers none (403). Filter by state, overdue, prison; page with before",
+        "relative, supervisor, admin (scoped)",
+        query=ComplaintsQuery,
+        reply=ComplaintList,
+        errors=(400, 401, 403),
+    ),
+    Route(
+        "GET",
+        "/complaints/{id}",
+        get_complaint,
+        "One complaint with its history (every state with its message)",
+        "its relative complainant; the prison's supervisors; admin. Never an officer",
+        reply=ComplaintDetail,
+        errors=(401, 404),
+    ),
+    Route(
+        "POST",
+        "/complaints/{id}/transition",
+        transition_complaint,
+        "Move a complaint (received -> in_review -> answered -> closed; escalated from"
+        " received, in_review or answered) with a message to the complainant; audited and"
+        " told live. A move that does not exist from the current state: 409",
+        _WHO_MOVES,
+        body=ComplaintTransition,
+        reply=ComplaintDetail,
+        errors=(400, 401, 403, 404, 409, 413),
+    ),
+    Route(
+        "POST",
+        "/complaints/{id}/answer",
+        answer_complaint,
+        "Answer a complaint (a transition to answered) with a message to the complainant",
+        _WHO_MOVES,
+        body=ComplaintAnswer,
+        reply=ComplaintDetail,
+        errors=(400, 401, 403, 404, 409, 413),
+    ),
+]
