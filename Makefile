@@ -21,7 +21,23 @@ run: $(STAMP)
 services:
 	bash .ci/services
 
-test: $(STAMP) services
+# Debian's Chromium for the browser tests (never a Playwright download). Installed with apt
+# when missing and apt is usable (root); with CI=true a browser that cannot be installed fails
+# loudly; elsewhere the browser tests then skip with a loud reason.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ -x "$(CHROMIUM)" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "browser: installing Debian's chromium with apt"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) || true; \
+	fi; \
+	if [ -x "$(CHROMIUM)" ]; then exit 0; fi; \
+	case "$${CI:-}" in \
+	  1|true|yes) echo "browser: CI=true and $(CHROMIUM) is missing and could not be installed (apt-get install chromium as root)" >&2; exit 1;; \
+	  *) echo "browser: !!! $(CHROMIUM) is missing (install the chromium package as root); the browser tests will be SKIPPED" >&2;; \
+	esac
+
+test: $(STAMP) services browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

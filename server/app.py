@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from channels import metrics
@@ -137,11 +138,26 @@ def build_app(settings: Settings, *, store: Store | None = None) -> web.Applicat
     async def _index(_: web.Request) -> web.FileResponse:
         return web.FileResponse(index)
 
+    async def _favicon(_: web.Request) -> web.FileResponse:
+        return web.FileResponse(web_dir / "favicon.svg", headers={"Content-Type": "image/svg+xml"})
+
+    def _page(name: str) -> Handler:
+        """A page of web/ (relative app, duty console, supervisor monitor), served by path."""
+        page = web_dir / f"{name}.html"
+
+        async def serve(_: web.Request) -> web.StreamResponse:
+            return web.FileResponse(page)
+
+        return serve
+
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/ws", _websocket)
     app.router.add_get("/", _index)
+    for name in ("app", "console", "monitor"):
+        app.router.add_get(f"/{name}", _page(name))
+    app.router.add_get("/favicon.ico", _favicon)
     app.router.add_static("/static/", web_dir, follow_symlinks=False)
     add_routes(app)  # /api/v1 (server/api)
     return app

@@ -1,0 +1,511 @@
+# ruff: noqa: RUF001  (the Chinese strings use full-width punctuation, as Chinese does)
+"""The relative app (/app), the landing page and the shared web library, in a real Chromium
+against a real server on PostgreSQL and Redis (tests/browser.py).
+
+Every test also fails on any console error or warning, uncaught page error or CSP violation
+on its pages (``Pages.assert_clean``), and the screenshots land in tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from channels.protocol import TypingEvent
+from storage.postgres import PostgresStore
+from tests.browser import (  # noqa: F401 (fixtures)
+    Pages,
+    Site,
+    browser_fixture,
+    chromium_fixture,
+    pages_fixture,
+    screenshot,
+    site_fixture,
+)
+from tests.realtime import Reader, client
+from tests.servers import ServerProcess
+from tests.world import World, seed, seed_staff
+
+WS = "/ws"
+
+
+def chat_path(world: World) -> str:
+    return f"/app#/inmate/{world.conv.inmate_id}"
+
+
+async def api(site: Site, method: str, path: str, token: str, json: Any = None) -> Any:
+    """Call the API as another user (bearer token: no cookie, no Origin needed)."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(
+            method,
+            f"{site.base}/api/v1{path}",
+            json=json,
+            headers={"Authorization": f"Bearer {token}"},
+        ) as response,
+    ):
+        assert response.status < 300, (response.status, await response.text())
+        return await response.json() if response.status != 204 else None
+
+
+async def connected(page: Page) -> None:
+    await expect(page.locator("body")).to_have_attribute("data-socket", "connected")
+
+
+async def test_the_landing_page_leads_to_the_three_pages(pages: Pages) -> None:
+    page = await pages.open("/")
+    links = page.locator(".doors a")
+    await expect(links).to_have_count(3)
+    assert [await a.get_attribute("href") for a in await links.all()] == [
+        "/app",
+        "/console",
+        "/monitor",
+    ]
+    await expect(page.locator("#door-app strong")).to_have_text("家属端")
+    await screenshot(page, "landing-phone")
+    desktop = await pages.open("/", size="desktop")
+    await expect(desktop.locator("#door-console strong")).to_have_text("值班台")
+    await screenshot(desktop, "landing-desktop")
+    for path in ("/app", "/console", "/monitor"):  # each page loads cleanly, signed out
+        other = await pages.open(path, size="desktop")
+        await other.wait_for_load_state("networkidle")
+    pages.assert_clean()
+
+
+async def test_the_language_switch_changes_the_strings_and_is_remembered(
+    pages: Pages, site: Site
+) -> None:
+    page = await pages.open("/app", token=site.world.token(site.world.relative))
+    nav = page.locator("nav.tabs a").first
+    await expect(nav).to_have_text("首页")
+    await expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    await page.locator("select.locale-switch").select_option("en")
+    await expect(nav).to_have_text("Home")
+    await expect(page.locator("html")).to_have_attribute("lang", "en")
+    await expect(page.locator("h1")).to_have_text("My relatives")
+    await screenshot(page, "app-home-phone-en")
+    await page.reload()
+    await expect(page.locator("nav.tabs a").first).to_have_text("Home")
+    await expect(page.locator("select.locale-switch")).to_have_value("en")
+    # the landing page shares the choice (same origin, same stored preference)
+    await page.goto(site.base + "/")
+    await expect(page.locator("#door-app strong")).to_have_text("Family app")
+    await page.locator("select.locale-switch").select_option("zh-CN")
+    await expect(page.locator("#door-app strong")).to_have_text("家属端")
+    pages.assert_clean()
+
+
+async def test_money_and_dates_are_formatted_for_the_locale_and_catalogs_agree(
+    pages: Pages,
+) -> None:
+    page = await pages.open("/")
+    result = await page.evaluate(
+        """async () => {
+        const i18n = await import("/static/lib/i18n.js");
+        const zh = (await import("/static/i18n/zh-CN.js")).default;
+        const en = (await import("/static/i18n/en.js")).default;
+        const out = {};
+        i18n.setLocale("zh-CN");
+        out.zhMoney = i18n.formatMoney(31250);
+        out.zhDate = i18n.formatDate("2026-03-04");
+        out.zhError = i18n.errorText({ code: "rate_limited" });
+        out.zhUnknown = i18n.errorText({ code: "no_such_code" });
+        i18n.setLocale("en");
+        out.enMoney = i18n.formatMoney(31250);
+        out.enDate = i18n.formatDate("2026-03-04");
+        out.enError = i18n.errorText({ code: "rate_limited" });
+        out.enPlural = [i18n.t("chat.onDuty", { n: 1 }), i18n.t("chat.onDuty", { n: 3 })];
+        i18n.setLocale("zh-CN");
+        out.onlyZh = Object.keys(zh).filter((k) => !(k in en));
+        out.onlyEn = Object.keys(en).filter((k) => !(k in zh));
+        return out;
+    }"""
+    )
+    assert result["zhMoney"] == "312.50 元"
+    assert result["enMoney"] == "¥312.50"
+    assert result["zhDate"] == "2026年3月4日"
+    assert result["enDate"] == "Mar 4, 2026"
+    assert result["zhError"] == "操作过于频繁，请稍后再试。"
+    assert result["enError"] == "Too many attempts; please wait a moment."
+    assert "no_such_code" in result["zhUnknown"] and "{" not in result["zhUnknown"]
+    assert result["enPlural"] == ["1 officer on duty now", "3 officers on duty now"]
+    assert result["onlyZh"] == [] and result["onlyEn"] == []
+    pages.assert_clean()
+
+
+async def test_a_relative_registers_asks_for_a_link_and_sees_it_verified_live(
+    pages: Pages, site: Site
+) -> None:
+    page = await pages.open("/app")
+    register = page.locator("#register")
+    await register.locator("[name=phone]").fill("13900000009")
+    await register.locator("[name=name]").fill("Li Na")
+    await register.locator("[name=id_number]").fill("440101199001011234")
+    await register.locator("[name=password]").fill("a long passphrase 1")
+    await register.locator("button[type=submit]").click()
+    await expect(page.locator("header .who")).to_have_text("Li Na")
+    await expect(page.locator("main .notice-warn")).to_contain_text("还没有已核实的亲属关系")
+    await connected(page)
+
+    await page.locator("nav.tabs a[href='#/links']").click()
+    form = page.locator("#link-form")
+    await form.locator("[name=prison]").select_option("GM")
+    await form.locator("[name=inmate_number]").fill("GM-002")
+    await form.locator("[name=relationship]").select_option("parent")
+    await form.locator("[name=evidence]").fill("household register <b>page 2</b>")
+    await form.locator("button[type=submit]").click()
+    item = page.locator("#links li[data-link]")
+    await expect(item).to_have_count(1)
+    await expect(item).to_have_attribute("data-state", "pending")
+    await expect(item.locator(".badge")).to_have_text("审核中")
+    await screenshot(page, "app-links-phone")
+
+    link_id = int(await item.get_attribute("data-link") or 0)
+    officer = site.world.token(site.world.officer)
+    await api(site, "POST", f"/links/{link_id}/verify", officer, {})
+    await expect(item).to_have_attribute("data-state", "verified")  # live, no reload
+    await expect(item.locator(".badge")).to_have_text("已核实")
+    await page.locator("nav.tabs a[href='#/']").click()
+    await expect(page.locator("#inmates li")).to_have_count(1)
+    await expect(page.locator("#inmates li strong").first).to_have_text("Huang Bo")
+    # the first message opens the conversation, which the page then follows live
+    await page.locator("#inmates a.primary").click()
+    empty = page.locator("#messages .empty")
+    await expect(empty).to_have_text("还没有对话，发送第一条消息即开始。")
+    await page.locator("#compose").fill("你好，我是他的母亲。")
+    await page.locator("#send").click()
+    await expect(page.locator("#messages .bubble.own")).to_have_attribute("data-status", "sent")
+    threads = await api(site, "GET", "/conversations", officer)
+    conv = next(t for t in threads["conversations"] if t["relative"]["name"] == "Li Na")
+    reply = {"body": "您好，已收到。", "cid": "o-1"}
+    await api(site, "POST", f"/conversations/{conv['id']}/messages", officer, reply)
+    await expect(page.locator("#messages .bubble:not(.own) .body")).to_have_text("您好，已收到。")
+    pages.assert_clean()
+
+
+async def test_markup_in_a_message_is_shown_as_text(pages: Pages, site: Site) -> None:
+    world = site.world
+    hostile = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
+    page = await pages.open(chat_path(world), token=world.token(world.relative))
+    await connected(page)
+    await page.locator("#compose").fill(hostile)
+    await page.locator("#compose").press("Enter")
+    own = page.locator("#messages .bubble.own")
+    await expect(own).to_have_attribute("data-status", "sent")
+    officer = await api(
+        site,
+        "POST",
+        f"/conversations/{world.conv.id}/messages",
+        world.token(world.officer),
+        {"body": f"officer says {hostile}", "cid": "officer-1"},
+    )
+    assert officer
+    theirs = page.locator("#messages .bubble:not(.own)")
+    await expect(theirs).to_have_count(1)
+    await expect(own.locator(".body")).to_have_text(hostile)
+    await expect(theirs.locator(".body")).to_have_text(f"officer says {hostile}")
+    created = await page.evaluate(
+        """() => ({
+        elements: document.querySelectorAll("#messages script, #messages img").length,
+        pwned: window.__pwned ?? null,
+    })"""
+    )
+    assert created == {"elements": 0, "pwned": None}
+    pages.assert_clean()
+
+
+async def test_the_chat_shows_sent_read_typing_and_officers_on_duty(
+    pages: Pages, site: Site
+) -> None:
+    world = site.world
+    officer_token = world.token(world.officer)
+    await api(site, "PUT", "/duty", officer_token, {"on_duty": True})
+    page = await pages.open(chat_path(world), token=world.token(world.relative))
+    await connected(page)
+    async with Reader(client(site.base.replace("http", "ws") + WS, officer_token)) as officer:
+        await officer.client.watch(world.conv.id)
+        await expect(page.locator("#on-duty")).to_have_text("当前有 1 名干警值班")
+        await page.locator("#compose").fill("我想问一下会见的时间")
+        await page.locator("#send").click()
+        bubble = page.locator("#messages .bubble.own")
+        await expect(bubble).to_have_attribute("data-status", "sent")
+        await expect(bubble.locator(".status")).to_have_text("已送达")
+        await officer.until(lambda: any(m.conv == world.conv.id for m in officer.messages))
+        seq = next(m.seq for m in officer.messages if m.conv == world.conv.id)
+        await officer.client.typing(world.conv.id)
+        await expect(page.locator("#typing")).to_have_text("Officer Li正在输入…")
+        await officer.client.read(world.conv.id, seq)
+        await expect(bubble).to_have_attribute("data-status", "read")
+        await expect(bubble.locator(".status")).to_have_text("已读")
+        # the relative's typing reaches the officer
+        await page.locator("#compose").press_sequentially("还有")
+        await officer.until(
+            lambda: any(
+                isinstance(f, TypingEvent) and f.conv == world.conv.id for f in officer.frames
+            )
+        )
+        await screenshot(page, "app-chat-live-phone")
+    await expect(page.locator("#on-duty")).to_have_text(
+        "当前没有干警值班，您的留言会在上班后答复。"
+    )
+    pages.assert_clean()
+
+
+async def test_rating_visits_announcements_and_the_card_arrive_live(
+    pages: Pages, site: Site
+) -> None:
+    world = site.world
+    officer, relative = world.token(world.officer), world.token(world.relative)
+    page = await pages.open(chat_path(world), token=relative)
+    await connected(page)
+    await page.locator("#compose").fill("请问他最近身体怎么样？")
+    await page.locator("#compose").press("Enter")
+    await expect(page.locator("#messages .bubble.own")).to_have_attribute("data-status", "sent")
+    await expect(page.locator("#conv-state")).to_have_text("等待回复")
+    await api(site, "POST", f"/conversations/{world.conv.id}/claim", officer, {})
+    await expect(page.locator("#conv-state")).to_have_text("处理中")
+    await api(site, "POST", f"/conversations/{world.conv.id}/resolve", officer, {})
+    rating = page.locator("#rate-form")
+    await expect(rating).to_be_visible()
+    await rating.get_by_label("4 星").check()
+    await rating.locator("textarea").fill("答复及时")
+    await rating.locator("button[type=submit]").click()
+    await expect(page.locator("#rating")).to_have_text("感谢您的评价！")
+    threads = await api(site, "GET", "/conversations", relative)
+    assert [t["rating"] for t in threads["conversations"]] == [4]
+
+    # the information card follows the officer's change at once
+    await page.locator("a[href$='/info']").first.click()
+    await expect(page.locator("#balance")).to_have_text("0.00 元")
+    movement = {"kind": "deposit", "amount_fen": 31250, "note": "汇款"}
+    await api(site, "PATCH", f"/inmates/{world.conv.inmate_id}", officer, {"movement": movement})
+    await expect(page.locator("#balance")).to_have_text("312.50 元")
+
+    # a visit request, decided by the officer, changes state live
+    await page.locator("a[href$='/visits']").first.click()
+    form = page.locator("#visit-form")
+    await form.locator("[name=slot_start]").fill("2030-03-05T09:30")
+    await form.locator("[name=visitor_names]").fill("Chen Mei, Chen Hua")
+    await form.locator("button[type=submit]").click()
+    item = page.locator("#visits li[data-visit]")
+    await expect(item).to_have_attribute("data-state", "pending")
+    visit_id = await item.get_attribute("data-visit")
+    await api(site, "POST", f"/visits/{visit_id}/approve", officer, {})
+    await expect(item).to_have_attribute("data-state", "approved")
+    await expect(item.locator(".badge")).to_have_text("已批准")
+
+    # an announcement of the prison appears in the news without a reload
+    await page.locator("nav.tabs a[href='#/announcements']").click()
+    await expect(page.locator("#announcements .empty")).to_be_visible()
+    notice = {
+        "title": "春节会见安排",
+        "body": "春节期间会见时间调整。",
+        "prison_id": world.gaoming.id,
+    }
+    await api(site, "POST", "/announcements", officer, notice)
+    await expect(page.locator("#announcements li h3")).to_have_text("春节会见安排")
+    pages.assert_clean()
+
+
+async def test_a_complaint_is_filed_and_its_state_followed(pages: Pages, site: Site) -> None:
+    world = site.world
+    page = await pages.open("/app#/complaints", token=world.token(world.relative))
+    await connected(page)
+    form = page.locator("#complaint-form")
+    await form.locator("[name=category]").select_option("visits")
+    await form.locator("[name=body]").fill("会见申请一直没有答复。")
+    await form.locator("button[type=submit]").click()
+    item = page.locator("#complaints li[data-complaint]")
+    await expect(item).to_have_attribute("data-state", "received")
+    complaint_id = await item.get_attribute("data-complaint")
+    # the supervisor of Gaoming answers it; the relative sees it live
+    await api(
+        site,
+        "POST",
+        f"/complaints/{complaint_id}/answer",
+        world.token(world.supervisor),
+        {"message": "已督促监狱在三日内答复。"},
+    )
+    await expect(item).to_have_attribute("data-state", "answered")
+    await item.get_by_role("button").click()
+    await expect(item.locator(".history li").last).to_contain_text("已督促监狱在三日内答复。")
+    pages.assert_clean()
+
+
+async def furnish(site: Site) -> None:
+    """Fill the seeded world through the API as staff would: visit rules, the inmate's card,
+    a supervisor's public profile, an announcement, a few messages."""
+    world = site.world
+    staff = await seed_staff(site.store, world)
+    officer, admin = world.token(world.officer), world.token(staff.admin)
+    relative = world.token(world.relative)
+    rules = {
+        "days": [2, 4, 6],
+        "hours": [{"start": "09:00", "end": "11:30"}, {"start": "14:00", "end": "16:30"}],
+        "min_days_between": 30,
+        "max_visitors": 3,
+        "allowed_items": ["换季衣物", "书籍"],
+        "forbidden_items": ["现金", "手机"],
+        "notes": "请携带本人身份证原件，提前 30 分钟到达。",
+    }
+    await api(site, "PUT", f"/prisons/{world.gaoming.id}/visit-rules", officer, rules)
+    inmate = f"/inmates/{world.conv.inmate_id}"
+    await api(
+        site,
+        "PATCH",
+        inmate,
+        officer,
+        {
+            "activity": "上午参加文化课学习，下午在车间劳动，晚上观看新闻联播。",
+            "work": "服装车间缝纫组",
+            "health": {"status": "good", "note": "体检正常"},
+            "term": {"original": "有期徒刑五年", "start": "2023-05-01"},
+            "next_visit_date": "2026-01-10",
+        },
+    )
+    await api(
+        site,
+        "PATCH",
+        inmate,
+        officer,
+        {
+            "term_change": {
+                "decided_on": "2025-06-01",
+                "kind": "commutation",
+                "decision": "(2025) 粤06刑更123号",
+                "new_release": "2027-12-31",
+            }
+        },
+    )
+    for kind, fen, note in (("deposit", 50000, "家属汇款"), ("spending", 18750, "购买日用品")):
+        movement = {"kind": kind, "amount_fen": fen, "note": note}
+        await api(site, "PATCH", inmate, officer, {"movement": movement})
+    await api(
+        site,
+        "PUT",
+        f"/supervisors/{world.supervisor.id}/profile",
+        admin,
+        {
+            "title": "人大代表",
+            "photo": "/static/photos/supervisor-1.svg",
+            "address": "佛山市高明区荷城街道",
+            "phone": "0757-88881234",
+        },
+    )
+    await api(
+        site,
+        "POST",
+        "/announcements",
+        officer,
+        {
+            "title": "开放日通知",
+            "body": "六月一日为监狱开放日，欢迎家属报名参加。",
+            "prison_id": world.gaoming.id,
+            "open_day": "2026-06-01",
+        },
+    )
+    messages = f"/conversations/{world.conv.id}/messages"
+    await api(
+        site, "POST", messages, relative, {"body": "您好，请问这个月可以会见吗？", "cid": "r1"}
+    )
+    await api(
+        site,
+        "POST",
+        messages,
+        officer,
+        {"body": "您好，本月周二、周四、周六上午均可会见，请提前申请。", "cid": "o1"},
+    )
+
+
+async def test_screenshots_of_the_relative_app(pages: Pages, site: Site) -> None:
+    world = site.world
+    await furnish(site)
+    token = world.token(world.relative)
+    for size in ("phone", "desktop"):
+        page = await pages.open("/app", token=token, size=size)  # type: ignore[arg-type]
+        await expect(page.locator("#inmates li")).to_have_count(1)
+        await screenshot(page, f"app-home-{size}")
+        await page.goto(site.base + chat_path(world))
+        await expect(page.locator("#messages .bubble")).to_have_count(2)
+        await screenshot(page, f"app-chat-{size}")
+        await page.goto(f"{site.base}{chat_path(world)}/info")
+        await expect(page.locator("#balance")).to_have_text("312.50 元")
+        await expect(page.locator("#movements li")).to_have_count(2)
+        await screenshot(page, f"app-info-{size}")
+        await page.goto(f"{site.base}{chat_path(world)}/visits")
+        await expect(page.locator("#visit-rules li").first).to_be_visible()
+        await screenshot(page, f"app-visits-{size}")
+        for route, ready in (
+            ("#/announcements", "#announcements li"),
+            ("#/complaints", "#complaint-form"),
+            ("#/links", "#links li"),
+            ("#/prisons", "#prisons li"),
+            (f"#/prison/{world.gaoming.id}", "#supervisors img"),
+        ):
+            await page.goto(f"{site.base}/app{route}")
+            await expect(page.locator(ready).first).to_be_visible()
+            await screenshot(page, f"app-{route.strip('#/').split('/')[0]}-{size}")
+        signed_out = await pages.open("/app", size=size)  # type: ignore[arg-type]
+        await expect(signed_out.locator("#register")).to_be_visible()
+        await screenshot(signed_out, f"app-signin-{size}")
+    pages.assert_clean()
+
+
+@pytest.fixture
+async def restartable(
+    pg_store: PostgresStore, pg_url: str, redis_url: str, redis_prefix: str
+) -> AsyncIterator[tuple[ServerProcess, World]]:
+    world = await seed(pg_store)
+    server = ServerProcess(pg_url, redis_url, env={"KINLINE_REDIS_PREFIX": redis_prefix})
+    await server.start()
+    try:
+        yield server, world
+    finally:
+        await server.stop()
+
+
+async def test_the_relative_page_survives_a_server_restart(
+    browser: Browser, pg_store: PostgresStore, restartable: tuple[ServerProcess, World]
+) -> None:
+    """Stop the server, type and send, start it again on the same port: the message is
+    delivered once, with the cid the page gave it, and shows as sent."""
+    server, world = restartable
+    pages = Pages(browser, server.http_url)
+    try:
+        page = await pages.open(chat_path(world), token=world.token(world.relative))
+        await connected(page)
+        banner = page.locator("[data-testid=connection]")
+        await expect(banner).to_be_hidden()
+
+        await server.stop()
+        await expect(banner).to_be_visible()
+        await expect(banner).to_contain_text("正在重新连接")
+        text = "服务器重启期间输入的消息"
+        await page.locator("#compose").fill(text)
+        await page.locator("#compose").press("Enter")
+        bubble = page.locator("#messages .bubble.own", has_text=text)
+        await expect(bubble).to_have_attribute("data-status", "sending")
+        cid = await bubble.get_attribute("data-cid")
+        assert cid
+        outbox = await page.evaluate(
+            f"() => JSON.parse(localStorage.getItem('kinline.outbox.{world.relative.id}'))"
+        )
+        assert [(e["cid"], e["body"]) for e in outbox] == [(cid, text)]
+
+        await server.start()  # the same port
+        await expect(bubble).to_have_attribute("data-status", "sent", timeout=30_000)
+        await expect(banner).to_be_hidden()
+        stored = [m for m in await pg_store.messages(world.conv.id, limit=500) if m.body == text]
+        assert [(m.cid, m.sender_id) for m in stored] == [(cid, world.relative.id)]
+        await expect(page.locator("#messages .bubble", has_text=text)).to_have_count(1)
+        assert (
+            await page.evaluate(f"() => localStorage.getItem('kinline.outbox.{world.relative.id}')")
+            is None
+        )
+        pages.assert_clean()
+    finally:
+        await pages.close()

@@ -1,0 +1,297 @@
+// The chat with the prison about one verified inmate.
+//
+// Own messages show their state: sending (in the socket's outbox, kept across disconnects and
+// reloads), sent (acked: committed by the server), read (staff sent a `read` at or past its
+// seq), or failed (refused for good, with the reason). Bodies are text, always (dom.js).
+
+import { clear, h, replace } from "/static/lib/dom.js";
+import { errorText, formatDateTime, formatTime, t } from "/static/lib/i18n.js";
+import { notice, tx } from "/static/lib/ui.js";
+import { api, ApiError } from "/static/lib/api.js";
+import { badge, inmateHead, inmateTabs, view } from "/static/app/view.js";
+
+export function chatView(ctx, inmateId) {
+  if (!ctx.verifiedInmates.includes(inmateId)) {
+    return view(h("section", { class: "view" }, h("p", { class: "notice notice-error" }, errorText({ code: "not_found" }))));
+  }
+  const socket = ctx.socket;
+  const prisonId = ctx.prisonOfInmate(inmateId);
+  const failed = new Map(); // cid -> {entry, code}
+  const elements = new Map(); // key -> <li>
+  let conv = ctx.conversationOf(inmateId);
+  let lastReadSent = 0;
+  let lastCount = 0;
+
+  const stateSlot = h("span", { id: "conv-state" });
+  const presence = h("span", { id: "on-duty", aria: { live: "polite" } });
+  const list = h("ol", { class: "messages", id: "messages", aria: { live: "polite", label: t("inmate.tabs.chat") } });
+  const typing = h("p", { class: "typing", id: "typing", aria: { live: "polite" } });
+  const rating = h("div", { id: "rating", hidden: true });
+  const out = notice({ id: "chat-error" });
+  const input = h("textarea", {
+    id: "compose",
+    name: "body",
+    rows: 2,
+    maxlength: socket.limits.max_body_chars,
+    placeholder: t("chat.placeholder"),
+    aria: { label: t("chat.placeholder") },
+    data: { i18nPlaceholder: "chat.placeholder", i18nAriaLabel: "chat.placeholder" },
+  });
+  const sendButton = tx("button", "chat.send", {}, { type: "submit", class: "primary", id: "send" });
+  const composer = h("form", { class: "composer", id: "composer", autocomplete: "off" }, input, sendButton);
+
+  // -- rendering ------------------------------------------------------------------------------
+
+  function ownStatus(message) {
+    return (ctx.readSeq.get(message.conv) || 0) >= message.seq ? "read" : "sent";
+  }
+
+  function bubble(key, { message = null, entry = null, status = null, reason = null }) {
+    const own = status !== null;
+    const kind = message ? message.kind : "text";
+    let li = elements.get(key);
+    if (!li) {
+      const body = message ? message.body : entry.body;
+      const sender = own ? null : kind === "system" ? t("chat.system") : message.sender.name;
+      li = h(
+        "li",
+        { class: ["bubble", own && "own", kind === "system" && "system", kind === "note" && "note"] },
+        sender ? h("p", { class: "sender" }, sender) : null,
+        h("p", { class: "body" }, body),
+        h("div", { class: "meta" }, h("time", { class: "at" }), own ? h("span", { class: "status" }) : null),
+      );
+      elements.set(key, li);
+    }
+    if (message) {
+      li.dataset.seq = message.seq;
+      li.querySelector(".at").textContent = formatTime(message.at);
+      li.querySelector(".at").setAttribute("datetime", message.at);
+      li.querySelector(".at").title = formatDateTime(message.at);
+    } else {
+      li.querySelector(".at").textContent = "";
+    }
+    const cid = message ? message.cid : entry.cid;
+    if (cid) li.dataset.cid = cid;
+    if (own) {
+      li.dataset.status = status;
+      const label = status === "failed" ? t("chat.failed", { reason }) : t(`chat.${status}`);
+      li.querySelector(".status").textContent = label;
+    }
+    return li;
+  }
+
+  function renderMessages() {
+    const wanted = [];
+    const seen = new Set();
+    if (conv) {
+      for (const message of ctx.messagesOf(conv.id)) {
+        const mine = message.sender && message.sender.id === ctx.userId;
+        const key = mine && message.cid ? `c:${message.cid}` : `s:${message.seq}`;
+        if (message.cid) seen.add(message.cid);
+        wanted.push([key, bubble(key, { message, status: mine ? ownStatus(message) : null })]);
+      }
+      for (const entry of socket.pending(conv.id)) {
+        if (seen.has(entry.cid)) continue;
+        const key = `c:${entry.cid}`;
+        wanted.push([key, bubble(key, { entry, status: "sending" })]);
+      }
+      for (const [cid, { entry, code }] of failed) {
+        if (seen.has(cid)) continue;
+        const key = `c:${cid}`;
+        wanted.push([key, bubble(key, { entry, status: "failed", reason: errorText({ code }) })]);
+      }
+    }
+    const keep = new Set(wanted.map(([key]) => key));
+    for (const key of [...elements.keys()]) if (!keep.has(key)) elements.delete(key);
+    if (wanted.length) replace(list, ...wanted.map(([, li]) => li));
+    else replace(list, tx("li", conv ? "chat.empty" : "chat.noConversation", {}, { class: "muted empty" }));
+    if (wanted.length > lastCount && wanted.length) {
+      wanted[wanted.length - 1][1].scrollIntoView({ block: "nearest" });
+    }
+    lastCount = wanted.length;
+    markRead();
+  }
+
+  function markRead() {
+    if (!conv || document.visibilityState !== "visible") return;
+    let last = 0;
+    for (const message of ctx.messagesOf(conv.id)) {
+      if (message.sender && message.sender.id !== ctx.userId) last = Math.max(last, message.seq);
+    }
+    if (last > lastReadSent) {
+      lastReadSent = last;
+      socket.read(conv.id, last);
+    }
+  }
+
+  function renderHead() {
+    replace(stateSlot, conv && conv.state ? badge("convState", conv.state) : "");
+    const n = ctx.presence.get(prisonId);
+    presence.textContent = n === undefined ? "" : n > 0 ? t("chat.onDuty", { n }) : t("chat.noneOnDuty");
+    presence.dataset.onDuty = n === undefined ? "" : String(n);
+  }
+
+  let typingTimer = null;
+  function renderTyping() {
+    clearTimeout(typingTimer);
+    const who = conv ? ctx.typing.get(conv.id) : null;
+    if (who && who.until > Date.now()) {
+      typing.textContent = t("chat.typing", { name: who.name });
+      typingTimer = setTimeout(renderTyping, who.until - Date.now() + 50);
+    } else {
+      typing.textContent = "";
+    }
+  }
+
+  function renderRating() {
+    const show = conv && conv.state === "resolved" && (conv.rating === null || conv.rating === undefined);
+    rating.hidden = !show;
+    if (!show) return;
+    if (rating.dataset.cycle === String(conv.cycle) && rating.firstChild) return;
+    rating.dataset.cycle = String(conv.cycle);
+    replace(rating, ratingForm());
+  }
+
+  function ratingForm() {
+    const result = notice();
+    const stars = h(
+      "fieldset",
+      { class: "stars" },
+      h("legend", { class: "sr-only" }, t("field.rating")),
+      [1, 2, 3, 4, 5].map((n) =>
+        h("label", {}, h("input", { type: "radio", name: "rating", value: n, required: true }), t("rate.stars", { n })),
+      ),
+    );
+    const form = h(
+      "form",
+      { class: "card form", id: "rate-form" },
+      tx("h2", "rate.title"),
+      stars,
+      h("div", { class: "field" }, tx("label", "rate.comment", {}, { for: "rate-comment" }), h("textarea", { id: "rate-comment", name: "comment", maxlength: 1000, rows: 2 })),
+      result,
+      h("div", { class: "actions" }, tx("button", "rate.submit", {}, { type: "submit", class: "primary" })),
+    );
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const value = Number(new FormData(form).get("rating"));
+      const comment = String(new FormData(form).get("comment") || "").trim();
+      try {
+        await api.post(`/conversations/${conv.id}/rate`, { rating: value, comment });
+        conv.rating = value;
+        replace(rating, tx("p", "rate.thanks", {}, { class: "notice notice-ok" }));
+      } catch (err) {
+        if (err instanceof ApiError && err.code === "conflict") {
+          conv.rating = value;
+          replace(rating, tx("p", "rate.thanks", {}, { class: "notice notice-ok" }));
+        } else {
+          result.error(err);
+        }
+      }
+    });
+    return form;
+  }
+
+  function renderAll() {
+    renderHead();
+    renderMessages();
+    renderTyping();
+    renderRating();
+  }
+
+  // -- sending --------------------------------------------------------------------------------
+
+  composer.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    out.clear();
+    const body = input.value;
+    if (!body.trim()) {
+      out.error({ code: "body_empty" });
+      return;
+    }
+    const max = socket.limits.max_body_chars;
+    if ([...body].length > max) {
+      out.show(t("chat.tooLong", { n: max }), "error");
+      return;
+    }
+    if (!conv) {
+      sendButton.disabled = true;
+      try {
+        conv = await ctx.openConversation(inmateId);
+      } catch (err) {
+        out.error(err);
+        return;
+      } finally {
+        sendButton.disabled = false;
+      }
+    }
+    socket.send(conv.id, body);
+    input.value = "";
+    input.focus();
+  });
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+      event.preventDefault();
+      composer.requestSubmit();
+    }
+  });
+  input.addEventListener("input", () => {
+    if (conv && input.value.trim()) socket.typing(conv.id);
+  });
+
+  // -- live -----------------------------------------------------------------------------------
+
+  const mine = (convId) => conv && convId === conv.id;
+  const offs = [
+    ctx.on("messages", (convId) => mine(convId) && renderMessages()),
+    ctx.on("outbox", renderMessages),
+    ctx.on("send-error", (err) => {
+      if (!mine(err.conv)) return;
+      failed.set(err.cid, { entry: err.entry, code: err.code });
+      renderMessages();
+    }),
+    ctx.on("typing", (convId) => mine(convId) && renderTyping()),
+    ctx.on("presence", renderHead),
+    ctx.on("conversation", (ev) => {
+      if (!conv && ev.inmate === inmateId) conv = ctx.conversations.get(ev.conv);
+      if (mine(ev.conv)) {
+        conv = ctx.conversations.get(ev.conv);
+        renderHead();
+        renderRating();
+      }
+    }),
+    ctx.on("conversations", () => {
+      conv = ctx.conversationOf(inmateId) || conv;
+      renderAll();
+    }),
+  ];
+  const onVisible = () => markRead();
+  document.addEventListener("visibilitychange", onVisible);
+  if (conv) socket.watch(conv.id);
+
+  const el = h(
+    "section",
+    { class: "view chat" },
+    inmateHead(ctx, inmateId),
+    inmateTabs(inmateId, ""),
+    h("div", { class: "chat-head" }, stateSlot, presence),
+    list,
+    typing,
+    rating,
+    out,
+    composer,
+  );
+  renderAll();
+  return view(el, {
+    stop: () => {
+      offs.forEach((off) => off());
+      clearTimeout(typingTimer);
+      document.removeEventListener("visibilitychange", onVisible);
+    },
+    rerender: () => {
+      elements.clear();
+      clear(rating);
+      delete rating.dataset.cycle;
+      renderAll();
+    },
+  });
+}

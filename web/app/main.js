@@ -1,0 +1,148 @@
+// The relative app (/app): boot, the hash router, the views. Mobile first.
+//
+// Routes: #/ home (my inmates) | #/links | #/inmate/{id} (chat) | #/inmate/{id}/info |
+// #/inmate/{id}/visits | #/announcements | #/complaints | #/prisons | #/prison/{id}.
+// Signed out: sign in / register (and the public prison pages).
+
+import { onSignedOut } from "/static/lib/api.js";
+import { $, h, replace } from "/static/lib/dom.js";
+import { applyI18n, onLocaleChange } from "/static/lib/i18n.js";
+import { connectionBanner, currentUser, markCurrentNav, notice, pageHeader, tx } from "/static/lib/ui.js";
+import { authView } from "/static/app/auth.js";
+import { chatView } from "/static/app/chat.js";
+import { complaintsView } from "/static/app/complaints.js";
+import { homeView } from "/static/app/home.js";
+import { infoView } from "/static/app/info.js";
+import { linksView } from "/static/app/links.js";
+import { announcementsView } from "/static/app/news.js";
+import { prisonsView, prisonView } from "/static/app/prisons.js";
+import { AppState } from "/static/app/state.js";
+import { visitsView } from "/static/app/visits.js";
+
+const NAV = [
+  ["#/", "nav.home"],
+  ["#/links", "nav.links"],
+  ["#/announcements", "nav.announcements"],
+  ["#/complaints", "nav.complaints"],
+  ["#/prisons", "nav.prisons"],
+];
+
+const ROUTES = [
+  [/^#\/links$/, (ctx) => linksView(ctx)],
+  [/^#\/inmate\/(\d+)$/, (ctx, id) => chatView(ctx, Number(id))],
+  [/^#\/inmate\/(\d+)\/info$/, (ctx, id) => infoView(ctx, Number(id))],
+  [/^#\/inmate\/(\d+)\/visits$/, (ctx, id) => visitsView(ctx, Number(id))],
+  [/^#\/announcements$/, (ctx) => announcementsView(ctx)],
+  [/^#\/complaints$/, (ctx) => complaintsView(ctx)],
+  [/^#\/prisons$/, (ctx) => prisonsView(ctx)],
+  [/^#\/prison\/(\d+)$/, (ctx, id) => prisonView(ctx, Number(id))],
+];
+
+const root = $("#page");
+let state = null; // AppState while signed in
+let current = null; // the view on screen: {el, stop?, rerender?}
+
+function route(ctx) {
+  const hash = location.hash || "#/";
+  for (const [pattern, make] of ROUTES) {
+    const match = hash.match(pattern);
+    if (match) return make(ctx, ...match.slice(1));
+  }
+  return homeView(ctx);
+}
+
+function publicRoute() {
+  const hash = location.hash || "#/";
+  if (/^#\/prisons$/.test(hash)) return prisonsView(null);
+  const match = hash.match(/^#\/prison\/(\d+)$/);
+  if (match) return prisonView(null, Number(match[1]));
+  return null;
+}
+
+function show(main, view) {
+  if (current && current.stop) current.stop();
+  current = view;
+  replace(main, view.el);
+  const heading = view.el.querySelector("h1");
+  if (heading && document.activeElement && document.activeElement !== document.body) {
+    heading.setAttribute("tabindex", "-1");
+    heading.focus({ preventScroll: true });
+  }
+}
+
+async function start() {
+  if (state) {
+    state.stop();
+    state = null;
+  }
+  if (current && current.stop) current.stop();
+  current = null;
+  applyI18n(document);
+  const main = h("main", { id: "main" });
+  let me;
+  try {
+    me = await currentUser();
+  } catch (err) {
+    const out = notice();
+    out.error(err);
+    replace(root, pageHeader({ titleKey: "brand.name" }), replace(main, out, tx("button", "common.retry", {}, { type: "button", on: { click: start } })));
+    return;
+  }
+  if (!me || me.user.role !== "relative") {
+    renderSignedOut(main, me);
+    return;
+  }
+  state = new AppState(me);
+  const header = pageHeader({ titleKey: "brand.name", me, nav: NAV, onSignOut: signedOut });
+  const banner = connectionBanner(state.socket);
+  replace(root, header, banner, main);
+  main.append(tx("p", "common.loading", {}, { class: "muted" }));
+  state.socket.on("status", (s) => {
+    document.body.dataset.socket = s.state; // for tests and styling
+    if (s.state === "closed" && s.code === 4401) start();
+  });
+  state.socket.start();
+  try {
+    await state.load();
+  } catch (err) {
+    const out = notice();
+    out.error(err);
+    replace(main, out);
+    return;
+  }
+  const render = () => {
+    markCurrentNav(header, location.hash || "#/");
+    show(main, route(state));
+  };
+  window.onhashchange = render;
+  render();
+}
+
+function renderSignedOut(main, me) {
+  const header = pageHeader({ titleKey: "brand.name", me, nav: [["#/", "nav.home"], ["#/prisons", "nav.prisons"]], onSignOut: signedOut });
+  replace(root, header, main);
+  const render = () => {
+    markCurrentNav(header, location.hash || "#/");
+    const view = publicRoute() || authView({ me, onSignedIn: start });
+    show(main, view);
+  };
+  window.onhashchange = render;
+  render();
+}
+
+function signedOut() {
+  location.hash = "#/";
+  start();
+}
+
+// a 401 anywhere while signed in: the session ended; show sign-in again
+onSignedOut(() => {
+  if (state) start();
+});
+
+onLocaleChange(() => {
+  applyI18n(document);
+  if (current && current.rerender) current.rerender();
+});
+
+start();

@@ -1,0 +1,131 @@
+// Visits of one inmate: the prison's rules, the inmate's eligibility, my requests and their
+// state (live `visit` events), and a request form. Times are the bureau's local time.
+
+import { api } from "/static/lib/api.js";
+import { h, replace } from "/static/lib/dom.js";
+import { errorText, formatDate, formatDateTime, formatWeekday, t } from "/static/lib/i18n.js";
+import { field, notice, onSubmit, tx } from "/static/lib/ui.js";
+import { badge, inmateHead, inmateTabs, view } from "/static/app/view.js";
+
+const ZONE = "Asia/Shanghai";
+
+/** "2025-03-04T09:30" in the bureau's zone -> RFC 3339 with that zone's offset. */
+export function localToRfc3339(local, zone = ZONE) {
+  const guess = new Date(`${local}:00Z`);
+  const name = new Intl.DateTimeFormat("en", { timeZone: zone, timeZoneName: "longOffset" })
+    .formatToParts(guess)
+    .find((p) => p.type === "timeZoneName").value; // "GMT+08:00" (or "GMT" for UTC)
+  const offset = name === "GMT" ? "+00:00" : name.slice(3);
+  return `${local}:00${offset}`;
+}
+
+export function rulesList(rules) {
+  if (!rules) return null;
+  const items = [];
+  if (rules.days && rules.days.length) items.push(t("visits.days", { days: rules.days.map(formatWeekday).join("、") }));
+  if (rules.hours && rules.hours.length) items.push(t("visits.hours", { hours: rules.hours.map((x) => `${x.start}–${x.end}`).join(", ") }));
+  if (rules.min_days_between) items.push(t("visits.minDays", { n: rules.min_days_between }));
+  if (rules.max_visitors) items.push(t("visits.maxVisitors", { n: rules.max_visitors }));
+  if (rules.allowed_items && rules.allowed_items.length) items.push(t("visits.allowed", { items: rules.allowed_items.join("、") }));
+  if (rules.forbidden_items && rules.forbidden_items.length) items.push(t("visits.forbidden", { items: rules.forbidden_items.join("、") }));
+  return h(
+    "div",
+    { class: "rules" },
+    h("ul", {}, items.map((text) => h("li", {}, text))),
+    rules.notes ? h("p", { class: "pre" }, rules.notes) : null,
+  );
+}
+
+export function visitsView(ctx, inmateId) {
+  const rulesBox = h("section", { class: "card", id: "visit-rules" });
+  const list = h("ul", { class: "list", id: "visits" });
+  const out = notice();
+  const listError = notice();
+  let visits = [];
+  const el = h("section", { class: "view" }, inmateHead(ctx, inmateId), inmateTabs(inmateId, "/visits"));
+  if (!ctx.verifiedInmates.includes(inmateId)) {
+    el.append(h("p", { class: "notice notice-error" }, errorText({ code: "not_found" })));
+    return view(el);
+  }
+
+  const renderRules = () => {
+    const card = ctx.inmates.get(inmateId);
+    const next = card && card.info && card.info.visits ? card.info.visits.next_visit_date : null;
+    const today = new Date().toISOString().slice(0, 10);
+    replace(rulesBox, 
+      tx("h2", "visits.rules"),
+      card ? rulesList(card.visit_rules) : tx("p", "common.loading", {}, { class: "muted" }),
+      next
+        ? h("p", { class: next > today ? "notice notice-warn" : "notice notice-ok", id: "eligibility" }, next > today ? t("info.nextVisit", { date: formatDate(next) }) : t("info.eligible"))
+        : card
+          ? h("p", { class: "notice notice-ok", id: "eligibility" }, t("info.eligible"))
+          : null,
+    );
+  };
+  const renderList = () => {
+    replace(list, 
+      ...(visits.length
+        ? visits.map((v) =>
+            h(
+              "li",
+              { data: { visit: v.id, state: v.state } },
+              h("div", { class: "row" }, h("strong", { class: "grow" }, formatDateTime(v.slot_start)), badge("visitState", v.state)),
+              h("p", { class: "muted" }, t("visits.people", { n: v.visitors }), v.visitor_names && v.visitor_names.length ? ` · ${v.visitor_names.join("、")}` : ""),
+              v.reason ? h("p", {}, t("visits.reason", { reason: v.reason })) : null,
+            ),
+          )
+        : [tx("li", "visits.none", {}, { class: "muted empty" })]),
+    );
+  };
+  const load = async () => {
+    try {
+      const reply = await api.get("/visits", { inmate: inmateId });
+      visits = reply.visits || [];
+      listError.clear();
+    } catch (err) {
+      listError.error(err);
+    }
+    renderList();
+  };
+
+  const form = h(
+    "form",
+    { class: "card form", id: "visit-form" },
+    tx("h2", "visits.request"),
+    field("visits.slot", h("input", { name: "slot_start", type: "datetime-local", required: true, step: 60 })),
+    field("visits.visitors", h("input", { name: "visitors", type: "number", required: true, min: 1, max: 20, value: 1 })),
+    field("visits.names", h("input", { name: "visitor_names", type: "text", maxlength: 600 })),
+    out,
+    h("div", { class: "actions" }, tx("button", "visits.request", {}, { type: "submit", class: "primary" })),
+  );
+  onSubmit(form, out, async (values, f) => {
+    const names = (values.visitor_names || "").split(/[,，、]/).map((n) => n.trim()).filter(Boolean);
+    const request = {
+      inmate_id: inmateId,
+      slot_start: localToRfc3339(values.slot_start),
+      visitors: names.length || Number(values.visitors),
+    };
+    if (names.length) request.visitor_names = names;
+    await api.post("/visits", request);
+    f.reset();
+    out.show(t("visits.requested"), "ok");
+    await load();
+  });
+
+  el.append(rulesBox, form, tx("h2", "visits.mine"), listError, list);
+  renderRules();
+  renderList();
+  load();
+  if (!ctx.inmates.has(inmateId)) ctx.loadInmate(inmateId).catch(() => null);
+  const offs = [
+    ctx.on("inmate", (card) => card.id === inmateId && renderRules()),
+    ctx.on("visit", (ev) => ev.inmate === inmateId && load()),
+  ];
+  return view(el, {
+    stop: () => offs.forEach((off) => off()),
+    rerender: () => {
+      renderRules();
+      renderList();
+    },
+  });
+}
