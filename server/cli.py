@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     commands.add_parser("migrate", help="apply pending database migrations")
+    commands.add_parser(
+        "demo", help="seed the demo prisons, staff, inmates and relatives (idempotent)"
+    )
 
     prison = commands.add_parser("prison", help="manage prisons").add_subparsers(
         dest="action", required=True
@@ -83,7 +86,9 @@ async def _migrate(store: Store) -> str:
     return f"applied {', '.join(applied)}" if applied else "database is up to date"
 
 
-def _command(args: argparse.Namespace) -> Callable[[Store], Awaitable[str]]:
+def _command(
+    args: argparse.Namespace, settings: Settings
+) -> Callable[[Store], Awaitable[str]]:
     """The store work of the one-shot commands (everything but serve and bench)."""
 
     async def prison_add(store: Store) -> str:
@@ -120,8 +125,14 @@ def _command(args: argparse.Namespace) -> Callable[[Store], Awaitable[str]]:
             raise CliError(f"{args.prison} already has an inmate number {args.number!r}") from None
         return f"added inmate {inmate.number} ({inmate.name}) to {args.prison} with id {inmate.id}"
 
+    async def demo(store: Store) -> str:
+        from server.demo import seed
+
+        return "seeded the demo\n" + "\n".join(await seed(store, config.with_secret(settings)))
+
     commands: dict[tuple[str, str | None], Callable[[Store], Awaitable[str]]] = {
         ("migrate", None): _migrate,
+        ("demo", None): demo,
         ("prison", "add"): prison_add,
         ("user", "add"): user_add,
         ("inmate", "add"): inmate_add,
@@ -155,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bench import main as bench_main
 
             return bench_main(args.workload)
-        print(asyncio.run(_with_store(settings, _command(args))))
+        print(asyncio.run(_with_store(settings, _command(args, settings))))
     except (ConfigError, CliError, ValueError) as exc:
         return _fail(str(exc))
     except StoreUnavailable as exc:

@@ -1,25 +1,338 @@
-"""Demo data for ``kinline serve --demo`` (extended by the duty desk issue)."""
+"""Demo data for ``kinline demo`` and ``kinline serve --demo`` (what ``make run`` serves).
+
+Seeding is idempotent: every step looks for what it would create and leaves it alone when it
+is there, so the demo can be seeded again over itself (or over a half-seeded database after a
+crash) without duplicates. Everything goes through the same storage functions the API uses,
+so the demo's conversations have real cycles, audit entries and figures.
+"""
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
-from server.passwords import hash_password
-from storage.base import Conflict, NotFound, Store
+from server import identity, passwords
+from server.config import Settings
+from storage import announcements, desk, inmate_info, profiles, visits
+from storage.base import Conflict, Inmate, NewMessage, NotFound, Prison, Role, Store, User
+from storage.inmate_info import HealthIn, InfoPatch, MovementIn, TermIn
+from storage.profiles import SupervisorProfile
+from storage.sql import utcnow
+from storage.visit_rules import Hours, VisitRules
 
 DEMO_PASSWORD = "kinline-demo-2026"  # noqa: S105 (printed for the demo on purpose)
 
+PRISONS = (
+    ("GM", "高明监狱 Gaoming Prison", "Foshan"),
+    ("SH", "四会监狱 Sihui Prison", "Zhaoqing"),
+)
+# (login, name, role, prison codes)
+STAFF: tuple[tuple[str, str, Role, tuple[str, ...]], ...] = (
+    ("bureau.admin", "省监狱管理局 Bureau Admin", "admin", ()),
+    ("officer.li", "李伟 Officer Li Wei", "officer", ("GM",)),
+    ("officer.chen", "陈浩 Officer Chen Hao", "officer", ("GM",)),
+    ("officer.zhou", "周敏 Officer Zhou Min", "officer", ("SH",)),
+)
+# (login, name, title, prison, photo number, address, phone)
+SUPERVISORS = (
+    (
+        "supervisor.wang",
+        "王芳 Wang Fang",
+        "党代表 Party representative",
+        "GM",
+        1,
+        "佛山市高明区荷城街道 Hecheng, Gaoming, Foshan",
+        "0757-8888 1201",
+    ),
+    (
+        "supervisor.liu",
+        "刘强 Liu Qiang",
+        "人大代表 People's Congress deputy",
+        "GM",
+        2,
+        "佛山市高明区人大 Gaoming District People's Congress",
+        "0757-8888 1202",
+    ),
+    (
+        "supervisor.zhang",
+        "张丽 Zhang Li",
+        "政协委员 CPPCC member",
+        "GM",
+        3,
+        "佛山市高明区政协 Gaoming District CPPCC",
+        "0757-8888 1203",
+    ),
+    (
+        "supervisor.huang",
+        "黄军 Huang Jun",
+        "党代表 Party representative",
+        "SH",
+        4,
+        "肇庆市四会市东城街道 Dongcheng, Sihui, Zhaoqing",
+        "0758-3333 2101",
+    ),
+    (
+        "supervisor.xu",
+        "徐英 Xu Ying",
+        "人大代表 People's Congress deputy",
+        "SH",
+        5,
+        "四会市人大 Sihui People's Congress",
+        "0758-3333 2102",
+    ),
+    (
+        "supervisor.deng",
+        "邓伟 Deng Wei",
+        "政协委员 CPPCC member",
+        "SH",
+        6,
+        "四会市政协 Sihui CPPCC",
+        "0758-3333 2103",
+    ),
+)
+INMATES = (
+    ("GM", "GM-0001", "陈健 Chen Jian"),
+    ("GM", "GM-0002", "黄波 Huang Bo"),
+    ("SH", "SH-0001", "林峰 Lin Feng"),
+)
+# (phone, name, id number, relationship, inmate number)
+RELATIVES = (
+    ("13800000001", "陈梅 Chen Mei", "440681195803120021", "mother", "GM-0001"),
+    ("13800000002", "黄兰 Huang Lan", "440681198506230042", "wife", "GM-0002"),
+    ("13800000003", "林秀 Lin Xiu", "441284199011050063", "sister", "SH-0001"),
+)
+RULES = VisitRules(
+    days=[2, 4, 6],
+    hours=[Hours("09:00", "11:30"), Hours("14:00", "16:30")],
+    min_days_between=30,
+    max_visitors=3,
+    allowed_items=[
+        "换洗衣物 Clean clothes (no metal parts)",
+        "书籍 Books (checked at the gate)",
+        "身份证、户口本 ID card and household register",
+    ],
+    forbidden_items=[
+        "食品、饮料 Food and drink",
+        "现金 Cash",
+        "手机及电子设备 Phones and devices",
+        "药品 Medicine (hand it to the prison clinic)",
+    ],
+    notes="请提前一天预约，携带身份证原件。Book a day ahead and bring your original ID card.",
+)
 
-async def seed(store: Store) -> list[str]:
-    """Seed idempotently; return the lines that tell the operator how to sign in."""
+
+@dataclass
+class Demo:
+    prisons: dict[str, Prison]
+    users: dict[str, User]
+    inmates: dict[str, Inmate]
+
+
+async def _prison(store: Store, code: str, name: str, city: str) -> Prison:
     try:
-        prison = await store.prison_by_code("GM")
+        return await store.prison_by_code(code)
     except NotFound:
-        prison = await store.add_prison("GM", "高明监狱 Gaoming Prison", "Foshan")
-    for role, login, name in (
-        ("officer", "officer.li", "Officer Li Wei"),
-        ("supervisor", "supervisor.wang", "Wang Fang"),
-    ):
-        with contextlib.suppress(Conflict):
-            await store.add_user(role, login, name, hash_password(DEMO_PASSWORD), [prison.id])  # type: ignore[arg-type]
-    return [f"demo logins (password {DEMO_PASSWORD}): officer.li, supervisor.wang"]
+        return await store.add_prison(code, name, city)
+
+
+async def _user(
+    store: Store, login: str, name: str, role: Role, prisons: list[int], password_hash: str
+) -> User:
+    try:
+        user, _ = await store.credentials(login)
+    except NotFound:
+        user = await store.add_user(role, login, name, password_hash, prisons)
+    return user
+
+
+async def _relative(
+    store: Store, settings: Settings, phone: str, name: str, id_number: str, password_hash: str
+) -> User:
+    try:
+        user, _ = await store.credentials(phone)
+    except NotFound:
+        user = await store.add_relative(
+            phone,
+            name,
+            password_hash,
+            identity.digest(settings.secret, id_number),
+            identity.last4(id_number),
+        )
+    return user
+
+
+async def _inmate(store: Store, prison: Prison, number: str, name: str) -> Inmate:
+    found = await store.inmate_by_number(prison.id, number)
+    return found or await store.add_inmate(prison.id, number, name)
+
+
+async def _card(store: Store, inmate: Inmate, officer: User, now: datetime) -> None:
+    _, card = await inmate_info.card(store.db, inmate.id)
+    if card.money.movements:  # seeded already
+        return
+    today = now.date()
+    patches = (
+        InfoPatch(
+            activity="每日 6:30 起床，上午劳动，下午学习，晚上 19:00 看新闻。"
+            " Up at 6:30, work in the morning, classes in the afternoon, news at 19:00.",
+            work="服装车间缝纫组 Garment workshop, sewing team",
+            health=HealthIn("good", "体检正常 Annual check-up normal"),
+            term=TermIn(
+                original="有期徒刑八年 Eight years",
+                start=date(2021, 3, 15),
+                expected_release=date(2029, 3, 14),
+            ),
+            next_visit_date=today + timedelta(days=3),
+        ),
+        InfoPatch(movement=MovementIn("deposit", 50000, now - timedelta(days=20), "家属汇款")),
+        InfoPatch(movement=MovementIn("spending", 18750, now - timedelta(days=6), "超市 shop")),
+    )
+    for patch in patches:
+        await inmate_info.update_info(store.db, inmate.id, patch, officer.id, now)
+
+
+async def _conversation(
+    store: Store,
+    demo: Demo,
+    phone: str,
+    number: str,
+    officer: str,
+    lines: list[tuple[str, str]],
+    *,
+    resolve: bool,
+    rating: int | None = None,
+) -> None:
+    relative, staff = demo.users[phone], demo.users[officer]
+    thread, _ = await desk.open_thread(store.db, relative.id, demo.inmates[number].id, utcnow())
+    if thread.last_seq:  # seeded already
+        return
+    for n, (who, body) in enumerate(lines):
+        sender = relative if who == "relative" else staff
+        if who == "officer" and n == 1:
+            await desk.claim(store.db, thread.id, staff.id, utcnow())
+        await store.append_messages(
+            [NewMessage(thread.id, sender.id, sender.role, f"demo-{n}", body, "text", sender.name)]
+        )
+    if resolve:
+        await desk.resolve(store.db, thread.id, staff.id, utcnow())
+        if rating is not None:
+            await desk.rate(
+                store.db, thread.id, relative.id, rating, "回复很及时 Quick answer", utcnow()
+            )
+
+
+async def seed(store: Store, settings: Settings) -> list[str]:
+    """Seed idempotently; return the lines that tell the operator how to sign in."""
+    now = utcnow()
+    password_hash = await asyncio.to_thread(passwords.hash_password, DEMO_PASSWORD)
+    demo = Demo({}, {}, {})
+    for code, name, city in PRISONS:
+        demo.prisons[code] = await _prison(store, code, name, city)
+    for login, name, role, codes in STAFF:
+        ids = [demo.prisons[c].id for c in codes]
+        demo.users[login] = await _user(store, login, name, role, ids, password_hash)
+    admin = demo.users["bureau.admin"]
+    for login, name, title, code, photo, address, phone in SUPERVISORS:
+        demo.users[login] = await _user(
+            store, login, name, "supervisor", [demo.prisons[code].id], password_hash
+        )
+        profile = SupervisorProfile(title, f"/static/photos/supervisor-{photo}.svg", address, phone)
+        async with store.db.read() as sql:
+            stored = await sql.fetchval(
+                "SELECT profile FROM users WHERE id = $1", demo.users[login].id
+            )
+        if profiles.profile_from(sql.unjson(stored)) != profile:
+            await profiles.set_supervisor_profile(store.db, demo.users[login].id, profile)
+    for prison in demo.prisons.values():
+        if await visits.visit_rules(store.db, prison.id) != RULES:
+            await visits.set_visit_rules(store.db, prison.id, RULES, admin.id, now)
+    for code, number, name in INMATES:
+        demo.inmates[number] = await _inmate(store, demo.prisons[code], number, name)
+        officer = demo.users["officer.li" if code == "GM" else "officer.zhou"]
+        await _card(store, demo.inmates[number], officer, now)
+    for phone, name, id_number, relationship, number in RELATIVES:
+        relative = await _relative(store, settings, phone, name, id_number, password_hash)
+        demo.users[phone] = relative
+        inmate = demo.inmates[number]
+        if inmate.id not in await store.verified_inmates(relative.id):
+            officer = demo.users[
+                "officer.li" if inmate.prison_id == demo.prisons["GM"].id else "officer.zhou"
+            ]
+            try:
+                link = await store.request_link(relative.id, inmate.id, relationship, "户口本")
+            except Conflict:
+                continue  # a pending request made by hand: leave it to the officers
+            await store.decide_link(link, "verified", officer.id, None)
+    await _conversation(
+        store,
+        demo,
+        "13800000001",
+        "GM-0001",
+        "officer.li",
+        [
+            ("relative", "您好，请问我儿子陈健这个月的零用钱还有多少？"),
+            ("officer", "您好，陈健目前零用钱余额为 312.50 元，本月已在超市消费 187.50 元。"),
+            ("relative", "好的，谢谢！下周二可以探视吗？"),
+            ("officer", "可以，周二 9:00-11:30 或 14:00-16:30，请在应用里预约并带身份证。"),
+        ],
+        resolve=True,
+        rating=5,
+    )
+    await _conversation(
+        store,
+        demo,
+        "13800000002",
+        "GM-0002",
+        "officer.chen",
+        [
+            ("relative", "请问黄波最近身体怎么样？上次说他感冒了。"),
+        ],
+        resolve=False,
+    )
+    await _conversation(
+        store,
+        demo,
+        "13800000003",
+        "SH-0001",
+        "officer.zhou",
+        [
+            ("relative", "林峰的减刑裁定下来了吗？"),
+            ("officer", "您好，裁定尚未下达，有结果后我们会第一时间在这里告知您。"),
+        ],
+        resolve=True,
+    )
+    if not await announcements.announcements(store.db, limit=1):
+        open_day = now.date() + timedelta(days=10)
+        for prison_id, title, body in (
+            (
+                None,
+                "监狱开放日 Prison open day",
+                "全省各监狱将于开放日接待家属参观，欢迎预约。"
+                " Families may visit on the open day: book ahead.",
+            ),
+            (
+                demo.prisons["GM"].id,
+                "探视新规 New visiting rules",
+                "自下月起探视需提前一天预约。From next month visits must be booked a day ahead.",
+            ),
+        ):
+            await announcements.post(
+                store.db,
+                announcements.NewAnnouncement(
+                    author_id=admin.id,
+                    title=title,
+                    body=body,
+                    prison_id=prison_id,
+                    open_day=open_day if prison_id is None else None,
+                ),
+                now=now,
+            )
+    return [
+        f"demo password for every login: {DEMO_PASSWORD}",
+        "  relatives (/app):          13800000001, 13800000002, 13800000003",
+        "  officers (/console):       officer.li, officer.chen (Gaoming), officer.zhou (Sihui)",
+        "  supervisors (/monitor):    supervisor.wang, supervisor.liu, supervisor.zhang (Gaoming),"
+        " supervisor.huang, supervisor.xu, supervisor.deng (Sihui)",
+        "  bureau admin:              bureau.admin",
+    ]

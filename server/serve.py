@@ -49,7 +49,7 @@ async def prepare(settings: Settings, demo: bool) -> list[str]:
         if demo:
             from server.demo import seed
 
-            return await seed(store)
+            return await seed(store, settings)
         return []
     finally:
         await store.close()
