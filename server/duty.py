@@ -1,7 +1,10 @@
 """Who is on duty now, per prison, across every process: the ``presence`` events.
 
-An officer counts as on duty while one of its sockets is open (the duty desk will narrow that
-to officers who also said so). Each process heartbeats its own officers into the shared
+An officer counts as on duty while it has said so (``PUT /duty``, stored in table ``duty``;
+never said: off) AND one of its sockets is open. A process reads the flag when an officer's
+first socket arrives there, and learns of a change from the gateway's control topic
+(``Control(op="duty")``, sent by whichever process took the ``PUT``), so the change shows
+everywhere at once. Each process heartbeats its own on-duty officers into the shared
 ``Presence`` store on one timer (no task per socket), and an entry a dead process stops
 refreshing expires after ``ttl``. Whenever a process sees a prison's set change (an arrival,
 a departure, or an expiry noticed on its timer) it publishes a ``presence`` event: relatives
@@ -26,6 +29,7 @@ from channels.events import prison_relatives_topic, prison_staff_topic
 from channels.hub import Hub
 from channels.presence import Presence
 from channels.protocol import PresenceEvent, UserRef, encode
+from storage import desk
 from storage.base import NotFound, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -50,6 +54,9 @@ class DutyRoster:
         self._ttl = ttl
         self._interval = interval
         self._local: Counter[tuple[int, int]] = Counter()  # (prison, officer) -> open sockets
+        self._duty: dict[int, bool] = {}  # officer with sockets here -> said it is on duty
+        self._listed: set[tuple[int, int]] = set()  # (prison, officer) heartbeated from here
+        self._syncing = asyncio.Lock()  # presence writes in the order they were decided
         self._watched: Counter[int] = Counter()  # prison -> local sockets following it
         self._known: dict[int, list[int]] = {}  # prison -> officers last reported
         self._names: dict[int, UserRef] = {}
@@ -67,26 +74,67 @@ class DutyRoster:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        for prison, officer in list(self._local):
+        for prison, officer in list(self._listed):
             with contextlib.suppress(BrokerUnavailable):
                 await self._presence.leave(prison, officer)
         await self._presence.close()
 
+    def _here(self, officer_id: int, prisons: tuple[int, ...]) -> bool:
+        return any(self._local.get((prison, officer_id), 0) > 0 for prison in prisons)
+
     async def arrive(self, officer: UserRef, prisons: tuple[int, ...]) -> None:
+        """An officer's socket opened here: it counts if it said it is on duty."""
         self._names[officer.id] = officer
         for prison in prisons:
             self._local[(prison, officer.id)] += 1
-            if self._local[(prison, officer.id)] == 1:
-                await self._guard(self._presence.heartbeat(prison, officer.id, self._ttl))
-                self._changed(prison)
+        if officer.id not in self._duty:
+            said = await self._said_on_duty(officer.id)
+            # A change told meanwhile (set_duty) is newer than what was read: it wins.
+            if self._here(officer.id, prisons):
+                self._duty.setdefault(officer.id, said)
+        await self._sync(officer.id, prisons)
 
     async def depart(self, officer_id: int, prisons: tuple[int, ...]) -> None:
         for prison in prisons:
             self._local[(prison, officer_id)] -= 1
             if self._local[(prison, officer_id)] <= 0:
                 del self._local[(prison, officer_id)]
-                await self._guard(self._presence.leave(prison, officer_id))
-                self._changed(prison)
+        if not self._here(officer_id, prisons):
+            self._duty.pop(officer_id, None)
+        await self._sync(officer_id, prisons)
+
+    async def set_duty(self, officer_id: int, prisons: tuple[int, ...], on_duty: bool) -> None:
+        """The officer said it is on (or off) duty (``Control(op="duty")``). Only an officer
+        with sockets here is tracked here; one arriving later reads the stored flag."""
+        if self._here(officer_id, prisons):
+            self._duty[officer_id] = on_duty
+            await self._sync(officer_id, prisons)
+
+    async def _said_on_duty(self, officer_id: int) -> bool:
+        try:
+            return await desk.said_on_duty(self._store.db, officer_id)
+        except StoreUnavailable:
+            log.warning(
+                "duty flag unreadable; officer counted off duty", extra={"user": officer_id}
+            )
+            return False
+
+    async def _sync(self, officer_id: int, prisons: tuple[int, ...]) -> None:
+        """Make the shared presence match what is true here now: listed in each prison iff
+        the officer has a socket here and said it is on duty. Serialised, and always from
+        the latest state, so racing changes settle on the last one."""
+        async with self._syncing:
+            for prison in prisons:
+                key = (prison, officer_id)
+                wanted = self._local.get(key, 0) > 0 and self._duty.get(officer_id, False)
+                if wanted and key not in self._listed:
+                    self._listed.add(key)
+                    await self._guard(self._presence.heartbeat(prison, officer_id, self._ttl))
+                    self._changed(prison)
+                elif not wanted and key in self._listed:
+                    self._listed.discard(key)
+                    await self._guard(self._presence.leave(prison, officer_id))
+                    self._changed(prison)
 
     def _changed(self, prison: int) -> None:
         self._dirty.add(prison)
@@ -147,9 +195,9 @@ class DutyRoster:
             log.warning("presence store unavailable", extra={"error": str(exc)})
 
     async def refresh(self) -> None:
-        """Heartbeat this process's officers, then look for changes (expiries) in every
-        prison someone here follows."""
-        for prison, officer in list(self._local):
+        """Heartbeat this process's on-duty officers, then look for changes (expiries) in
+        every prison someone here follows."""
+        for prison, officer in list(self._listed):
             await self._guard(self._presence.heartbeat(prison, officer, self._ttl))
         for prison in set(self._watched) | {prison for prison, _ in self._local}:
             await self._check(prison)

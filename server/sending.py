@@ -11,6 +11,11 @@
   and sends it again with the same cid, which can never store it twice.
 - A retried cid that was already stored is acked again with the original seq and not
   published again (its readers have it, or will replay it from storage).
+- A relative's question that opens a cycle (the thread was ``new`` or ``resolved``; the
+  trigger of migration 0003 made it ``waiting`` in the same transaction) is announced as a
+  ``conversation`` event (``created`` / ``reopened``) to the prison's staff and to the
+  relative. The store says so with the append's result (``prev_state``, ``cycle``), so the
+  hot path makes no extra round trip for it.
 """
 
 from __future__ import annotations
@@ -22,14 +27,29 @@ import time
 from collections import Counter
 
 from channels import metrics
-from channels.events import audience, conversation_topic, message_bytes
+from channels.events import (
+    audience,
+    conversation_topic,
+    message_bytes,
+    prison_staff_topic,
+    user_topic,
+)
 from channels.hub import Hub
-from channels.protocol import Ack, ErrorCode, Send
+from channels.protocol import Ack, ConversationEvent, ErrorCode, Send, encode
 from server.authorize import authorize
 from server.connection import Connection
 from server.policy import Denied
 from server.ratelimit import RateLimiter
-from storage.base import Appended, Message, NewMessage, NotFound, Store, StoreUnavailable
+from storage.appending import starts_cycle
+from storage.base import (
+    Appended,
+    Conversation,
+    Message,
+    NewMessage,
+    NotFound,
+    Store,
+    StoreUnavailable,
+)
 from storage.group_commit import GroupCommit, Overloaded
 
 log = logging.getLogger(__name__)
@@ -76,13 +96,14 @@ class SendPath:
             return
         self._unacked[conn] += 1
         self._idle.clear()
-        committed.add_done_callback(functools.partial(self._settle, conn, frame, received))
+        committed.add_done_callback(functools.partial(self._settle, conn, frame, received, conv))
 
     def _settle(
         self,
         conn: Connection,
         frame: Send,
         received: float,
+        conv: Conversation,
         committed: asyncio.Future[Appended | None],
     ) -> None:
         self._unacked[conn] -= 1
@@ -123,10 +144,40 @@ class SendPath:
                 seq=message.seq,
                 audience_=audience(message),
             )
+            self._announce(appended, conv)
 
-    async def post(self, item: NewMessage) -> Message:
+    def _announce(self, appended: Appended, conv: Conversation) -> None:
+        """A new cycle (a relative's question in a ``new`` or ``resolved`` thread): tell the
+        prison's staff (the queue) and the relative. Nothing for any other message."""
+        message, prev = appended.message, appended.prev_state
+        if prev is None or not starts_cycle(message, prev):
+            return
+        event = ConversationEvent(
+            event="created" if prev == "new" else "reopened",
+            conv=conv.id,
+            state="waiting",
+            by=message.sender_id,
+            inmate=conv.inmate_id,
+            relative=conv.relative_id,
+            cycle=appended.cycle,
+            waiting_since=message.created_at,
+        )
+        data = encode(event)  # carries no note: the same bytes suit staff and the relative
+        self._hub.publish(prison_staff_topic(conv.prison_id), data)
+        self._hub.publish(user_topic(conv.relative_id), data)
+
+    def admit(self, user_id: int) -> float | None:
+        """The per-user send rate, for sends that do not come over a socket (REST): ``None``
+        if ``user_id`` may send now (a token is taken), else the seconds to wait."""
+        if self._limiter.allow(user_id):
+            return None
+        return self._limiter.retry_after(user_id)
+
+    async def post(self, item: NewMessage, conversation: Conversation | None = None) -> Message:
         """Append a message on the server's own behalf (a ``system`` fact card, an officer's
         message sent over REST) through the same group commit, and publish it once committed.
+        A relative's question that opens a cycle is announced like one sent over a socket
+        (``conversation``, when the caller has it, saves looking it up).
         Raises ``StoreUnavailable`` (nothing stored) or ``NotFound`` (no such conversation)."""
         try:
             committed = self._commit.submit(item)
@@ -143,6 +194,10 @@ class SendPath:
                 seq=message.seq,
                 audience_=audience(message),
             )
+            prev = appended.prev_state
+            if prev is not None and starts_cycle(message, prev):
+                conv = conversation or await self._store.conversation(message.conversation_id)
+                self._announce(appended, conv)
         return message
 
     async def idle(self) -> None:

@@ -6,6 +6,12 @@ which seq each gets, inserts ``plan.fresh`` and calls ``plan.finish``. PostgreSQ
 same in one SQL function (``kinline_append``) and hands its rows to ``assemble``. Both give
 the same answers: an item whose cid is stored (or repeated in the batch) gets the stored
 message with ``created=False``; an item whose conversation does not exist gets ``None``.
+
+Both stores also read each conversation's ``(state, cycle)`` before the batch (under the
+same lock), and ``life_cycle`` walks the new messages in seq order applying the rule the
+migration-0003 triggers apply in the database, so each new message carries the state it was
+appended in (``prev_state``) and its cycle: the send path announces a cycle start from it
+without another round trip. The triggers see the rows in the same (seq) order.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from storage.base import Appended, Message, NewMessage
+import msgspec
+
+from storage.base import Appended, ConversationState, Message, NewMessage
 
 Key = tuple[int, int, str]
 
@@ -108,3 +116,32 @@ def assemble(items: Sequence[NewMessage], found: Mapping[int, Stored]) -> list[A
         message = stored(item, row.id, row.seq, row.created_at)
         results.append(Appended(message, created=row.created and not repeat))
     return results
+
+
+CYCLE_STARTERS: frozenset[str] = frozenset({"new", "resolved"})
+
+
+def starts_cycle(message: Message, state: ConversationState) -> bool:
+    """Whether appending ``message`` in ``state`` starts a cycle (contracts: "Conversation
+    life cycle"): a relative's text while the thread is new or resolved."""
+    return message.kind == "text" and message.sender_role == "relative" and state in CYCLE_STARTERS
+
+
+def life_cycle(
+    results: list[Appended | None], before: Mapping[int, tuple[ConversationState, int]]
+) -> list[Appended | None]:
+    """``results`` with ``prev_state`` and ``cycle`` on each new message. ``before`` is each
+    conversation's ``(state, cycle)`` before the batch; results are in batch order, which is
+    seq order within a conversation."""
+    now = dict(before)
+    out: list[Appended | None] = []
+    for result in results:
+        if result is None or not result.created or result.message.conversation_id not in now:
+            out.append(result)
+            continue
+        conv = result.message.conversation_id
+        state, cycle = now[conv]
+        if starts_cycle(result.message, state):
+            now[conv] = ("waiting", cycle + 1)
+        out.append(msgspec.structs.replace(result, prev_state=state, cycle=now[conv][1]))
+    return out

@@ -118,6 +118,11 @@ class Message(msgspec.Struct, frozen=True):
 class Appended(msgspec.Struct, frozen=True):
     message: Message
     created: bool  # False when (conversation, sender, cid) was already stored
+    # New messages only (None for a repeat): the conversation's state just before this
+    # message was stored, and its cycle once it was. A relative's text with ``prev_state``
+    # ``new`` or ``resolved`` started cycle ``cycle`` (the life-cycle trigger, migration 0003).
+    prev_state: ConversationState | None = None
+    cycle: int | None = None
 
 
 class AuditEntry(msgspec.Struct, frozen=True):

@@ -335,8 +335,9 @@ class PostgresStore:
         return [_conversation(r) for r in rows]
 
     async def append_messages(self, items: Sequence[NewMessage]) -> list[Appended | None]:
-        """One statement, one round trip: ``kinline_append`` (migration 0001) locks the
-        conversations, dedupes by cid and numbers the new messages atomically."""
+        """One statement, one round trip: ``kinline_append`` (migrations 0001, 0003) locks the
+        conversations, dedupes by cid and numbers the new messages atomically; the life-cycle
+        triggers run in the same statement, and the states before it come back with the rows."""
         if not items:
             return []
         async with self._conn() as conn:
@@ -353,7 +354,10 @@ class PostgresStore:
             r["ord"] - 1: appending.Stored(r["id"], r["seq"], r["created_at"], r["created"])
             for r in rows
         }
-        return appending.assemble(items, found)
+        before = {
+            r["conversation_id"]: (r["prev_state"], r["prev_cycle"]) for r in rows if r["created"]
+        }
+        return appending.life_cycle(appending.assemble(items, found), before)
 
     async def messages(
         self,

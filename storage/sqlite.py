@@ -365,10 +365,13 @@ class SqliteStore:
         conv_ids = sorted({i.conversation_id for i in items})
         async with self._write() as db:  # BEGIN IMMEDIATE: the whole database is our lock
             async with db.execute(
-                f"SELECT id, last_seq FROM conversations WHERE id IN ({_marks(len(conv_ids))})",
+                "SELECT id, last_seq, state, cycle FROM conversations"
+                f" WHERE id IN ({_marks(len(conv_ids))})",
                 conv_ids,
             ) as cursor:
-                last = {r["id"]: r["last_seq"] for r in await cursor.fetchall()}
+                found = list(await cursor.fetchall())
+            last = {r["id"]: r["last_seq"] for r in found}
+            before = {r["id"]: (r["state"], r["cycle"]) for r in found}  # for life_cycle
             stored: dict[appending.Key, Message] = {}
             for key in {appending.key_of(i) for i in items if i.conversation_id in last}:
                 async with db.execute(
@@ -403,7 +406,7 @@ class SqliteStore:
                 "UPDATE conversations SET last_seq = ?, updated_at = ? WHERE id = ?",
                 [(seq, now_us(), conv) for conv, seq in batch.last_seqs.items()],
             )
-        return batch.finish(inserted)
+        return appending.life_cycle(batch.finish(inserted), before)
 
     async def messages(
         self,

@@ -19,7 +19,9 @@ from websockets.exceptions import ConnectionClosedError
 
 from channels.client import KinlineClient
 from channels.protocol import PresenceEvent
+from storage import desk
 from storage.postgres import PostgresStore
+from storage.sql import utcnow
 from tests.history import check
 from tests.realtime import Reader, client
 from tests.servers import ServerProcess
@@ -198,7 +200,7 @@ async def test_sigterm_acks_every_committed_send_then_closes_with_1012(
         async with asyncio.timeout(20):
             async for data in ws:
                 frame = json.loads(data)
-                if frame["type"] == "presence":
+                if frame["type"] in ("presence", "conversation"):
                     continue
                 assert frame["type"] == "ack", frame
                 acked.add(frame["cid"])
@@ -212,7 +214,12 @@ async def test_sigterm_acks_every_committed_send_then_closes_with_1012(
 
 
 async def test_on_duty_presence_crosses_processes_and_a_dead_process_expires(
-    world: World, servers: list[ServerProcess], pg_url: str, redis_url: str, redis_prefix: str
+    world: World,
+    servers: list[ServerProcess],
+    pg_store: PostgresStore,
+    pg_url: str,
+    redis_url: str,
+    redis_prefix: str,
 ) -> None:
     env = {"KINLINE_REDIS_PREFIX": redis_prefix, "KINLINE_PRESENCE_TTL": "1.5"}
     a = ServerProcess(pg_url, redis_url, env=env)
@@ -223,6 +230,9 @@ async def test_on_duty_presence_crosses_processes_and_a_dead_process_expires(
 
     def on_duty(reader: Reader) -> list[int]:
         return [f.on_duty for f in reader.frames if isinstance(f, PresenceEvent)]
+
+    # on duty = said so (PUT /duty) and connected; the officer said so before its shift
+    await desk.set_duty(pg_store.db, world.officer.id, [world.gaoming.id], True, utcnow())
 
     async with (
         Reader(client(b.ws_url, world.token(world.relative))) as relative,

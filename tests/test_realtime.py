@@ -89,10 +89,11 @@ async def raw(live: Live, token: str) -> ClientConnection:
 
 
 async def recv(ws: ClientConnection) -> dict[str, Any]:
-    """The next frame, past ``presence`` events (they come whenever duty changes)."""
+    """The next frame, past ``presence`` events (they come whenever duty changes) and
+    ``conversation`` events (a relative's first question announces its cycle)."""
     while True:
         frame: dict[str, Any] = json.loads(await ws.recv())
-        if frame["type"] != "presence":
+        if frame["type"] not in ("presence", "conversation"):
             return frame
 
 

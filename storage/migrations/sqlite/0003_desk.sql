@@ -1,2 +1,35 @@
--- 0003_desk: (placeholder, filled in by its area)
-SELECT 1;
+-- 0003_desk: the duty desk (issue 5): conversation life cycle, hand-over notes.
+--
+-- The life cycle is kept by triggers on messages, so it commits in the transaction that
+-- stores the message, whoever inserts it (same rules as the PostgreSQL migration):
+-- a relative's text message while the thread is new or resolved starts a cycle, and the
+-- first text message of an officer after a cycle started is its first response.
+-- Notes and system messages never count. SqliteStore inserts a batch row by row in seq
+-- order, and each row's trigger runs before the next row is inserted.
+
+ALTER TABLE conversations ADD COLUMN handover_note text;
+CREATE INDEX conversations_relative ON conversations (relative_id, updated_at);
+CREATE INDEX duty_user ON duty (user_id);
+
+CREATE TRIGGER messages_cycle_start AFTER INSERT ON messages
+WHEN NEW.kind = 'text' AND NEW.sender_role = 'relative'
+BEGIN
+    INSERT INTO conversation_cycles (conversation_id, cycle, prison_id, wait_started_at)
+    SELECT id, cycle + 1, prison_id, NEW.created_at FROM conversations
+    WHERE id = NEW.conversation_id AND state IN ('new', 'resolved');
+    UPDATE conversations
+       SET state = 'waiting', cycle = cycle + 1, wait_started_at = NEW.created_at,
+           first_reply_at = NULL, assigned_officer_id = NULL, handover_note = NULL
+     WHERE id = NEW.conversation_id AND state IN ('new', 'resolved');
+END;
+
+CREATE TRIGGER messages_first_reply AFTER INSERT ON messages
+WHEN NEW.kind = 'text' AND NEW.sender_role = 'officer'
+BEGIN
+    UPDATE conversation_cycles SET first_reply_at = NEW.created_at
+     WHERE conversation_id = NEW.conversation_id AND first_reply_at IS NULL
+       AND cycle = (SELECT cycle FROM conversations
+                    WHERE id = NEW.conversation_id AND cycle > 0 AND first_reply_at IS NULL);
+    UPDATE conversations SET first_reply_at = NEW.created_at
+     WHERE id = NEW.conversation_id AND cycle > 0 AND first_reply_at IS NULL;
+END;
