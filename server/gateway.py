@@ -23,6 +23,7 @@ from aiohttp import WSMsgType, web
 from channels import metrics
 from channels.broker import BrokerUnavailable
 from channels.events import (
+    BUREAU_TOPIC,
     conversation_of,
     conversation_topic,
     prison_relatives_topic,
@@ -55,10 +56,12 @@ from server.config import Settings
 from server.connection import Connection
 from server.duty import DutyRoster
 from server.errors import json_error
-from server.policy import Denied, Principal, sees_conversation
+from server.policy import Denied, Principal, audits_opening, sees_conversation
 from server.ratelimit import RateLimiter
 from server.sending import SendPath
+from storage import audit_trail
 from storage.base import NotFound, Store, StoreUnavailable, User
+from storage.sql import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +72,12 @@ CONTROL_TOPIC = "control"
 class Control(msgspec.Struct, frozen=True):
     """A message to the gateways of every process about one user's sockets."""
 
-    op: Literal["close", "refresh"]
+    op: Literal["close", "refresh", "duty"]
     user: int
     code: int = CloseCode.NOT_AUTHENTICATED
     reason: str = ""
     session: str | None = None  # only the sockets of this session (hex of its token hash)
+    on_duty: bool = False  # op "duty": the officer's new duty flag (already stored)
 
 
 class Gateway:
@@ -177,13 +181,15 @@ class Gateway:
         )
         await self._join(conn, user_topic(user.id), None)
         prisons = await self._prisons_followed(conn)
-        on_duty = user.role == "officer"
+        officer = user.role == "officer"  # counted on duty if it also said so (DutyRoster)
         for prison in prisons:
             topic = prison_staff_topic(prison) if conn.is_staff else prison_relatives_topic(prison)
             await self._join(conn, topic, None)
             self.roster.follow(prison)
+        if prisons and not conn.is_staff:  # a relative with a verified inmate
+            await self._join(conn, BUREAU_TOPIC, None)  # bureau-wide announcements
         try:
-            if on_duty:
+            if officer:
                 await self.roster.arrive(UserRef(user.id, user.role, user.name), user.prison_ids)
             for prison in prisons:
                 with contextlib.suppress(BrokerUnavailable):
@@ -192,7 +198,7 @@ class Gateway:
         finally:
             for prison in prisons:
                 self.roster.unfollow(prison)
-            if on_duty:
+            if officer:
                 await self.roster.depart(user.id, user.prison_ids)
 
     async def _prisons_followed(self, conn: Connection) -> tuple[int, ...]:
@@ -243,7 +249,11 @@ class Gateway:
                 case Hello():
                     await self._hello(conn, frame)
                 case Watch():
-                    await authorize(self.store, conn, frame.conv, "watch")
+                    conv = await authorize(self.store, conn, frame.conv, "watch")
+                    if audits_opening(conn.principal):  # audited before the look, or refused
+                        await audit_trail.opened(
+                            self.store.db, conn.user_id, conv, "watch", utcnow()
+                        )
                     await self._join(conn, conversation_topic(frame.conv), frame.after)
                 case Unwatch():
                     conn.topics.discard(conversation_topic(frame.conv))
@@ -273,10 +283,12 @@ class Gateway:
         the client cannot close: it cannot know when its hello took effect."""
         for conv_id, seq in hello.resume.items():
             try:
-                await authorize(self.store, conn, conv_id, "read")
+                conv = await authorize(self.store, conn, conv_id, "read")
             except Denied as denied:
                 conn.error(denied.code, f"conversation {conv_id}: {denied.message}")
                 continue
+            if audits_opening(conn.principal):  # resuming is opening it again: audited first
+                await audit_trail.opened(self.store.db, conn.user_id, conv, "watch", utcnow())
             await self._join(conn, conversation_topic(conv_id), seq)
         if conn.principal.user.role == "relative":
             for conv in await self.store.conversations_of(conn.user_id):
@@ -318,6 +330,12 @@ class Gateway:
         revoked): its sockets leave, at once, every conversation it may no longer see."""
         self.hub.publish(CONTROL_TOPIC, msgspec.json.encode(Control("refresh", user_id)))
 
+    def duty_changed(self, user_id: int, on_duty: bool) -> None:
+        """An officer's stored duty flag changed: every process holding its sockets updates
+        the shared presence at once (``presence`` events follow)."""
+        control = Control("duty", user_id, on_duty=on_duty)
+        self.hub.publish(CONTROL_TOPIC, msgspec.json.encode(control))
+
     def _on_control(self, data: bytes) -> None:
         try:
             control = msgspec.json.decode(data, type=Control)
@@ -329,6 +347,13 @@ class Gateway:
             for conn in conns:
                 if control.session in (None, conn.session):
                     conn.kick(control.code, control.reason)
+        elif control.op == "duty":
+            user = conns[0].principal.user if conns else None
+            if user is not None and user.role == "officer":
+                changed = self.roster.set_duty(user.id, user.prison_ids, control.on_duty)
+                task = asyncio.ensure_future(changed)
+                self._refreshing.add(task)
+                task.add_done_callback(self._refreshing.discard)
         elif conns:
             # Fail closed, now, before anything else runs: drop the user's conversations and
             # permissions; the re-read below gives back what it may still see, from the

@@ -241,6 +241,25 @@ async def test_every_supervisor_watch_is_audited_and_nobody_elses(site: Site) ->
     assert entries[0]["id"] > entries[1]["id"] > entries[2]["id"]  # newest first
 
 
+async def test_a_supervisor_resuming_with_hello_is_audited_like_a_watch(site: Site) -> None:
+    """Regression: ``hello {resume}`` joined a conversation with only the read check, so a
+    supervisor could follow one without leaving an audit entry."""
+    w = site.world
+    await site.store.append_messages(
+        [NewMessage(w.conv.id, w.relative.id, "relative", "q1", "question")]
+    )
+    supervisor = await raw(site.ws, w.token(w.supervisor))
+    try:
+        await supervisor.send(json.dumps({"type": "hello", "resume": {str(w.conv.id): 0}}))
+        assert (await answer(supervisor, message(w.conv.id, 1)))["type"] == "message"
+    finally:
+        await supervisor.close()
+    entries = await site.opened()
+    assert [(e["object_id"], e["actor"]["id"], e["after"]) for e in entries] == [
+        (w.conv.id, w.supervisor.id, {"via": "watch"})
+    ]
+
+
 async def test_a_supervisor_reading_the_history_over_rest_is_audited_too(site: Site) -> None:
     w = site.world
     await site.store.append_messages(
