@@ -1,0 +1,191 @@
+# ruff: noqa: RUF001  (the Chinese strings use full-width punctuation, as Chinese does)
+"""The supervisor monitor (/monitor) in a real Chromium against a real server on PostgreSQL
+and Redis (tests/browser.py), with the officer's console beside it.
+
+Every test also fails on any console error or warning, uncaught page error or CSP violation
+on its pages (``Pages.assert_clean``); screenshots land in tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from playwright.async_api import Page, WebSocket, expect
+
+from tests.browser import (  # noqa: F401 (fixtures)
+    Pages,
+    Site,
+    browser_fixture,
+    chromium_fixture,
+    pages_fixture,
+    screenshot,
+    site_fixture,
+)
+from tests.test_web_console import api, ask, console, queue_item
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+async def monitor(pages: Pages, site: Site, *, sent: list[dict[str, Any]] | None = None) -> Page:
+    """The supervisor's monitor, loaded and live; every frame its socket sends goes to ``sent``."""
+    context = await pages.context(site.world.token(site.world.supervisor), "desktop")
+    page = pages.watch(await context.new_page(), "monitor")
+    if sent is not None:
+
+        def on_socket(ws: WebSocket) -> None:
+            ws.on("framesent", lambda data: sent.append(json.loads(data)))
+
+        page.on("websocket", on_socket)
+    await page.goto(site.base + "/monitor")
+    await expect(page.locator("body")).to_have_attribute("data-ready", "1")
+    await expect(page.locator("body")).to_have_attribute("data-socket", "connected")
+    return page
+
+
+def state_count(page: Page, state: str) -> Any:
+    return page.locator(f'#states li[data-state="{state}"] .n')
+
+
+async def test_a_supervisor_watches_a_conversation_live_and_cannot_type(
+    pages: Pages, site: Site
+) -> None:
+    world = site.world
+    sent: list[dict[str, Any]] = []
+    await ask(site, "请问下个月可以会见吗？")
+    board = await monitor(pages, site, sent=sent)
+    await expect(state_count(board, "waiting")).to_have_text("1")
+    waiting = board.locator(f'#waiting button.item[data-conv="{world.conv.id}"]')
+    await expect(waiting).to_contain_text("Chen Mei · 关于 Chen Jian")
+    await expect(waiting.locator(".timer")).to_be_visible()
+
+    officer = await console(pages, site, world.officer)
+    await expect(board.locator("#on-duty")).to_contain_text("Officer Li")  # presence, live
+    await queue_item(officer, world.conv.id).click()
+    await officer.locator("#act-claim").click()
+    await expect(state_count(board, "active")).to_have_text("1")  # the overview follows
+    await expect(state_count(board, "waiting")).to_have_text("0")
+    await expect(board.locator("#waiting-empty")).to_be_visible()
+
+    await board.locator(f'#conversations button.item[data-conv="{world.conv.id}"]').click()
+    watch = board.locator("#watch")
+    await expect(watch.locator("#watch-messages li.from-relative .bubble")).to_have_text(
+        "请问下个月可以会见吗？"
+    )
+    await expect(watch.locator("#watch-sub")).to_contain_text("由 Officer Li 处理")
+    await expect(board.locator("body")).to_have_attribute("data-watching", str(world.conv.id))
+    # no way to type: nothing editable anywhere on the page but the audit/figure filters
+    await expect(
+        watch.locator("textarea, input, [contenteditable], button[type=submit]")
+    ).to_have_count(0)
+    await expect(board.locator("textarea")).to_have_count(0)
+
+    # the officer's reply and note appear live on the monitor, the note drawn as a note
+    compose = officer.locator("#compose")
+    await compose.fill("下个月的会见日期请在会见页面申请。")
+    await compose.press("Enter")
+    await expect(watch.locator("#watch-messages li.from-staff.kind-text .bubble")).to_have_text(
+        "下个月的会见日期请在会见页面申请。"
+    )
+    await officer.locator('input[name="kind"][value="note"]').check()
+    await compose.fill("已告知会见流程")
+    await compose.press("Enter")
+    await expect(watch.locator("#watch-messages li.kind-note .note-tag")).to_be_visible()
+    await screenshot(board, "monitor-desktop")
+
+    # the supervisor's socket only ever said hello and watch: no send, typing or read
+    kinds = {frame["type"] for frame in sent}
+    assert kinds <= {"hello", "watch", "unwatch"}, kinds
+    assert {"hello", "watch"} <= kinds
+
+    # ... and the audit trail shows the supervisor opening it (history and watch)
+    await board.locator("#tab-audit").click()
+    await board.locator('#audit-form input[name="action"]').fill("conversation.opened")
+    await board.locator('#audit-form button[type="submit"]').click()
+    rows = board.locator("#audit-table tbody tr[data-action='conversation.opened']")
+    await expect(rows).to_have_count(2)
+    await expect(rows.first).to_contain_text("Wang Fang")
+    await expect(rows.first).to_contain_text(f"会话 #{world.conv.id}")
+    await board.locator("#tab-overview").click()
+    await board.set_viewport_size({"width": 360, "height": 740})
+    await screenshot(board, "monitor-phone")
+    await officer.set_viewport_size({"width": 360, "height": 740})
+    pages.assert_clean()
+
+
+async def test_figures_complaints_and_the_english_monitor(pages: Pages, site: Site) -> None:
+    world = site.world
+    # one answered and resolved cycle today
+    await ask(site, "他的工作岗位是什么？")
+    await api(site, "POST", f"/conversations/{world.conv.id}/claim", world.officer)
+    await api(
+        site,
+        "POST",
+        f"/conversations/{world.conv.id}/messages",
+        world.officer,
+        {"body": "木工车间。"},
+    )
+    await api(site, "POST", f"/conversations/{world.conv.id}/resolve", world.officer)
+    filed = await api(
+        site,
+        "POST",
+        "/complaints",
+        world.relative,
+        {
+            "prison_id": world.gaoming.id,
+            "category": "会见",
+            "body": "排队两个小时<script>x</script>",
+        },
+    )
+    board = await monitor(pages, site)
+    await expect(board.locator("#count-complaints")).to_have_text("1")
+
+    # figures: two SVG charts and a table whose today row has the cycle
+    await board.locator("#tab-figures").click()
+    await expect(board.locator("#charts svg[role='img']")).to_have_count(2)
+    await expect(board.locator("#charts svg rect.bar.answered")).not_to_have_count(0)
+    today = datetime.now(SHANGHAI).date().isoformat()
+    row = board.locator(f'#figures-table tr[data-day="{today}"] td')
+    await expect(row.nth(3)).to_have_text("1")  # cycles
+    await expect(row.nth(4)).to_have_text("1")  # answered
+    await expect(row.nth(8)).to_have_text("1")  # resolved
+
+    # complaints: read it (as text), move it on with a message the relative gets
+    await board.locator("#tab-complaints").click()
+    await board.locator(f'#complaints button.item[data-complaint="{filed["id"]}"]').click()
+    detail = board.locator("#complaint")
+    await expect(detail.locator(".complaint-body")).to_have_text("排队两个小时<script>x</script>")
+    await detail.locator('button[type="submit"]').click()  # no message: refused here
+    await expect(detail.locator(".error")).to_have_text("请填写给投诉人的说明。")
+    await detail.locator("#move-state").select_option("in_review")
+    await detail.locator("#move-message").fill("已收到，正在调查。")
+    await detail.locator('button[type="submit"]').click()
+    await expect(detail.locator(".complaint-head .state-badge").first).to_have_text("审查中")
+    await expect(detail.locator(".history li")).to_have_count(2)
+    mine = await api(site, "GET", f"/complaints/{filed['id']}", world.relative)
+    assert mine["state"] == "in_review"
+    assert mine["history"][-1]["message"] == "已收到，正在调查。"
+
+    # a new complaint arrives live in the inbox
+    await api(
+        site,
+        "POST",
+        "/complaints",
+        world.relative_b,
+        {"prison_id": world.gaoming.id, "category": "伙食", "body": "饭菜太咸"},
+    )
+    await expect(board.locator("#complaints button.item")).to_have_count(2)
+    await expect(board.locator("#count-complaints")).to_have_text("1")  # the new, received one
+
+    # English, all of it
+    await board.locator("select.locale-switch").select_option("en")
+    await expect(board.locator("#tab-figures")).to_have_text("Response times")
+    await expect(detail.locator(".complaint-head .state-badge").first).to_have_text("In review")
+    await board.locator("#tab-figures").click()
+    await expect(board.locator("#figures-table thead th").nth(4)).to_have_text("Answered")
+    await expect(board).to_have_title(re.compile("Supervisor monitor"))
+    await screenshot(board, "monitor-figures-desktop-en")
+    pages.assert_clean()

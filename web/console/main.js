@@ -1,0 +1,522 @@
+// The duty console (/console): an officer signs in, goes on duty, works the prison's live
+// queue (claim, reply, private notes, canned replies, transfer, resolve), keeps the inmate's
+// card up to date beside the chat, and decides family-link and visit requests.
+//
+// Live data: the socket joins the prison's staff topic on connect (conversation, presence and
+// visit events) and we `watch` every open conversation of the queue, so a relative's new
+// message rings and counts as unread wherever it lands. The socket is started before the
+// queue is loaded, so no event falls between the two.
+
+import { api, ApiError } from "/static/lib/api.js";
+import { $, h, clear, show } from "/static/lib/dom.js";
+import { t, errorText, onLocaleChange } from "/static/lib/i18n.js";
+import {
+  i18nText,
+  prisonNames,
+  signIn,
+  startI18n,
+  startStaff,
+  tabs,
+  toast,
+  toastError,
+  waitTimer,
+} from "/static/console/staff.js";
+import { Queue, RESPONSE_TARGET_S } from "/static/console/queue.js";
+import { Thread } from "/static/console/thread.js";
+import { InmateCard } from "/static/console/card.js";
+import { LinkRequests, VisitRequests } from "/static/console/requests.js";
+import { CannedManager, CannedPicker } from "/static/console/canned.js";
+import { sound, Unread } from "/static/console/alerts.js";
+
+const HISTORY_PAGE = 50;
+const REQUESTS_REFRESH_MS = 60_000;
+const TYPING_SHOWN_MS = 4000;
+
+let queue = null;
+const unread = new Unread(() => {
+  retitle();
+  if (queue) queue.render();
+});
+const retitle = startI18n("console.title", () => unread.total);
+
+const me = await signIn(["officer"]);
+show($("#desk"), true);
+const socket = startStaff(me);
+const myId = me.user.id;
+const myself = { id: myId, role: me.user.role, name: me.user.name };
+
+queue = new Queue({
+  list: $("#queue"),
+  empty: $("#queue-empty"),
+  counter: $("#count-queue"),
+  meId: myId,
+  onOpen: (id) => openConversation(id),
+});
+queue.unread = (id) => unread.of(id);
+const thread = new Thread($("#messages"), { meId: myId });
+const card = new InmateCard($("#card-body"));
+const links = new LinkRequests({ list: $("#links"), empty: $("#links-empty"), counter: $("#count-links") });
+const visits = new VisitRequests({ list: $("#visits"), empty: $("#visits-empty"), counter: $("#count-visits") });
+const compose = $("#compose");
+const picker = new CannedPicker(compose, $("#canned")); // before the composer's own keys
+let current = null; // the open conversation's id
+const onDuty = new Map(); // prison id -> Map(officer id -> name), from GET /duty and presence
+
+function dutyOf(prison, officers) {
+  onDuty.set(prison, new Map((officers || []).map((o) => [o.id, o.name])));
+}
+
+/** The name of an officer on duty in any of my prisons. */
+function officerName(id) {
+  for (const names of onDuty.values()) if (names.has(id)) return names.get(id);
+  return null;
+}
+
+// -- who is on duty ----------------------------------------------------------------------------
+
+const dutyBox = $("#duty");
+const dutyToggle = $("#duty-toggle");
+const dutyLabel = $("#duty-label");
+
+function showDuty(on) {
+  dutyToggle.checked = on;
+  dutyBox.classList.toggle("on", on);
+  i18nText(dutyLabel, on ? "console.duty.on" : "console.duty.off");
+}
+
+/** GET /duty: whether I said I am on duty, and who is on duty now in my prisons. */
+async function loadDuty() {
+  show(dutyBox, true);
+  try {
+    const got = await api.get("/duty");
+    for (const prison of got.prisons || []) dutyOf(prison.prison_id, prison.officers);
+    showDuty(Boolean(got.on_duty));
+  } catch (err) {
+    showDuty(false);
+    toastError(err);
+  }
+}
+
+dutyToggle.addEventListener("change", async () => {
+  const wanted = dutyToggle.checked;
+  dutyToggle.disabled = true;
+  try {
+    await api.put("/duty", { on_duty: wanted });
+    showDuty(wanted);
+    toast(t(wanted ? "console.duty.nowOn" : "console.duty.nowOff"));
+  } catch (err) {
+    showDuty(!wanted);
+    toastError(err);
+  } finally {
+    dutyToggle.disabled = false;
+  }
+});
+
+socket.on("presence", (presence) => {
+  if (!presence.officers) return;
+  dutyOf(presence.prison, presence.officers);
+  if (!$("#transfer-form").hidden) fillTransferTargets();
+});
+
+// -- the open conversation ------------------------------------------------------------------
+
+const chatTitle = $("#chat-title");
+const chatSub = $("#chat-sub");
+const notice = $("#chat-notice");
+const claimButton = $("#act-claim");
+const transferButton = $("#act-transfer");
+const resolveButton = $("#act-resolve");
+
+function say(key, params = {}, ok = false) {
+  i18nText(notice, key, params);
+  notice.classList.toggle("ok", ok);
+}
+
+function renderHead() {
+  const conv = current === null ? null : queue.get(current);
+  if (!conv) return;
+  chatTitle.textContent = t("console.chat.title", { relative: conv.relative_name, inmate: conv.inmate_name });
+  const parts = [h("span", { class: ["state-badge", conv.state], data: { state: conv.state } }, t(`convState.${conv.state}`))];
+  if (conv.state === "waiting" && conv.waiting_since) {
+    parts.push(" ", t("console.chat.waiting"), " ", waitTimer(conv.waiting_since, { target: RESPONSE_TARGET_S }));
+  }
+  if (conv.state === "active") {
+    const holder = conv.assigned_officer_id === myId
+      ? t("console.queue.heldByMe")
+      : t("console.queue.heldBy", { name: conv.assigned_officer_name || officerName(conv.assigned_officer_id) || `#${conv.assigned_officer_id}` });
+    parts.push(" · ", holder);
+  }
+  if (conv.handover_note && conv.state === "active") {
+    parts.push(h("span", { class: "handover" }, " · ", t("console.chat.handover", { note: conv.handover_note })));
+  }
+  clear(chatSub).append(...parts);
+  const mine = conv.state === "active" && conv.assigned_officer_id === myId;
+  claimButton.disabled = conv.state !== "waiting";
+  transferButton.disabled = !mine;
+  resolveButton.disabled = !(conv.state === "waiting" || mine);
+}
+
+async function openConversation(id) {
+  if (current === id) {
+    compose.focus();
+    return;
+  }
+  const previous = current;
+  current = id;
+  queue.select(id);
+  unread.clear(id);
+  thread.reset(id);
+  hideTransfer();
+  notice.textContent = "";
+  delete notice.dataset.i18n;
+  show($("#chat-none"), false);
+  show($("#chat-open"), true);
+  if (window.matchMedia("(max-width: 900px)").matches) $("#chat").scrollIntoView({ block: "start" });
+  if (previous !== null && !keepWatching(queue.get(previous))) socket.unwatch(previous);
+  const conv = queue.get(id);
+  renderHead();
+  card.show(conv ? conv.inmate_id : null, id);
+  try {
+    const page = await api.get(`/conversations/${id}/messages`, { limit: HISTORY_PAGE });
+    if (current !== id) return;
+    const messages = page.messages || [];
+    thread.add(...messages);
+    showEarlier(messages.length >= HISTORY_PAGE && thread.firstSeq > 1);
+  } catch (err) {
+    toastError(err);
+  }
+  socket.watch(id, thread.lastSeq);
+  for (const entry of socket.pending(id)) thread.addPending(entry, myself);
+  markRead();
+  compose.focus({ preventScroll: true });
+}
+
+function keepWatching(conv) {
+  return Boolean(conv) && (conv.state === "waiting" || conv.state === "active");
+}
+
+const earlier = h("li", { class: "earlier" }, h("button", { type: "button", class: "link-button", on: { click: loadEarlier } }, ""));
+function showEarlier(visible) {
+  if (!visible) {
+    earlier.remove();
+    return;
+  }
+  i18nText(earlier.firstChild, "console.chat.earlier");
+  thread.list.prepend(earlier);
+}
+
+async function loadEarlier() {
+  const id = current;
+  try {
+    const page = await api.get(`/conversations/${id}/messages`, { before: thread.firstSeq, limit: HISTORY_PAGE });
+    if (current !== id) return;
+    const messages = page.messages || [];
+    const height = thread.list.scrollHeight;
+    thread.add(...messages);
+    thread.list.scrollTop += thread.list.scrollHeight - height;
+    showEarlier(messages.length >= HISTORY_PAGE && thread.firstSeq > 1);
+  } catch (err) {
+    toastError(err);
+  }
+}
+
+function markRead() {
+  if (current !== null && document.visibilityState === "visible" && thread.lastSeq > 0) {
+    socket.read(current, thread.lastSeq);
+  }
+}
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible" && current !== null) {
+    unread.clear(current);
+    markRead();
+  }
+});
+
+// -- claim, transfer, resolve -------------------------------------------------------------
+
+async function lifeCycle(button, path, body = {}) {
+  const id = current;
+  button.disabled = true;
+  try {
+    const reply = await api.post(`/conversations/${id}/${path}`, body);
+    queue.put(reply);
+    if (current === id) renderHead();
+    return true;
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 409) {
+      const conv = await queue.refresh(id).catch(() => queue.get(id));
+      if (current === id) {
+        renderHead();
+        if (conv && conv.state === "active" && conv.assigned_officer_id !== myId) {
+          say("console.chat.heldByOther", { name: conv.assigned_officer_name || `#${conv.assigned_officer_id}` });
+        } else {
+          notice.textContent = errorText(err);
+          delete notice.dataset.i18n;
+        }
+      }
+    } else {
+      toastError(err);
+      if (current === id) renderHead();
+    }
+    return false;
+  }
+}
+
+claimButton.addEventListener("click", async () => {
+  if (await lifeCycle(claimButton, "claim")) say("console.chat.claimed", {}, true);
+});
+
+resolveButton.addEventListener("click", async () => {
+  if (await lifeCycle(resolveButton, "resolve")) say("console.chat.resolved", {}, true);
+});
+
+const transferForm = $("#transfer-form");
+const transferTo = $("#transfer-to");
+
+function fillTransferTargets() {
+  const chosen = transferTo.value;
+  clear(transferTo);
+  transferTo.append(h("option", { value: "" }, t("console.transfer.choose")));
+  const conv = queue.get(current);
+  const names = (conv && onDuty.get(conv.prison_id)) || new Map();
+  for (const [id, name] of [...names.entries()].sort((a, b) => a[1].localeCompare(b[1]))) {
+    if (id !== myId) transferTo.append(h("option", { value: id }, name));
+  }
+  transferTo.value = chosen;
+}
+
+function hideTransfer() {
+  show(transferForm, false);
+  transferButton.setAttribute("aria-expanded", "false");
+}
+
+transferButton.setAttribute("aria-controls", "transfer-form");
+transferButton.addEventListener("click", async () => {
+  if (!transferForm.hidden) {
+    hideTransfer();
+    return;
+  }
+  try {
+    const got = await api.get("/duty");
+    for (const prison of got.prisons || []) dutyOf(prison.prison_id, prison.officers);
+  } catch {
+    // the names from presence events are enough
+  }
+  fillTransferTargets();
+  show(transferForm, true);
+  transferButton.setAttribute("aria-expanded", "true");
+  transferTo.focus();
+});
+$("#transfer-cancel").addEventListener("click", () => {
+  hideTransfer();
+  transferButton.focus();
+});
+transferForm.addEventListener("keydown", (event) => {
+  if (event.key === "Escape") {
+    hideTransfer();
+    transferButton.focus();
+  }
+});
+transferForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const officer = Number(transferTo.value);
+  const note = $("#transfer-note").value.trim();
+  if (!officer) {
+    say("console.transfer.pick");
+    transferTo.focus();
+    return;
+  }
+  if (!note) {
+    say("console.transfer.noteNeeded");
+    $("#transfer-note").focus();
+    return;
+  }
+  const name = officerName(officer) || "";
+  if (await lifeCycle(transferForm.querySelector("button[type=submit]"), "transfer", { officer_id: officer, note })) {
+    transferForm.reset();
+    hideTransfer();
+    say("console.chat.transferred", { name }, true);
+  }
+  transferForm.querySelector("button[type=submit]").disabled = false;
+});
+
+// -- the composer -------------------------------------------------------------------------
+
+const composer = $("#composer");
+const composeError = $("#compose-error");
+
+function kind() {
+  return composer.elements.kind.value === "note" ? "note" : "text";
+}
+
+function showKind() {
+  const note = kind() === "note";
+  composer.classList.toggle("note", note);
+  compose.dataset.i18nPlaceholder = note ? "console.compose.notePlaceholder" : "console.compose.placeholder";
+  compose.placeholder = t(compose.dataset.i18nPlaceholder);
+}
+for (const radio of composer.querySelectorAll('input[name="kind"]')) radio.addEventListener("change", showKind);
+
+compose.addEventListener("keydown", (event) => {
+  if (picker.open) return; // the canned list has the arrow keys, Enter, Tab and Escape
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    composer.requestSubmit();
+  }
+});
+compose.addEventListener("input", () => {
+  composeError.textContent = "";
+  // typing is shown to the relative: never while writing a private note
+  if (current !== null && kind() === "text" && compose.value.trim()) socket.typing(current);
+});
+
+composer.addEventListener("submit", (event) => {
+  event.preventDefault();
+  if (current === null) return;
+  const body = compose.value.trim();
+  if (!body) return;
+  const max = socket.limits.max_body_chars;
+  if (body.length > max) {
+    composeError.textContent = t("console.compose.tooLong", { n: max });
+    return;
+  }
+  const entry = socket.send(current, body, { kind: kind() });
+  thread.addPending(entry, myself);
+  compose.value = "";
+  picker.close();
+  compose.focus();
+});
+
+socket.on("send-error", (err) => {
+  thread.failed(err.cid, err);
+  if (err.conv !== current) toastError(err);
+});
+
+// -- live events --------------------------------------------------------------------------
+
+socket.on("conversation", async (event) => {
+  const known = queue.get(event.conv);
+  const conv = queue.apply(event);
+  const fresh = event.event === "created" || event.event === "reopened";
+  if (fresh) {
+    // A new question. Its message was published before we could watch: with a cursor the
+    // socket replays it (and it counts as unread as it arrives); without, count it here.
+    const counted = socket.cursors.has(event.conv);
+    if (!socket.watching.has(event.conv)) socket.watch(event.conv);
+    if (!counted && !(event.conv === current && document.visibilityState === "visible")) unread.bump(event.conv);
+    sound.chime();
+  }
+  if (event.event === "transferred" && event.officer === myId && event.by !== myId) {
+    toast(t("console.chat.transferredToMe", { note: event.note || "" }));
+    sound.chime();
+  }
+  if (event.state === "resolved" && event.conv !== current) {
+    socket.unwatch(event.conv);
+    unread.clear(event.conv);
+  }
+  if (event.conv === current) renderHead();
+  if (!known || !conv.relative_name || (conv.assigned_officer_id !== null && !conv.assigned_officer_name)) {
+    try {
+      await queue.refresh(event.conv);
+      if (event.conv === current) renderHead();
+    } catch {
+      // the event is applied; the names come with the next change or reload
+    }
+  }
+});
+
+socket.on("message", (message) => {
+  if (message.conv === current) {
+    thread.add(message);
+    if (message.sender.role === "relative") {
+      if (document.visibilityState === "visible") markRead();
+      else {
+        unread.bump(message.conv);
+        sound.chime();
+      }
+    }
+    return;
+  }
+  if (message.sender.role === "relative" && message.kind === "text") {
+    unread.bump(message.conv);
+    sound.chime();
+  }
+});
+
+const typing = $("#typing");
+let typingTimer = null;
+socket.on("typing", (event) => {
+  if (event.conv !== current || event.user.id === myId) return;
+  i18nText(typing, "console.chat.typing", { name: event.user.name });
+  clearTimeout(typingTimer);
+  typingTimer = setTimeout(() => {
+    typing.textContent = "";
+    delete typing.dataset.i18n;
+  }, TYPING_SHOWN_MS);
+});
+
+socket.on("visit", () => visits.load());
+socket.on("info", (event) => card.reload(event.inmate));
+/** Load the queue and watch every open conversation (live from its last seq: no gap). */
+async function syncQueue() {
+  for (const conv of await queue.load()) {
+    if (keepWatching(conv) && !socket.watching.has(conv.id)) socket.watch(conv.id, conv.last_seq);
+  }
+  renderHead();
+}
+
+socket.on("welcome", () => {
+  // after a reconnect: the queue may have moved while we were away
+  if (socket.reconnects > 0) syncQueue().catch(toastError);
+});
+
+onLocaleChange(() => {
+  renderHead();
+  showKind();
+  if (!transferForm.hidden) fillTransferTargets();
+});
+
+// -- side tabs ---------------------------------------------------------------------------
+
+let canned = null;
+tabs($(".tabs"), (id) => {
+  if (id === "tab-links") links.load();
+  if (id === "tab-visits") visits.load();
+  if (id === "tab-canned" && canned) canned.reload();
+});
+for (const radio of document.querySelectorAll('input[name="queue-filter"]')) {
+  radio.addEventListener("change", async () => {
+    if (radio.value === "resolved") {
+      try {
+        const got = await api.get("/conversations", { state: "resolved", limit: 100 });
+        for (const row of got.conversations || []) if (!queue.get(row.id)) queue.put(row);
+      } catch (err) {
+        toastError(err);
+      }
+    }
+    queue.setFilter(radio.value);
+  });
+}
+
+// -- start --------------------------------------------------------------------------------
+
+const prisons = await prisonNames();
+$("#prison-name").textContent = me.user.prison_ids.map((id) => (prisons[id] ? prisons[id].name : "")).filter(Boolean).join("、");
+socket.start();
+await loadDuty();
+await syncQueue().catch(toastError);
+canned = new CannedManager(picker, { prisons: me.user.prison_ids, names: prisons });
+picker.load().then(() => canned.render());
+links.load();
+visits.load();
+api.get("/inmates", { limit: 500 }).then(
+  (got) => {
+    for (const inmate of got.inmates || []) visits.inmateNames.set(inmate.id, inmate.name);
+    visits.render();
+  },
+  () => null,
+);
+setInterval(() => {
+  if (document.visibilityState === "visible") links.load();
+}, REQUESTS_REFRESH_MS);
+document.body.dataset.ready = "1";

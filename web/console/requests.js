@@ -1,0 +1,158 @@
+// The two request lists an officer decides: family links waiting to be verified
+// (GET /links?state=pending, POST /links/{id}/verify|reject) and visit requests waiting for
+// approval (GET /visits?state=pending, POST /visits/{id}/approve|decline). A rejection or a
+// decline needs a reason; the relative is told live by the server.
+
+import { api } from "/static/lib/api.js";
+import { h, clear, show } from "/static/lib/dom.js";
+import { t, errorText, formatDateTime, onLocaleChange } from "/static/lib/i18n.js";
+import { toast } from "/static/console/staff.js";
+
+class Requests {
+  constructor({ list, empty, counter }) {
+    this.list = list;
+    this.empty = empty;
+    this.counter = counter;
+    this.items = [];
+    onLocaleChange(() => this.render());
+  }
+
+  async load() {
+    try {
+      this.items = await this.fetch();
+    } catch (err) {
+      clear(this.list).append(h("li", { class: "error" }, errorText(err)));
+      return;
+    }
+    this.render();
+  }
+
+  render() {
+    clear(this.list);
+    for (const item of this.items) this.list.append(this.card(item));
+    show(this.empty, this.items.length === 0);
+    this.counter.textContent = this.items.length ? String(this.items.length) : "";
+  }
+
+  /** A decision row: a reason field and the buttons; `decide(action, reason)` does the call. */
+  actions(item, choices, reasonKey) {
+    const error = h("p", { class: "error", role: "alert" });
+    const reason = h("input", {
+      name: "reason",
+      maxlength: 1000,
+      placeholder: t(reasonKey),
+      aria: { label: t(reasonKey) },
+    });
+    const buttons = choices.map(({ action, label, primary, needsReason }) =>
+      h(
+        "button",
+        {
+          type: "button",
+          class: primary ? "primary" : "danger",
+          data: { action },
+          on: {
+            click: async (event) => {
+              const text = reason.value.trim();
+              if (needsReason && !text) {
+                error.textContent = t("console.requests.reasonNeeded");
+                reason.focus();
+                return;
+              }
+              event.currentTarget.disabled = true;
+              try {
+                await this.decide(item, action, text);
+                toast(t(`console.requests.done.${action}`));
+                this.items = this.items.filter((other) => other.id !== item.id);
+                this.render();
+              } catch (err) {
+                error.textContent = errorText(err);
+                event.currentTarget.disabled = false;
+              }
+            },
+          },
+        },
+        t(label),
+      ),
+    );
+    return [h("div", { class: "actions" }, reason, buttons), error];
+  }
+}
+
+export class LinkRequests extends Requests {
+  async fetch() {
+    const got = await api.get("/links", { state: "pending" });
+    return got.links || [];
+  }
+
+  decide(link, action, reason) {
+    return api.post(`/links/${link.id}/${action}`, reason || action === "reject" ? { reason } : {});
+  }
+
+  card(link) {
+    const relative = link.relative || {};
+    const rows = [
+      ["console.links.relative", relative.name],
+      ["console.links.phone", relative.phone],
+      ["console.links.idLast4", relative.id_number_last4],
+      ["console.links.inmateNumber", link.inmate_number],
+      ["console.links.relationship", link.relationship],
+      ["console.links.evidence", link.evidence],
+      ["console.links.requested", formatDateTime(link.created_at)],
+    ];
+    return h(
+      "li",
+      { data: { link: link.id } },
+      h("h3", {}, t("console.links.heading", { name: relative.name || "", number: link.inmate_number })),
+      link.matched === false ? h("p", { class: "unmatched" }, t("console.links.unmatched")) : null,
+      h("dl", {}, rows.filter(([, v]) => v).map(([k, v]) => [h("dt", {}, t(k)), h("dd", {}, v)])),
+      this.actions(
+        link,
+        [
+          { action: "verify", label: "console.links.verify", primary: true },
+          { action: "reject", label: "console.links.reject", needsReason: true },
+        ],
+        "console.requests.reason",
+      ),
+    );
+  }
+}
+
+export class VisitRequests extends Requests {
+  constructor(options) {
+    super(options);
+    this.inmateNames = new Map();
+  }
+
+  async fetch() {
+    const got = await api.get("/visits", { state: "pending" });
+    return got.visits || [];
+  }
+
+  decide(visit, action, reason) {
+    return api.post(`/visits/${visit.id}/${action}`, action === "decline" ? { reason } : {});
+  }
+
+  card(visit) {
+    const rows = [
+      ["console.visits.relative", visit.relative ? visit.relative.name : ""],
+      ["console.visits.inmate", this.inmateNames.get(visit.inmate_id) || `#${visit.inmate_id}`],
+      ["console.visits.slot", formatDateTime(visit.slot_start)],
+      ["console.visits.visitors", String(visit.visitors)],
+      ["console.visits.names", (visit.visitor_names || []).join("、")],
+    ];
+    return h(
+      "li",
+      { data: { visit: visit.id } },
+      h("h3", {}, t("console.visits.heading", { at: formatDateTime(visit.slot_start) })),
+      h("dl", {}, rows.filter(([, v]) => v).map(([k, v]) => [h("dt", {}, t(k)), h("dd", {}, v)])),
+      this.actions(
+        visit,
+        [
+          { action: "approve", label: "console.visits.approve", primary: true },
+          { action: "decline", label: "console.visits.decline", needsReason: true },
+        ],
+        "console.requests.reason",
+      ),
+    );
+  }
+}

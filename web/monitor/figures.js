@@ -1,0 +1,125 @@
+// Response-time figures of one prison per local day (GET /stats?prison=&from=&to=): two SVG
+// charts (first-response median and 90th percentile against the target; volumes) and the
+// table with every number, which is also what a screen reader reads.
+
+import { api } from "/static/lib/api.js";
+import { h, clear } from "/static/lib/dom.js";
+import { t, errorText, formatDate, formatDateTime, formatDuration, formatNumber, onLocaleChange } from "/static/lib/i18n.js";
+import { barChart } from "/static/monitor/charts.js";
+
+const DEFAULT_DAYS = 14;
+
+/** "YYYY-MM-DD" of a Date in the bureau's zone. */
+function localDay(date, timeZone = "Asia/Shanghai") {
+  const parts = new Intl.DateTimeFormat("en-CA", { timeZone, year: "numeric", month: "2-digit", day: "2-digit" }).format(date);
+  return parts; // en-CA formats as YYYY-MM-DD
+}
+
+function shortDay(day) {
+  const [, m, d] = day.split("-");
+  return `${Number(m)}/${Number(d)}`;
+}
+
+export class Figures {
+  constructor({ prison, target = 300 }) {
+    this.prison = prison;
+    this.target = target;
+    this.form = document.getElementById("figures-form");
+    this.error = document.getElementById("figures-error");
+    this.charts = document.getElementById("charts");
+    this.table = document.getElementById("figures-table");
+    this.data = null;
+    const today = new Date();
+    this.form.elements.to.value = localDay(today);
+    this.form.elements.from.value = localDay(new Date(today.getTime() - (DEFAULT_DAYS - 1) * 86400000));
+    this.form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.load();
+    });
+    onLocaleChange(() => this.render());
+  }
+
+  setPrison(prison, target) {
+    this.prison = prison;
+    if (target) this.target = target;
+    this.data = null;
+  }
+
+  async load() {
+    this.error.textContent = "";
+    try {
+      this.data = await api.get("/stats", {
+        prison: this.prison,
+        from: this.form.elements.from.value,
+        to: this.form.elements.to.value,
+      });
+    } catch (err) {
+      this.error.textContent = errorText(err);
+      this.data = null;
+    }
+    this.render();
+  }
+
+  render() {
+    clear(this.charts);
+    clear(this.table);
+    const now = document.getElementById("figures-now");
+    if (!this.data) {
+      now.textContent = "";
+      return;
+    }
+    const prison = (this.data.prisons || []).find((p) => p.prison_id === this.prison) || (this.data.prisons || [])[0];
+    if (!prison) return;
+    now.textContent = t("monitor.figures.now", {
+      at: formatDateTime(this.data.at),
+      n: prison.waiting,
+      longest: prison.longest_wait_s === null ? "—" : formatDuration(prison.longest_wait_s),
+    });
+    const days = prison.days;
+    const labels = days.map((d) => shortDay(d.day));
+    const minutes = (s) => (s === null || s === undefined ? null : s / 60);
+    this.charts.append(
+      barChart({
+        title: t("monitor.figures.responseChart"),
+        labels,
+        series: [
+          { name: t("monitor.figures.median"), className: "median", values: days.map((d) => minutes(d.median_s)) },
+          { name: t("monitor.figures.p90"), className: "p90", values: days.map((d) => minutes(d.p90_s)) },
+        ],
+        yFormat: (v) => t("monitor.figures.minutes", { m: formatNumber(v, { maximumFractionDigits: 1 }) }),
+        target: { value: this.target / 60, label: t("monitor.figures.target", { t: formatDuration(this.target) }) },
+      }),
+      barChart({
+        title: t("monitor.figures.volumeChart"),
+        labels,
+        series: [
+          { name: t("monitor.figures.cycles"), className: "cycles", values: days.map((d) => d.cycles) },
+          { name: t("monitor.figures.answered"), className: "answered", values: days.map((d) => d.answered) },
+          { name: t("monitor.figures.resolved"), className: "resolved", values: days.map((d) => d.resolved) },
+        ],
+        yFormat: (v) => formatNumber(v),
+        integer: true,
+      }),
+    );
+    const cols = [
+      ["monitor.figures.day", (d) => formatDate(d.day)],
+      ["monitor.figures.conversations", (d) => formatNumber(d.conversations)],
+      ["monitor.figures.messages", (d) => formatNumber(d.messages)],
+      ["monitor.figures.cycles", (d) => formatNumber(d.cycles)],
+      ["monitor.figures.answered", (d) => formatNumber(d.answered)],
+      ["monitor.figures.median", (d) => (d.median_s === null ? "—" : formatDuration(d.median_s))],
+      ["monitor.figures.p90", (d) => (d.p90_s === null ? "—" : formatDuration(d.p90_s))],
+      ["monitor.figures.within5", (d) => (d.within_5_min === null ? "—" : formatNumber(d.within_5_min, { style: "percent", maximumFractionDigits: 0 }))],
+      ["monitor.figures.resolved", (d) => formatNumber(d.resolved)],
+    ];
+    this.table.append(
+      h("caption", {}, t("monitor.figures.table", { prison: prison.name })),
+      h("thead", {}, h("tr", {}, cols.map(([k], i) => h("th", { scope: "col", class: i ? "num" : null }, t(k))))),
+      h(
+        "tbody",
+        {},
+        days.map((d) => h("tr", { data: { day: d.day } }, cols.map(([, f], i) => h("td", { class: i ? "num" : null }, f(d))))),
+      ),
+    );
+  }
+}
