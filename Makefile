@@ -25,7 +25,12 @@ services:
 # when missing and apt is usable (root); with CI=true a browser that cannot be installed fails
 # loudly; elsewhere the browser tests then skip with a loud reason.
 CHROMIUM ?= /usr/bin/chromium
+# fonts-noto-cjk: the pages are Chinese by default; without a CJK font the screenshots that
+# reviewers read show empty boxes (the tests themselves read the DOM, not pixels).
 browser:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && ! fc-list :lang=zh 2>/dev/null | grep -q .; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk) || true; \
+	fi
 	@if [ -x "$(CHROMIUM)" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  echo "browser: installing Debian's chromium with apt"; \

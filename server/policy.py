@@ -148,3 +148,484 @@ def shows_link_details(who: Principal, link: FamilyLink) -> bool:
     always; a relative only its inmate, and only once verified (an answer to a request must
     not tell whether the inmate exists)."""
     return who.is_staff or link.state == "verified"
+
+
+# --- oversight-B: supervisors watching, the audit trail, the live overview ---
+# Supervisors watch conversations of their prisons read-only (``CONVERSATION_ACTIONS`` above:
+# "read" and "watch" only, so no send, note, typing or read mark) and every look is audited.
+# They read the audit trail and the live overview of their prisons; the admin, of every prison.
+
+OversightAction = Literal["audit.read", "overview.read"]
+OVERSIGHT_ACTIONS: dict[str, frozenset[str]] = {
+    "audit.read": frozenset({"supervisor", "admin"}),
+    "overview.read": frozenset({"supervisor", "admin"}),
+}
+
+
+def _oversees(who: Principal, action: OversightAction) -> Principal:
+    if who.user.role not in OVERSIGHT_ACTIONS[action]:
+        raise Denied("forbidden", f"a {who.user.role} may not do this")
+    return who
+
+
+def audit_scope(who: Principal | None, prison: int | None = None) -> tuple[int, ...] | None:
+    """The prisons whose audit entries ``who`` may read, narrowed to ``prison`` when given;
+    ``None`` means every entry (the admin, unfiltered: entries of no prison included).
+    A supervisor reads only its prisons' entries; naming another prison is ``forbidden``."""
+    who = _oversees(signed_in(who), "audit.read")
+    if who.user.role == "admin":
+        return None if prison is None else (prison,)
+    if prison is None:
+        return who.user.prison_ids
+    if prison not in who.user.prison_ids:
+        raise Denied("forbidden", "you do not supervise this prison")
+    return (prison,)
+
+
+def check_overview(who: Principal | None, prison: int) -> Principal:
+    """A supervisor reads the overview of its own prisons; the admin, of any prison."""
+    who = _oversees(signed_in(who), "overview.read")
+    if who.user.role == "supervisor" and prison not in who.user.prison_ids:
+        raise Denied("forbidden", "you do not supervise this prison")
+    return who
+
+
+def audits_opening(who: Principal) -> bool:
+    """Whether ``who`` opening a conversation (socket ``watch``, REST history) is itself an
+    audited access: a supervisor's reading is oversight, and oversight is overseen."""
+    return who.user.role == "supervisor"
+
+
+# --- figures ---
+# Who reads which figures (GET /stats, GET /stats/bureau). Per-prison figures (volumes and
+# response times) are for the staff of the prison and the bureau: an officer reads its own
+# prison's, a supervisor those of its prisons, the admin any prison's. A prison one may not
+# read is answered like one that does not exist (404). Bureau figures include complaint
+# figures, so they are the admin's alone: officers never see a complaint figure.
+
+FigureKind = Literal["prison", "bureau"]
+FIGURE_READERS: dict[str, frozenset[str]] = {
+    "prison": frozenset({"officer", "supervisor", "admin"}),
+    "bureau": frozenset({"admin"}),
+}
+
+
+def check_figures(who: Principal | None, kind: FigureKind) -> Principal:
+    """The principal if its role may read ``kind`` figures at all; else 401 or 403."""
+    who = signed_in(who)
+    if who.user.role not in FIGURE_READERS[kind]:
+        raise Denied("forbidden", f"a {who.user.role} may not read these figures")
+    return who
+
+
+def figure_prisons(who: Principal | None, prison_id: int | None) -> tuple[int, ...] | None:
+    """The prisons whose figures ``who`` reads: ``prison_id`` when it may (else ``not_found``),
+    or, with no prison named, all it may read (``None``: every prison, for the admin)."""
+    who = check_figures(who, "prison")
+    everywhere = who.user.role == "admin"
+    if prison_id is None:
+        return None if everywhere else tuple(who.user.prison_ids)
+    if not everywhere and prison_id not in who.user.prison_ids:
+        raise Denied("not_found", "no such prison")
+    return (prison_id,)
+
+
+# --- oversight-A: complaints, announcements, supervisors' public profiles ---
+# Complaints go to supervisors, never to officers of the prison complained about. A verified
+# relative files about a prison where it has a verified inmate; an officer files on behalf of
+# an inmate of its own prison. Visible to the complainant when it is a relative, to the
+# prison's supervisors and to the admin. Officers see no complaint at all: not even one they
+# filed on an inmate's behalf, past the 201 reply (it may concern their colleagues), so they
+# list nothing (403) and read nothing (404). The prison's supervisors move a complaint through
+# its states; once escalated to the bureau, the admin does (and the supervisors no longer).
+# Announcements: the admin posts bureau-wide or for any prison, an officer for its own prison
+# only. The public prison page needs no sign-in; the admin sets supervisors' public profiles.
+
+
+@dataclass(frozen=True)
+class ComplaintFacts:
+    """What the rules need to know of a complaint."""
+
+    prison_id: int
+    complainant_id: int
+    escalated: bool  # escalated to the bureau at some point
+
+
+ComplaintAction = Literal["read", "transition", "answer", "escalate"]
+OversightAAction = Literal["complaint.file", "complaint.list", "announcement.post", "profile.set"]
+OVERSIGHT_A_ACTIONS: dict[str, frozenset[str]] = {
+    "complaint.file": frozenset({"relative", "officer"}),
+    "complaint.list": frozenset({"relative", "supervisor", "admin"}),  # each its own scope
+    "announcement.post": frozenset({"officer", "admin"}),
+    "profile.set": frozenset({"admin"}),  # a supervisor's public profile
+}
+
+
+def check_oversight_a(who: Principal | None, action: OversightAAction) -> Principal:
+    who = signed_in(who)
+    if who.user.role not in OVERSIGHT_A_ACTIONS[action]:
+        raise Denied("forbidden", f"a {who.user.role} may not do this")
+    return who
+
+
+@dataclass(frozen=True)
+class ComplaintFiling:
+    """What a complaint names, as the handler found it: ``inmate_prison_id`` and
+    ``conversation`` are ``None`` when the named id exists nowhere. ``followed_prisons``: for
+    a relative, the prisons of its verified inmates."""
+
+    prison_id: int
+    inmate_id: int | None = None
+    inmate_prison_id: int | None = None  # the named inmate's prison
+    conversation_id: int | None = None
+    conversation: Conversation | None = None
+    followed_prisons: frozenset[int] = frozenset()
+
+
+def complaint_needs_inmate(who: Principal) -> bool:
+    """An officer files only on behalf of a named inmate (a relative may name one)."""
+    return who.user.role == "officer"
+
+
+def check_complaint_filing(who: Principal | None, filing: ComplaintFiling) -> Principal:
+    who = check_oversight_a(who, "complaint.file")
+    relative = who.user.role == "relative"
+    if relative and filing.prison_id not in filing.followed_prisons:
+        raise Denied(
+            "forbidden", "you may complain only about a prison where you have a verified inmate"
+        )
+    if not relative and filing.prison_id not in who.user.prison_ids:
+        raise Denied("forbidden", "an officer files complaints for inmates of its own prison")
+    named_inmate = filing.inmate_id
+    if named_inmate is not None and (
+        filing.inmate_prison_id != filing.prison_id
+        or (relative and named_inmate not in who.verified_inmates)
+    ):
+        raise Denied("not_found", "no such inmate")
+    if filing.conversation_id is not None:
+        conv = filing.conversation
+        if conv is None or conv.prison_id != filing.prison_id or not sees_conversation(who, conv):
+            raise Denied("not_found", "no such conversation")
+    return who
+
+
+@dataclass(frozen=True)
+class ComplaintScopeRule:
+    """Which complaints a principal lists: ``None`` fields do not filter."""
+
+    complainant_id: int | None = None
+    prison_ids: tuple[int, ...] | None = None
+
+
+def complaint_scope(who: Principal | None) -> ComplaintScopeRule:
+    """A relative lists its own complaints, a supervisor its prisons', the admin all; an
+    officer none (403)."""
+    who = check_oversight_a(who, "complaint.list")
+    if who.user.role == "relative":
+        return ComplaintScopeRule(complainant_id=who.id)
+    if who.user.role == "supervisor":
+        return ComplaintScopeRule(prison_ids=who.user.prison_ids)
+    return ComplaintScopeRule()
+
+
+def sees_complaint(who: Principal, complaint: ComplaintFacts) -> bool:
+    role = who.user.role
+    if role == "relative":
+        return complaint.complainant_id == who.id
+    if role == "supervisor":
+        return complaint.prison_id in who.user.prison_ids
+    return role == "admin"  # officers: never, not even a complaint they filed
+
+
+def handles_complaint(who: Principal, complaint: ComplaintFacts) -> bool:
+    """Who moves a complaint: its prison's supervisors; once escalated, the admin."""
+    if complaint.escalated:
+        return who.user.role == "admin"
+    return who.user.role == "supervisor" and complaint.prison_id in who.user.prison_ids
+
+
+def check_complaint(
+    who: Principal | None, complaint: ComplaintFacts | None, action: ComplaintAction
+) -> Principal:
+    """The complaint if ``who`` may do ``action`` on it. ``None`` (no such complaint) and one
+    it may not see get the same ``not_found``."""
+    who = signed_in(who)
+    if complaint is None or not sees_complaint(who, complaint):
+        raise Denied("not_found", "no such complaint")
+    if action != "read" and not handles_complaint(who, complaint):
+        raise Denied(
+            "forbidden",
+            "the bureau handles an escalated complaint"
+            if complaint.escalated
+            else "only the prison's supervisors handle this complaint",
+        )
+    return who
+
+
+def check_announcement(who: Principal | None, prison_id: int | None) -> Principal:
+    """The admin posts bureau-wide (``None``) or for any prison; an officer for its own."""
+    who = check_oversight_a(who, "announcement.post")
+    if who.user.role == "officer" and (prison_id is None or prison_id not in who.user.prison_ids):
+        raise Denied("forbidden", "an officer posts announcements for its own prison only")
+    return who
+
+
+# --- information and visits ---
+# An inmate's information card is read by its verified relatives and by the staff (officers,
+# supervisors) of its prison, and changed only by officers of that prison; to anyone else the
+# inmate does not exist (404). Supervisors read cards and visits and change nothing. The admin
+# manages the bureau, not inmates: it sets visit rules (with the prison's officers) and sees
+# no card or visit. A fact card is a system message an officer puts into a conversation of
+# its prison. Visits are requested by a relative for an inmate it is verified for, and decided
+# by officers of the inmate's prison.
+
+from storage.base import Inmate  # noqa: E402
+from storage.visits import Visit  # noqa: E402
+
+InmateAction = Literal["read", "update"]
+INMATE_ACTIONS: dict[str, frozenset[str]] = {
+    "relative": frozenset({"read"}),
+    "officer": frozenset({"read", "update"}),
+    "supervisor": frozenset({"read"}),
+    "admin": frozenset(),
+}
+VisitAction = Literal["read", "decide"]
+VISIT_ACTIONS: dict[str, frozenset[str]] = {
+    "relative": frozenset({"read"}),
+    "officer": frozenset({"read", "decide"}),
+    "supervisor": frozenset({"read"}),
+    "admin": frozenset(),
+}
+INMATE_LISTERS: frozenset[str] = frozenset({"officer", "supervisor"})
+VISIT_LISTERS: frozenset[str] = frozenset({"relative", "officer", "supervisor"})
+VISIT_RULE_SETTERS: frozenset[str] = frozenset({"officer", "admin"})
+
+
+def sees_inmate(who: Principal, inmate: Inmate) -> bool:
+    role = who.user.role
+    if role == "relative":
+        return inmate.id in who.verified_inmates
+    if role in ("officer", "supervisor"):
+        return inmate.prison_id in who.user.prison_ids
+    return False
+
+
+def check_inmate(who: Principal | None, inmate: Inmate | None, action: InmateAction) -> Inmate:
+    """The inmate if ``who`` may ``read`` or ``update`` its card; one it may not see (or
+    none) is ``not_found``, a visible one it may not change ``forbidden``."""
+    who = signed_in(who)
+    if inmate is None or not sees_inmate(who, inmate):
+        raise Denied("not_found", "no such inmate")
+    if action not in INMATE_ACTIONS[who.user.role]:
+        raise Denied("forbidden", f"a {who.user.role} may not {action} this information card")
+    return inmate
+
+
+def inmate_list_prisons(who: Principal | None, prison_id: int | None) -> tuple[int, ...]:
+    """The prisons whose inmates ``who`` lists: its own (officers, supervisors), or the one
+    named if it is one of them; naming another prison, or being another role, is forbidden."""
+    who = signed_in(who)
+    if who.user.role not in INMATE_LISTERS:
+        raise Denied("forbidden", f"a {who.user.role} may not list inmates")
+    if prison_id is None:
+        return who.user.prison_ids
+    if prison_id not in who.user.prison_ids:
+        raise Denied("forbidden", "you are not staff of this prison")
+    return (prison_id,)
+
+
+def check_fact(who: Principal | None, conv: Conversation | None) -> Conversation:
+    """An officer of the conversation's prison may put a fact card into it."""
+    who = signed_in(who)
+    if conv is None or not sees_conversation(who, conv):
+        raise Denied("not_found", "no such conversation")
+    if who.user.role != "officer":
+        raise Denied("forbidden", f"a {who.user.role} may not post a fact card")
+    return conv
+
+
+def check_visit_request(who: Principal | None, inmate: Inmate | None) -> Inmate:
+    """A relative asks to visit an inmate it is verified for (another inmate: not_found)."""
+    who = signed_in(who)
+    if who.user.role != "relative":
+        raise Denied("forbidden", f"a {who.user.role} may not request a visit")
+    if inmate is None or inmate.id not in who.verified_inmates:
+        raise Denied("not_found", "no such inmate")
+    return inmate
+
+
+def sees_visit(who: Principal, visit: Visit) -> bool:
+    role = who.user.role
+    if role == "relative":
+        return visit.relative_id == who.id and visit.inmate_id in who.verified_inmates
+    if role in ("officer", "supervisor"):
+        return visit.prison_id in who.user.prison_ids
+    return False
+
+
+def check_visit(who: Principal | None, visit: Visit | None, action: VisitAction) -> Visit:
+    who = signed_in(who)
+    if visit is None or not sees_visit(who, visit):
+        raise Denied("not_found", "no such visit request")
+    if action not in VISIT_ACTIONS[who.user.role]:
+        raise Denied("forbidden", f"a {who.user.role} may not {action} a visit request")
+    return visit
+
+
+@dataclass(frozen=True)
+class VisitScope:
+    """Which visit requests a principal lists: ``None`` fields do not filter."""
+
+    relative_id: int | None = None
+    inmate_ids: tuple[int, ...] | None = None
+    prison_ids: tuple[int, ...] | None = None
+
+
+def visit_scope(who: Principal | None) -> VisitScope:
+    """A relative: its own requests, for inmates it is still verified for; staff: their
+    prisons'; the admin: none (forbidden)."""
+    who = signed_in(who)
+    if who.user.role not in VISIT_LISTERS:
+        raise Denied("forbidden", f"a {who.user.role} may not list visits")
+    if who.user.role == "relative":
+        return VisitScope(relative_id=who.id, inmate_ids=tuple(sorted(who.verified_inmates)))
+    return VisitScope(prison_ids=who.user.prison_ids)
+
+
+def check_visit_rules(who: Principal | None, prison_id: int | None) -> Principal:
+    """Officers of the prison and the admin set its visit rules (prisons are public, so a
+    prison one may not change is ``forbidden``; ``None``, no such prison, ``not_found``)."""
+    who = signed_in(who)
+    if prison_id is None:
+        raise Denied("not_found", "no such prison")
+    role = who.user.role
+    if role not in VISIT_RULE_SETTERS or (
+        role == "officer" and prison_id not in who.user.prison_ids
+    ):
+        raise Denied("forbidden", "only the prison's officers or the admin set its visit rules")
+    return who
+
+
+# --- desk ---
+# The duty desk (issue 5). Threads are worked by the officers of their prison: claim a waiting
+# question, hand an active one over to a colleague with a note, resolve it, send, write private
+# notes (never shown to relatives), manage the prison's canned replies, go on and off duty.
+# A relative opens the thread about an inmate it is verified for, reads it (never the notes),
+# sends, and rates an answer once per cycle. Supervisors read the threads and queues of their
+# prisons and the canned replies, and change nothing (each history read is audited:
+# ``audits_opening``). The admin has no part in conversations. Sending and reading follow
+# ``CONVERSATION_ACTIONS``, the same rules as the socket. Who holds a thread is a fact of the
+# moment, settled by the store under the thread's lock (409 naming the holder): the policy
+# says who may try.
+
+DeskAction = Literal["claim", "transfer", "resolve", "rate"]
+DESK_ACTIONS: dict[str, frozenset[str]] = {
+    "relative": frozenset({"rate"}),
+    "officer": frozenset({"claim", "transfer", "resolve"}),
+    "supervisor": frozenset(),
+    "admin": frozenset(),
+}
+THREAD_LISTERS: frozenset[str] = frozenset({"relative", "officer", "supervisor"})
+CANNED_READERS: frozenset[str] = frozenset({"officer", "supervisor"})
+CANNED_WRITERS: frozenset[str] = frozenset({"officer"})
+DUTY_SETTERS: frozenset[str] = frozenset({"officer"})
+
+
+def check_thread(
+    who: Principal | None,
+    conv: Conversation | None,
+    action: DeskAction | Literal["read", "send", "note"],
+) -> Principal:
+    """``who`` if it may do ``action`` on the thread; one it may not see (or none) is
+    ``not_found``, a visible one whose action its role may not take ``forbidden``."""
+    who = signed_in(who)
+    if conv is None or not sees_conversation(who, conv):
+        raise Denied("not_found", "no such conversation")
+    role = who.user.role
+    allowed = (
+        CONVERSATION_ACTIONS[role] if action in ("read", "send", "note") else DESK_ACTIONS[role]
+    )
+    if action not in allowed:
+        raise Denied("forbidden", f"a {role} may not {action} this conversation")
+    return who
+
+
+@dataclass(frozen=True)
+class ThreadScope:
+    """Which threads a principal lists: ``None`` fields do not filter."""
+
+    relative_id: int | None = None
+    prison_ids: tuple[int, ...] | None = None
+
+
+def thread_scope(who: Principal | None, prison: int | None = None) -> ThreadScope:
+    """A relative lists its own threads; officers and supervisors the queue of their prisons
+    (or of the one named, if theirs: another is ``forbidden``); the admin nothing."""
+    who = signed_in(who)
+    role = who.user.role
+    if role not in THREAD_LISTERS:
+        raise Denied("forbidden", f"a {role} may not list conversations")
+    if role == "relative":
+        return ThreadScope(relative_id=who.id, prison_ids=None if prison is None else (prison,))
+    if prison is None:
+        return ThreadScope(prison_ids=who.user.prison_ids)
+    if prison not in who.user.prison_ids:
+        raise Denied("forbidden", "you are not staff of this prison")
+    return ThreadScope(prison_ids=(prison,))
+
+
+def check_open_thread(who: Principal | None, inmate_id: int) -> Principal:
+    """A relative opens the thread about an inmate it is verified for (any other inmate, real
+    or not, is ``not_found``); nobody else opens threads."""
+    who = signed_in(who)
+    if who.user.role != "relative":
+        raise Denied("forbidden", f"a {who.user.role} may not open a conversation")
+    if inmate_id not in who.verified_inmates:
+        raise Denied("not_found", "no such inmate")
+    return who
+
+
+def shows_staff_side(who: Principal) -> bool:
+    """Notes, hand-over notes: for staff of the thread's prison only, never for a relative."""
+    return who.is_staff
+
+
+def canned_prisons(who: Principal | None, prison: int | None = None) -> tuple[int, ...]:
+    """The prisons whose canned replies ``who`` reads: its own (officers, supervisors), or the
+    one named if it is one of them (another is ``forbidden``)."""
+    who = signed_in(who)
+    if who.user.role not in CANNED_READERS:
+        raise Denied("forbidden", f"a {who.user.role} may not use canned replies")
+    if prison is None:
+        return who.user.prison_ids
+    if prison not in who.user.prison_ids:
+        raise Denied("forbidden", "you are not staff of this prison")
+    return (prison,)
+
+
+def check_canned(who: Principal | None, prison_id: int | None) -> Principal:
+    """An officer manages its prison's canned replies. Roles that never use canned replies
+    are ``forbidden`` before anything is looked up; a reply of another prison (or none,
+    ``prison_id`` ``None``) is ``not_found``; a supervisor's change ``forbidden``."""
+    who = signed_in(who)
+    role = who.user.role
+    if role not in CANNED_READERS:
+        raise Denied("forbidden", f"a {role} may not use canned replies")
+    if prison_id is None or prison_id not in who.user.prison_ids:
+        raise Denied("not_found", "no such canned reply")
+    if role not in CANNED_WRITERS:
+        raise Denied("forbidden", f"a {role} may not change canned replies")
+    return who
+
+
+def check_duty(who: Principal | None) -> Principal:
+    """Only an officer goes on or off duty."""
+    who = signed_in(who)
+    if who.user.role not in DUTY_SETTERS:
+        raise Denied("forbidden", f"a {who.user.role} does not go on duty")
+    return who
+
+
+def duty_names_shown(who: Principal) -> bool:
+    """Staff see who is on duty; relatives only how many."""
+    return who.is_staff
