@@ -86,9 +86,7 @@ async def _migrate(store: Store) -> str:
     return f"applied {', '.join(applied)}" if applied else "database is up to date"
 
 
-def _command(
-    args: argparse.Namespace, settings: Settings
-) -> Callable[[Store], Awaitable[str]]:
+def _command(args: argparse.Namespace, settings: Settings) -> Callable[[Store], Awaitable[str]]:
     """The store work of the one-shot commands (everything but serve and bench)."""
 
     async def prison_add(store: Store) -> str:

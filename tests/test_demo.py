@@ -8,8 +8,17 @@ from storage import desk, inmate_info
 from storage.base import Store
 from storage.prisons_public import supervisors
 
-COUNTED = ("prisons", "users", "inmates", "family_links", "conversations", "messages",
-           "conversation_cycles", "announcements", "audit_entries")
+COUNTED = (
+    "prisons",
+    "users",
+    "inmates",
+    "family_links",
+    "conversations",
+    "messages",
+    "conversation_cycles",
+    "announcements",
+    "audit_entries",
+)
 
 
 async def counts(store: Store) -> dict[str, int]:

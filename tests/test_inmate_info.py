@@ -368,7 +368,7 @@ async def test_a_fact_card_arrives_on_the_relatives_socket_as_a_system_message(
     recorded = datetime.fromisoformat(seen["info"]["money"]["updated_at"])
     local = recorded.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
     assert fact.body == (
-        f"零用钱余额 312.50 元（截至 {local}，来源：狱政信息记录）/ "  # noqa: RUF001
+        f"零用钱余额 312.50 元（截至 {local}，来源：狱政信息记录）/ "
         f"Pocket-money balance 312.50 yuan as of {local} (source: prison records)"
     )
     # a fact card is not the relative's to post, nor another prison's officer's
@@ -410,12 +410,12 @@ def test_fact_cards_state_the_record_with_its_source_and_local_time() -> None:
         NOW,
     )
     assert fact_text("health", info, [], zone, NOW) == (
-        "健康状况：住院治疗，appendix（截至 2026-11-25 14:05，来源：狱政信息记录）/ "  # noqa: RUF001
+        "健康状况：住院治疗，appendix（截至 2026-11-25 14:05，来源：狱政信息记录）/ "
         "Health: hospitalised (appendix) as of 2026-11-25 14:05 (source: prison records)"
     )
     term = fact_text("term", info, [], zone, NOW)
     assert term is not None
-    assert "预计释放日期 2028-08-31" in term and "减刑（粤06刑更123号）" in term  # noqa: RUF001
+    assert "预计释放日期 2028-08-31" in term and "减刑（粤06刑更123号）" in term
     assert "latest change: commutation on 2026-06-01" in term
     visit = CardVisit(1, datetime(2026, 12, 8, 2, 0, tzinfo=UTC), 2)
     visits_text = fact_text("visits", info, [visit], zone, NOW)

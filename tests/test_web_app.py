@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001  (the Chinese strings use full-width punctuation, as Chinese does)
 """The relative app (/app), the landing page and the shared web library, in a real Chromium
 against a real server on PostgreSQL and Redis (tests/browser.py).
 

@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001  (the Chinese strings use full-width punctuation, as Chinese does)
 """The duty console (/console) in a real Chromium against a real server on PostgreSQL and
 Redis (tests/browser.py), next to the relative's app (/app) in another browser context.
 

@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001  (the Chinese strings use full-width punctuation, as Chinese does)
 """The supervisor monitor (/monitor) in a real Chromium against a real server on PostgreSQL
 and Redis (tests/browser.py), with the officer's console beside it.
 

@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001  (the Chinese fact cards use full-width punctuation, as Chinese does)
 """The inmate information card: read it, change it, and quote it into a conversation.
 
 - ``GET /inmates/{id}``: the card, with the prison's visit rules and the inmate's approved
