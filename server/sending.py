@@ -40,7 +40,7 @@ from server.authorize import authorize
 from server.connection import Connection
 from server.policy import Denied
 from server.ratelimit import RateLimiter
-from storage.appending import starts_cycle
+from storage.appending import claims, moves, starts_cycle
 from storage.base import (
     Appended,
     Conversation,
@@ -147,21 +147,37 @@ class SendPath:
             self._announce(appended, conv)
 
     def _announce(self, appended: Appended, conv: Conversation) -> None:
-        """A new cycle (a relative's question in a ``new`` or ``resolved`` thread): tell the
-        prison's staff (the queue) and the relative. Nothing for any other message."""
+        """A change of the thread's state that the message made in its own transaction (the
+        0003 triggers): a relative's question in a ``new`` or ``resolved`` thread starts a
+        cycle; an officer's answer to a waiting question claims it. Tell the prison's staff
+        (the queue) and the relative. Nothing for any other message."""
         message, prev = appended.message, appended.prev_state
-        if prev is None or not starts_cycle(message, prev):
+        if prev is None:
             return
-        event = ConversationEvent(
-            event="created" if prev == "new" else "reopened",
-            conv=conv.id,
-            state="waiting",
-            by=message.sender_id,
-            inmate=conv.inmate_id,
-            relative=conv.relative_id,
-            cycle=appended.cycle,
-            waiting_since=message.created_at,
-        )
+        if starts_cycle(message, prev):
+            event = ConversationEvent(
+                event="created" if prev == "new" else "reopened",
+                conv=conv.id,
+                state="waiting",
+                by=message.sender_id,
+                inmate=conv.inmate_id,
+                relative=conv.relative_id,
+                cycle=appended.cycle,
+                waiting_since=message.created_at,
+            )
+        elif claims(message, prev):
+            event = ConversationEvent(
+                event="claimed",
+                conv=conv.id,
+                state="active",
+                officer=message.sender_id,
+                by=message.sender_id,
+                inmate=conv.inmate_id,
+                relative=conv.relative_id,
+                cycle=appended.cycle,
+            )
+        else:
+            return
         data = encode(event)  # carries no note: the same bytes suit staff and the relative
         self._hub.publish(prison_staff_topic(conv.prison_id), data)
         self._hub.publish(user_topic(conv.relative_id), data)
@@ -176,7 +192,7 @@ class SendPath:
     async def post(self, item: NewMessage, conversation: Conversation | None = None) -> Message:
         """Append a message on the server's own behalf (a ``system`` fact card, an officer's
         message sent over REST) through the same group commit, and publish it once committed.
-        A relative's question that opens a cycle is announced like one sent over a socket
+        A change of the thread's state it makes is announced like one sent over a socket
         (``conversation``, when the caller has it, saves looking it up).
         Raises ``StoreUnavailable`` (nothing stored) or ``NotFound`` (no such conversation)."""
         try:
@@ -195,7 +211,7 @@ class SendPath:
                 audience_=audience(message),
             )
             prev = appended.prev_state
-            if prev is not None and starts_cycle(message, prev):
+            if prev is not None and moves(message, prev):
                 conv = conversation or await self._store.conversation(message.conversation_id)
                 self._announce(appended, conv)
         return message

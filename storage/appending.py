@@ -122,9 +122,20 @@ CYCLE_STARTERS: frozenset[str] = frozenset({"new", "resolved"})
 
 
 def starts_cycle(message: Message, state: ConversationState) -> bool:
-    """Whether appending ``message`` in ``state`` starts a cycle (contracts: "Conversation
-    life cycle"): a relative's text while the thread is new or resolved."""
+    """Whether appending ``message`` in ``state`` starts a cycle (migration 0003): a
+    relative's text while the thread is new or resolved."""
     return message.kind == "text" and message.sender_role == "relative" and state in CYCLE_STARTERS
+
+
+def claims(message: Message, state: ConversationState) -> bool:
+    """Whether appending ``message`` in ``state`` claims the thread (migration 0003): an
+    officer's text while it waits (a waiting thread is held by nobody)."""
+    return message.kind == "text" and message.sender_role == "officer" and state == "waiting"
+
+
+def moves(message: Message, state: ConversationState) -> bool:
+    """Whether appending ``message`` in ``state`` changes the thread's state."""
+    return starts_cycle(message, state) or claims(message, state)
 
 
 def life_cycle(
@@ -143,5 +154,7 @@ def life_cycle(
         state, cycle = now[conv]
         if starts_cycle(result.message, state):
             now[conv] = ("waiting", cycle + 1)
+        elif claims(result.message, state):
+            now[conv] = ("active", cycle)
         out.append(msgspec.structs.replace(result, prev_state=state, cycle=now[conv][1]))
     return out

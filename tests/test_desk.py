@@ -468,3 +468,47 @@ async def test_the_duty_toggle_changes_presence_at_once_across_two_processes(
         ({"on_duty": True}, {"on_duty": False}),
         ({"on_duty": False}, {"on_duty": True}),
     ]
+
+
+async def test_an_answer_to_a_waiting_question_claims_it(site: Site) -> None:
+    """An officer who answers without claiming first takes the question (one transaction with
+    the answer): the queue shows it held, colleagues are told live and cannot take it, and
+    the audit trail has the claim "via reply"."""
+    w = site.world
+    colleague = w.extra_officers[0]
+    conv = w.conv.id
+    async with (
+        Reader(client(site.ws, w.token(w.relative))) as relative,
+        Reader(client(site.ws, w.token(w.officer))) as officer,
+        Reader(client(site.ws, w.token(colleague))) as other,
+    ):
+        await relative.client.send(conv, "Is my son well?")
+        await other.until(has(other, 1))
+        answer = await officer.client.send(conv, "He is well.")
+        for reader in (other, relative):
+            await reader.until(has(reader, 2))
+        claimed = events(other)[1]
+        assert (claimed.event, claimed.state, claimed.officer, claimed.by, claimed.cycle) == (
+            "claimed",
+            "active",
+            w.officer.id,
+            w.officer.id,
+            1,
+        )
+        assert events(relative)[1] == claimed  # carries no note: the same event
+
+        status, queue = await site.call("GET", "/conversations", colleague)
+        assert status == 200
+        [held] = queue["conversations"]
+        assert (held["state"], held["assigned_officer"]["id"]) == ("active", w.officer.id)
+        status, refused = await site.call("POST", f"/conversations/{conv}/claim", colleague)
+        assert status == 409 and "Officer Li" in refused["error"]["message"]
+
+    [entry] = await site.store.audit_entries(action="conversation.claimed")
+    assert (entry.actor_id, entry.object_id, entry.at) == (w.officer.id, conv, answer.at)
+    assert entry.after == {
+        "state": "active",
+        "officer_id": w.officer.id,
+        "cycle": 1,
+        "via": "reply",
+    }

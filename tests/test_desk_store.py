@@ -65,12 +65,18 @@ async def test_a_scripted_exchange_gives_cycles_and_first_replies(
     assert (note.prev_state, fact.prev_state) == ("waiting", "waiting")
     assert (await desk.thread(db, world.conv.id)).first_reply_at is None  # neither counts
     a1 = await say(store, world, "officer", "he is well")
-    await say(store, world, "officer", "and works in the kitchen")
+    assert a1.prev_state == "waiting"  # the answer took the question: it claimed it
+    a1b = await say(store, world, "officer", "and works in the kitchen")
+    assert a1b.prev_state == "active"
     t = await desk.thread(db, world.conv.id)
-    assert (t.state, t.cycle, t.first_reply_at) == ("waiting", 1, at(a1.message))
-
+    assert (t.state, t.cycle, t.first_reply_at, t.assigned_officer_id) == (
+        "active",
+        1,
+        at(a1.message),
+        world.officer.id,
+    )
     claimed, changed = await desk.claim(db, world.conv.id, world.officer.id, utcnow())
-    assert changed and (claimed.state, claimed.assigned_officer_id) == ("active", world.officer.id)
+    assert not changed and claimed.assigned_officer_id == world.officer.id  # already its own
     resolved = await desk.resolve(db, world.conv.id, world.officer.id, utcnow())
     assert resolved.state == "resolved"
 

@@ -7,7 +7,9 @@
 --   cycle + 1, state waiting, wait_started_at = the message's created_at, first_reply_at and
 --   assigned_officer_id cleared, and a conversation_cycles row;
 -- * the first text message of an officer after a cycle started is its first response
---   (conversations.first_reply_at and conversation_cycles.first_reply_at).
+--   (conversations.first_reply_at and conversation_cycles.first_reply_at);
+-- * an officer's text message in a waiting thread nobody holds claims it (active, held by
+--   that officer), audited as a claim "via reply".
 -- Notes and system messages never count. kinline_append inserts a batch in one statement;
 -- AFTER ROW triggers fire at the end of that statement, in the order the rows were inserted,
 -- which kinline_append makes the seq order.
@@ -55,6 +57,34 @@ END $$;
 CREATE TRIGGER messages_first_reply AFTER INSERT ON messages
     FOR EACH ROW WHEN (NEW.kind = 'text' AND NEW.sender_role = 'officer')
     EXECUTE FUNCTION kinline_first_reply();
+
+-- An officer answering a waiting question nobody holds takes it (claims it, audited as a
+-- claim "via reply"), so an answered question never stays in the queue for a colleague to
+-- answer twice.
+CREATE FUNCTION kinline_reply_claims() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    claimed_cycle integer;
+    claimed_prison bigint;
+BEGIN
+    UPDATE conversations c SET state = 'active', assigned_officer_id = NEW.sender_id
+     WHERE c.id = NEW.conversation_id AND c.state = 'waiting' AND c.assigned_officer_id IS NULL
+    RETURNING c.cycle, c.prison_id INTO claimed_cycle, claimed_prison;
+    IF FOUND THEN
+        INSERT INTO audit_entries (at, actor_id, action, object_type, object_id, prison_id,
+                                   before, after)
+        VALUES (NEW.created_at, NEW.sender_id, 'conversation.claimed', 'conversation',
+                NEW.conversation_id, claimed_prison,
+                jsonb_build_object('state', 'waiting', 'officer_id', NULL,
+                                   'cycle', claimed_cycle),
+                jsonb_build_object('state', 'active', 'officer_id', NEW.sender_id,
+                                   'cycle', claimed_cycle, 'via', 'reply'));
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER messages_reply_claims AFTER INSERT ON messages
+    FOR EACH ROW WHEN (NEW.kind = 'text' AND NEW.sender_role = 'officer')
+    EXECUTE FUNCTION kinline_reply_claims();
 
 -- kinline_append (0001), now also returning each conversation's state and cycle before the
 -- batch (prev_state, prev_cycle; NULL for messages already stored), read under the same lock,

@@ -3,7 +3,8 @@
 -- The life cycle is kept by triggers on messages, so it commits in the transaction that
 -- stores the message, whoever inserts it (same rules as the PostgreSQL migration):
 -- a relative's text message while the thread is new or resolved starts a cycle, and the
--- first text message of an officer after a cycle started is its first response.
+-- first text message of an officer after a cycle started is its first response; an officer's
+-- text in a waiting thread nobody holds claims it.
 -- Notes and system messages never count. SqliteStore inserts a batch row by row in seq
 -- order, and each row's trigger runs before the next row is inserted.
 
@@ -32,4 +33,23 @@ BEGIN
                     WHERE id = NEW.conversation_id AND cycle > 0 AND first_reply_at IS NULL);
     UPDATE conversations SET first_reply_at = NEW.created_at
      WHERE id = NEW.conversation_id AND cycle > 0 AND first_reply_at IS NULL;
+END;
+
+-- An officer answering a waiting question nobody holds takes it (claims it, audited as a
+-- claim "via reply"), so an answered question never stays in the queue for a colleague to
+-- answer twice.
+CREATE TRIGGER messages_reply_claims AFTER INSERT ON messages
+WHEN NEW.kind = 'text' AND NEW.sender_role = 'officer'
+BEGIN
+    INSERT INTO audit_entries (at, actor_id, action, object_type, object_id, prison_id,
+                               before, after)
+    SELECT NEW.created_at, NEW.sender_id, 'conversation.claimed', 'conversation', id,
+           prison_id,
+           json_object('state', 'waiting', 'officer_id', NULL, 'cycle', cycle),
+           json_object('state', 'active', 'officer_id', NEW.sender_id, 'cycle', cycle,
+                       'via', 'reply')
+      FROM conversations
+     WHERE id = NEW.conversation_id AND state = 'waiting' AND assigned_officer_id IS NULL;
+    UPDATE conversations SET state = 'active', assigned_officer_id = NEW.sender_id
+     WHERE id = NEW.conversation_id AND state = 'waiting' AND assigned_officer_id IS NULL;
 END;
