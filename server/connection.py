@@ -35,6 +35,7 @@ class Connection:
         "kicked",
         "max_buffer",
         "principal",
+        "prisons",
         "session",
         "topics",
         "transport",
@@ -56,6 +57,7 @@ class Connection:
         self.principal = principal
         self.max_buffer = max_buffer
         self.topics: set[str] = set()
+        self.prisons: set[int] = set()  # prisons whose staff or relatives topic it follows
         self.conversations: dict[int, Conversation] = {}  # looked up once, checked every frame
         self.kicked: int | None = None
 

@@ -180,26 +180,36 @@ class Gateway:
             )
         )
         await self._join(conn, user_topic(user.id), None)
-        prisons = await self._prisons_followed(conn)
         officer = user.role == "officer"  # counted on duty if it also said so (DutyRoster)
-        for prison in prisons:
-            topic = prison_staff_topic(prison) if conn.is_staff else prison_relatives_topic(prison)
-            await self._join(conn, topic, None)
-            self.roster.follow(prison)
-        if prisons and not conn.is_staff:  # a relative with a verified inmate
-            await self._join(conn, BUREAU_TOPIC, None)  # bureau-wide announcements
         try:
+            await self._follow_prisons(conn)
             if officer:
                 await self.roster.arrive(UserRef(user.id, user.role, user.name), user.prison_ids)
-            for prison in prisons:
-                with contextlib.suppress(BrokerUnavailable):
-                    conn.send(await self.roster.now(prison, staff=conn.is_staff))
             await self._frames(conn)
         finally:
-            for prison in prisons:
+            for prison in conn.prisons:
                 self.roster.unfollow(prison)
             if officer:
                 await self.roster.depart(user.id, user.prison_ids)
+
+    async def _follow_prisons(self, conn: Connection) -> None:
+        """Join the topics of the prisons ``conn`` follows and is not following yet (at the
+        start, and when a relative is verified for an inmate of another prison while
+        connected), each with the prison's on-duty state now. A relative following any
+        prison also gets the bureau-wide announcements."""
+        for prison in await self._prisons_followed(conn):
+            if prison in conn.prisons:
+                continue
+            staff = conn.is_staff
+            await self._join(
+                conn, prison_staff_topic(prison) if staff else prison_relatives_topic(prison), None
+            )
+            conn.prisons.add(prison)
+            self.roster.follow(prison)
+            if not staff:
+                await self._join(conn, BUREAU_TOPIC, None)  # bureau-wide announcements
+            with contextlib.suppress(BrokerUnavailable):
+                conn.send(await self.roster.now(prison, staff=staff))
 
     async def _prisons_followed(self, conn: Connection) -> tuple[int, ...]:
         """Staff follow their prisons; a relative, the prisons of its verified inmates."""
@@ -387,6 +397,8 @@ class Gateway:
                 conv = conn.conversations.get(conv_id)
                 if conv is not None and sees_conversation(principal, conv) and not conn.closed:
                     await self._join(conn, conversation_topic(conv_id), cursor)
+            if not conn.closed:
+                await self._follow_prisons(conn)  # a newly verified inmate's prison
 
     async def shutdown(self, timeout: float = 5.0) -> None:
         """Refuse new sockets and new frames, let the frames in flight finish (their sends

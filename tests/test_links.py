@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from channels.client import SendError
-from channels.protocol import LinkEvent
+from channels.protocol import AnnouncementEvent, LinkEvent, PresenceEvent
 from server.config import Settings
 from storage.postgres import PostgresStore
 from tests.realtime import Reader, client
@@ -210,3 +210,40 @@ async def test_revocation_ends_access_at_once_on_an_open_socket(site: Site) -> N
         {"state": "verified"},
         {"state": "revoked", "reason": "court order"},
     )
+
+
+async def test_a_relative_verified_while_connected_follows_the_prison_at_once(
+    site: Site,
+) -> None:
+    """Regression: the prison topics were joined only when the socket opened, so a relative
+    verified while connected got no on-duty count and no announcement until it reconnected."""
+    w = site.world
+    await site.store.add_inmate(w.gaoming.id, "GM-100", "Li Wei")
+    async with Reader(client(site.ws, w.token(w.stranger))) as stranger:
+        status, asked = await site.call(
+            "POST",
+            "/links",
+            w.stranger,
+            {"prison": "GM", "inmate_number": "GM-100", "relationship": "wife"},
+        )
+        assert status == 201
+        await site.call("POST", f"/links/{asked['id']}/verify", w.officer, {"reason": "ok"})
+        await stranger.until(
+            lambda: any(
+                isinstance(f, PresenceEvent) and f.prison == w.gaoming.id for f in stranger.frames
+            )
+        )  # the prison's on-duty state, as on arrival
+        for prison in (w.gaoming.id, None):  # the prison's, then a bureau-wide one
+            status, posted = await site.call(
+                "POST",
+                "/announcements",
+                site.staff.admin,
+                {"title": "Open day", "body": "Welcome.", "prison_id": prison},
+            )
+            assert status == 201
+            await stranger.until(
+                lambda posted=posted: any(
+                    isinstance(f, AnnouncementEvent) and f.id == posted["id"]
+                    for f in stranger.frames
+                )
+            )
