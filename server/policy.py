@@ -1,9 +1,11 @@
 """Authorization, decided here and only here: may this principal do this action on this object?
 
-Called by the REST handlers and the WebSocket gateway alike; tested as a matrix
-(``tests/test_policy_matrix.py``). Denials carry the stable error code the caller returns:
-an object the principal may not see is ``not_found`` (the same answer as one that does not
-exist, so ids cannot be probed); a visible object with a forbidden action is ``forbidden``.
+Called by the REST handlers and the WebSocket gateway alike; tested as matrices of role x
+object x action (``tests/test_policy_matrix.py``, and ``tests/test_policy_<area>.py`` for
+each area's section below; every API route must have a row in one of them). Denials carry
+the stable error code the caller returns: an object the principal may not see is
+``not_found`` (the same answer as one that does not exist, so ids cannot be probed); a
+visible object with a forbidden action is ``forbidden``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from storage.base import STAFF_ROLES, Conversation, FamilyLink, User
+from storage.base import STAFF_ROLES, Conversation, FamilyLink, Inmate, User
+from storage.visits import Visit
 
 ConversationAction = Literal["read", "send", "note", "typing", "mark_read", "watch"]
 
@@ -379,8 +382,6 @@ def check_announcement(who: Principal | None, prison_id: int | None) -> Principa
 # its prison. Visits are requested by a relative for an inmate it is verified for, and decided
 # by officers of the inmate's prison.
 
-from storage.base import Inmate  # noqa: E402
-from storage.visits import Visit  # noqa: E402
 
 InmateAction = Literal["read", "update"]
 INMATE_ACTIONS: dict[str, frozenset[str]] = {

@@ -107,6 +107,11 @@ def serve(settings: Settings, *, demo: bool = False) -> int:
         f"{'s' if settings.workers > 1 else ''}; health: {url}:{settings.port}/healthz)",
         flush=True,
     )
+    base = f"{url}:{settings.port}"
+    print(
+        f"pages: {base}/app (relatives), {base}/console (officers), {base}/monitor (supervisors)",
+        flush=True,
+    )
     for line in lines:
         print(line, flush=True)
     if settings.workers == 1:

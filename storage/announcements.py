@@ -12,6 +12,7 @@ from datetime import date, datetime
 
 import msgspec
 
+from storage import audit_trail
 from storage.base import NotFound
 from storage.sql import Database, Row, Sql
 
@@ -70,15 +71,15 @@ async def post(db: Database, new: NewAnnouncement, *, now: datetime) -> Announce
         )
         assert row is not None
         posted = _announcement(sql, row)
-        await sql.execute(
-            "INSERT INTO audit_entries (at, actor_id, action, object_type, object_id, prison_id,"
-            " before, after) VALUES ($1, $2, 'announcement.posted', 'announcement', $3, $4,"
-            " NULL, $5)",
-            now,
-            new.author_id,
-            posted.id,
-            posted.prison_id,
-            {
+        await audit_trail.record(
+            sql,
+            at=now,
+            actor_id=new.author_id,
+            action="announcement.posted",
+            object_type="announcement",
+            object_id=posted.id,
+            prison_id=posted.prison_id,
+            after={
                 "title": posted.title,
                 "prison_id": posted.prison_id,
                 "open_day": None if posted.open_day is None else posted.open_day.isoformat(),

@@ -13,11 +13,10 @@ moves when new entries arrive while someone pages back in time.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import msgspec
 
-from storage.base import Conversation
 from storage.paging import clamp_limit
 from storage.sql import Database, Row, Sql, ids_in
 
@@ -88,8 +87,8 @@ def _entry(sql: Sql, row: Row) -> TrailEntry:
     )
 
 
-async def append(
-    db: Database,
+async def record(
+    sql: Sql,
     *,
     at: datetime,
     actor_id: int | None,
@@ -100,28 +99,42 @@ async def append(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> int:
-    """Append one entry in a transaction of its own; its id. (To audit a change in the
-    change's own transaction, insert into ``audit_entries`` inside that ``db.write()``.)"""
-    async with db.write() as sql:
-        entry_id: int = await sql.fetchval(
-            "INSERT INTO audit_entries (at, actor_id, action, object_type, object_id, prison_id,"
-            " before, after) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-            at,
-            actor_id,
-            action,
-            object_type,
-            object_id,
-            prison_id,
-            before,
-            after,
-        )
+    """Append one entry inside the caller's transaction, so a change and its entry commit
+    together or not at all (every area audits its changes this way); its id."""
+    entry_id: int = await sql.fetchval(
+        "INSERT INTO audit_entries (at, actor_id, action, object_type, object_id, prison_id,"
+        " before, after) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        at,
+        actor_id,
+        action,
+        object_type,
+        object_id,
+        prison_id,
+        before,
+        after,
+    )
     return entry_id
+
+
+async def append(db: Database, **entry: Any) -> int:
+    """``record`` in a transaction of its own (an access, not a change: nothing to join)."""
+    async with db.write() as sql:
+        return await record(sql, **entry)
+
+
+class Opened(Protocol):
+    """What is audited of an opened conversation (a ``Conversation`` or a desk ``Thread``)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def prison_id(self) -> int: ...
 
 
 async def opened(
     db: Database,
     actor_id: int,
-    conversation: Conversation,
+    conversation: Opened,
     via: Literal["watch", "history"],
     at: datetime,
 ) -> int:

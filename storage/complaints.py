@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from storage import audit_trail
 from storage.base import Conflict, NotFound, Role
 from storage.sql import Database, Row, Sql, ids_in
 
@@ -148,16 +149,16 @@ async def _audit(
     before: dict[str, Any] | None,
     after: dict[str, Any],
 ) -> None:
-    await sql.execute(
-        "INSERT INTO audit_entries (at, actor_id, action, object_type, object_id, prison_id,"
-        " before, after) VALUES ($1, $2, $3, 'complaint', $4, $5, $6, $7)",
-        at,
-        actor_id,
-        action,
-        complaint.id,
-        complaint.prison_id,
-        before,
-        after,
+    await audit_trail.record(
+        sql,
+        at=at,
+        actor_id=actor_id,
+        action=action,
+        object_type="complaint",
+        object_id=complaint.id,
+        prison_id=complaint.prison_id,
+        before=before,
+        after=after,
     )
 
 

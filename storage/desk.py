@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from storage import audit_trail
 from storage.base import Conversation, ConversationState, NotFound
 from storage.sql import Database, Row, Sql, ids_in
 
@@ -231,17 +232,16 @@ async def _audit(
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
 ) -> None:
-    await sql.execute(
-        "INSERT INTO audit_entries (at, actor_id, action, object_type, object_id, prison_id,"
-        " before, after) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        at,
-        actor_id,
-        action,
-        object_type,
-        object_id,
-        prison_id,
-        before,
-        after,
+    await audit_trail.record(
+        sql,
+        at=at,
+        actor_id=actor_id,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        prison_id=prison_id,
+        before=before,
+        after=after,
     )
 
 
@@ -400,22 +400,6 @@ async def rate(
             {"cycle": row["cycle"], "rating": rating, "comment": comment},
         )
         return await _read_thread(sql, conv_id)
-
-
-async def opened(db: Database, actor_id: int, thread: Thread, via: str, now: datetime) -> None:
-    """Audit a supervisor opening a thread (``conversation.opened``, ``via`` history|watch)."""
-    async with db.write() as sql:
-        await _audit(
-            sql,
-            now,
-            actor_id,
-            "conversation.opened",
-            "conversation",
-            thread.id,
-            thread.prison_id,
-            None,
-            {"via": via},
-        )
 
 
 class Cycle(msgspec.Struct, frozen=True, kw_only=True):

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from storage import audit_trail
 from storage.base import Inmate, NotFound, StoreError
 from storage.sql import Database, Sql, ids_in
 
@@ -397,16 +398,16 @@ async def update_info(
         inmate = _inmate(row)
         info, parts, before, after = apply(info_from(sql.unjson(row["info"])), patch, actor_id, now)
         await sql.execute("UPDATE inmates SET info = $1 WHERE id = $2", _json(info), inmate_id)
-        await sql.execute(
-            "INSERT INTO audit_entries"
-            " (at, actor_id, action, object_type, object_id, prison_id, before, after)"
-            " VALUES ($1, $2, 'inmate.updated', 'inmate', $3, $4, $5, $6)",
-            now,
-            actor_id,
-            inmate_id,
-            inmate.prison_id,
-            before,
-            after,
+        await audit_trail.record(
+            sql,
+            at=now,
+            actor_id=actor_id,
+            action="inmate.updated",
+            object_type="inmate",
+            object_id=inmate_id,
+            prison_id=inmate.prison_id,
+            before=before,
+            after=after,
         )
         relatives = await verified_relatives(sql, inmate_id)
     return Updated(inmate, info, parts, relatives)

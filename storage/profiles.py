@@ -11,6 +11,7 @@ from typing import Annotated
 
 import msgspec
 
+from storage import audit_trail
 from storage.base import NotFound
 from storage.sql import Database, utcnow
 
@@ -59,13 +60,15 @@ async def set_supervisor_profile(
             raise NotFound(f"supervisor {supervisor_id}")
         before = msgspec.to_builtins(profile_from(sql.unjson(stored)))
         await sql.execute("UPDATE users SET profile = $1 WHERE id = $2", after, supervisor_id)
-        await sql.execute(
-            "INSERT INTO audit_entries (at, actor_id, action, object_type, object_id, prison_id,"
-            " before, after) VALUES ($1, $2, 'supervisor.profile', 'user', $3, NULL, $4, $5)",
-            at,
-            actor_id,
-            supervisor_id,
-            before,
-            after,
+        await audit_trail.record(
+            sql,
+            at=at,
+            actor_id=actor_id,
+            action="supervisor.profile",
+            object_type="user",
+            object_id=supervisor_id,
+            prison_id=None,
+            before=before,
+            after=after,
         )
     return profile

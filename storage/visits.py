@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
+from storage import audit_trail
 from storage.base import Conflict, NotFound
 from storage.inmate_info import Refused, info_from
 from storage.sql import Database, Sql, ids_in
@@ -96,15 +97,16 @@ async def set_visit_rules(
         before = msgspec.to_builtins(rules_from(sql.unjson(row["visit_rules"])))
         after = msgspec.to_builtins(rules)
         await sql.execute("UPDATE prisons SET visit_rules = $1 WHERE id = $2", after, prison_id)
-        await sql.execute(
-            "INSERT INTO audit_entries"
-            " (at, actor_id, action, object_type, object_id, prison_id, before, after)"
-            " VALUES ($1, $2, 'prison.visit_rules_set', 'prison', $3, $3, $4, $5)",
-            now,
-            actor_id,
-            prison_id,
-            before,
-            after,
+        await audit_trail.record(
+            sql,
+            at=now,
+            actor_id=actor_id,
+            action="prison.visit_rules_set",
+            object_type="prison",
+            object_id=prison_id,
+            prison_id=prison_id,
+            before=before,
+            after=after,
         )
     return rules
 
@@ -322,17 +324,16 @@ async def decide_visit(
             now,
             visit_id,
         )
-        await sql.execute(
-            "INSERT INTO audit_entries"
-            " (at, actor_id, action, object_type, object_id, prison_id, before, after)"
-            " VALUES ($1, $2, $3, 'visit', $4, $5, $6, $7)",
-            now,
-            actor_id,
-            f"visit.{state}",
-            visit_id,
-            current.prison_id,
-            {"state": "pending"},
-            {"state": state, "reason": reason},
+        await audit_trail.record(
+            sql,
+            at=now,
+            actor_id=actor_id,
+            action=f"visit.{state}",
+            object_type="visit",
+            object_id=visit_id,
+            prison_id=current.prison_id,
+            before={"state": "pending"},
+            after={"state": state, "reason": reason},
         )
         decided = await sql.fetchrow(_SELECT + " WHERE v.id = $1", visit_id)
         assert decided is not None

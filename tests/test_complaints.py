@@ -6,23 +6,20 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import aiohttp
 import pytest
 
 from channels.protocol import ComplaintEvent
-from server.config import Settings
 from storage import complaints
 from storage.base import Conflict, NotFound, Store
 from storage.complaints import ComplaintScope, ComplaintState, NewComplaint
 from storage.postgres import PostgresStore
 from tests.realtime import Reader, client
-from tests.servers import free_port, inprocess
-from tests.world import Staff, World, seed, seed_staff
+from tests.sites import Site, site_for
+from tests.world import World, seed, seed_staff
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
@@ -211,40 +208,12 @@ async def test_references_are_unique_when_filed_at_once_from_two_pools(
 # over HTTP and live sockets (PostgreSQL + Redis)
 
 
-@dataclass
-class Site:
-    api: str
-    ws: str
-    http: aiohttp.ClientSession
-    store: PostgresStore
-    world: World
-    staff: Staff
-
-    async def call(
-        self, method: str, path: str, who: Any = None, json: Any = None
-    ) -> tuple[int, Any]:
-        headers = {"Authorization": f"Bearer {self.world.token(who)}"} if who else {}
-        async with self.http.request(
-            method, self.api + path, json=json, headers=headers
-        ) as response:
-            return response.status, await response.json()
-
-
 @pytest.fixture
 async def site(
     pg_store: PostgresStore, pg_url: str, redis_url: str, redis_prefix: str
 ) -> AsyncIterator[Site]:
-    world = await seed(pg_store)
-    staff = await seed_staff(pg_store, world)
-    settings = Settings(
-        database_url=pg_url,
-        redis_url=redis_url,
-        redis_prefix=redis_prefix,
-        port=free_port(),
-        secret="complaints",
-    )
-    async with inprocess(settings, pg_store) as served, aiohttp.ClientSession() as http:
-        yield Site(served.http_url + "/api/v1", served.ws_url, http, pg_store, world, staff)
+    async with site_for(pg_store, pg_url, redis_url, redis_prefix) as served:
+        yield served
 
 
 async def settled(reader: Reader) -> None:

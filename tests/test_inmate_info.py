@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import aiohttp
 import pytest
 
 from channels.protocol import InfoEvent, MessageEvent
 from server.api.inmates import CardVisit, fact_text
-from server.config import Settings
 from storage.base import Store
 from storage.inmate_info import (
     HealthIn,
@@ -32,8 +29,7 @@ from storage.inmate_info import (
 )
 from storage.postgres import PostgresStore
 from tests.realtime import Reader, client
-from tests.servers import free_port, inprocess
-from tests.world import Staff, World, seed, seed_staff
+from tests.sites import Site, site_for
 
 NOW = datetime(2026, 11, 25, 6, 5, tzinfo=UTC)  # 14:05 in Shanghai
 
@@ -193,40 +189,12 @@ async def test_concurrent_spendings_never_overdraw(store: Store) -> None:
 # -- the API, over real HTTP and sockets on PostgreSQL and Redis ---------------------------------
 
 
-@dataclass
-class Site:
-    api: str
-    ws: str
-    http: aiohttp.ClientSession
-    store: PostgresStore
-    world: World
-    staff: Staff
-
-    async def call(
-        self, method: str, path: str, who: Any = None, json: Any = None
-    ) -> tuple[int, Any]:
-        headers = {"Authorization": f"Bearer {self.world.token(who)}"} if who else {}
-        async with self.http.request(
-            method, self.api + path, json=json, headers=headers
-        ) as response:
-            return response.status, await response.json()
-
-
 @pytest.fixture
 async def site(
     pg_store: PostgresStore, pg_url: str, redis_url: str, redis_prefix: str
 ) -> AsyncIterator[Site]:
-    world = await seed(pg_store)
-    staff = await seed_staff(pg_store, world)
-    settings = Settings(
-        database_url=pg_url,
-        redis_url=redis_url,
-        redis_prefix=redis_prefix,
-        port=free_port(),
-        secret="info",
-    )
-    async with inprocess(settings, pg_store) as served, aiohttp.ClientSession() as http:
-        yield Site(served.http_url + "/api/v1", served.ws_url, http, pg_store, world, staff)
+    async with site_for(pg_store, pg_url, redis_url, redis_prefix) as served:
+        yield served
 
 
 def infos(reader: Reader) -> list[InfoEvent]:

@@ -3,58 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import pytest
 
 from channels.client import SendError
 from channels.protocol import AnnouncementEvent, LinkEvent, PresenceEvent
-from server.config import Settings
 from storage.postgres import PostgresStore
 from tests.realtime import Reader, client
-from tests.servers import free_port, inprocess
-from tests.world import Staff, World, seed, seed_staff
-
-
-@dataclass
-class Site:
-    api: str
-    ws: str
-    http: aiohttp.ClientSession
-    store: PostgresStore
-    world: World
-    staff: Staff
-    app: Any
-
-    async def call(
-        self, method: str, path: str, who: Any = None, json: Any = None
-    ) -> tuple[int, Any]:
-        headers = {"Authorization": f"Bearer {self.world.token(who)}"} if who else {}
-        async with self.http.request(
-            method, self.api + path, json=json, headers=headers
-        ) as response:
-            return response.status, (await response.json() if response.status != 204 else None)
+from tests.sites import Site, site_for
 
 
 @pytest.fixture
 async def site(
     pg_store: PostgresStore, pg_url: str, redis_url: str, redis_prefix: str
 ) -> AsyncIterator[Site]:
-    world = await seed(pg_store)
-    staff = await seed_staff(pg_store, world)
-    settings = Settings(
-        database_url=pg_url,
-        redis_url=redis_url,
-        redis_prefix=redis_prefix,
-        port=free_port(),
-        secret="links",
-    )
-    async with inprocess(settings, pg_store) as served, aiohttp.ClientSession() as http:
-        yield Site(
-            served.http_url + "/api/v1", served.ws_url, http, pg_store, world, staff, served.app
-        )
+    async with site_for(pg_store, pg_url, redis_url, redis_prefix) as served:
+        yield served
 
 
 def link_events(reader: Reader) -> list[LinkEvent]:

@@ -10,19 +10,16 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import aiohttp
 import pytest
 
 from channels.protocol import VisitEvent
-from server.config import Settings
 from storage import visits
 from storage.base import Conflict, Store
 from storage.inmate_info import Refused
 from storage.postgres import PostgresStore
 from storage.visit_rules import Hours, VisitRules
 from tests.realtime import Reader, client
-from tests.servers import free_port, inprocess
-from tests.world import Staff, World, seed, seed_staff
+from tests.sites import Site, site_for
 
 ZONE = ZoneInfo("Asia/Shanghai")
 RULES = VisitRules(
@@ -196,56 +193,27 @@ def test_each_rule_is_checked_in_local_time() -> None:
 # -- the API, over real HTTP and sockets on PostgreSQL and Redis ---------------------------------
 
 
-@dataclass
-class Site:
-    api: str
-    ws: str
-    http: aiohttp.ClientSession
-    store: PostgresStore
-    world: World
-    staff: Staff
-
-    async def call(
-        self, method: str, path: str, who: Any = None, json: Any = None
-    ) -> tuple[int, Any]:
-        headers = {"Authorization": f"Bearer {self.world.token(who)}"} if who else {}
-        async with self.http.request(
-            method, self.api + path, json=json, headers=headers
-        ) as response:
-            return response.status, await response.json()
-
-    async def rules(self) -> None:
-        rules = {
-            "days": [6, 2, 2],
-            "hours": [{"start": "09:00", "end": "11:30"}, {"start": "14:00", "end": "16:00"}],
-            "min_days_between": 30,
-            "max_visitors": 3,
-            "allowed_items": ["clothes", "books"],
-            "forbidden_items": ["cash"],
-        }
-        status, stored = await self.call(
-            "PUT", f"/prisons/{self.world.gaoming.id}/visit-rules", self.world.officer, rules
-        )
-        assert status == 200 and stored["days"] == [2, 6]
+HTTP_RULES = {  # as an officer sets them over HTTP
+    "days": [6, 2, 2],
+    "hours": [{"start": "09:00", "end": "11:30"}, {"start": "14:00", "end": "16:00"}],
+    "min_days_between": 30,
+    "max_visitors": 3,
+    "allowed_items": ["clothes", "books"],
+    "forbidden_items": ["cash"],
+}
 
 
 @pytest.fixture
 async def site(
     pg_store: PostgresStore, pg_url: str, redis_url: str, redis_prefix: str
 ) -> AsyncIterator[Site]:
-    world = await seed(pg_store)
-    staff = await seed_staff(pg_store, world)
-    settings = Settings(
-        database_url=pg_url,
-        redis_url=redis_url,
-        redis_prefix=redis_prefix,
-        port=free_port(),
-        secret="visits",
-    )
-    async with inprocess(settings, pg_store) as served, aiohttp.ClientSession() as http:
-        site = Site(served.http_url + "/api/v1", served.ws_url, http, pg_store, world, staff)
-        await site.rules()
-        yield site
+    async with site_for(pg_store, pg_url, redis_url, redis_prefix) as served:
+        w = served.world
+        status, stored = await served.call(
+            "PUT", f"/prisons/{w.gaoming.id}/visit-rules", w.officer, HTTP_RULES
+        )
+        assert status == 200 and stored["days"] == [2, 6]
+        yield served
 
 
 def ask(inmate: int, at: datetime, visitors: int = 2, **more: Any) -> dict[str, Any]:

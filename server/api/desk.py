@@ -47,7 +47,7 @@ from server.policy import (
     signed_in,
     thread_scope,
 )
-from storage import desk
+from storage import audit_trail, desk
 from storage.base import (
     Conflict,
     ConversationState,
@@ -407,7 +407,7 @@ async def history(request: web.Request) -> web.Response:
     wanted = query(request, HistoryQuery)
     store = request.app[STORE]
     if audits_opening(who):  # audited before anything is shown
-        await desk.opened(store.db, who.id, thread, "history", utcnow())
+        await audit_trail.opened(store.db, who.id, thread, "history", utcnow())
     messages = await store.messages(
         thread.id,
         after=wanted.after,
