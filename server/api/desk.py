@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -283,10 +285,19 @@ async def _authorized(
     return who, thread
 
 
-def _held(held: desk.Held) -> ApiError:
-    return ApiError(
-        409, "conflict", f"{held.holder_name} (officer {held.holder_id}) has this conversation"
-    )
+@contextmanager
+def _conflicts() -> Iterator[None]:
+    """A life-cycle change the thread's state refuses: 409, naming who holds it if anyone."""
+    try:
+        yield
+    except desk.Held as held:
+        raise ApiError(
+            409,
+            "conflict",
+            f"{held.holder_name} (officer {held.holder_id}) has this conversation",
+        ) from None
+    except desk.WrongState as wrong:
+        raise ApiError(409, "conflict", str(wrong)) from None
 
 
 async def _announce(
@@ -462,12 +473,8 @@ async def send(request: web.Request) -> web.Response:
 
 async def claim(request: web.Request) -> web.Response:
     who, thread = await _authorized(request, "claim")
-    try:
+    with _conflicts():
         claimed, changed = await desk.claim(request.app[STORE].db, thread.id, who.id, utcnow())
-    except desk.Held as held:
-        raise _held(held) from None
-    except desk.WrongState as wrong:
-        raise ApiError(409, "conflict", str(wrong)) from None
     if changed:
         await _announce(request, "claimed", claimed, who.id)
     return reply(thread_out(who, claimed, utcnow()))
@@ -477,13 +484,10 @@ async def transfer(request: web.Request) -> web.Response:
     who, thread = await _authorized(request, "transfer")
     form = await body(request, TransferBody)
     try:
-        moved = await desk.transfer(
-            request.app[STORE].db, thread.id, who.id, form.officer_id, form.note, utcnow()
-        )
-    except desk.Held as held:
-        raise _held(held) from None
-    except desk.WrongState as wrong:
-        raise ApiError(409, "conflict", str(wrong)) from None
+        with _conflicts():
+            moved = await desk.transfer(
+                request.app[STORE].db, thread.id, who.id, form.officer_id, form.note, utcnow()
+            )
     except desk.NotAnOfficer:
         raise invalid("officer_id", "not another officer of this prison") from None
     await _announce(request, "transferred", moved, who.id, form.note)
@@ -492,12 +496,8 @@ async def transfer(request: web.Request) -> web.Response:
 
 async def resolve(request: web.Request) -> web.Response:
     who, thread = await _authorized(request, "resolve")
-    try:
+    with _conflicts():
         done = await desk.resolve(request.app[STORE].db, thread.id, who.id, utcnow())
-    except desk.Held as held:
-        raise _held(held) from None
-    except desk.WrongState as wrong:
-        raise ApiError(409, "conflict", str(wrong)) from None
     await _announce(request, "resolved", done, who.id)
     return reply(thread_out(who, done, utcnow()))
 
@@ -505,12 +505,10 @@ async def resolve(request: web.Request) -> web.Response:
 async def rate(request: web.Request) -> web.Response:
     who, thread = await _authorized(request, "rate")
     form = await body(request, RateBody)
-    try:
+    with _conflicts():
         rated = await desk.rate(
             request.app[STORE].db, thread.id, who.id, form.rating, form.comment, utcnow()
         )
-    except desk.WrongState as wrong:
-        raise ApiError(409, "conflict", str(wrong)) from None
     return reply(thread_out(who, rated, utcnow()))
 
 
