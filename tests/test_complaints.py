@@ -4,6 +4,7 @@ sees them over REST and live sockets (PostgreSQL, Redis, real sockets). Officers
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -353,6 +354,23 @@ async def test_a_complaint_is_told_live_to_its_complainant_and_supervisors_never
         "complaint.answered",
         "complaint.closed",
     ]
+
+    # and nothing else an officer of the prison can read names it: the conversation it was
+    # filed about (thread and history), the figures, the audit trail, the overview
+    for path, code in (
+        (f"/conversations/{w.conv.id}", 200),
+        (f"/conversations/{w.conv.id}/messages?after=0", 200),
+        ("/conversations?state=resolved", 200),
+        (f"/stats?prison={w.gaoming.id}", 200),
+        ("/stats/bureau", 403),
+        ("/audit", 403),
+        (f"/audit?object_type=complaint&object_id={cid}", 403),
+        (f"/overview?prison={w.gaoming.id}", 403),
+    ):
+        status, answer = await site.call("GET", path, w.officer)
+        assert status == code, (path, answer)
+        text = json.dumps(answer)
+        assert filed["reference"] not in text and "complaint" not in text, path
 
 
 async def test_an_officer_files_for_an_inmate_and_then_cannot_see_it(site: Site) -> None:
