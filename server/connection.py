@@ -32,6 +32,7 @@ def close_frame(code: int, reason: str = "") -> bytes:
 class Connection:
     __slots__ = (
         "conversations",
+        "ended",
         "kicked",
         "max_buffer",
         "principal",
@@ -60,6 +61,7 @@ class Connection:
         self.prisons: set[int] = set()  # prisons whose staff or relatives topic it follows
         self.conversations: dict[int, Conversation] = {}  # looked up once, checked every frame
         self.kicked: int | None = None
+        self.ended = False  # its handler finished: it follows nothing any more
 
     @property
     def user_id(self) -> int:

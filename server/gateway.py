@@ -148,8 +148,15 @@ class Gateway:
         self.by_user[principal.id].add(conn)
         metrics.open_sockets.inc()
         try:
+            if not conn.is_staff:
+                # Read the family links again now that control messages reach this socket: a
+                # link revoked between the handshake's read and here is not missed.
+                conn.principal = await self.principal(principal.user)
             await self._serve(conn)
+        except StoreUnavailable:
+            await ws.close(code=CloseCode.RESTARTING, message=b"storage unavailable")
         finally:
+            conn.ended = True  # a refresh still running must not join anything any more
             metrics.open_sockets.dec()
             self.by_user[principal.id].discard(conn)
             if not self.by_user[principal.id]:
@@ -204,6 +211,8 @@ class Gateway:
             await self._join(
                 conn, prison_staff_topic(prison) if staff else prison_relatives_topic(prison), None
             )
+            if conn.ended:
+                return
             conn.prisons.add(prison)
             self.roster.follow(prison)
             if not staff:
@@ -284,6 +293,9 @@ class Gateway:
         if topic in conn.topics:
             return
         await self.hub.join(topic, conn, cursor)
+        if conn.ended:  # the socket's handler finished (and cleaned up) meanwhile
+            await self.hub.leave(topic, conn)
+            return
         conn.topics.add(topic)
 
     async def _hello(self, conn: Connection, hello: Hello) -> None:
