@@ -23,8 +23,12 @@ class RateLimiter:
             self._buckets[key] = (tokens, now)
             return False
         self._buckets[key] = (tokens - 1.0, now)
-        if len(self._buckets) > 100_000:  # forget full buckets: they are the default anyway
-            self._buckets = {k: v for k, v in self._buckets.items() if v[0] < self.burst}
+        if len(self._buckets) > 100_000:  # forget buckets full by now: they are the default
+            self._buckets = {
+                k: (tokens, at)
+                for k, (tokens, at) in self._buckets.items()
+                if tokens + (now - at) * self.rate < self.burst
+            }
         return True
 
     def retry_after(self, key: Hashable) -> float:
