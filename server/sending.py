@@ -26,6 +26,8 @@ import logging
 import time
 from collections import Counter
 
+import msgspec
+
 from channels import metrics
 from channels.events import (
     audience,
@@ -40,7 +42,8 @@ from server.authorize import authorize
 from server.connection import Connection
 from server.policy import Denied
 from server.ratelimit import RateLimiter
-from storage.appending import claims, moves, starts_cycle
+from storage import desk
+from storage.appending import claims, starts_cycle
 from storage.base import (
     Appended,
     Conversation,
@@ -65,6 +68,7 @@ class SendPath:
         self._hub = hub
         self._limiter = limiter
         self._unacked: Counter[Connection] = Counter()
+        self._rechecks: set[asyncio.Future[None]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -137,6 +141,11 @@ class SendPath:
         )
         metrics.messages_acked.inc()
         metrics.ack_latency.observe(time.perf_counter() - received)
+        self._publish(appended, conv)
+
+    def _publish(self, appended: Appended, conv: Conversation) -> None:
+        """Once committed: the message to its readers, and the change it made to the queue."""
+        message = appended.message
         if appended.created:
             self._hub.publish(
                 conversation_topic(message.conversation_id),
@@ -145,6 +154,26 @@ class SendPath:
                 audience_=audience(message),
             )
             self._announce(appended, conv)
+        elif message.kind == "text" and message.sender_role == "relative":  # a retried question
+            self._recheck(message, conv)
+
+    def _recheck(self, message: Message, conv: Conversation) -> None:
+        """A question sent again with its cid (its first try committed, but the ack or the
+        announcement may have been lost with a connection or a killed process): announce its
+        cycle again if that cycle is still waiting. A repeat announcement is harmless."""
+
+        async def recheck() -> None:
+            try:
+                thread = await desk.thread(self._store.db, conv.id)
+            except (StoreUnavailable, NotFound):
+                return
+            if thread.state == "waiting" and thread.wait_started_at == message.created_at:
+                appended = Appended(message, True, "new" if thread.cycle == 1 else "resolved")
+                self._announce(msgspec.structs.replace(appended, cycle=thread.cycle), conv)
+
+        task = asyncio.ensure_future(recheck())
+        self._rechecks.add(task)
+        task.add_done_callback(self._rechecks.discard)
 
     def _announce(self, appended: Appended, conv: Conversation) -> None:
         """A change of the thread's state that the message made in its own transaction (the
@@ -180,7 +209,9 @@ class SendPath:
             return
         data = encode(event)  # carries no note: the same bytes suit staff and the relative
         self._hub.publish(prison_staff_topic(conv.prison_id), data)
-        self._hub.publish(user_topic(conv.relative_id), data)
+        if event.event != "claimed":  # the relative asked: it sees the thread. A claim by
+            # reply reaches it as the reply itself (a link revoked since is checked there).
+            self._hub.publish(user_topic(conv.relative_id), data)
 
     def admit(self, user_id: int) -> float | None:
         """The per-user send rate, for sends that do not come over a socket (REST): ``None``
@@ -202,19 +233,9 @@ class SendPath:
         appended = await committed
         if appended is None:
             raise NotFound(f"conversation {item.conversation_id}")
-        message = appended.message
-        if appended.created:
-            self._hub.publish(
-                conversation_topic(message.conversation_id),
-                message_bytes(message),
-                seq=message.seq,
-                audience_=audience(message),
-            )
-            prev = appended.prev_state
-            if prev is not None and moves(message, prev):
-                conv = conversation or await self._store.conversation(message.conversation_id)
-                self._announce(appended, conv)
-        return message
+        conv = conversation or await self._store.conversation(item.conversation_id)
+        self._publish(appended, conv)
+        return appended.message
 
     async def idle(self) -> None:
         """Wait until every queued send is committed and answered (graceful shutdown)."""

@@ -133,11 +133,6 @@ def claims(message: Message, state: ConversationState) -> bool:
     return message.kind == "text" and message.sender_role == "officer" and state == "waiting"
 
 
-def moves(message: Message, state: ConversationState) -> bool:
-    """Whether appending ``message`` in ``state`` changes the thread's state."""
-    return starts_cycle(message, state) or claims(message, state)
-
-
 def life_cycle(
     results: list[Appended | None], before: Mapping[int, tuple[ConversationState, int]]
 ) -> list[Appended | None]:
