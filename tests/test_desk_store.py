@@ -309,3 +309,19 @@ async def test_canned_short_names_are_unique_per_prison(store: Store, world: Wor
     assert [c.short_name for c in await desk.canned_replies(db, [gm])] == ["bye"]
     actions = [e.action for e in await store.audit_entries(prison_id=gm)]
     assert actions == ["canned.deleted", "canned.updated", "canned.created", "canned.created"]
+
+
+async def test_a_text_after_an_unanswered_resolve_is_no_first_response(
+    store: Store, world: World
+) -> None:
+    """Regression: the first-reply trigger checked only that a cycle had started, so an
+    officer's text days after a question was resolved without one (answered by phone, say)
+    became that cycle's first response and inflated the response times."""
+    db = store.db
+    q = await say(store, world, "relative", "is he well?")
+    await desk.resolve(db, world.conv.id, world.officer.id, utcnow())
+    later = await say(store, world, "officer", "a message after the question was closed")
+    assert later.prev_state == "resolved"
+    [cycle] = await desk.cycles(db, world.conv.id)
+    assert (cycle.wait_started_at, cycle.first_reply_at) == (at(q.message), None)
+    assert (await desk.thread(db, world.conv.id)).first_reply_at is None

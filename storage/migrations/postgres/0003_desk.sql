@@ -6,7 +6,8 @@
 -- * a relative's text message while the thread is new or resolved starts a cycle:
 --   cycle + 1, state waiting, wait_started_at = the message's created_at, first_reply_at and
 --   assigned_officer_id cleared, and a conversation_cycles row;
--- * the first text message of an officer after a cycle started is its first response
+-- * the first text message of an officer in an open cycle (waiting or active; not one sent
+--   after the question was resolved without a text answer) is its first response
 --   (conversations.first_reply_at and conversation_cycles.first_reply_at);
 -- * an officer's text message in a waiting thread nobody holds claims it (active, held by
 --   that officer), audited as a claim "via reply".
@@ -44,7 +45,8 @@ DECLARE
     answered integer;
 BEGIN
     UPDATE conversations c SET first_reply_at = NEW.created_at
-     WHERE c.id = NEW.conversation_id AND c.cycle > 0 AND c.first_reply_at IS NULL
+     WHERE c.id = NEW.conversation_id AND c.state IN ('waiting', 'active')
+       AND c.first_reply_at IS NULL
     RETURNING c.cycle INTO answered;
     IF FOUND THEN
         UPDATE conversation_cycles SET first_reply_at = NEW.created_at

@@ -3,7 +3,8 @@
 -- The life cycle is kept by triggers on messages, so it commits in the transaction that
 -- stores the message, whoever inserts it (same rules as the PostgreSQL migration):
 -- a relative's text message while the thread is new or resolved starts a cycle, and the
--- first text message of an officer after a cycle started is its first response; an officer's
+-- first text message of an officer in an open cycle (waiting or active) is its first
+-- response; an officer's
 -- text in a waiting thread nobody holds claims it.
 -- Notes and system messages never count. SqliteStore inserts a batch row by row in seq
 -- order, and each row's trigger runs before the next row is inserted.
@@ -30,9 +31,11 @@ BEGIN
     UPDATE conversation_cycles SET first_reply_at = NEW.created_at
      WHERE conversation_id = NEW.conversation_id AND first_reply_at IS NULL
        AND cycle = (SELECT cycle FROM conversations
-                    WHERE id = NEW.conversation_id AND cycle > 0 AND first_reply_at IS NULL);
+                    WHERE id = NEW.conversation_id AND state IN ('waiting', 'active')
+                      AND first_reply_at IS NULL);
     UPDATE conversations SET first_reply_at = NEW.created_at
-     WHERE id = NEW.conversation_id AND cycle > 0 AND first_reply_at IS NULL;
+     WHERE id = NEW.conversation_id AND state IN ('waiting', 'active')
+       AND first_reply_at IS NULL;
 END;
 
 -- An officer answering a waiting question nobody holds takes it (claims it, audited as a
