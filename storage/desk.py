@@ -20,7 +20,7 @@ import msgspec
 
 from storage import audit_trail
 from storage.base import Conversation, ConversationState, NotFound
-from storage.sql import Database, Row, Sql, ids_in
+from storage.sql import Database, Row, Sql, for_update, ids_in
 
 
 class Thread(msgspec.Struct, frozen=True, kw_only=True):
@@ -210,7 +210,7 @@ async def open_thread(
 
 async def _locked(db: Database, sql: Sql, conv_id: int) -> Row:
     """The thread's row, locked until the transaction ends."""
-    lock = " FOR UPDATE" if db.dialect == "postgres" else ""  # SQLite: one writer already
+    lock = for_update(db)
     row = await sql.fetchrow(
         "SELECT state, cycle, prison_id, assigned_officer_id FROM conversations WHERE id = $1"
         + lock,
@@ -454,6 +454,8 @@ async def set_duty(
     whose flag changed); whether anything changed."""
     changed = False
     async with db.write() as sql:
+        # one change of an officer's flags at a time (its flags may not have rows yet)
+        await sql.execute("SELECT id FROM users WHERE id = $1" + for_update(db), officer_id)
         for prison_id in sorted(set(prison_ids)):
             was = await sql.fetchval(
                 "SELECT on_duty FROM duty WHERE user_id = $1 AND prison_id = $2",
@@ -565,7 +567,9 @@ async def update_canned(
     """``NotFound``, or ``Conflict`` if another reply of the prison has that short name."""
     async with db.write() as sql:
         old = await sql.fetchrow(
-            "SELECT id, prison_id, short_name, body FROM canned_replies WHERE id = $1", canned_id
+            "SELECT id, prison_id, short_name, body FROM canned_replies WHERE id = $1"
+            + for_update(db),
+            canned_id,
         )
         if old is None:
             raise NotFound(f"canned reply {canned_id}")

@@ -24,7 +24,7 @@ import msgspec
 
 from storage import audit_trail
 from storage.base import Inmate, NotFound, StoreError
-from storage.sql import Database, Sql, ids_in
+from storage.sql import Database, Sql, for_update, ids_in
 
 MAX_MOVEMENTS = 200
 MAX_FEN = 1_000_000_000  # ten million yuan: larger is a typing mistake
@@ -387,7 +387,7 @@ async def update_info(
     """Apply ``patch`` and audit it (``inmate.updated``) in one transaction.
 
     ``NotFound`` for no such inmate, ``Refused`` for a broken rule (nothing changed)."""
-    lock = " FOR UPDATE" if db.dialect == "postgres" else ""
+    lock = for_update(db)
     async with db.write() as sql:
         row = await sql.fetchrow(
             "SELECT id, prison_id, number, name, info FROM inmates WHERE id = $1" + lock,

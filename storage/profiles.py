@@ -13,7 +13,7 @@ import msgspec
 
 from storage import audit_trail
 from storage.base import NotFound
-from storage.sql import Database, utcnow
+from storage.sql import Database, for_update, utcnow
 
 Short = Annotated[str, msgspec.Meta(max_length=200)]
 
@@ -54,7 +54,8 @@ async def set_supervisor_profile(
     after = msgspec.to_builtins(profile)
     async with db.write() as sql:
         stored = await sql.fetchval(
-            "SELECT profile FROM users WHERE id = $1 AND role = 'supervisor'", supervisor_id
+            "SELECT profile FROM users WHERE id = $1 AND role = 'supervisor'" + for_update(db),
+            supervisor_id,
         )
         if stored is None:
             raise NotFound(f"supervisor {supervisor_id}")

@@ -63,6 +63,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def for_update(db: Database) -> str:
+    """`` FOR UPDATE`` to lock the rows a read inside ``db.write()`` will change, on
+    PostgreSQL; nothing on SQLite, whose one ``BEGIN IMMEDIATE`` writer excludes the rest."""
+    return " FOR UPDATE" if db.dialect == "postgres" else ""
+
+
 def ids_in(ids: Iterable[int]) -> str:
     """``(1,2,3)`` for an ``IN`` clause (``(NULL)`` when empty: matches nothing)."""
     return "(" + (",".join(str(int(i)) for i in ids) or "NULL") + ")"

@@ -27,7 +27,7 @@ import msgspec
 from storage import audit_trail
 from storage.base import Conflict, NotFound
 from storage.inmate_info import Refused, info_from
-from storage.sql import Database, Sql, ids_in
+from storage.sql import Database, Sql, for_update, ids_in
 from storage.visit_rules import VisitRules, rules_from
 
 VisitState = Literal["pending", "approved", "declined", "cancelled"]
@@ -80,7 +80,9 @@ def _visit(sql: Sql, row: Any) -> Visit:
 
 async def visit_rules(db: Database, prison_id: int) -> VisitRules:
     async with db.read() as sql:
-        row = await sql.fetchrow("SELECT visit_rules FROM prisons WHERE id = $1", prison_id)
+        row = await sql.fetchrow(
+            "SELECT visit_rules FROM prisons WHERE id = $1" + for_update(db), prison_id
+        )
         if row is None:
             raise NotFound(f"prison {prison_id}")
         return rules_from(sql.unjson(row["visit_rules"]))
@@ -282,8 +284,8 @@ async def decide_visit(
     """Approve or decline a pending request, audited (``visit.approved``/``visit.declined``)
     in the same transaction. ``NotFound``; ``Conflict("state")`` when it is not pending;
     ``Refused`` when approving would break a rule that has changed since the request
-    (``visit_in_past``, ``visit_rule_frequency``)."""
-    lock = " FOR UPDATE" if db.dialect == "postgres" else ""
+    (``check_slot`` again, with the rules and the card as they are at the decision)."""
+    lock = for_update(db)
     async with db.write() as sql:
         row = await sql.fetchrow(_SELECT + " WHERE v.id = $1", visit_id)
         if row is None:
@@ -292,7 +294,7 @@ async def decide_visit(
         # an approval locks the inmate's row: one at a time per inmate, so the frequency
         # check below sees every visit approved before it
         rules_row = await sql.fetchrow(
-            "SELECT p.visit_rules FROM inmates i JOIN prisons p ON p.id = i.prison_id"
+            "SELECT p.visit_rules, i.info FROM inmates i JOIN prisons p ON p.id = i.prison_id"
             " WHERE i.id = $1" + (" FOR UPDATE OF i" if lock and approve else ""),
             current.inmate_id,
         )
@@ -302,18 +304,16 @@ async def decide_visit(
         )
         if state_now != "pending":
             raise Conflict("state")
-        if approve:
-            rules = rules_from(sql.unjson(rules_row["visit_rules"]))
-            if current.slot_start <= now:
-                raise Refused("visit_in_past", "slot_start", "the slot has already started")
-            for other in await _approved_slots(sql, current.inmate_id, besides=visit_id):
-                if _days_apart(current.slot_start, other, zone) < rules.min_days_between:
-                    raise Refused(
-                        "visit_rule_frequency",
-                        "slot_start",
-                        "another visit of this inmate is approved within"
-                        f" {rules.min_days_between} days",
-                    )
+        if approve:  # the rules and the card as they are now, not as at the request
+            check_slot(
+                rules_from(sql.unjson(rules_row["visit_rules"])),
+                slot_start=current.slot_start,
+                visitors=current.visitors,
+                next_visit_date=info_from(sql.unjson(rules_row["info"])).visits.next_visit_date,
+                approved=await _approved_slots(sql, current.inmate_id, besides=visit_id),
+                now=now,
+                zone=zone,
+            )
         state: VisitState = "approved" if approve else "declined"
         await sql.execute(
             "UPDATE visit_requests SET state = $1, reason = $2, decided_by = $3, decided_at = $4"

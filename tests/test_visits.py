@@ -10,12 +10,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgspec
 import pytest
 
 from channels.protocol import VisitEvent
-from storage import visits
+from storage import inmate_info, visits
 from storage.base import Conflict, Store
-from storage.inmate_info import Refused
+from storage.inmate_info import InfoPatch, Refused
 from storage.postgres import PostgresStore
 from storage.visit_rules import Hours, VisitRules
 from tests.realtime import Reader, client
@@ -129,6 +130,26 @@ async def test_requests_are_checked_decided_once_and_audited(store: Store) -> No
         {"state": "declined", "reason": "the hall is closed"},
         {"state": "approved", "reason": None},
     ]
+
+
+async def test_an_approval_checks_the_rules_and_card_as_they_are_then(store: Store) -> None:
+    """Regression: approving re-checked only the past and the frequency rule, so a request
+    made before the inmate was barred from visits (the card's next visit date moved) or
+    before the rules changed could still be approved."""
+    s = await _seeded(store)
+    asked = await _request(store, s, s.relatives[0], slot(2, "10:00"))
+    barred = InfoPatch(next_visit_date=slot(2, "10:00", weeks=4).date())
+    await inmate_info.update_info(store.db, s.inmate, barred, s.officer, datetime.now(UTC))
+    with pytest.raises(Refused) as refused:
+        await _decide(store, s, asked.id, approve=True)
+    assert refused.value.code == "visit_not_eligible"
+    later = await _request(store, s, s.relatives[1], slot(2, "10:00", weeks=5))  # 2 visitors
+    fewer = msgspec.structs.replace(RULES, max_visitors=1)  # the rules change meanwhile
+    await visits.set_visit_rules(store.db, s.prison, fewer, s.officer, datetime.now(UTC))
+    with pytest.raises(Refused) as refused:
+        await _decide(store, s, later.id, approve=True)
+    assert refused.value.code == "visit_rule_visitors"
+    assert await visits.visits(store.db, state="approved") == []
 
 
 async def test_racing_approvals_cannot_break_the_frequency_rule(store: Store) -> None:
