@@ -15,7 +15,17 @@ from datetime import date, datetime, timedelta
 from server import identity, passwords
 from server.config import Settings
 from storage import announcements, desk, inmate_info, profiles, visits
-from storage.base import Conflict, Inmate, NewMessage, NotFound, Prison, Role, Store, User
+from storage.base import (
+    Conflict,
+    Inmate,
+    LinkClaim,
+    NewMessage,
+    NotFound,
+    Prison,
+    Role,
+    Store,
+    User,
+)
 from storage.inmate_info import HealthIn, InfoPatch, MovementIn, TermIn
 from storage.profiles import SupervisorProfile
 from storage.sql import utcnow
@@ -251,6 +261,7 @@ async def seed(store: Store, settings: Settings) -> list[str]:
         demo.inmates[number] = await _inmate(store, demo.prisons[code], number, name)
         officer = demo.users["officer.li" if code == "GM" else "officer.zhou"]
         await _card(store, demo.inmates[number], officer, now)
+    code_of = {prison.id: code for code, prison in demo.prisons.items()}
     for phone, name, id_number, relationship, number in RELATIVES:
         relative = await _relative(store, settings, phone, name, id_number, password_hash)
         demo.users[phone] = relative
@@ -259,11 +270,20 @@ async def seed(store: Store, settings: Settings) -> list[str]:
             officer = demo.users[
                 "officer.li" if inmate.prison_id == demo.prisons["GM"].id else "officer.zhou"
             ]
+            claim = LinkClaim(  # as the relative asks in the app, verified as an officer does
+                relative_id=relative.id,
+                prison_claim=code_of[inmate.prison_id],
+                inmate_number=number,
+                relationship=relationship,
+                evidence="户口本 household register",
+                prison_id=inmate.prison_id,
+                inmate_id=inmate.id,
+            )
             try:
-                link = await store.request_link(relative.id, inmate.id, relationship, "户口本")
+                link = await store.claim_link(claim)
             except Conflict:
-                continue  # a pending request made by hand: leave it to the officers
-            await store.decide_link(link, "verified", officer.id, None)
+                continue  # a request made by hand: leave it to the officers
+            await store.transition_link(link.id, "pending", "verified", officer.id, "demo")
     await _conversation(
         store,
         demo,

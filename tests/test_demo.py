@@ -39,6 +39,9 @@ async def test_seeding_twice_changes_nothing_and_the_world_is_usable(store: Stor
     assert len(published) == 3
     assert all(s.title and s.photo.startswith("/static/photos/") and s.phone for s in published)
 
+    verified = await store.audit_entries(action="link.verified")
+    assert len(verified) == 3  # each family link verified as an officer does it, audited
+
     mother, _ = await store.credentials("13800000001")
     [inmate_id] = await store.verified_inmates(mother.id)
     _, card = await inmate_info.card(store.db, inmate_id)
