@@ -89,7 +89,7 @@ class DutyRoster:
             self._local[(prison, officer.id)] += 1
         if officer.id not in self._duty:
             said = await self._said_on_duty(officer.id)
-            # A change told meanwhile (set_duty) is newer than what was read: it wins.
+            # A change read meanwhile (duty_changed) is at least as new: it wins.
             if self._here(officer.id, prisons):
                 self._duty.setdefault(officer.id, said)
         await self._sync(officer.id, prisons)
@@ -103,12 +103,16 @@ class DutyRoster:
             self._duty.pop(officer_id, None)
         await self._sync(officer_id, prisons)
 
-    async def set_duty(self, officer_id: int, prisons: tuple[int, ...], on_duty: bool) -> None:
-        """The officer said it is on (or off) duty (``Control(op="duty")``). Only an officer
-        with sockets here is tracked here; one arriving later reads the stored flag."""
+    async def duty_changed(self, officer_id: int, prisons: tuple[int, ...]) -> None:
+        """The officer's stored flag changed (``Control(op="duty")``): read it again. Reading
+        rather than trusting the value told settles two quick changes taken by two processes
+        on the one stored last, whatever order their messages arrive in. Only an officer with
+        sockets here is tracked here; one arriving later reads the stored flag."""
         if self._here(officer_id, prisons):
-            self._duty[officer_id] = on_duty
-            await self._sync(officer_id, prisons)
+            said = await self._said_on_duty(officer_id)
+            if self._here(officer_id, prisons):
+                self._duty[officer_id] = said
+                await self._sync(officer_id, prisons)
 
     async def _said_on_duty(self, officer_id: int) -> bool:
         try:

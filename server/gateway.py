@@ -77,7 +77,6 @@ class Control(msgspec.Struct, frozen=True):
     code: int = CloseCode.NOT_AUTHENTICATED
     reason: str = ""
     session: str | None = None  # only the sockets of this session (hex of its token hash)
-    on_duty: bool = False  # op "duty": the officer's new duty flag (already stored)
 
 
 class Gateway:
@@ -187,16 +186,17 @@ class Gateway:
             )
         )
         await self._join(conn, user_topic(user.id), None)
-        officer = user.role == "officer"  # counted on duty if it also said so (DutyRoster)
+        arrived = False  # an officer counts on duty if it also said so (DutyRoster)
         try:
             await self._follow_prisons(conn)
-            if officer:
+            if user.role == "officer":
                 await self.roster.arrive(UserRef(user.id, user.role, user.name), user.prison_ids)
+                arrived = True
             await self._frames(conn)
         finally:
             for prison in conn.prisons:
                 self.roster.unfollow(prison)
-            if officer:
+            if arrived:  # never a departure without its arrival (its other sockets count)
                 await self.roster.depart(user.id, user.prison_ids)
 
     async def _follow_prisons(self, conn: Connection) -> None:
@@ -352,10 +352,10 @@ class Gateway:
         revoked): its sockets leave, at once, every conversation it may no longer see."""
         self.hub.publish(CONTROL_TOPIC, msgspec.json.encode(Control("refresh", user_id)))
 
-    def duty_changed(self, user_id: int, on_duty: bool) -> None:
-        """An officer's stored duty flag changed: every process holding its sockets updates
-        the shared presence at once (``presence`` events follow)."""
-        control = Control("duty", user_id, on_duty=on_duty)
+    def duty_changed(self, user_id: int) -> None:
+        """An officer's stored duty flag changed: every process holding its sockets reads it
+        and updates the shared presence at once (``presence`` events follow)."""
+        control = Control("duty", user_id)
         self.hub.publish(CONTROL_TOPIC, msgspec.json.encode(control))
 
     def _on_control(self, data: bytes) -> None:
@@ -372,7 +372,7 @@ class Gateway:
         elif control.op == "duty":
             user = conns[0].principal.user if conns else None
             if user is not None and user.role == "officer":
-                changed = self.roster.set_duty(user.id, user.prison_ids, control.on_duty)
+                changed = self.roster.duty_changed(user.id, user.prison_ids)
                 task = asyncio.ensure_future(changed)
                 self._refreshing.add(task)
                 task.add_done_callback(self._refreshing.discard)

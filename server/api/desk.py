@@ -367,7 +367,7 @@ async def put_duty(request: web.Request) -> web.Response:
     changed = await desk.set_duty(
         request.app[STORE].db, who.id, who.user.prison_ids, wanted.on_duty, utcnow()
     )
-    request.app[GATEWAY].duty_changed(who.id, wanted.on_duty)  # every process, even unchanged
+    request.app[GATEWAY].duty_changed(who.id)  # every process, even unchanged
     return reply(DutySet(wanted.on_duty, changed))
 
 
