@@ -13,6 +13,8 @@ from channels.protocol import CloseCode
 from server import passwords
 from server.api.base import (
     ApiError,
+    Id,
+    Limit,
     Route,
     UserOut,
     body,
@@ -37,7 +39,7 @@ class NewStaff(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     login: Login
     name: Name
     password: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
-    prison_ids: Annotated[list[int], msgspec.Meta(max_length=50)] = []
+    prison_ids: Annotated[list[Id], msgspec.Meta(max_length=50)] = []
 
 
 class NewPrison(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -48,7 +50,7 @@ class NewPrison(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class UsersQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     role: Role | None = None
-    limit: Annotated[int, msgspec.Meta(ge=1, le=500)] = 100
+    limit: Limit = 100
 
 
 class PrisonOut(msgspec.Struct, frozen=True):

@@ -20,7 +20,17 @@ from aiohttp import web
 
 from channels.events import BUREAU_TOPIC, prison_relatives_topic
 from channels.protocol import AnnouncementEvent, encode
-from server.api.base import ApiError, Route, body, invalid, principal, query, reply
+from server.api.base import (
+    ApiError,
+    Id,
+    PublicLimit,
+    Route,
+    body,
+    invalid,
+    principal,
+    query,
+    reply,
+)
 from server.app import HUB, STORE
 from server.policy import check_announcement, check_oversight_a
 from storage import announcements as stored
@@ -36,13 +46,13 @@ class PostAnnouncement(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     title: Title
     body: Text
     open_day: date | None = None  # an open day at the prison, if it announces one
-    prison_id: int | None = None  # none: bureau-wide (admin only)
+    prison_id: Id | None = None  # none: bureau-wide (admin only)
 
 
 class AnnouncementsQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    prison: int | None = None  # that prison's and the bureau-wide ones; none: all
-    before: int | None = None  # page: announcements with a smaller id
-    limit: Annotated[int, msgspec.Meta(ge=1, le=200)] = 50
+    prison: Id | None = None  # that prison's and the bureau-wide ones; none: all
+    before: Id | None = None  # page: announcements with a smaller id
+    limit: PublicLimit = 50
 
 
 class AnnouncementList(msgspec.Struct, frozen=True):

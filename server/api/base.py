@@ -1,8 +1,13 @@
 """The pieces every API handler shares: the route table, typed bodies, replies and errors.
 
 A body is decoded once, straight into a msgspec Struct whose annotations carry the
-constraints (lengths, patterns); unknown fields are refused. Any failure is a 400
-``invalid_request`` that names the field. Handlers raise; ``_guarded`` turns the exceptions
+constraints (lengths, patterns, bounds); unknown fields are refused. Any failure is a 400
+``invalid_request`` that names the field. Every integer a client sends is bounded by one of
+the shared types below (``Id``, ``Seq``, ``Limit``, ``PublicLimit``), never a bare ``int``: an
+unbounded one would reach storage (SQLite's and PostgreSQL's integers are 64-bit) and fail
+there as a 500 or 503 instead of a 400. Every date and time is checked against one window
+(``EARLIEST``..``LATEST``) once decoded, so no date arithmetic or time-zone conversion
+further on can overflow. Handlers raise; ``_guarded`` turns the exceptions
 into ``{"error": {code, message}}`` replies, so no handler builds an error by hand, and the
 policy's ``Denied`` becomes 404 (``not_found``: an object one may not see is answered like one
 that does not exist) or 403 (``forbidden``).
@@ -16,7 +21,8 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from datetime import date, datetime
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from aiohttp import web
@@ -83,6 +89,17 @@ class Route:
 
 # bodies and queries
 
+MAX_ID = 2**63 - 1  # the largest PostgreSQL BIGINT and SQLite INTEGER
+Id = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID)]  # a stored object's id
+Seq = Annotated[int, msgspec.Meta(ge=0, le=MAX_ID)]  # a position or count from 0 (seq, after=)
+Limit = Annotated[int, msgspec.Meta(ge=1, le=500)]  # rows in one page
+PublicLimit = Annotated[int, msgspec.Meta(ge=1, le=200)]  # rows in one page anyone may ask for
+
+# The dates and times a client may send (a term that started decades ago, a release date far
+# ahead): anything outside is a typing mistake, and would overflow date arithmetic.
+EARLIEST = date(1900, 1, 1)
+LATEST = date(2199, 12, 31)
+
 _AT = re.compile(r"at `\$\.([A-Za-z0-9_]+)")
 _NAMED = re.compile(r"(?:required|unknown) field `([^`]+)`")
 
@@ -92,30 +109,55 @@ def _field(message: str) -> str | None:
     return found.group(1) if found else None
 
 
+def _check_dates(value: object, where: str | None = None) -> None:
+    """Refuse (400, naming the field, dotted when nested) a date or time outside the window,
+    anywhere in a decoded body or query."""
+    if isinstance(value, msgspec.Struct):
+        for name, wire in zip(value.__struct_fields__, value.__struct_encode_fields__, strict=True):
+            _check_dates(getattr(value, name), wire if where is None else f"{where}.{wire}")
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            _check_dates(item, where)
+    elif isinstance(value, date):  # a datetime too: its date where it was written
+        day = value.date() if isinstance(value, datetime) else value
+        if not EARLIEST <= day <= LATEST:
+            raise invalid(where, f"{where or 'a date'} must be between {EARLIEST} and {LATEST}")
+
+
+def _checked(value: T) -> T:
+    _check_dates(value)
+    return value
+
+
 async def body(request: web.Request, kind: type[T]) -> T:
     """The request's JSON body as ``kind`` (an over-size body is 413 before it is read)."""
     if request.content_type != "application/json":
         raise invalid(None, "send a JSON body with Content-Type: application/json")
     data = await request.read()  # aiohttp enforces client_max_size: HTTPRequestEntityTooLarge
     try:
-        return msgspec.json.decode(data, type=kind)
+        decoded = msgspec.json.decode(data, type=kind)
     except msgspec.ValidationError as exc:
         raise invalid(_field(str(exc)), str(exc)) from None
     except msgspec.DecodeError:
         raise invalid(None, "the body is not valid JSON") from None
+    return _checked(decoded)
 
 
 def query(request: web.Request, kind: type[T]) -> T:
     try:
-        return msgspec.convert(dict(request.query), kind, strict=False)
+        decoded = msgspec.convert(dict(request.query), kind, strict=False)
     except msgspec.ValidationError as exc:
         raise invalid(_field(str(exc)), str(exc)) from None
+    return _checked(decoded)
+
+
+_PATH_ID = re.compile(r"[0-9]{1,19}")  # ASCII digits only: str.isdigit() also takes "²"
 
 
 def path_id(request: web.Request, name: str = "id") -> int:
-    """An integer path parameter; anything else names nothing, hence 404."""
+    """An integer path parameter (0 .. ``MAX_ID``); anything else names nothing, hence 404."""
     text = request.match_info[name]
-    if not text.isdigit() or len(text) > 18:
+    if not _PATH_ID.fullmatch(text) or int(text) > MAX_ID:
         raise ApiError(404, "not_found", "no such object")
     return int(text)
 

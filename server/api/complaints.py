@@ -24,7 +24,18 @@ from aiohttp import web
 
 from channels.events import user_topic
 from channels.protocol import ComplaintEvent, encode
-from server.api.base import ApiError, Route, body, invalid, path_id, principal, query, reply
+from server.api.base import (
+    ApiError,
+    Id,
+    Limit,
+    Route,
+    body,
+    invalid,
+    path_id,
+    principal,
+    query,
+    reply,
+)
 from server.app import HUB, SETTINGS, STORE
 from server.policy import (
     ComplaintAction,
@@ -48,11 +59,11 @@ Text = Annotated[str, msgspec.Meta(min_length=1, max_length=4000, pattern=r"\S")
 
 
 class FileComplaint(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    prison_id: int
+    prison_id: Id
     category: Category  # e.g. "conduct of staff", "visits", "health care", "money"
     body: Text
-    conversation_id: int | None = None  # a conversation of the complainant's, as reference
-    inmate_id: int | None = None  # required when an officer files on an inmate's behalf
+    conversation_id: Id | None = None  # a conversation of the complainant's, as reference
+    inmate_id: Id | None = None  # required when an officer files on an inmate's behalf
 
 
 class ComplaintTransition(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -67,9 +78,9 @@ class ComplaintAnswer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class ComplaintsQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     state: ComplaintState | None = None
     overdue: bool | None = None
-    prison: int | None = None
-    before: int | None = None  # page: complaints with a smaller id
-    limit: Annotated[int, msgspec.Meta(ge=1, le=500)] = 100
+    prison: Id | None = None
+    before: Id | None = None  # page: complaints with a smaller id
+    limit: Limit = 100
 
 
 class PersonOut(msgspec.Struct, frozen=True):

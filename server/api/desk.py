@@ -34,7 +34,19 @@ from aiohttp import web
 from channels.broker import BrokerUnavailable
 from channels.events import prison_staff_topic, user_topic
 from channels.protocol import ConversationEvent, encode
-from server.api.base import ApiError, Route, body, invalid, path_id, principal, query, reply
+from server.api.base import (
+    ApiError,
+    Id,
+    Limit,
+    Route,
+    Seq,
+    body,
+    invalid,
+    path_id,
+    principal,
+    query,
+    reply,
+)
 from server.app import GATEWAY, HUB, ROSTER, SEND_PATH, SETTINGS, STORE
 from server.policy import (
     Principal,
@@ -61,8 +73,6 @@ from storage.base import (
 )
 from storage.sql import utcnow
 
-Id = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
-Seq = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 ShortName = Annotated[
     str, msgspec.Meta(min_length=1, max_length=40, pattern=r"^[^\s/][^\s]*$")
 ]  # one word, as typed after "/" in the console
@@ -87,7 +97,7 @@ class DutyBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class ThreadsQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     state: StateFilter | None = None  # staff default: "open" (waiting, active); relatives: all
     prison: Id | None = None
-    limit: Annotated[int, msgspec.Meta(ge=1, le=500)] = 100
+    limit: Limit = 100
 
 
 class OpenThread(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -97,7 +107,7 @@ class OpenThread(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class HistoryQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     after: Seq | None = None
     before: Seq | None = None
-    limit: Annotated[int, msgspec.Meta(ge=1, le=500)] = 50
+    limit: Limit = 50
 
 
 class SendBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -33,7 +33,10 @@ from channels.events import user_topic
 from channels.protocol import InfoEvent, encode
 from server.api.base import (
     ApiError,
+    Id,
+    Limit,
     Route,
+    Seq,
     body,
     invalid,
     path_id,
@@ -86,9 +89,9 @@ class InmateList(msgspec.Struct, frozen=True):
 
 
 class InmatesQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    prison: int | None = None
-    after: Annotated[int, msgspec.Meta(ge=0)] = 0  # page on: the last id of the page before
-    limit: Annotated[int, msgspec.Meta(ge=1, le=500)] = 100
+    prison: Id | None = None
+    after: Seq = 0  # page on: the last id of the page before
+    limit: Limit = 100
 
 
 class FactRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

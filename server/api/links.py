@@ -17,7 +17,7 @@ from aiohttp import web
 
 from channels.events import user_topic
 from channels.protocol import LinkEvent, encode
-from server.api.base import ApiError, Route, body, path_id, principal, query, reply
+from server.api.base import ApiError, Id, Limit, Route, body, path_id, principal, query, reply
 from server.app import GATEWAY, HUB, STORE
 from server.policy import (
     LinkAction,
@@ -35,7 +35,7 @@ Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=1000, pattern=r"\S
 
 
 class LinkRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    prison: Annotated[str, msgspec.Meta(min_length=1, max_length=40)] | int
+    prison: Annotated[str, msgspec.Meta(min_length=1, max_length=40)] | Id  # its code or id
     inmate_number: Annotated[str, msgspec.Meta(min_length=1, max_length=40, pattern=r"\S")]
     relationship: Annotated[str, msgspec.Meta(min_length=1, max_length=40, pattern=r"\S")]
     evidence: Text = ""
@@ -51,7 +51,7 @@ class Decision(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class LinksQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     state: LinkState | None = None
-    limit: Annotated[int, msgspec.Meta(ge=1, le=500)] = 100
+    limit: Limit = 100
 
 
 class RelativeOut(msgspec.Struct, frozen=True):

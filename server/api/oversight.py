@@ -22,7 +22,7 @@ import msgspec
 from aiohttp import web
 
 from channels.broker import BrokerUnavailable
-from server.api.base import ApiError, Route, principal, query, reply
+from server.api.base import ApiError, Id, Limit, Route, principal, query, reply
 from server.app import ROSTER, SETTINGS, STORE
 from server.policy import audit_scope, check_overview, signed_in
 from storage import audit_trail
@@ -38,7 +38,6 @@ from storage.overview import (
 )
 from storage.sql import utcnow
 
-Id = Annotated[int, msgspec.Meta(ge=1)]
 Moment = Annotated[datetime, msgspec.Meta(tz=True)]  # RFC 3339 with an offset (Z or +08:00)
 # an action (``conversation.opened``), or every action under a prefix (``conversation.*``)
 ActionFilter = Annotated[
@@ -56,7 +55,7 @@ class AuditQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     since: Moment | None = None  # inclusive
     until: Moment | None = None  # exclusive
     before_id: Id | None = None  # entries older than this id (paging)
-    limit: Annotated[int, msgspec.Meta(ge=1, le=500)] = 100
+    limit: Limit = 100
 
 
 class AuditPage(msgspec.Struct, frozen=True):

@@ -8,21 +8,21 @@ complaint figure). Each figure is defined once, in ``storage/figures.py``.
 
 Range: ``to`` defaults to today (local), ``from`` to six days before ``to`` (the last seven
 days); both are included; ``from`` after ``to``, or a range longer than 366 days, is a 400
-``invalid_request`` naming ``from``. Who reads what is decided by ``server/policy.py``
-(``check_figures``, ``figure_prisons``): a prison one may not read is a 404, as if it did
-not exist.
+``invalid_request`` naming ``from``; a date outside 1900-01-01..2199-12-31 is one naming it
+(``server/api/base.py``: at the ends of the calendar, date arithmetic overflows). Who reads
+what is decided by ``server/policy.py`` (``check_figures``, ``figure_prisons``): a prison one
+may not read is a 404, as if it did not exist.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, tzinfo
-from typing import Annotated
 
 import msgspec
 from aiohttp import web
 
-from server.api.base import ApiError, Route, invalid, principal, query, reply
+from server.api.base import ApiError, Id, Route, invalid, principal, query, reply
 from server.app import SETTINGS, STORE
 from server.policy import check_figures, figure_prisons
 from storage import figures
@@ -37,7 +37,7 @@ clock: Callable[[], datetime] = utcnow
 
 
 class StatsQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    prison: Annotated[int, msgspec.Meta(ge=1, le=2**62)] | None = None
+    prison: Id | None = None
     from_: date | None = msgspec.field(default=None, name="from")
     to: date | None = None
 

@@ -31,7 +31,18 @@ from aiohttp import web
 
 from channels.events import prison_staff_topic, user_topic
 from channels.protocol import VisitEvent, encode
-from server.api.base import ApiError, Route, body, invalid, path_id, principal, query, reply
+from server.api.base import (
+    ApiError,
+    Id,
+    Limit,
+    Route,
+    body,
+    invalid,
+    path_id,
+    principal,
+    query,
+    reply,
+)
 from server.app import HUB, SETTINGS, STORE
 from server.policy import (
     Principal,
@@ -54,7 +65,7 @@ Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=1000, pattern=r"\S
 
 
 class VisitRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    inmate_id: Annotated[int, msgspec.Meta(gt=0)]
+    inmate_id: Id
     slot_start: Annotated[datetime, msgspec.Meta(tz=True)]  # RFC 3339 with its offset
     visitors: Annotated[int, msgspec.Meta(ge=1, le=20)]
     visitor_names: Annotated[list[Name], msgspec.Meta(max_length=20)] | None = None
@@ -66,9 +77,9 @@ class Decline(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class VisitsQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     state: VisitState | None = None
-    inmate: int | None = None
-    prison: int | None = None
-    limit: Annotated[int, msgspec.Meta(ge=1, le=500)] = 100
+    inmate: Id | None = None
+    prison: Id | None = None
+    limit: Limit = 100
 
 
 class VisitRelative(msgspec.Struct, frozen=True):
