@@ -557,6 +557,7 @@ class ThreadScope:
 
     relative_id: int | None = None
     prison_ids: tuple[int, ...] | None = None
+    inmate_ids: tuple[int, ...] | None = None  # a relative: the inmates it is verified for
 
 
 def thread_scope(who: Principal | None, prison: int | None = None) -> ThreadScope:
@@ -567,7 +568,11 @@ def thread_scope(who: Principal | None, prison: int | None = None) -> ThreadScop
     if role not in THREAD_LISTERS:
         raise Denied("forbidden", f"a {role} may not list conversations")
     if role == "relative":
-        return ThreadScope(relative_id=who.id, prison_ids=None if prison is None else (prison,))
+        return ThreadScope(
+            relative_id=who.id,
+            prison_ids=None if prison is None else (prison,),
+            inmate_ids=tuple(sorted(who.verified_inmates)),
+        )
     if prison is None:
         return ThreadScope(prison_ids=who.user.prison_ids)
     if prison not in who.user.prison_ids:

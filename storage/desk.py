@@ -151,6 +151,7 @@ async def threads(
     *,
     relative_id: int | None = None,
     prison_ids: Sequence[int] | None = None,
+    inmate_ids: Sequence[int] | None = None,
     states: Sequence[ConversationState] | None = None,
     limit: int = 100,
 ) -> list[Thread]:
@@ -163,6 +164,8 @@ async def threads(
         where.append(f"c.relative_id = ${len(args)}")
     if prison_ids is not None:
         where.append(f"c.prison_id IN {ids_in(prison_ids)}")
+    if inmate_ids is not None:
+        where.append(f"c.inmate_id IN {ids_in(inmate_ids)}")
     if states is not None:
         marks = []
         for state in states:
