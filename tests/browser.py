@@ -20,7 +20,8 @@ with ``CI=true`` it fails them, like a missing PostgreSQL (tests/services.py).
   is collected, and ``assert_clean()`` fails the test when there was one.
 * ``screenshot(page, name)``: tests/artifacts/<name>.png, for a reviewer to look at.
 * For a server stopped and started again on the same port use tests/servers.py
-  ``ServerProcess`` (``kinline serve`` as a child process).
+  ``ServerProcess`` (``kinline serve`` as a child process), or the ``restartable`` fixture
+  (one on the seeded world).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from playwright.async_api import Error as PlaywrightError
 from server import sessions
 from server.config import Settings
 from storage.postgres import PostgresStore
-from tests.servers import ROOT, free_port, inprocess
+from tests.servers import ROOT, ServerProcess, free_port, inprocess
 from tests.services import IN_CI
 from tests.world import World, seed
 
@@ -144,6 +145,21 @@ async def site_fixture(
         yield Site(served.http_url, world, pg_store, settings)
 
 
+@pytest.fixture(name="restartable")
+async def restartable_fixture(
+    pg_store: PostgresStore, pg_url: str, redis_url: str, redis_prefix: str
+) -> AsyncIterator[tuple[ServerProcess, World]]:
+    """A ``kinline serve`` process (stop and start it again on the same port) on the seeded
+    world; open its pages with ``Pages(browser, server.http_url)``."""
+    world = await seed(pg_store)
+    server = ServerProcess(pg_url, redis_url, env={"KINLINE_REDIS_PREFIX": redis_prefix})
+    await server.start()
+    try:
+        yield server, world
+    finally:
+        await server.stop()
+
+
 @dataclasses.dataclass
 class Problem:
     page: str
@@ -237,6 +253,40 @@ async def screenshot(page: Page, name: str, *, full_page: bool = True) -> Path:
     return path
 
 
+# Records, in the page, every frame its sockets send (window.__sent, decoded) and every
+# fetch (window.__fetched: {url, method, settled}). `settled` is set by the first reaction to
+# the fetch's promise, so once a test sees it, the page's own handling of that answer (a
+# rejection: all in the same microtask checkpoint) has run too.
+_INSTRUMENT = """() => {
+  if (window.__instrumented) return;
+  window.__instrumented = true;
+  window.__sent = [];
+  window.__fetched = [];
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) {
+    try {
+      window.__sent.push(JSON.parse(data));
+    } catch {
+      window.__sent.push(null);
+    }
+    return send.call(this, data);
+  };
+  const fetch = window.fetch;
+  window.fetch = function (url, init) {
+    const record = { url: String(url), method: (init && init.method) || "GET", settled: false };
+    window.__fetched.push(record);
+    const answer = fetch.call(this, url, init);
+    answer.then(() => { record.settled = true; }, () => { record.settled = true; });
+    return answer;
+  };
+}"""
+
+
+async def instrument(page: Page) -> None:
+    """Start recording the page's socket frames and fetches (see ``_INSTRUMENT``)."""
+    await page.evaluate(_INSTRUMENT)
+
+
 def token_of(world: World, user: Any) -> str:
     return world.token(user)
 
@@ -250,7 +300,9 @@ __all__ = [
     "Site",
     "browser_fixture",
     "chromium_fixture",
+    "instrument",
     "pages_fixture",
+    "restartable_fixture",
     "screenshot",
     "site_fixture",
     "web_settings",

@@ -7,27 +7,31 @@ on its pages (``Pages.assert_clean``), and the screenshots land in tests/artifac
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import re
 from typing import Any
 
 import aiohttp
-import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Page, Route, expect
 
 from channels.protocol import TypingEvent
+from server import sessions
+from storage.base import User
 from storage.postgres import PostgresStore
 from tests.browser import (  # noqa: F401 (fixtures)
     Pages,
     Site,
     browser_fixture,
     chromium_fixture,
+    instrument,
     pages_fixture,
+    restartable_fixture,
     screenshot,
     site_fixture,
 )
 from tests.realtime import Reader, client
-from tests.servers import ServerProcess
-from tests.world import World, seed, seed_staff
+from tests.servers import ROOT, ServerProcess
+from tests.world import World, seed_staff
 
 WS = "/ws"
 
@@ -53,6 +57,18 @@ async def api(site: Site, method: str, path: str, token: str, json: Any = None) 
 
 async def connected(page: Page) -> None:
     await expect(page.locator("body")).to_have_attribute("data-socket", "connected")
+
+
+async def stored_outbox(page: Page, user: int | str) -> list[dict[str, Any]]:
+    """The outbox entries stored for ``user`` (one localStorage key each), oldest first."""
+    entries: list[dict[str, Any]] = await page.evaluate(
+        """(prefix) => Object.keys(localStorage)
+            .filter((key) => key.startsWith(prefix))
+            .map((key) => JSON.parse(localStorage.getItem(key)))
+            .sort((a, b) => a.n - b.n)""",
+        f"kinline.outbox.{user}.",
+    )
+    return entries
 
 
 async def test_the_landing_page_leads_to_the_three_pages(pages: Pages) -> None:
@@ -454,19 +470,6 @@ async def test_screenshots_of_the_relative_app(pages: Pages, site: Site) -> None
     pages.assert_clean()
 
 
-@pytest.fixture
-async def restartable(
-    pg_store: PostgresStore, pg_url: str, redis_url: str, redis_prefix: str
-) -> AsyncIterator[tuple[ServerProcess, World]]:
-    world = await seed(pg_store)
-    server = ServerProcess(pg_url, redis_url, env={"KINLINE_REDIS_PREFIX": redis_prefix})
-    await server.start()
-    try:
-        yield server, world
-    finally:
-        await server.stop()
-
-
 async def test_the_relative_page_survives_a_server_restart(
     browser: Browser, pg_store: PostgresStore, restartable: tuple[ServerProcess, World]
 ) -> None:
@@ -490,9 +493,7 @@ async def test_the_relative_page_survives_a_server_restart(
         await expect(bubble).to_have_attribute("data-status", "sending")
         cid = await bubble.get_attribute("data-cid")
         assert cid
-        outbox = await page.evaluate(
-            f"() => JSON.parse(localStorage.getItem('kinline.outbox.{world.relative.id}'))"
-        )
+        outbox = await stored_outbox(page, world.relative.id)
         assert [(e["cid"], e["body"]) for e in outbox] == [(cid, text)]
 
         await server.start()  # the same port
@@ -501,10 +502,191 @@ async def test_the_relative_page_survives_a_server_restart(
         stored = [m for m in await pg_store.messages(world.conv.id, limit=500) if m.body == text]
         assert [(m.cid, m.sender_id) for m in stored] == [(cid, world.relative.id)]
         await expect(page.locator("#messages .bubble", has_text=text)).to_have_count(1)
-        assert (
-            await page.evaluate(f"() => localStorage.getItem('kinline.outbox.{world.relative.id}')")
-            is None
-        )
+        assert await stored_outbox(page, world.relative.id) == []
         pages.assert_clean()
     finally:
         await pages.close()
+
+
+async def newcomer(site: Site) -> tuple[User, int]:
+    """A relative just verified for inmate B (Huang Bo), with no conversation yet."""
+    store, world = site.store, site.world
+    user = await store.add_user("relative", "13900000077", "Li Na", "x")
+    inmate = world.conv_b.inmate_id
+    link = await store.request_link(user.id, inmate, "sibling", "household register")
+    await store.decide_link(link, "verified", world.officer.id, None)
+    world.tokens[user.login] = await sessions.issue(store, user, days=1)
+    return user, inmate
+
+
+async def test_a_double_enter_on_the_first_message_sends_it_once(pages: Pages, site: Site) -> None:
+    """Enter, and Enter again while the first message's conversation is being opened
+    (POST /conversations held): one conversation request, one message stored."""
+    user, inmate = await newcomer(site)
+    page = await pages.open(f"/app#/inmate/{inmate}", token=site.world.token(user))
+    await connected(page)
+    await expect(page.locator("#messages .empty")).to_have_text(
+        "还没有对话，发送第一条消息即开始。"
+    )
+    await instrument(page)
+    asked, release = asyncio.Event(), asyncio.Event()
+
+    async def hold(route: Route) -> None:
+        if route.request.method == "POST":
+            asked.set()
+            await release.wait()
+        await route.continue_()
+
+    await page.route("**/api/v1/conversations", hold)
+    compose = page.locator("#compose")
+    await compose.fill("你好，我是他的姐姐。")
+    await compose.press("Enter")
+    await asked.wait()
+    await compose.press("Enter")  # the conversation is still being opened
+    release.set()
+    bubble = page.locator("#messages .bubble.own")
+    await expect(bubble).to_have_attribute("data-status", "sent")
+    opened = await page.evaluate(
+        """() => window.__fetched.filter(
+            (f) => f.method === "POST" && f.url.endsWith("/api/v1/conversations")).length"""
+    )
+    assert opened == 1
+    [conv] = await site.store.conversations_of(user.id)
+    stored = await site.store.messages(conv.id, limit=50)
+    assert [m.body for m in stored] == ["你好，我是他的姐姐。"]
+    await expect(bubble).to_have_count(1)
+    pages.assert_clean()
+
+
+async def test_a_first_message_typed_offline_is_kept_and_sent_once_back_online(
+    pages: Pages, site: Site
+) -> None:
+    """No conversation yet and no network: the first message is kept (shown as sending, not
+    refused), and sent, once, when the page is back online."""
+    user, inmate = await newcomer(site)
+    context = await pages.context(site.world.token(user))
+    page = await pages.open(f"/app#/inmate/{inmate}", context=context)
+    await connected(page)
+    await expect(page.locator("#messages .empty")).to_be_visible()
+    pages.allowed.append("net::ERR_INTERNET_DISCONNECTED")  # Chromium logs the failed fetch
+    await context.set_offline(True)
+    text = "断网时写的第一条消息"
+    await page.locator("#compose").fill(text)
+    await page.locator("#compose").press("Enter")
+    bubble = page.locator("#messages .bubble.own", has_text=text)
+    await expect(bubble).to_have_attribute("data-status", "sending")
+    await expect(page.locator("#chat-error")).to_be_hidden()
+    await expect(page.locator("#compose")).to_have_value("")
+    await context.set_offline(False)
+    await expect(bubble).to_have_attribute("data-status", "sent", timeout=30_000)
+    [conv] = await site.store.conversations_of(user.id)
+    stored = await site.store.messages(conv.id, limit=50)
+    assert [m.body for m in stored] == [text]
+    await expect(page.locator("#messages .bubble.own")).to_have_count(1)
+    pages.assert_clean()
+
+
+async def test_a_send_refused_while_the_chat_is_closed_is_told_and_kept_for_the_chat(
+    pages: Pages, site: Site
+) -> None:
+    """An unsent message from an earlier visit is refused for good (too long) while the home
+    page is shown: a notice says so, and the chat shows it as failed when opened."""
+    world = site.world
+    context = await pages.context(world.token(world.relative))
+    page = await pages.open("/", context=context)  # same origin, no socket yet
+    cid = "refused-while-away"
+    entry = {
+        "conv": world.conv.id,
+        "cid": cid,
+        "body": "太长了" * 1000,
+        "kind": "text",
+        "queuedAt": "2026-01-01T00:00:00.000Z",
+        "n": 1,
+    }
+    await page.evaluate(
+        "([key, entry]) => localStorage.setItem(key, JSON.stringify(entry))",
+        [f"kinline.outbox.{world.relative.id}.{cid}", entry],
+    )
+    await page.goto(site.base + "/app#/")
+    await connected(page)
+    await expect(page.locator(".toast")).to_have_text("有一条消息未能发送：消息过长。")
+    assert await stored_outbox(page, world.relative.id) == []
+    await page.locator("#inmates a.primary").click()  # the chat, in the same page
+    failed = page.locator(f'#messages .bubble.own[data-cid="{cid}"]')
+    await expect(failed).to_have_attribute("data-status", "failed")
+    await expect(failed.locator(".status")).to_have_text("发送失败：消息过长。")
+    pages.assert_clean()
+
+
+async def test_two_tabs_keep_each_others_unsent_messages(pages: Pages) -> None:
+    """Two tabs of one user, each with a message not sent yet: both are kept (neither tab
+    overwrites the other's), and an ack in one tab removes that entry only."""
+    context = await pages.context()
+    one = await pages.open("/", context=context)
+    two = await pages.open("/", context=context)
+    make = """async (user) => {
+        const { KinlineSocket } = await import("/static/lib/socket.js");
+        window.sock = new KinlineSocket({ user });  // not started: nothing is sent
+    }"""
+    stored = """async (user) => {  // what a page loaded now would find unsent
+        const { KinlineSocket } = await import("/static/lib/socket.js");
+        return new KinlineSocket({ user }).pending().map((e) => e.body);
+    }"""
+    await one.evaluate(make, 4242)
+    await two.evaluate(make, 4242)  # both loaded the (empty) outbox first
+    send = "(body) => window.sock.send(7, body).cid"
+    await one.evaluate(send, "from tab one")
+    second = await two.evaluate(send, "from tab two")
+    assert await one.evaluate(stored, 4242) == ["from tab one", "from tab two"]
+    assert len(await stored_outbox(one, 4242)) == 2  # one key each
+    # tab two is told its message was stored: that entry, and only it, leaves the outbox
+    ack = {"type": "ack", "cid": second, "conv": 7, "seq": 1, "id": 1, "at": "2026-01-01T00:00:00Z"}
+    await two.evaluate("(frame) => window.sock._handle(JSON.stringify(frame))", ack)
+    assert await two.evaluate(stored, 4242) == ["from tab one"]
+    pages.assert_clean()
+
+
+async def test_the_chat_only_gains_nodes_and_its_labels_follow_the_language(
+    pages: Pages, site: Site
+) -> None:
+    """A new message is added to the chat's live region, the bubbles already there are not
+    removed and put back (a screen reader would read them all again); the sub-tab and main
+    navigation labels are translated, and again after a language switch."""
+    world = site.world
+    page = await pages.open(chat_path(world), token=world.token(world.relative))
+    await connected(page)
+    await page.locator("#compose").fill("请问他最近好吗？")
+    await page.locator("#compose").press("Enter")
+    await expect(page.locator("#messages .bubble.own")).to_have_attribute("data-status", "sent")
+    await page.evaluate(
+        """() => {
+        window.__removed = 0;
+        new MutationObserver((records) => {
+            for (const r of records) window.__removed += r.removedNodes.length;
+        }).observe(document.getElementById("messages"), { childList: true });
+    }"""
+    )
+    reply = {"body": "他很好，请放心。", "cid": "o-9"}
+    await api(
+        site, "POST", f"/conversations/{world.conv.id}/messages", world.token(world.officer), reply
+    )
+    await expect(page.locator("#messages .bubble:not(.own) .body")).to_have_text("他很好，请放心。")
+    await expect(page.locator("#messages .bubble")).to_have_count(2)
+    assert await page.evaluate("() => window.__removed") == 0
+    subtabs = page.locator("nav.subtabs")
+    await expect(subtabs).to_have_attribute("aria-label", "亲属页面")
+    await expect(page.locator("nav.tabs")).to_have_attribute("aria-label", "主导航")
+    await page.locator("select.locale-switch").select_option("en")
+    await expect(subtabs).to_have_attribute("aria-label", "About this relative")
+    await expect(page.locator("nav.tabs")).to_have_attribute("aria-label", "Main")
+    await expect(page.locator("#messages")).to_have_attribute("aria-label", "Chat")
+    pages.assert_clean()
+
+
+def test_each_catalog_holds_each_key_once() -> None:
+    """A key written twice in a catalog silently keeps the last value: none is."""
+    for name in ("en.js", "zh-CN.js"):
+        source = (ROOT / "web" / "i18n" / name).read_text(encoding="utf-8")
+        keys = re.findall(r'^\s*"([^"]+)"\s*:', source, flags=re.MULTILINE)
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        assert twice == [], (name, twice)

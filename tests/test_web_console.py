@@ -13,20 +13,24 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
-from playwright.async_api import Page, Route, expect
+from playwright.async_api import Browser, Page, Route, expect
 
 from server import sessions
 from server.passwords import hash_password
-from storage.base import User
+from storage.base import NewMessage, User
+from storage.postgres import PostgresStore
 from tests.browser import (  # noqa: F401 (fixtures)
     Pages,
     Site,
     browser_fixture,
     chromium_fixture,
     pages_fixture,
+    restartable_fixture,
     screenshot,
     site_fixture,
 )
+from tests.servers import ServerProcess
+from tests.world import World
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PASSWORD = "correct horse battery staple"
@@ -57,8 +61,13 @@ async def ask(site: Site, body: str, relative: User | None = None) -> None:
 
 async def console(pages: Pages, site: Site, user: User, *, duty: bool = True) -> Page:
     """The console of ``user``, loaded, its socket connected, on duty if asked."""
+    return await open_console(pages, site.world, user, duty=duty)
+
+
+async def open_console(pages: Pages, world: World, user: User, *, duty: bool = True) -> Page:
+    """The console of ``user`` on the server of ``pages`` (an in-process site or a process)."""
     page = await pages.open(
-        "/console", token=site.world.token(user), size="desktop", label=f"console:{user.login}"
+        "/console", token=world.token(user), size="desktop", label=f"console:{user.login}"
     )
     await expect(page.locator("body")).to_have_attribute("data-ready", "1")
     await expect(page.locator("body")).to_have_attribute("data-socket", "connected")
@@ -320,3 +329,127 @@ async def test_the_inmate_card_is_updated_inline_and_quoted_as_a_fact(
     await expect(officer.locator("#act-claim")).to_have_text("Claim")
     await screenshot(officer, "console-card-desktop-en")
     pages.assert_clean()
+
+
+async def test_a_question_waiting_past_the_target_shows_in_the_queue_marked_overdue(
+    pages: Pages, site: Site
+) -> None:
+    """A question that already waited past the 5-minute target when the console loads: its
+    row is drawn (not an empty queue), marked overdue, with a wait of 10 minutes or more."""
+    world = site.world
+    await ask(site, "等了很久还没有人回复")
+    async with site.store.db.write() as sql:
+        await sql.execute(
+            "UPDATE conversations SET wait_started_at = wait_started_at - interval '10 minutes'"
+            " WHERE id = $1",
+            world.conv.id,
+        )
+        await sql.execute(
+            "UPDATE conversation_cycles"
+            " SET wait_started_at = wait_started_at - interval '10 minutes'"
+            " WHERE conversation_id = $1",
+            world.conv.id,
+        )
+    officer = await console(pages, site, world.officer, duty=False)
+    item = queue_item(officer, world.conv.id)
+    await expect(item).to_contain_text("Chen Mei · 关于 Chen Jian")
+    await expect(item).to_have_class(re.compile(r"\boverdue\b"))
+    timer = item.locator(".timer")
+    await expect(timer).to_have_class(re.compile(r"\boverdue\b"))
+    assert int(await timer.get_attribute("data-seconds") or 0) >= 600
+    await expect(officer.locator("#queue-empty")).to_be_hidden()
+    pages.assert_clean()
+
+
+async def test_a_refused_decision_says_why_and_can_be_tried_again(pages: Pages, site: Site) -> None:
+    """A verify the server refuses: the reason is shown and the button works again (no
+    uncaught error after the await). The relationship is shown in the officer's language."""
+    world = site.world
+    link = await api(
+        site,
+        "POST",
+        "/links",
+        world.stranger,
+        {
+            "prison": "GM",
+            "inmate_number": "GM-002",
+            "relationship": "sibling",
+            "evidence": "户口本",
+        },
+    )
+    officer = await console(pages, site, world.officer, duty=False)
+    await officer.locator("#tab-links").click()
+    card = officer.locator(f'#links li[data-link="{link["id"]}"]')
+    await expect(card.locator("dd", has_text="兄弟姐妹")).to_have_count(1)
+
+    refused = 0
+
+    async def refuse_once(route: Route) -> None:
+        nonlocal refused
+        refused += 1
+        if refused == 1:
+            error = {"error": {"code": "unavailable", "message": "try again"}}
+            await route.fulfill(status=503, json=error)
+        else:
+            await route.continue_()
+
+    await officer.route(f"**/api/v1/links/{link['id']}/verify", refuse_once)
+    pages.allowed.append("the server responded with a status of 503")  # Chromium logs it
+    verify = card.locator('button[data-action="verify"]')
+    await verify.click()
+    await expect(card.locator(".error")).to_have_text("服务暂时不可用，请稍后再试。")
+    await expect(verify).to_be_enabled()
+    await verify.click()
+    await expect(officer.locator("#links-empty")).to_be_visible()
+    decided = await api(site, "GET", f"/links/{link['id']}", world.stranger)
+    assert decided["state"] == "verified"
+    await officer.locator("select.locale-switch").select_option("en")
+    await expect(officer.locator("#prison-name")).to_have_text("Gaoming Prison")
+    pages.assert_clean()
+
+
+async def test_a_new_question_is_announced_and_the_focus_stays_on_its_row(
+    pages: Pages, site: Site
+) -> None:
+    """The queue is rebuilt on every change, so it is no live region: a small announcer says
+    each new question once, and the row that had the keyboard focus keeps it."""
+    world = site.world
+    officer = await console(pages, site, world.officer, duty=False)
+    assert await officer.locator("#queue").get_attribute("aria-live") is None
+    announcer = officer.locator("#announcer")
+    await expect(announcer).to_have_attribute("aria-live", "polite")
+    await ask(site, "请问这个月的会见安排？")
+    await expect(announcer).to_have_text("新问题：Chen Mei 询问 Chen Jian")
+    await queue_item(officer, world.conv.id).focus()
+    await ask(site, "请问零用钱到账了吗？", relative=world.relative_b)
+    await expect(announcer).to_have_text("新问题：Huang Lan 询问 Huang Bo")
+    await expect(queue_item(officer, world.conv_b.id)).to_be_visible()
+    await expect(queue_item(officer, world.conv.id)).to_be_focused()
+    pages.assert_clean()
+
+
+async def test_the_queue_is_loaded_again_after_the_socket_reconnects(
+    browser: Browser, pg_store: PostgresStore, restartable: tuple[ServerProcess, World]
+) -> None:
+    """A question stored while the console's socket was down (its event published to no
+    one): the queue shows it once the socket is back."""
+    server, world = restartable
+    pages = Pages(browser, server.http_url)
+    try:
+        officer = await open_console(pages, world, world.officer, duty=False)
+        await expect(officer.locator("#queue-empty")).to_be_visible()
+        await server.stop()
+        await expect(officer.locator("body")).to_have_attribute("data-socket", "reconnecting")
+        question = NewMessage(world.conv.id, world.relative.id, "relative", "offline-q", "在吗？")
+        await pg_store.append_messages([question])
+        await server.start()  # the same port
+        await expect(officer.locator("body")).to_have_attribute(
+            "data-socket", "connected", timeout=30_000
+        )
+        item = queue_item(officer, world.conv.id)
+        await expect(item).to_contain_text("Chen Mei · 关于 Chen Jian")
+        await expect(item.locator(".timer")).to_be_visible()
+        await expect(officer.locator("#count-queue")).to_have_text("1")
+        pages.assert_clean()
+    finally:
+        await pages.close()

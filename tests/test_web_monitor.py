@@ -7,31 +7,46 @@ on its pages (``Pages.assert_clean``); screenshots land in tests/artifacts/.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from playwright.async_api import Page, WebSocket, expect
+import aiohttp
+from playwright.async_api import Browser, Page, Route, WebSocket, expect
 
+from storage.base import NewMessage
+from storage.postgres import PostgresStore
 from tests.browser import (  # noqa: F401 (fixtures)
     Pages,
     Site,
     browser_fixture,
     chromium_fixture,
+    instrument,
     pages_fixture,
+    restartable_fixture,
     screenshot,
     site_fixture,
 )
+from tests.servers import ServerProcess
 from tests.test_web_console import api, ask, console, queue_item
+from tests.world import World, seed_staff
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 async def monitor(pages: Pages, site: Site, *, sent: list[dict[str, Any]] | None = None) -> Page:
     """The supervisor's monitor, loaded and live; every frame its socket sends goes to ``sent``."""
-    context = await pages.context(site.world.token(site.world.supervisor), "desktop")
+    return await open_monitor(pages, site.world, sent=sent)
+
+
+async def open_monitor(
+    pages: Pages, world: World, *, sent: list[dict[str, Any]] | None = None
+) -> Page:
+    """The monitor on the server of ``pages`` (an in-process site or a server process)."""
+    context = await pages.context(world.token(world.supervisor), "desktop")
     page = pages.watch(await context.new_page(), "monitor")
     if sent is not None:
 
@@ -39,7 +54,7 @@ async def monitor(pages: Pages, site: Site, *, sent: list[dict[str, Any]] | None
             ws.on("framesent", lambda data: sent.append(json.loads(data)))
 
         page.on("websocket", on_socket)
-    await page.goto(site.base + "/monitor")
+    await page.goto(pages.base + "/monitor")
     await expect(page.locator("body")).to_have_attribute("data-ready", "1")
     await expect(page.locator("body")).to_have_attribute("data-socket", "connected")
     return page
@@ -187,4 +202,156 @@ async def test_figures_complaints_and_the_english_monitor(pages: Pages, site: Si
     await expect(board.locator("#figures-table thead th").nth(4)).to_have_text("Answered")
     await expect(board).to_have_title(re.compile("Supervisor monitor"))
     await screenshot(board, "monitor-figures-desktop-en")
+    pages.assert_clean()
+
+
+def conversation_item(page: Page, conv_id: int) -> Any:
+    return page.locator(f'#conversations button.item[data-conv="{conv_id}"]')
+
+
+async def test_switching_while_a_history_loads_watches_only_the_one_shown(
+    pages: Pages, site: Site
+) -> None:
+    """The supervisor opens A, and B before A's history came: A's history then fails, and
+    A is not watched (nor marked as watched); only B, shown, is."""
+    world = site.world
+    await ask(site, "请问会见要带什么？")
+    await ask(site, "请问零用钱到了吗？", relative=world.relative_b)
+    board = await monitor(pages, site)
+    await instrument(board)
+    asked, release = asyncio.Event(), asyncio.Event()
+
+    async def hold_then_fail(route: Route) -> None:
+        asked.set()
+        await release.wait()
+        await route.abort()
+
+    await board.route(f"**/api/v1/conversations/{world.conv.id}/messages*", hold_then_fail)
+    pages.allowed.append("net::ERR_FAILED")  # Chromium logs the aborted request
+    await conversation_item(board, world.conv.id).click()
+    await asked.wait()
+    await conversation_item(board, world.conv_b.id).click()
+    watch = board.locator("#watch-messages")
+    await expect(watch.locator("li.from-relative .bubble")).to_have_text("请问零用钱到了吗？")
+    await expect(board.locator("body")).to_have_attribute("data-watching", str(world.conv_b.id))
+    release.set()
+    await board.wait_for_function(
+        """(path) => window.__fetched.some((f) => f.url.includes(path) && f.settled)""",
+        arg=f"/conversations/{world.conv.id}/messages",
+    )
+    await expect(board.locator("body")).to_have_attribute("data-watching", str(world.conv_b.id))
+    sent = await board.evaluate("() => window.__sent")
+    watched = [f["conv"] for f in sent if f and f["type"] == "watch"]
+    assert watched == [world.conv_b.id], sent
+    await expect(board.locator("#toast")).to_be_hidden()  # nothing said about A
+    pages.assert_clean()
+
+
+async def admin_audit(base: str, token: str) -> list[dict[str, Any]]:
+    """``GET /audit?action=conversation.opened`` as an administrator, newest first."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            f"{base}/api/v1/audit",
+            params={"action": "conversation.opened", "limit": "100"},
+            headers={"Authorization": f"Bearer {token}"},
+        ) as response,
+    ):
+        assert response.status == 200, await response.text()
+        entries: list[dict[str, Any]] = (await response.json())["entries"]
+        return entries
+
+
+async def test_a_conversation_no_longer_watched_is_not_opened_again_after_a_reconnect(
+    browser: Browser, pg_store: PostgresStore, restartable: tuple[ServerProcess, World]
+) -> None:
+    """The supervisor watches A, then B (A is unwatched); the server restarts and the socket
+    reconnects: the overview is loaded again (a change made meanwhile shows), and the audit
+    trail gains an opening of B only (A is not resumed, B not opened twice)."""
+    server, world = restartable
+    staff = await seed_staff(pg_store, world)
+    admin = world.token(staff.admin)
+    for who, conv in ((world.relative, world.conv), (world.relative_b, world.conv_b)):
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{server.http_url}/api/v1/conversations/{conv.id}/messages",
+                json={"body": f"question of {who.name}"},
+                headers={"Authorization": f"Bearer {world.token(who)}"},
+            ) as response,
+        ):
+            assert response.status < 300, await response.text()
+    pages = Pages(browser, server.http_url)
+    try:
+        board = await open_monitor(pages, world)
+        body = board.locator("body")
+        for conv in (world.conv, world.conv_b):
+            await conversation_item(board, conv.id).click()
+            await expect(body).to_have_attribute("data-watching", str(conv.id))
+        watch = board.locator("#watch-messages")
+        await expect(watch.locator("li.from-relative .bubble")).to_have_text(
+            "question of Huang Lan"
+        )
+        before = max(e["id"] for e in await admin_audit(server.http_url, admin))
+
+        await expect(state_count(board, "waiting")).to_have_text("2")
+        await server.stop()
+        await expect(body).to_have_attribute("data-socket", "reconnecting")
+        # while no server runs, an officer's answer to A is stored (it claims A): the event
+        # of that change reaches nobody, the overview must be loaded again
+        answer = NewMessage(world.conv.id, world.officer.id, "officer", "away-1", "已收到。")
+        await pg_store.append_messages([answer])
+        await server.start()  # the same port
+        await expect(body).to_have_attribute("data-socket", "connected", timeout=30_000)
+        await expect(state_count(board, "active")).to_have_text("1")
+        await expect(state_count(board, "waiting")).to_have_text("1")
+        # B is followed again: a new message arrives (its opening was audited before that)
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{server.http_url}/api/v1/conversations/{world.conv_b.id}/messages",
+                json={"body": "after the restart"},
+                headers={"Authorization": f"Bearer {world.token(world.relative_b)}"},
+            ) as response,
+        ):
+            assert response.status < 300, await response.text()
+        await expect(watch.locator("li.from-relative .bubble").last).to_have_text(
+            "after the restart"
+        )
+        opened = [e for e in await admin_audit(server.http_url, admin) if e["id"] > before]
+        assert [(e["object_id"], e["actor"]["id"]) for e in opened] == [
+            (world.conv_b.id, world.supervisor.id)
+        ], opened
+        pages.assert_clean()
+    finally:
+        await pages.close()
+
+
+async def test_the_monitor_fits_a_phone_and_speaks_english_without_chinese_marks(
+    pages: Pages, site: Site
+) -> None:
+    """At 360 px the response-time charts fit the screen; in English the on-duty line, and a
+    complaint's category, are English (no Chinese punctuation, no raw category code)."""
+    world = site.world
+    await api(
+        site,
+        "POST",
+        "/complaints",
+        world.relative,
+        {"prison_id": world.gaoming.id, "category": "visits", "body": "会见申请没有答复"},
+    )
+    board = await monitor(pages, site)
+    await console(pages, site, world.officer)  # on duty, online
+    await board.set_viewport_size({"width": 360, "height": 740})
+    await board.locator("select.locale-switch").select_option("en")
+    await expect(board.locator("#on-duty")).to_have_text("1 officer on duty: Officer Li")
+    await board.locator("#tab-complaints").click()
+    await expect(board.locator("#complaints button.item .who-line")).to_contain_text(" · Visits")
+    await board.locator("#tab-figures").click()
+    charts = board.locator("#charts .chart")
+    await expect(charts).to_have_count(2)
+    for chart in await charts.all():
+        box = await chart.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 360, box
+    await screenshot(board, "monitor-figures-phone-en")
     pages.assert_clean()

@@ -10,13 +10,31 @@ import { notice, tx } from "/static/lib/ui.js";
 import { api, ApiError } from "/static/lib/api.js";
 import { badge, inmateHead, inmateTabs, view } from "/static/app/view.js";
 
+/** Set a text only when it differs (a live region would otherwise hear it again). */
+function setChanged(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
+
+/** Make `list`'s children exactly `nodes`, in order, moving only what is out of place. */
+function place(list, nodes) {
+  let at = list.firstElementChild;
+  for (const node of nodes) {
+    if (at === node) at = at.nextElementSibling;
+    else list.insertBefore(node, at);
+  }
+  while (at) {
+    const next = at.nextElementSibling;
+    at.remove();
+    at = next;
+  }
+}
+
 export function chatView(ctx, inmateId) {
   if (!ctx.verifiedInmates.includes(inmateId)) {
     return view(h("section", { class: "view" }, h("p", { class: "notice notice-error" }, errorText({ code: "not_found" }))));
   }
   const socket = ctx.socket;
   const prisonId = ctx.prisonOfInmate(inmateId);
-  const failed = new Map(); // cid -> {entry, code}
   const elements = new Map(); // key -> <li>
   let conv = ctx.conversationOf(inmateId);
   let lastReadSent = 0;
@@ -24,7 +42,14 @@ export function chatView(ctx, inmateId) {
 
   const stateSlot = h("span", { id: "conv-state" });
   const presence = h("span", { id: "on-duty", aria: { live: "polite" } });
-  const list = h("ol", { class: "messages", id: "messages", aria: { live: "polite", label: t("inmate.tabs.chat") } });
+  // a live region that only ever gains nodes: bubbles are kept and moved, never rebuilt, so
+  // a screen reader reads out what is new and not the whole conversation again
+  const list = h("ol", {
+    class: "messages",
+    id: "messages",
+    aria: { live: "polite", relevant: "additions", label: t("inmate.tabs.chat") },
+    data: { i18nAriaLabel: "inmate.tabs.chat" },
+  });
   const typing = h("p", { class: "typing", id: "typing", aria: { live: "polite" } });
   const rating = h("div", { id: "rating", hidden: true });
   const out = notice({ id: "chat-error" });
@@ -62,20 +87,21 @@ export function chatView(ctx, inmateId) {
       );
       elements.set(key, li);
     }
+    const at = li.querySelector(".at");
     if (message) {
       li.dataset.seq = message.seq;
-      li.querySelector(".at").textContent = formatTime(message.at);
-      li.querySelector(".at").setAttribute("datetime", message.at);
-      li.querySelector(".at").title = formatDateTime(message.at);
+      setChanged(at, formatTime(message.at));
+      at.setAttribute("datetime", message.at);
+      at.title = formatDateTime(message.at);
     } else {
-      li.querySelector(".at").textContent = "";
+      setChanged(at, "");
     }
     const cid = message ? message.cid : entry.cid;
     if (cid) li.dataset.cid = cid;
     if (own) {
       li.dataset.status = status;
       const label = status === "failed" ? t("chat.failed", { reason }) : t(`chat.${status}`);
-      li.querySelector(".status").textContent = label;
+      setChanged(li.querySelector(".status"), label);
     }
     return li;
   }
@@ -83,28 +109,41 @@ export function chatView(ctx, inmateId) {
   function renderMessages() {
     const wanted = [];
     const seen = new Set();
+    const add = (key, li) => {
+      if (!seen.has(key)) wanted.push([key, li]);
+      seen.add(key);
+    };
     if (conv) {
       for (const message of ctx.messagesOf(conv.id)) {
         const mine = message.sender && message.sender.id === ctx.userId;
         const key = mine && message.cid ? `c:${message.cid}` : `s:${message.seq}`;
-        if (message.cid) seen.add(message.cid);
-        wanted.push([key, bubble(key, { message, status: mine ? ownStatus(message) : null })]);
+        add(key, bubble(key, { message, status: mine ? ownStatus(message) : null }));
       }
       for (const entry of socket.pending(conv.id)) {
-        if (seen.has(entry.cid)) continue;
         const key = `c:${entry.cid}`;
-        wanted.push([key, bubble(key, { entry, status: "sending" })]);
+        if (!seen.has(key)) add(key, bubble(key, { entry, status: "sending" }));
       }
-      for (const [cid, { entry, code }] of failed) {
-        if (seen.has(cid)) continue;
-        const key = `c:${cid}`;
-        wanted.push([key, bubble(key, { entry, status: "failed", reason: errorText({ code }) })]);
-      }
+    }
+    for (const entry of ctx.unopenedAbout(inmateId)) {
+      const key = `c:${entry.cid}`;
+      if (!seen.has(key)) add(key, bubble(key, { entry, status: "sending" }));
+    }
+    for (const [cid, { entry, code, conv: failedConv, inmate }] of ctx.failedSends) {
+      const key = `c:${cid}`;
+      // refused by the socket (of a conversation), or refused an opening (of an inmate)
+      const ours = failedConv !== null ? Boolean(conv) && failedConv === conv.id : inmate === inmateId;
+      if (ours && entry && !seen.has(key)) add(key, bubble(key, { entry, status: "failed", reason: errorText({ code }) }));
     }
     const keep = new Set(wanted.map(([key]) => key));
     for (const key of [...elements.keys()]) if (!keep.has(key)) elements.delete(key);
-    if (wanted.length) replace(list, ...wanted.map(([, li]) => li));
-    else replace(list, tx("li", conv ? "chat.empty" : "chat.noConversation", {}, { class: "muted empty" }));
+    if (wanted.length) place(list, wanted.map(([, li]) => li));
+    else {
+      const key = conv ? "chat.empty" : "chat.noConversation";
+      const shown = list.firstElementChild;
+      if (!(shown && shown.dataset.i18n === key && list.children.length === 1)) {
+        replace(list, tx("li", key, {}, { class: "muted empty" }));
+      }
+    }
     if (wanted.length > lastCount && wanted.length) {
       wanted[wanted.length - 1][1].scrollIntoView({ block: "nearest" });
     }
@@ -200,7 +239,10 @@ export function chatView(ctx, inmateId) {
 
   // -- sending --------------------------------------------------------------------------------
 
-  composer.addEventListener("submit", async (event) => {
+  // Synchronous: the message is in an outbox (the socket's, or, before the conversation
+  // exists, the app's while it is opened) before the input is cleared, so a second Enter
+  // while the first message's conversation is being opened finds nothing to send again.
+  composer.addEventListener("submit", (event) => {
     event.preventDefault();
     out.clear();
     const body = input.value;
@@ -213,18 +255,7 @@ export function chatView(ctx, inmateId) {
       out.show(t("chat.tooLong", { n: max }), "error");
       return;
     }
-    if (!conv) {
-      sendButton.disabled = true;
-      try {
-        conv = await ctx.openConversation(inmateId);
-      } catch (err) {
-        out.error(err);
-        return;
-      } finally {
-        sendButton.disabled = false;
-      }
-    }
-    socket.send(conv.id, body);
+    ctx.sendAbout(inmateId, body);
     input.value = "";
     input.focus();
   });
@@ -244,15 +275,13 @@ export function chatView(ctx, inmateId) {
   const offs = [
     ctx.on("messages", (convId) => mine(convId) && renderMessages()),
     ctx.on("outbox", renderMessages),
-    ctx.on("send-error", (err) => {
-      if (!mine(err.conv)) return;
-      failed.set(err.cid, { entry: err.entry, code: err.code });
-      renderMessages();
-    }),
+    ctx.on("send-error", (err) => (mine(err.conv) || err.inmate === inmateId) && renderMessages()),
     ctx.on("typing", (convId) => mine(convId) && renderTyping()),
     ctx.on("presence", renderHead),
     ctx.on("conversation", (ev) => {
-      if (!conv && ev.inmate === inmateId) conv = ctx.conversations.get(ev.conv);
+      if (!conv && ev.inmate === inmateId) {
+        conv = ctx.conversations.get(ev.conv);
+      }
       if (mine(ev.conv)) {
         conv = ctx.conversations.get(ev.conv);
         renderHead();
@@ -267,6 +296,8 @@ export function chatView(ctx, inmateId) {
   const onVisible = () => markRead();
   document.addEventListener("visibilitychange", onVisible);
   if (conv) socket.watch(conv.id);
+  const viewing = { inmate: inmateId }; // this chat, on screen until stopped
+  ctx.viewing = viewing;
 
   const el = h(
     "section",
@@ -283,6 +314,7 @@ export function chatView(ctx, inmateId) {
   renderAll();
   return view(el, {
     stop: () => {
+      if (ctx.viewing === viewing) ctx.viewing = null;
       offs.forEach((off) => off());
       clearTimeout(typingTimer);
       document.removeEventListener("visibilitychange", onVisible);

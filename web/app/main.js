@@ -6,7 +6,7 @@
 
 import { onSignedOut } from "/static/lib/api.js";
 import { $, h, replace } from "/static/lib/dom.js";
-import { applyI18n, onLocaleChange } from "/static/lib/i18n.js";
+import { applyI18n, errorText, onLocaleChange, t } from "/static/lib/i18n.js";
 import { connectionBanner, currentUser, markCurrentNav, notice, pageHeader, tx } from "/static/lib/ui.js";
 import { authView } from "/static/app/auth.js";
 import { chatView } from "/static/app/chat.js";
@@ -17,6 +17,7 @@ import { linksView } from "/static/app/links.js";
 import { announcementsView } from "/static/app/news.js";
 import { prisonsView, prisonView } from "/static/app/prisons.js";
 import { AppState } from "/static/app/state.js";
+import { toast } from "/static/app/view.js";
 import { visitsView } from "/static/app/visits.js";
 
 const NAV = [
@@ -97,6 +98,12 @@ async function start() {
   const banner = connectionBanner(state.socket);
   replace(root, header, banner, main);
   main.append(tx("p", "common.loading", {}, { class: "muted" }));
+  state.on("send-error", (err) => {
+    // refused for good while its chat is not on screen: say so now (the chat shows it too)
+    const known = err.conv === null ? null : state.conversations.get(err.conv);
+    const inmate = err.inmate ?? (known ? known.inmate_id : undefined);
+    if (!state.viewing || state.viewing.inmate !== inmate) toast(t("chat.failedNotice", { reason: errorText(err) }));
+  });
   state.socket.on("status", (s) => {
     document.body.dataset.socket = s.state; // for tests and styling
     if (s.state === "closed" && s.code === 4401) start();

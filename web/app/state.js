@@ -3,7 +3,10 @@
 // twice on their own.
 
 import { api, ApiError } from "/static/lib/api.js";
-import { KinlineSocket } from "/static/lib/socket.js";
+import { KinlineSocket, newCid } from "/static/lib/socket.js";
+
+// An opening (POST /conversations) that failed for one of these is tried again later.
+const RETRIABLE = new Set(["network", "unavailable", "rate_limited", "internal"]);
 
 export class AppState {
   constructor(me) {
@@ -18,7 +21,17 @@ export class AppState {
     this.readSeq = new Map(); // conv id -> highest seq read by staff
     this.presence = new Map(); // prison id -> officers on duty
     this.typing = new Map(); // conv id -> {name, until}
+    // First messages about an inmate with no conversation yet: kept (in localStorage too,
+    // "kinline.unopened.<user>.<cid>") until the conversation is opened, then handed to the
+    // socket's outbox with the same cid. Opened again once back online.
+    this.unopenedPrefix = `kinline.unopened.${this.userId}.`;
+    this.unopened = this._loadUnopened(); // cid -> {inmate, cid, body, kind, queuedAt}
+    this.failedSends = new Map(); // cid -> {conv, inmate, code, entry}: refused for good
+    this.viewing = null; // {inmate} of the chat on screen (if any)
+    this._opening = new Map(); // inmate id -> the POST /conversations in flight
     this._listeners = new Map();
+    this._onOnline = () => this.openUnopened();
+    window.addEventListener("online", this._onOnline);
     this._wire();
   }
 
@@ -43,6 +56,7 @@ export class AppState {
   async load() {
     await Promise.all([this.loadLinks(), this.loadPrisons(), this.loadConversations()]);
     await Promise.all(this.verifiedInmates.map((id) => this.loadInmate(id).catch(() => null)));
+    if (this.unopened.size) this.openUnopened(); // typed before a reload, never opened
   }
 
   async refreshMe() {
@@ -85,15 +99,113 @@ export class AppState {
     return null;
   }
 
-  /** The conversation about an inmate, opened (POST /conversations) when there is none. */
-  async openConversation(inmateId) {
+  /** The conversation about an inmate, opened (POST /conversations) when there is none.
+   * One request at a time per inmate: a second caller gets the same answer. */
+  openConversation(inmateId) {
     const known = this.conversationOf(inmateId);
-    if (known) return known;
-    const conv = await api.post("/conversations", { inmate_id: inmateId });
-    this.conversations.set(conv.id, conv);
-    this.socket.watch(conv.id, 0);
-    this.emit("conversations", this.conversations);
-    return conv;
+    if (known) return Promise.resolve(known);
+    if (!this._opening.has(inmateId)) {
+      const opening = (async () => {
+        const conv = await api.post("/conversations", { inmate_id: inmateId });
+        this.conversations.set(conv.id, conv);
+        this.socket.watch(conv.id, 0);
+        this.emit("conversations", this.conversations);
+        return conv;
+      })();
+      this._opening.set(inmateId, opening);
+      opening.then(
+        () => this._opening.delete(inmateId),
+        () => this._opening.delete(inmateId),
+      );
+    }
+    return this._opening.get(inmateId);
+  }
+
+  /** Send a message about an inmate: into the socket's outbox when the conversation exists,
+   * else kept (as "sending") while it is opened, then sent with the same cid. */
+  sendAbout(inmateId, body) {
+    const conv = this.conversationOf(inmateId);
+    if (conv) return this.socket.send(conv.id, body);
+    const entry = { inmate: inmateId, cid: newCid(), body, kind: "text", queuedAt: new Date().toISOString() };
+    this.unopened.set(entry.cid, entry);
+    this._storeUnopened(entry);
+    this.emit("outbox");
+    this.openUnopened();
+    return entry;
+  }
+
+  /** First messages still waiting for their conversation, about one inmate, oldest first. */
+  unopenedAbout(inmateId) {
+    return [...this.unopened.values()].filter((e) => e.inmate === inmateId);
+  }
+
+  /** Open the conversations that first messages wait for, and send those messages. A
+   * failure to reach the server keeps them (tried again once online or reconnected); a
+   * refusal fails them, with its reason. */
+  async openUnopened() {
+    const inmates = new Set([...this.unopened.values()].map((e) => e.inmate));
+    for (const inmate of inmates) {
+      let conv;
+      try {
+        conv = await this.openConversation(inmate);
+      } catch (err) {
+        const code = (err && err.code) || "internal";
+        if (RETRIABLE.has(code) || !(err instanceof ApiError)) continue;
+        for (const entry of this.unopenedAbout(inmate)) {
+          this._dropUnopened(entry.cid);
+          this.failedSends.set(entry.cid, { conv: null, inmate, code, entry });
+          this.emit("send-error", { cid: entry.cid, conv: null, inmate, code, entry });
+        }
+        this.emit("outbox");
+        continue;
+      }
+      for (const entry of this.unopenedAbout(inmate)) {
+        this._dropUnopened(entry.cid);
+        if (!this.socket.pending().some((e) => e.cid === entry.cid)) {
+          this.socket.send(conv.id, entry.body, { cid: entry.cid });
+        }
+      }
+      this.emit("outbox");
+    }
+  }
+
+  _loadUnopened() {
+    const found = [];
+    try {
+      for (let i = 0; i < localStorage.length; i += 1) {
+        const key = localStorage.key(i);
+        if (!key || !key.startsWith(this.unopenedPrefix)) continue;
+        try {
+          const e = JSON.parse(localStorage.getItem(key));
+          if (e && Number.isInteger(e.inmate) && typeof e.cid === "string" && typeof e.body === "string") {
+            found.push({ inmate: e.inmate, cid: e.cid, body: e.body, kind: "text", queuedAt: e.queuedAt || "" });
+          }
+        } catch {
+          // unreadable: skipped
+        }
+      }
+    } catch {
+      // storage disabled
+    }
+    found.sort((a, b) => (a.queuedAt < b.queuedAt ? -1 : a.queuedAt > b.queuedAt ? 1 : 0));
+    return new Map(found.map((e) => [e.cid, e]));
+  }
+
+  _storeUnopened(entry) {
+    try {
+      localStorage.setItem(this.unopenedPrefix + entry.cid, JSON.stringify(entry));
+    } catch {
+      // kept in memory only
+    }
+  }
+
+  _dropUnopened(cid) {
+    this.unopened.delete(cid);
+    try {
+      localStorage.removeItem(this.unopenedPrefix + cid);
+    } catch {
+      // storage disabled
+    }
   }
 
   prisonOfInmate(inmateId) {
@@ -153,7 +265,14 @@ export class AppState {
       this.emit("messages", ack.conv);
     });
     socket.on("outbox", () => this.emit("outbox"));
-    socket.on("send-error", (err) => this.emit("send-error", err));
+    socket.on("send-error", (err) => {
+      // kept until the page is left: shown by the chat of that conversation whenever it opens
+      this.failedSends.set(err.cid, { conv: err.conv, inmate: null, code: err.code, entry: err.entry });
+      this.emit("send-error", err);
+    });
+    socket.on("status", (status) => {
+      if (status.state === "connected" && this.unopened.size) this.openUnopened();
+    });
     socket.on("read", (r) => {
       if (r.user === this.userId) return;
       if (r.seq > (this.readSeq.get(r.conv) || 0)) this.readSeq.set(r.conv, r.seq);
@@ -209,6 +328,7 @@ export class AppState {
 
   stop() {
     this.socket.stop();
+    window.removeEventListener("online", this._onOnline);
     this._listeners.clear();
   }
 }

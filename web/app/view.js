@@ -33,7 +33,7 @@ export function inmateTabs(inmateId, active) {
   ];
   return h(
     "nav",
-    { class: "subtabs", aria: { label: t("inmate.tabs.chat") } },
+    { class: "subtabs", aria: { label: t("inmate.tabs.label") }, data: { i18nAriaLabel: "inmate.tabs.label" } },
     tabs.map(([suffix, key]) =>
       tx("a", key, {}, { href: `#/inmate/${inmateId}${suffix}`, aria: { current: suffix === active ? "page" : null } }),
     ),

@@ -3,7 +3,7 @@
 
 import { api } from "/static/lib/api.js";
 import { h, replace } from "/static/lib/dom.js";
-import { errorText, formatDate, formatDateTime, formatWeekday, t } from "/static/lib/i18n.js";
+import { errorText, formatDate, formatDateTime, formatList, formatWeekday, t } from "/static/lib/i18n.js";
 import { field, notice, onSubmit, tx } from "/static/lib/ui.js";
 import { badge, inmateHead, inmateTabs, view } from "/static/app/view.js";
 
@@ -22,12 +22,12 @@ export function localToRfc3339(local, zone = ZONE) {
 export function rulesList(rules) {
   if (!rules) return null;
   const items = [];
-  if (rules.days && rules.days.length) items.push(t("visits.days", { days: rules.days.map(formatWeekday).join("、") }));
-  if (rules.hours && rules.hours.length) items.push(t("visits.hours", { hours: rules.hours.map((x) => `${x.start}–${x.end}`).join(", ") }));
+  if (rules.days && rules.days.length) items.push(t("visits.days", { days: formatList(rules.days.map(formatWeekday)) }));
+  if (rules.hours && rules.hours.length) items.push(t("visits.hours", { hours: formatList(rules.hours.map((x) => `${x.start}–${x.end}`)) }));
   if (rules.min_days_between) items.push(t("visits.minDays", { n: rules.min_days_between }));
   if (rules.max_visitors) items.push(t("visits.maxVisitors", { n: rules.max_visitors }));
-  if (rules.allowed_items && rules.allowed_items.length) items.push(t("visits.allowed", { items: rules.allowed_items.join("、") }));
-  if (rules.forbidden_items && rules.forbidden_items.length) items.push(t("visits.forbidden", { items: rules.forbidden_items.join("、") }));
+  if (rules.allowed_items && rules.allowed_items.length) items.push(t("visits.allowed", { items: formatList(rules.allowed_items) }));
+  if (rules.forbidden_items && rules.forbidden_items.length) items.push(t("visits.forbidden", { items: formatList(rules.forbidden_items) }));
   return h(
     "div",
     { class: "rules" },
@@ -70,7 +70,7 @@ export function visitsView(ctx, inmateId) {
               "li",
               { data: { visit: v.id, state: v.state } },
               h("div", { class: "row" }, h("strong", { class: "grow" }, formatDateTime(v.slot_start)), badge("visitState", v.state)),
-              h("p", { class: "muted" }, t("visits.people", { n: v.visitors }), v.visitor_names && v.visitor_names.length ? ` · ${v.visitor_names.join("、")}` : ""),
+              h("p", { class: "muted" }, t("visits.people", { n: v.visitors }), v.visitor_names && v.visitor_names.length ? ` · ${formatList(v.visitor_names)}` : ""),
               v.reason ? h("p", {}, t("visits.reason", { reason: v.reason })) : null,
             ),
           )

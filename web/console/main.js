@@ -9,7 +9,7 @@
 
 import { api, ApiError } from "/static/lib/api.js";
 import { $, h, clear, show } from "/static/lib/dom.js";
-import { t, errorText, onLocaleChange } from "/static/lib/i18n.js";
+import { t, errorText, formatList, onLocaleChange } from "/static/lib/i18n.js";
 import {
   i18nText,
   prisonNames,
@@ -178,11 +178,12 @@ async function openConversation(id) {
   card.show(conv ? conv.inmate_id : null, id);
   try {
     const page = await api.get(`/conversations/${id}/messages`, { limit: HISTORY_PAGE });
-    if (current !== id) return;
+    if (current !== id) return; // another conversation was opened meanwhile: not this one
     const messages = page.messages || [];
     thread.add(...messages);
     showEarlier(messages.length >= HISTORY_PAGE && thread.firstSeq > 1);
   } catch (err) {
+    if (current !== id) return; // (thread.lastSeq would be the other conversation's)
     toastError(err);
   }
   socket.watch(id, thread.lastSeq);
@@ -423,7 +424,19 @@ socket.on("conversation", async (event) => {
       // the event is applied; the names come with the next change or reload
     }
   }
+  if (fresh) announceQuestion(queue.get(event.conv));
 });
+
+// The queue is rebuilt on every change, so it is not a live region itself: a new question
+// is said once, in a short sentence, by a small polite announcer.
+const announcer = $("#announcer");
+function announceQuestion(conv) {
+  if (!conv || conv.state !== "waiting") return;
+  announcer.textContent =
+    conv.relative_name && conv.inmate_name
+      ? t("console.queue.newQuestion", { relative: conv.relative_name, inmate: conv.inmate_name })
+      : t("console.queue.newQuestionAnon");
+}
 
 socket.on("message", (message) => {
   if (message.conv === current) {
@@ -457,16 +470,24 @@ socket.on("typing", (event) => {
 
 socket.on("visit", () => visits.load());
 socket.on("info", (event) => card.reload(event.inmate));
-/** Load the queue and watch every open conversation (live from its last seq: no gap). */
+/** Load the queue and watch every open conversation (live from its last seq: no gap); stop
+ * watching what left the queue meanwhile (resolved while we were away), but the one shown. */
 async function syncQueue() {
   for (const conv of await queue.load()) {
     if (keepWatching(conv) && !socket.watching.has(conv.id)) socket.watch(conv.id, conv.last_seq);
+  }
+  for (const id of [...socket.watching]) {
+    if (id !== current && !keepWatching(queue.get(id))) {
+      socket.unwatch(id);
+      unread.clear(id);
+    }
   }
   renderHead();
 }
 
 socket.on("welcome", () => {
-  // after a reconnect: the queue may have moved while we were away
+  // after a reconnect: the queue may have moved while we were away (events published then,
+  // or lost with a server process that died, never reach us): load it again
   if (socket.reconnects > 0) syncQueue().catch(toastError);
 });
 
@@ -501,7 +522,11 @@ for (const radio of document.querySelectorAll('input[name="queue-filter"]')) {
 // -- start --------------------------------------------------------------------------------
 
 const prisons = await prisonNames();
-$("#prison-name").textContent = me.user.prison_ids.map((id) => (prisons[id] ? prisons[id].name : "")).filter(Boolean).join("、");
+const showPrisons = () => {
+  $("#prison-name").textContent = formatList(me.user.prison_ids.map((id) => (prisons[id] ? prisons[id].name : "")));
+};
+showPrisons();
+onLocaleChange(showPrisons);
 socket.start();
 await loadDuty();
 await syncQueue().catch(toastError);

@@ -154,8 +154,15 @@ export class Queue {
 
   render() {
     const rows = this.visible();
+    // rebuilt: keep the keyboard focus on the row it was on
+    const active = document.activeElement;
+    const focused = active && this.list.contains(active) ? active.dataset.conv : null;
     clear(this.list);
     for (const conv of rows) this.list.append(this.row(conv));
+    if (focused) {
+      const again = this.list.querySelector(`button.item[data-conv="${focused}"]`);
+      if (again) again.focus({ preventScroll: true });
+    }
     show(this.empty, rows.length === 0);
     const waiting = this.waitingCount();
     this.counter.textContent = waiting ? String(waiting) : "";
@@ -169,13 +176,6 @@ export class Queue {
           ? t("console.queue.heldByMe")
           : t("console.queue.heldBy", { name: conv.assigned_officer_name || `#${conv.assigned_officer_id}` })
         : "";
-    const timer =
-      conv.state === "waiting" && conv.waiting_since
-        ? waitTimer(conv.waiting_since, {
-            target: RESPONSE_TARGET_S,
-            onOverdue: () => button.classList.add("overdue"),
-          })
-        : h("span", { class: ["state-badge", conv.state] }, t(`convState.${conv.state}`));
     const button = h(
       "button",
       {
@@ -191,9 +191,17 @@ export class Queue {
         t("console.queue.about", { relative: conv.relative_name, inmate: conv.inmate_name }),
         unread ? h("span", { class: "unread", aria: { label: t("console.queue.unread", { n: unread }) } }, String(unread)) : null,
       ),
-      timer,
-      h("span", { class: "meta" }, holder || t(`convState.${conv.state}`)),
     );
+    // the button exists before the timer: a question already past the target is marked
+    // overdue by the timer's first tick, inside waitTimer itself
+    const timer =
+      conv.state === "waiting" && conv.waiting_since
+        ? waitTimer(conv.waiting_since, {
+            target: RESPONSE_TARGET_S,
+            onOverdue: () => button.classList.add("overdue"),
+          })
+        : h("span", { class: ["state-badge", conv.state] }, t(`convState.${conv.state}`));
+    button.append(timer, h("span", { class: "meta" }, holder || t(`convState.${conv.state}`)));
     return h("li", {}, button);
   }
 }

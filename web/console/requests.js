@@ -5,7 +5,7 @@
 
 import { api } from "/static/lib/api.js";
 import { h, clear, show } from "/static/lib/dom.js";
-import { t, errorText, formatDateTime, onLocaleChange } from "/static/lib/i18n.js";
+import { t, tOr, errorText, formatDateTime, formatList, onLocaleChange } from "/static/lib/i18n.js";
 import { toast } from "/static/console/staff.js";
 
 class Requests {
@@ -52,13 +52,14 @@ class Requests {
           data: { action },
           on: {
             click: async (event) => {
+              const button = event.currentTarget; // null once the handler has awaited
               const text = reason.value.trim();
               if (needsReason && !text) {
                 error.textContent = t("console.requests.reasonNeeded");
                 reason.focus();
                 return;
               }
-              event.currentTarget.disabled = true;
+              button.disabled = true;
               try {
                 await this.decide(item, action, text);
                 toast(t(`console.requests.done.${action}`));
@@ -66,7 +67,7 @@ class Requests {
                 this.render();
               } catch (err) {
                 error.textContent = errorText(err);
-                event.currentTarget.disabled = false;
+                button.disabled = false;
               }
             },
           },
@@ -95,7 +96,7 @@ export class LinkRequests extends Requests {
       ["console.links.phone", relative.phone],
       ["console.links.idLast4", relative.id_number_last4],
       ["console.links.inmateNumber", link.inmate_number],
-      ["console.links.relationship", link.relationship],
+      ["console.links.relationship", link.relationship ? tOr(`relationship.${link.relationship}`, link.relationship) : ""],
       ["console.links.evidence", link.evidence],
       ["console.links.requested", formatDateTime(link.created_at)],
     ];
@@ -138,7 +139,7 @@ export class VisitRequests extends Requests {
       ["console.visits.inmate", this.inmateNames.get(visit.inmate_id) || `#${visit.inmate_id}`],
       ["console.visits.slot", formatDateTime(visit.slot_start)],
       ["console.visits.visitors", String(visit.visitors)],
-      ["console.visits.names", (visit.visitor_names || []).join("、")],
+      ["console.visits.names", formatList(visit.visitor_names || [])],
     ];
     return h(
       "li",

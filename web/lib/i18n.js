@@ -207,7 +207,9 @@ export function formatDuration(seconds) {
   return t("time.s", { s: rest });
 }
 
-/** A <select> switching the language, labelled, kept in sync. */
+/** A <select> switching the language, labelled, kept in sync. Every switch on the page is
+ * updated by one listener (registered once), so building headers again and again (signing in
+ * and out) leaves nothing behind. */
 export function localeSwitcher() {
   const select = h(
     "select",
@@ -220,8 +222,14 @@ export function localeSwitcher() {
     LOCALES.map((code) => h("option", { value: code }, CATALOGS[code]["locale.name"] || code)),
   );
   select.value = current;
-  onLocaleChange((next) => {
-    select.value = next;
-  });
   return select;
+}
+
+listeners.add((next) => {
+  for (const select of document.querySelectorAll("select.locale-switch")) select.value = next;
+});
+
+/** Items joined with the current language's list separator ("、" / ", "). */
+export function formatList(items) {
+  return [...items].filter((x) => x !== null && x !== undefined && x !== "").join(t("common.listSeparator"));
 }

@@ -24,10 +24,15 @@
 //   replays what was missed. A message at or below the cursor is a duplicate and is dropped:
 //   subscribers see each message once and in order. A page that loaded history over REST
 //   calls setCursor(conv, lastSeq) before start(). (The server replays a relative's own
-//   conversations it names no cursor for from the start.)
+//   conversations it names no cursor for from the start.) unwatch(conv) drops the cursor
+//   too: a conversation no longer followed is never resumed (nor, for a supervisor, audited
+//   as opened) again. Staff's watched conversations are resumed by their watch frames only,
+//   not named in the hello as well.
 // * At-least-once sends, exactly-once messages. send() puts {conv, cid, body, kind} in the
-//   outbox, which is kept in localStorage ("kinline.outbox.<user>"), so a message typed while
-//   offline survives even a reload. After every (re)connect, right after hello and watches,
+//   outbox, which is kept in localStorage, one key per entry ("kinline.outbox.<user>.<cid>"),
+//   so a message typed while offline survives even a reload, and two tabs of one user never
+//   overwrite each other's entries (each tab also follows the other's adds and removals
+//   through the `storage` event). After every (re)connect, right after hello and watches,
 //   every outboxed frame is sent again with the SAME cid; the server answers a known cid with
 //   the original ack instead of storing twice. An entry leaves the outbox on its ack (or when
 //   the message itself comes back with its cid), or on a final error for that cid
@@ -51,7 +56,7 @@ const MAX_RESUME_ENTRIES = 1000;
 const MAX_IN_FLIGHT = 200; // the server lets 256 sends await their ack per socket
 const TYPING_EVERY_MS = 2000;
 
-function newCid() {
+export function newCid() {
   if (crypto.randomUUID) return crypto.randomUUID().replaceAll("-", "");
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -74,17 +79,20 @@ export class KinlineSocket {
     this.backoffBase = backoffBase;
     this.backoffCap = backoffCap;
     this.meUrl = meUrl;
-    this.outboxKey = user === null ? null : `kinline.outbox.${user}`;
+    this.outboxKey = user === null ? null : `kinline.outbox.${user}`; // the legacy single key
+    this.outboxPrefix = user === null ? null : `kinline.outbox.${user}.`; // + cid: one entry
     this.state = "idle"; // idle | connecting | connected | reconnecting | closed
     this.cursors = new Map(); // conv -> last seq dispatched (Map order = recency)
     this.watching = new Set();
+    this._unwatched = new Set(); // convs unwatched since: their messages leave no cursor
     this.welcome = null;
     this.limits = { max_frame_bytes: 16384, max_body_chars: 2000 };
     this.reconnects = 0;
     this.duplicates = 0;
     this.final = null; // {code, reason} once stopped for good
     this._listeners = new Map();
-    this._outbox = this._loadOutbox(); // cid -> {conv, cid, body, kind, queuedAt}
+    this._order = Date.now() * 1000; // orders this tab's sends within one millisecond
+    this._outbox = this._loadOutbox(); // cid -> {conv, cid, body, kind, queuedAt, n}
     this._inflight = new Set(); // cids written on the current socket, awaiting ack
     this._reads = new Map(); // conv -> seq not yet sent
     this._typingAt = new Map(); // conv -> ms of the last typing frame
@@ -137,6 +145,7 @@ export class KinlineSocket {
     if (this._ws || this._timer !== null || this.final) return this;
     this._stopped = false;
     window.addEventListener("online", this._wake);
+    window.addEventListener("storage", this._onStorage);
     document.addEventListener("visibilitychange", this._onVisible);
     this._connect();
     return this;
@@ -149,6 +158,7 @@ export class KinlineSocket {
     clearTimeout(this._retryTimer);
     this._timer = null;
     window.removeEventListener("online", this._wake);
+    window.removeEventListener("storage", this._onStorage);
     document.removeEventListener("visibilitychange", this._onVisible);
     if (this._ws) this._drop(this._ws, 1000, "page closed");
     this._ws = null;
@@ -273,12 +283,17 @@ export class KinlineSocket {
   }
 
   _resume() {
-    const entries = [...this.cursors.entries()].slice(-MAX_RESUME_ENTRIES);
-    return Object.fromEntries(entries);
+    // Staff follow a conversation only while they watch it, and the watch frames that follow
+    // the hello carry its cursor: naming it in the hello too would open (and, for a
+    // supervisor, audit) it twice. A relative's own conversations are all resumed by hello.
+    const staff = this.welcome && this.welcome.user && this.welcome.user.role !== "relative";
+    const entries = [...this.cursors.entries()].filter(([conv]) => !(staff && this.watching.has(conv)));
+    return Object.fromEntries(entries.slice(-MAX_RESUME_ENTRIES));
   }
 
   /** hello, then watches, then pending reads; the outbox goes after the welcome (_flush). */
   _sayHello(ws) {
+    this._unwatched.clear(); // a new connection carries nothing of what was unwatched
     this._write(ws, { type: "hello", resume: this._resume() });
     for (const conv of this.watching) {
       const after = this.cursors.get(conv);
@@ -322,8 +337,11 @@ export class KinlineSocket {
           this.duplicates += 1;
           return false;
         }
-        this.cursors.delete(frame.conv);
-        this.cursors.set(frame.conv, frame.seq); // re-inserted: Map order = recency
+        if (!this._unwatched.has(frame.conv)) {
+          // (a message still in flight when we unwatched leaves no cursor to resume)
+          this.cursors.delete(frame.conv);
+          this.cursors.set(frame.conv, frame.seq); // re-inserted: Map order = recency
+        }
         const mine = this.welcome && frame.sender && frame.sender.id === this.welcome.user.id;
         if (mine && frame.cid && this._outbox.has(frame.cid)) {
           // stored before we saw its ack (the connection dropped in between)
@@ -344,7 +362,7 @@ export class KinlineSocket {
     const entry = this._outbox.get(ack.cid);
     if (entry) {
       this._outbox.delete(ack.cid);
-      this._saveOutbox();
+      this._forget(ack.cid);
     }
     this._emit("ack", { cid: ack.cid, conv: ack.conv, seq: ack.seq, id: ack.id, at: ack.at, entry });
     if (entry) this._emit("outbox", this.pending());
@@ -362,7 +380,7 @@ export class KinlineSocket {
       return;
     }
     this._outbox.delete(error.cid);
-    this._saveOutbox();
+    this._forget(error.cid);
     this._emit("send-error", { cid: error.cid, conv: entry.conv, code: error.code, message: error.message, entry });
     this._emit("outbox", this.pending());
   }
@@ -373,9 +391,10 @@ export class KinlineSocket {
    * Returns the outbox entry {conv, cid, body, kind, queuedAt}. */
   send(conv, body, { kind = "text", cid = newCid() } = {}) {
     if (this._outbox.has(cid)) throw new Error(`a send with cid ${cid} is already pending`);
-    const entry = { conv, cid, body, kind, queuedAt: new Date().toISOString() };
+    this._order = Math.max(this._order + 1, Date.now() * 1000);
+    const entry = { conv, cid, body, kind, queuedAt: new Date().toISOString(), n: this._order };
     this._outbox.set(cid, entry);
-    this._saveOutbox();
+    this._store(entry);
     this._emit("outbox", this.pending());
     this._flush();
     return entry;
@@ -423,6 +442,7 @@ export class KinlineSocket {
   /** Follow a conversation live (staff), replaying after `after` (or our cursor) first. */
   watch(conv, after = null) {
     this.watching.add(conv);
+    this._unwatched.delete(conv);
     if (after !== null && !this.cursors.has(conv)) this.cursors.set(conv, after);
     const cursor = this.cursors.get(conv);
     if (this.connected) {
@@ -430,8 +450,12 @@ export class KinlineSocket {
     }
   }
 
+  /** Stop following a conversation: its cursor goes too, so no later hello resumes (nor,
+   * for a supervisor, audits opening) it again. */
   unwatch(conv) {
     this.watching.delete(conv);
+    this.cursors.delete(conv);
+    this._unwatched.add(conv);
     if (this.connected) this._write(this._ws, { type: "unwatch", conv });
   }
 
@@ -445,32 +469,108 @@ export class KinlineSocket {
   }
 
   // -- the stored outbox ----------------------------------------------------------------------
+  // One localStorage key per entry ("kinline.outbox.<user>.<cid>"): a tab writes and removes
+  // only its own entries' keys, so two tabs of one user never overwrite each other.
+
+  _entry(raw) {
+    if (!raw || typeof raw.cid !== "string" || !Number.isInteger(raw.conv) || typeof raw.body !== "string") return null;
+    const queuedAt = typeof raw.queuedAt === "string" ? raw.queuedAt : new Date().toISOString();
+    const n = Number.isFinite(raw.n) ? raw.n : (Date.parse(queuedAt) || 0) * 1000;
+    return { conv: raw.conv, cid: raw.cid, body: raw.body, kind: raw.kind || "text", queuedAt, n };
+  }
 
   _loadOutbox() {
     const outbox = new Map();
-    if (!this.outboxKey) return outbox;
+    if (!this.outboxPrefix) return outbox;
+    const found = [];
     try {
-      const stored = JSON.parse(localStorage.getItem(this.outboxKey) || "[]");
-      for (const e of stored) {
-        if (e && typeof e.cid === "string" && Number.isInteger(e.conv) && typeof e.body === "string") {
-          outbox.set(e.cid, { conv: e.conv, cid: e.cid, body: e.body, kind: e.kind || "text", queuedAt: e.queuedAt });
+      // an outbox stored by an older page under the single key: one key per entry from now on
+      const legacy = localStorage.getItem(this.outboxKey);
+      if (legacy !== null) {
+        let list = [];
+        try {
+          list = JSON.parse(legacy);
+        } catch {
+          list = [];
+        }
+        for (const raw of Array.isArray(list) ? list : []) {
+          const entry = this._entry(raw);
+          if (entry) this._store(entry);
+        }
+        localStorage.removeItem(this.outboxKey);
+      }
+      for (let i = 0; i < localStorage.length; i += 1) {
+        const key = localStorage.key(i);
+        if (!key || !key.startsWith(this.outboxPrefix)) continue;
+        try {
+          const entry = this._entry(JSON.parse(localStorage.getItem(key)));
+          if (entry && key === this.outboxPrefix + entry.cid) found.push(entry);
+        } catch {
+          // unreadable entry: skipped
         }
       }
     } catch {
-      // unreadable: start empty
+      // storage disabled: start empty
+    }
+    found.sort((a, b) => a.n - b.n || (a.cid < b.cid ? -1 : 1)); // oldest first
+    for (const entry of found) {
+      outbox.set(entry.cid, entry);
+      this._order = Math.max(this._order, entry.n);
     }
     return outbox;
   }
 
-  _saveOutbox() {
-    if (!this.outboxKey) return;
+  _store(entry) {
+    if (!this.outboxPrefix) return;
     try {
-      if (this._outbox.size) localStorage.setItem(this.outboxKey, JSON.stringify([...this._outbox.values()]));
-      else localStorage.removeItem(this.outboxKey);
+      localStorage.setItem(this.outboxPrefix + entry.cid, JSON.stringify(entry));
     } catch {
       // storage full or disabled: the outbox still lives in memory
     }
   }
+
+  _forget(cid) {
+    if (!this.outboxPrefix) return;
+    try {
+      localStorage.removeItem(this.outboxPrefix + cid);
+    } catch {
+      // storage disabled
+    }
+  }
+
+  /** Another tab of this user added or removed an outbox entry. */
+  _onStorage = (event) => {
+    if (!this.outboxPrefix || (event.key !== null && !event.key.startsWith(this.outboxPrefix))) return;
+    let changed = false;
+    if (event.key === null) {
+      // storage cleared elsewhere: keep what is in memory, stored again
+      for (const entry of this._outbox.values()) this._store(entry);
+      return;
+    }
+    const cid = event.key.slice(this.outboxPrefix.length);
+    if (event.newValue === null) {
+      // acked (or refused) in the other tab
+      if (this._outbox.delete(cid)) {
+        this._inflight.delete(cid);
+        changed = true;
+      }
+    } else if (!this._outbox.has(cid)) {
+      let entry = null;
+      try {
+        entry = this._entry(JSON.parse(event.newValue));
+      } catch {
+        entry = null;
+      }
+      if (entry && entry.cid === cid) {
+        // kept here too, in order: sent from this tab as well if that one closes first
+        // (the same cid: the server stores it once)
+        const all = [...this._outbox.values(), entry].sort((a, b) => a.n - b.n);
+        this._outbox = new Map(all.map((e) => [e.cid, e]));
+        changed = true;
+      }
+    }
+    if (changed) this._emit("outbox", this.pending());
+  };
 }
 
 export default KinlineSocket;

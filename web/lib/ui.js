@@ -163,7 +163,7 @@ export function pageHeader({ titleKey = "brand.name", me = null, nav = [], onSig
     header.append(
       h(
         "nav",
-        { class: "tabs", aria: { label: "main" } },
+        { class: "tabs", aria: { label: t("common.mainNav") }, data: { i18nAriaLabel: "common.mainNav" } },
         nav.map(([href, key]) => tx("a", key, {}, { href, data: { nav: href } })),
       ),
     );

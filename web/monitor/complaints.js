@@ -6,8 +6,14 @@
 
 import { api } from "/static/lib/api.js";
 import { h, clear, show } from "/static/lib/dom.js";
-import { t, errorText, formatDate, formatDateTime, onLocaleChange } from "/static/lib/i18n.js";
+import { t, tOr, errorText, formatDate, formatDateTime, onLocaleChange } from "/static/lib/i18n.js";
 import { toast } from "/static/console/staff.js";
+
+/** A complaint's category in the reader's language (a category not in the catalogs, e.g.
+ * typed by hand, is shown as it was filed). */
+function category(value) {
+  return tOr(`complaintCategory.${value}`, value);
+}
 
 export const STATES = ["received", "in_review", "answered", "closed", "escalated"];
 const NEXT = {
@@ -83,7 +89,7 @@ export class Complaints {
               aria: { current: String(this.open !== null && this.open.id === c.id) },
               on: { click: () => this.show(c.id) },
             },
-            h("span", { class: "who-line" }, `${c.reference} · ${c.category}`),
+            h("span", { class: "who-line" }, `${c.reference} · ${category(c.category)}`),
             h("span", { class: ["state-badge", `c-${c.state}`] }, t(`monitor.cstate.${c.state}`)),
             h(
               "span",
@@ -117,7 +123,7 @@ export class Complaints {
     const rows = [
       ["monitor.complaints.reference", c.reference],
       ["monitor.complaints.prison", prison ? prison.name : `#${c.prison_id}`],
-      ["monitor.complaints.category", c.category],
+      ["monitor.complaints.category", category(c.category)],
       ["monitor.complaints.complainant", `${c.complainant.name} (${t(`role.${c.complainant.role}`)})${c.on_behalf ? ` · ${t("monitor.complaints.onBehalf")}` : ""}`],
       ["monitor.complaints.filed", formatDateTime(c.created_at)],
       ["monitor.complaints.deadline", formatDateTime(c.deadline)],
@@ -142,7 +148,7 @@ export class Complaints {
       h(
         "header",
         { class: "complaint-head" },
-        h("h2", {}, `${c.reference} · ${c.category}`),
+        h("h2", {}, `${c.reference} · ${category(c.category)}`),
         h("span", { class: ["state-badge", `c-${c.state}`] }, t(`monitor.cstate.${c.state}`)),
         c.overdue ? h("span", { class: "state-badge overdue" }, t("monitor.complaints.overdue")) : null,
         c.escalated ? h("span", { class: "state-badge" }, t("monitor.complaints.escalated")) : null,

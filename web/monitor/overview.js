@@ -11,7 +11,7 @@
 
 import { api } from "/static/lib/api.js";
 import { h, clear, show } from "/static/lib/dom.js";
-import { t, formatDateTime, formatDuration, onLocaleChange } from "/static/lib/i18n.js";
+import { t, formatDateTime, formatDuration, formatList, onLocaleChange } from "/static/lib/i18n.js";
 import { clock, i18nText, toastError, waitTimer } from "/static/console/staff.js";
 import { Thread } from "/static/console/thread.js";
 
@@ -171,10 +171,9 @@ export class Overview {
   renderOnDuty() {
     const el = document.getElementById("on-duty");
     const duty = this.data.on_duty;
-    const names = (duty.officers || []).map((o) => o.name).join("、");
-    el.textContent = duty.count
-      ? `${t("monitor.onDutyCount", { n: duty.count })}${names ? `：${names}` : ""}`
-      : t("monitor.noneOnDuty");
+    const names = formatList((duty.officers || []).map((o) => o.name));
+    const count = t("monitor.onDutyCount", { n: duty.count });
+    el.textContent = duty.count ? (names ? t("monitor.onDutyNames", { count, names }) : count) : t("monitor.noneOnDuty");
   }
 
   /** An <ol> of conversations as buttons that open the watch pane. */
@@ -236,19 +235,25 @@ export class Overview {
       try {
         this.threads.set(conv, await api.get(`/conversations/${conv}`));
       } catch (err) {
-        toastError(err);
+        if (this.watched === conv) toastError(err);
       }
+      if (this.watched !== conv) return; // another one was chosen (or none) meanwhile
     }
     this.renderWatchHead();
+    // Only the conversation still shown is watched, from its own history's end: after a
+    // switch (or "stop watching") while this history loaded, nothing is watched for it.
+    let after;
     try {
       const page = await api.get(`/conversations/${conv}/messages`, { limit: HISTORY_PAGE });
       if (this.watched !== conv) return;
       this.thread.add(...(page.messages || []));
-      this.socket.watch(conv, page.last_seq ?? this.thread.lastSeq);
+      after = page.last_seq ?? this.thread.lastSeq;
     } catch (err) {
+      if (this.watched !== conv) return;
       toastError(err);
-      this.socket.watch(conv, this.thread.lastSeq);
+      after = this.thread.lastSeq; // this conversation's thread (reset for it above)
     }
+    this.socket.watch(conv, after);
     document.body.dataset.watching = String(conv);
   }
 
