@@ -287,7 +287,8 @@ ROUTES = [
         "/visits/{id}/approve",
         approve_visit,
         "Approve a pending request (audited; the relative is told live). 409 conflict: not"
-        " pending; 409 visit_in_past or visit_rule_frequency: no longer allowed",
+        " pending; 409 with the rule's code (visit_rule_*, visit_not_eligible, visit_in_past):"
+        " the rules or the card as they are now no longer allow it",
         "officer of the inmate's prison",
         reply=VisitOut,
         errors=_DecideErrors,
