@@ -167,8 +167,7 @@ class Gateway:
         return ws
 
     async def principal(self, user: User) -> Principal:
-        verified = await self.store.verified_inmates(user.id) if user.role == "relative" else None
-        return Principal(user, verified or frozenset())
+        return await sessions.principal_for(self.store, user)
 
     # frames
 
@@ -204,7 +203,7 @@ class Gateway:
         start, and when a relative is verified for an inmate of another prison while
         connected), each with the prison's on-duty state now. A relative following any
         prison also gets the bureau-wide announcements."""
-        for prison in await self._prisons_followed(conn):
+        for prison in conn.principal.followed_prisons:
             if prison in conn.prisons:
                 continue
             staff = conn.is_staff
@@ -219,13 +218,6 @@ class Gateway:
                 await self._join(conn, BUREAU_TOPIC, None)  # bureau-wide announcements
             with contextlib.suppress(BrokerUnavailable):
                 conn.send(await self.roster.now(prison, staff=staff))
-
-    async def _prisons_followed(self, conn: Connection) -> tuple[int, ...]:
-        """Staff follow their prisons; a relative, the prisons of its verified inmates."""
-        if conn.is_staff:
-            return conn.principal.user.prison_ids
-        inmates = [await self.store.inmate(i) for i in sorted(conn.principal.verified_inmates)]
-        return tuple(sorted({inmate.prison_id for inmate in inmates}))
 
     async def _frames(self, conn: Connection) -> None:
         async for msg in conn.ws:

@@ -40,10 +40,17 @@ class Principal:
 
     user: User
     verified_inmates: frozenset[int] = frozenset()
+    inmate_prisons: frozenset[int] = frozenset()  # the prisons of the verified inmates
 
     @property
     def id(self) -> int:
         return self.user.id
+
+    @property
+    def followed_prisons(self) -> tuple[int, ...]:
+        """Staff follow their prisons (queue, presence); a relative, those of its verified
+        inmates (on-duty count, announcements, complaints it may file)."""
+        return self.user.prison_ids if self.is_staff else tuple(sorted(self.inmate_prisons))
 
     @property
     def is_staff(self) -> bool:

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
+from server.policy import Principal
+from storage import family
 from storage.base import Store, User
 
 COOKIE = "kinline_session"
@@ -37,3 +39,12 @@ async def user_for(store: Store, token: str) -> User | None:
     if len(token) > 256:
         return None
     return await store.session_user(token_hash(token), datetime.now(UTC))
+
+
+async def principal_for(store: Store, user: User) -> Principal:
+    """The principal a signed-in user acts as: for a relative, with its verified inmates and
+    their prisons read now (permissions follow family links as they are decided)."""
+    if user.role != "relative":
+        return Principal(user)
+    links = await family.verified(store.db, user.id)
+    return Principal(user, frozenset(links), frozenset(links.values()))

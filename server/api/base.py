@@ -183,10 +183,7 @@ async def principal(request: web.Request) -> Principal | None:
         store = request.app[STORE]
         user = await sessions.user_for(store, token)
         if user is not None:
-            verified = (
-                await store.verified_inmates(user.id) if user.role == "relative" else frozenset()
-            )
-            who = Principal(user, verified)
+            who = await sessions.principal_for(store, user)
     request[_PRINCIPAL] = who
     return who
 

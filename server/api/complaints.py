@@ -180,10 +180,7 @@ async def _filing(store: Store, who: Principal, form: FileComplaint) -> Complain
     if form.conversation_id is not None:
         with contextlib.suppress(NotFound):
             conversation = await store.conversation(form.conversation_id)
-    followed: set[int] = set()
-    if who.user.role == "relative":
-        for inmate_id in sorted(who.verified_inmates):
-            followed.add((await store.inmate(inmate_id)).prison_id)
+    followed = set(who.followed_prisons) if who.user.role == "relative" else set()
     return ComplaintFiling(
         prison_id=form.prison_id,
         inmate_id=form.inmate_id,

@@ -351,13 +351,9 @@ async def get_duty(request: web.Request) -> web.Response:
     who = signed_in(await principal(request))
     store, roster = request.app[STORE], request.app[ROSTER]
     role = who.user.role
-    if role == "relative":
-        inmates = [await store.inmate(i) for i in sorted(who.verified_inmates)]
-        prisons: tuple[int, ...] = tuple(sorted({inmate.prison_id for inmate in inmates}))
-    elif role == "admin":
-        prisons = tuple(p.id for p in await store.prisons())
-    else:
-        prisons = who.user.prison_ids
+    prisons = (
+        tuple(p.id for p in await store.prisons()) if role == "admin" else who.followed_prisons
+    )
     names = duty_names_shown(who)
     rows = []
     try:
