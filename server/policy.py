@@ -10,6 +10,7 @@ visible object with a forbidden action is ``forbidden``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -347,6 +348,12 @@ def sees_complaint(who: Principal, complaint: ComplaintFacts) -> bool:
     return role == "admin"  # officers: never, not even a complaint they filed
 
 
+def complaint_audience(complaint: ComplaintFacts, users: Iterable[User]) -> list[int]:
+    """Of ``users``, those told of the complaint's changes live: whoever sees it (never an
+    officer, not even one who filed it on an inmate's behalf)."""
+    return [user.id for user in users if sees_complaint(Principal(user), complaint)]
+
+
 def handles_complaint(who: Principal, complaint: ComplaintFacts) -> bool:
     """Who moves a complaint: its prison's supervisors; once escalated, the admin."""
     if complaint.escalated:
@@ -637,6 +644,12 @@ def check_duty(who: Principal | None) -> Principal:
     if who.user.role not in DUTY_SETTERS:
         raise Denied("forbidden", f"a {who.user.role} does not go on duty")
     return who
+
+
+def duty_scope(who: Principal) -> tuple[int, ...] | None:
+    """The prisons whose on-duty state ``who`` reads: the ones it follows (staff: its own; a
+    relative: its verified inmates'); ``None``: every prison, for the admin."""
+    return None if who.user.role == "admin" else who.followed_prisons
 
 
 def duty_names_shown(who: Principal) -> bool:

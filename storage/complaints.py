@@ -392,16 +392,16 @@ async def open_counts(
     return found
 
 
-async def audience(db: Database, complaint: Complaint) -> list[int]:
-    """Who is told of a complaint's changes live (their user topics): the complainant when it
-    is a relative, the prison's supervisors and the admins. Never an officer: not even one
-    who filed it on an inmate's behalf (it may concern that officer's colleagues)."""
+async def candidates(db: Database, complaint: Complaint) -> list[int]:
+    """Everyone who might be told of a complaint's changes live: the staff of its prison, the
+    admins and the complainant. ``policy.complaint_audience`` decides who is (never an
+    officer)."""
     async with db.read() as sql:
         rows = await sql.fetch(
             "SELECT u.id FROM users u JOIN user_prisons up ON up.user_id = u.id"
-            " WHERE up.prison_id = $1 AND u.role = 'supervisor' AND NOT u.disabled"
+            " WHERE up.prison_id = $1 AND NOT u.disabled"
             " UNION SELECT u.id FROM users u WHERE u.role = 'admin' AND NOT u.disabled"
-            " UNION SELECT u.id FROM users u WHERE u.id = $2 AND u.role = 'relative'",
+            " UNION SELECT u.id FROM users u WHERE u.id = $2 AND NOT u.disabled",
             complaint.prison_id,
             complaint.complainant_id,
         )

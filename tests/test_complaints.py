@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from channels.protocol import ComplaintEvent
+from server.policy import ComplaintFacts, complaint_audience
 from storage import complaints
 from storage.base import Conflict, NotFound, Store
 from storage.complaints import ComplaintScope, ComplaintState, NewComplaint
@@ -179,8 +180,15 @@ async def test_the_live_audience_is_never_an_officer(store: Store) -> None:
     by_relative = await _file(store, w, T0)
     by_officer = await _file(store, w, T0, complainant_id=w.officer.id, inmate_id=w.conv.inmate_id)
     expected = {w.supervisor.id, staff.admin.id}
-    assert set(await complaints.audience(store.db, by_relative)) == expected | {w.relative.id}
-    assert set(await complaints.audience(store.db, by_officer)) == expected
+
+    async def audience(complaint: complaints.Complaint) -> set[int]:
+        candidates = [await store.user(i) for i in await complaints.candidates(store.db, complaint)]
+        assert w.officer.id in {u.id for u in candidates}  # the policy, not the query, decides
+        facts = ComplaintFacts(complaint.prison_id, complaint.complainant_id, complaint.escalated)
+        return set(complaint_audience(facts, candidates))
+
+    assert await audience(by_relative) == expected | {w.relative.id}
+    assert await audience(by_officer) == expected
     assert by_officer.on_behalf and not by_relative.on_behalf
 
 

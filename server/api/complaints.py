@@ -45,6 +45,7 @@ from server.policy import (
     check_complaint,
     check_complaint_filing,
     check_oversight_a,
+    complaint_audience,
     complaint_needs_inmate,
     complaint_scope,
     signed_in,
@@ -166,7 +167,9 @@ async def _tell(app: web.Application, complaint: Complaint, message: str) -> Non
             id=complaint.id, reference=complaint.reference, state=complaint.state, message=message
         )
     )
-    for user_id in await stored.audience(app[STORE].db, complaint):
+    store = app[STORE]
+    users = [await store.user(i) for i in await stored.candidates(store.db, complaint)]
+    for user_id in complaint_audience(facts(complaint), users):
         app[HUB].publish(user_topic(user_id), event)
 
 

@@ -57,6 +57,7 @@ from server.policy import (
     check_open_thread,
     check_thread,
     duty_names_shown,
+    duty_scope,
     shows_staff_side,
     signed_in,
     thread_scope,
@@ -351,9 +352,8 @@ async def get_duty(request: web.Request) -> web.Response:
     who = signed_in(await principal(request))
     store, roster = request.app[STORE], request.app[ROSTER]
     role = who.user.role
-    prisons = (
-        tuple(p.id for p in await store.prisons()) if role == "admin" else who.followed_prisons
-    )
+    scope = duty_scope(who)
+    prisons = tuple(p.id for p in await store.prisons()) if scope is None else scope
     names = duty_names_shown(who)
     rows = []
     try:
