@@ -56,11 +56,11 @@ from typing import Any
 
 import msgspec
 
+from storage.complaints import SETTLED  # open = not yet answered or closed
 from storage.sql import Database, Sql, ids_in
 
 WITHIN_S = 300.0  # "answered within 5 minutes"
 PUBLIC_DAYS = 30
-CLOSED_COMPLAINT_STATES = frozenset({"answered", "closed"})
 
 Wait = tuple[datetime, datetime | None]  # (wait_started_at, first_reply_at or None)
 
@@ -360,7 +360,7 @@ async def bureau_figures(
             if starts[i] <= complaint.filed < starts[i + 1]:
                 filed += 1
             if complaint.filed < cutoff and complaint.state_at(cutoff) not in (
-                CLOSED_COMPLAINT_STATES
+                SETTLED
             ):
                 opened += 1
                 if complaint.deadline < cutoff:
