@@ -39,18 +39,16 @@ from channels.protocol import (
     Limits,
     ProtocolError,
     Read,
-    ReadEvent,
     Send,
     Typing,
-    TypingEvent,
     Unwatch,
     UserRef,
     Watch,
     Welcome,
     decode_client,
-    encode,
 )
 from server import sessions
+from server.audience import ReadMarked, Typed, tell
 from server.authorize import authorize
 from server.config import Settings
 from server.connection import Connection
@@ -314,16 +312,14 @@ class Gateway:
         await authorize(self.store, conn, frame.conv, "typing")
         if self.typing.allow((conn.user_id, frame.conv)):
             user = conn.principal.user
-            event = TypingEvent(conv=frame.conv, user=UserRef(user.id, user.role, user.name))
-            self.hub.publish(conversation_topic(frame.conv), encode(event))
+            tell(self.hub, Typed(frame.conv, UserRef(user.id, user.role, user.name)))
 
     async def _read(self, conn: Connection, frame: Read) -> None:
         conv = await authorize(self.store, conn, frame.conv, "mark_read")
         last = (await self.store.last_seqs([conv.id])).get(conv.id, 0)
         seq = min(frame.seq, last)
         if seq and await self.store.mark_read(conv.id, conn.user_id, seq):
-            event = ReadEvent(conv=conv.id, user=conn.user_id, seq=seq)
-            self.hub.publish(conversation_topic(conv.id), encode(event))
+            tell(self.hub, ReadMarked(conv.id, conn.user_id, seq))
 
     # operations, on every process
 
