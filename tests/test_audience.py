@@ -55,13 +55,22 @@ from server.policy import (
     BureauRelatives,
     ComplaintFacts,
     Person,
+    PresenceAudience,
     PrisonRelatives,
     PrisonStaff,
+    Recipient,
     ThreadAudience,
     ThreadChange,
     Watchers,
+    activity_audience,
+    announcement_audience,
+    card_audience,
+    complaint_recipients,
+    link_audience,
     message_audience,
+    presence_audience,
     thread_change_audience,
+    visit_audience,
 )
 from storage.base import Conversation, FamilyLink, Message, MessageKind, Role, User
 from storage.visits import Visit
@@ -273,3 +282,37 @@ def test_the_relative_is_told_of_a_thread_only_while_it_may_see_it(
     change: ThreadChange, expected: ThreadAudience
 ) -> None:
     assert thread_change_audience(change) == expected
+
+
+RECIPIENTS: dict[str, tuple[object, object]] = {
+    "a text": (message_audience(7, "text"), Watchers(7)),
+    "a fact card": (message_audience(7, "system"), Watchers(7)),
+    "a note": (message_audience(7, "note"), Watchers(7, staff_only=True)),
+    "typing, a read mark": (activity_audience(7), Watchers(7)),
+    "a visit request": (visit_audience(VISIT, decided=False), (PrisonStaff(GM),)),
+    "a visit decision": (
+        visit_audience(DECIDED, decided=True),
+        (Person(RELATIVE), PrisonStaff(GM)),
+    ),
+    "a link decision": (link_audience(LINK), (Person(RELATIVE),)),
+    "a card update": (card_audience([RELATIVE, 101]), (Person(RELATIVE), Person(101))),
+    "a complaint": (
+        complaint_recipients(COMPLAINT, CANDIDATES),
+        (Person(RELATIVE), Person(20), Person(30)),
+    ),
+    "presence": (presence_audience(GM), PresenceAudience(PrisonStaff(GM), PrisonRelatives(GM))),
+    "a prison's announcement": (announcement_audience(GM), PrisonRelatives(GM)),
+    "a bureau-wide announcement": (announcement_audience(None), BureauRelatives()),
+}
+
+
+@pytest.mark.parametrize("name", list(RECIPIENTS))
+def test_the_policy_names_the_recipients(name: str) -> None:
+    got, expected = RECIPIENTS[name]
+    assert got == expected
+
+
+def test_no_event_reaches_an_officer_through_a_complaint() -> None:
+    """Officers listen on their prison's staff topic: a complaint must go to user topics only."""
+    told: tuple[Recipient, ...] = complaint_recipients(COMPLAINT, CANDIDATES)
+    assert all(isinstance(r, Person) for r in told) and Person(OFFICER) not in told
