@@ -228,15 +228,6 @@ class Hub:
             self._spawn(self._forget_if_idle(topic_))
         return None if sub is None else sub.cursor
 
-    def subscribed(self, topic: str, peer: Peer) -> bool:
-        topic_ = self._topics.get(topic)
-        return topic_ is not None and peer in topic_.subs
-
-    def cursor(self, topic: str, peer: Peer) -> int | None:
-        topic_ = self._topics.get(topic)
-        sub = topic_.subs.get(peer) if topic_ else None
-        return None if sub is None else sub.cursor
-
     async def _ready(self, topic: _Topic) -> None:
         """Subscribe to the broker (confirmed) and learn the topic's baseline, once."""
         if topic.ready is None:

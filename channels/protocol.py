@@ -90,7 +90,6 @@ __all__ = [
     "ProtocolError",
     "Read",
     "ReadEvent",
-    "ResyncEvent",
     "Send",
     "ServerFrame",
     "Typing",
@@ -360,12 +359,6 @@ class ErrorFrame(_ServerBase, tag="error", frozen=True):
     cid: str | None = None
 
 
-class ResyncEvent(_ServerBase, tag="resync", frozen=True):
-    """A topic must be reconciled from storage (internal to the server; valid on the wire)."""
-
-    conv: int
-
-
 ServerFrame: TypeAlias = (
     Welcome
     | Ack
@@ -380,7 +373,6 @@ ServerFrame: TypeAlias = (
     | VisitEvent
     | ComplaintEvent
     | ErrorFrame
-    | ResyncEvent
 )
 
 SERVER_FRAME_TYPES: Final = frozenset(
@@ -398,7 +390,6 @@ SERVER_FRAME_TYPES: Final = frozenset(
         "visit",
         "complaint",
         "error",
-        "resync",
     }
 )
 

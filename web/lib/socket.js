@@ -42,7 +42,7 @@
 //
 // Events (socket.on(type, fn) returns an unsubscribe):
 //   every server frame by its type: welcome, message, typing, read, conversation, presence,
-//   info, announcement, link, visit, complaint, error (without a cid of ours), resync;
+//   info, announcement, link, visit, complaint, error (without a cid of ours);
 //   "*" gets every server frame; "ack" {cid, conv, seq, id, at, entry}; "send-error" {cid,
 //   conv, code, message, entry} (entry: the outbox entry {conv, cid, body, kind, queuedAt},
 //   undefined for an ack of a send this page did not make); "outbox" (the outbox changed: call socket.pending()); "status"
