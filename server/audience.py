@@ -23,7 +23,6 @@ view of the frame once and publishes it. No other module names a topic to publis
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol, assert_never
 
 import msgspec
@@ -83,40 +82,34 @@ class Publisher(Protocol):
 # the events
 
 
-@dataclass(frozen=True, slots=True)
-class MessageStored:
+class MessageStored(msgspec.Struct, frozen=True):
     """A message committed and acked (sent over a socket or REST, or a fact card)."""
 
     message: Message
 
 
-@dataclass(frozen=True, slots=True)
-class ThreadChanged:
+class ThreadChanged(msgspec.Struct, frozen=True):
     """A thread's state changed. ``frame`` carries the staff side (a hand-over note)."""
 
     change: ThreadChange
     frame: ConversationEvent
 
 
-@dataclass(frozen=True, slots=True)
-class VisitRequested:
+class VisitRequested(msgspec.Struct, frozen=True):
     visit: Visit
 
 
-@dataclass(frozen=True, slots=True)
-class VisitDecided:
+class VisitDecided(msgspec.Struct, frozen=True):
     visit: Visit
 
 
-@dataclass(frozen=True, slots=True)
-class LinkDecided:
+class LinkDecided(msgspec.Struct, frozen=True):
     """A family link was verified, rejected or revoked (``link`` as it is now)."""
 
     link: FamilyLink
 
 
-@dataclass(frozen=True, slots=True)
-class CardUpdated:
+class CardUpdated(msgspec.Struct, frozen=True):
     """Parts of an inmate's information card changed; ``relatives``: its verified ones."""
 
     inmate: int
@@ -124,8 +117,7 @@ class CardUpdated:
     relatives: Sequence[int]
 
 
-@dataclass(frozen=True, slots=True)
-class ComplaintChanged:
+class ComplaintChanged(msgspec.Struct, frozen=True):
     """A complaint was filed or moved; ``candidates``: the users who might see it."""
 
     frame: ComplaintEvent
@@ -133,8 +125,7 @@ class ComplaintChanged:
     candidates: Sequence[User]
 
 
-@dataclass(frozen=True, slots=True)
-class PresenceChanged:
+class PresenceChanged(msgspec.Struct, frozen=True):
     """The officers on duty in a prison: ``on_duty`` of them, ``officers`` named (the first
     ones, for staff)."""
 
@@ -143,21 +134,18 @@ class PresenceChanged:
     officers: list[UserRef]
 
 
-@dataclass(frozen=True, slots=True)
-class AnnouncementPosted:
+class AnnouncementPosted(msgspec.Struct, frozen=True):
     frame: AnnouncementEvent
 
 
-@dataclass(frozen=True, slots=True)
-class Typed:
+class Typed(msgspec.Struct, frozen=True):
     """``user`` is typing in ``conv`` (already throttled by the caller)."""
 
     conv: int
     user: UserRef
 
 
-@dataclass(frozen=True, slots=True)
-class ReadMarked:
+class ReadMarked(msgspec.Struct, frozen=True):
     conv: int
     user: int
     seq: int
@@ -181,15 +169,17 @@ Event = (
 def tell(hub: Publisher, event: Event) -> None:
     """Publish ``event`` to everyone the policy says is told of it. Never blocks, never fails
     the caller (the hub counts broker errors and other processes repair from storage)."""
+    if isinstance(event, MessageStored):  # the hot path: once per acked message, no match
+        message = event.message
+        watchers = message_audience(message.conversation_id, message.kind)
+        hub.publish(
+            conversation_topic(watchers.conv),
+            message_bytes(message),
+            seq=message.seq,
+            audience_=STAFF if watchers.staff_only else ALL,
+        )
+        return
     match event:
-        case MessageStored(message):  # first: the hot path
-            watchers = message_audience(message.conversation_id, message.kind)
-            hub.publish(
-                conversation_topic(watchers.conv),
-                message_bytes(message),
-                seq=message.seq,
-                audience_=STAFF if watchers.staff_only else ALL,
-            )
         case ThreadChanged(change, frame):
             told = thread_change_audience(change)
             data = encode(frame)
