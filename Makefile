@@ -76,12 +76,14 @@ browser:
 	esac
 
 # The pure tests (no PostgreSQL, Redis, browser or child process: tests/purity.py) first and
-# alone, in asyncio debug mode with warnings as errors; then all the others. Each test runs
+# alone, in asyncio debug mode with warnings as errors (PYTHONASYNCIODEBUG for every loop, and
+# --asyncio-debug as pytest-asyncio otherwise turns debug off on its own); then all the others.
+# Each test runs
 # once; the last line adds the two runs up. Exit status 5 is a run that selected no test
 # (PYTEST_ARGS chose only the other kind); a `make test` that ran no test at all fails.
 test: $(TEST_STAMP) services browser
 	rm -rf $(RESULTS) && mkdir -p $(RESULTS)
-	PYTHONASYNCIODEBUG=1 $(BIN)/python -m pytest -m pure -W error --junit-xml=$(RESULTS)/pure.xml $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	PYTHONASYNCIODEBUG=1 $(BIN)/python -m pytest -m pure -W error --asyncio-debug --junit-xml=$(RESULTS)/pure.xml $(PYTEST_ARGS) || [ $$? -eq 5 ]
 	$(BIN)/python -m pytest -m 'not pure' --junit-xml=$(RESULTS)/others.xml $(PYTEST_ARGS) || [ $$? -eq 5 ]
 	@$(BIN)/python .ci/tally.py $(RESULTS)/pure.xml $(RESULTS)/others.xml
 

@@ -14,7 +14,7 @@ from tests import purity, services
 
 def pytest_configure(config: pytest.Config) -> None:
     """Mark each test with the services it reaches, ``pure`` if none (tests/purity.py)."""
-    config.pluginmanager.register(purity.Plugin(), "kinline-purity")
+    config.pluginmanager.register(purity.Plugin(config), "kinline-purity")
 
 
 @pytest.fixture(scope="session")

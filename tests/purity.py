@@ -7,11 +7,11 @@ likewise for ``redis_url`` and ``"redis"``; ``browser`` for ``chromium``. A test
 child process says so itself with ``spawns`` (``slow``: it spawns servers). A test with none of
 these is ``pure``: it runs inside the pytest process and reaches nothing outside it.
 
-``make test`` runs the pure tests first, alone, with ``PYTHONASYNCIODEBUG=1`` and warnings as
-errors, then every other test (``-m "not pure"``); the two runs together run each test once.
-Warnings as errors catch a coroutine never awaited and a socket, transport or file left open
-(``ResourceWarning``). What asyncio *logs* instead of warning (a task destroyed while still
-pending, a task's exception never retrieved, an unclosed aiohttp session, a callback that
+``make test`` runs the pure tests first, alone, in asyncio debug mode (``PYTHONASYNCIODEBUG=1``
+and ``--asyncio-debug``) with warnings as errors, then every other test (``-m "not pure"``);
+the two runs together run each test once. Warnings as errors catch a coroutine never awaited
+and a socket, transport or file left open (``ResourceWarning``). What asyncio *logs* instead
+of warning (a task's exception never retrieved, an unclosed aiohttp session, a callback that
 raised) is caught here: in asyncio debug mode, an ERROR from the ``asyncio`` logger during a
 test, or while the garbage it left is collected, fails that test. Slow callbacks are logged as
 warnings only, and stay warnings: on a loaded machine they say nothing about the code.
@@ -56,9 +56,10 @@ class _Errors(logging.Handler):
 class Plugin:
     """Registered by ``conftest.py``: marks the tests, and in asyncio debug mode guards them."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: pytest.Config) -> None:
         self.errors: _Errors | None = None
-        if sys.flags.dev_mode or os.environ.get("PYTHONASYNCIODEBUG"):  # as asyncio decides
+        debug = sys.flags.dev_mode or os.environ.get("PYTHONASYNCIODEBUG")  # as asyncio decides
+        if debug or config.getoption("asyncio_debug", False):  # ... or pytest-asyncio
             self.errors = _Errors()
             logging.getLogger("asyncio").addHandler(self.errors)
 
