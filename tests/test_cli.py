@@ -18,6 +18,8 @@ import pytest
 from storage import open_store
 from tests import services
 
+pytestmark = pytest.mark.spawns
+
 REPO = Path(__file__).resolve().parent.parent
 STRONG = "tea-kettle-harbour-42"
 

@@ -102,7 +102,7 @@ async def next_error(ws: ClientConnection) -> dict[str, object]:
         while True:
             frame = await recv(ws)
             if frame["type"] == "error":
-                return frame  # type: ignore[no-any-return]
+                return frame
 
 
 # delivery
