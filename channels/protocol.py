@@ -26,7 +26,9 @@ Guarantees
   field means its default (``null``, ``"text"``, ``{}``, ``""``). Decoders accept both forms.
 * Conversation ids are positive, sequence numbers non-negative, both at most ``2**63 - 1``
   (a SQL ``bigint``). ``max_body_chars`` counts Unicode code points of the body as sent;
-  a body that is empty once whitespace is stripped is ``body_empty``.
+  a body that is empty once whitespace is stripped is ``body_empty``. Text no database can
+  store (NUL, lone surrogates: :mod:`channels.text`) in a ``send``'s body or cid is
+  ``invalid_text``, refused here so it never joins a batch of other users' messages.
 
 Close codes (:class:`CloseCode`)
 --------------------------------
@@ -53,6 +55,8 @@ from typing import Annotated, Any, Final, Literal, TypeAlias
 import msgspec
 from msgspec import Meta, Struct
 
+from channels.text import storable
+
 __all__ = [
     "BINARY_NOT_SUPPORTED",
     "BODY_EMPTY",
@@ -65,6 +69,7 @@ __all__ = [
     "INTERNAL",
     "INVALID_FRAME",
     "INVALID_JSON",
+    "INVALID_TEXT",
     "MAX_RESUME_ENTRIES",
     "NOT_FOUND",
     "RATE_LIMITED",
@@ -92,6 +97,7 @@ __all__ = [
     "ReadEvent",
     "Send",
     "ServerFrame",
+    "Subscribed",
     "Typing",
     "TypingEvent",
     "Unwatch",
@@ -125,6 +131,7 @@ class ErrorCode(StrEnum):
     INVALID_FRAME = "invalid_frame"  # missing/extra/mistyped field, constraint violated
     BODY_EMPTY = "body_empty"
     BODY_TOO_LONG = "body_too_long"
+    INVALID_TEXT = "invalid_text"  # text no database can store (NUL, a lone surrogate)
     BINARY_NOT_SUPPORTED = "binary_not_supported"
     RATE_LIMITED = "rate_limited"
     NOT_FOUND = "not_found"  # does not exist *or* may not be seen: same code on purpose
@@ -140,6 +147,7 @@ UNKNOWN_TYPE: Final = ErrorCode.UNKNOWN_TYPE
 INVALID_FRAME: Final = ErrorCode.INVALID_FRAME
 BODY_EMPTY: Final = ErrorCode.BODY_EMPTY
 BODY_TOO_LONG: Final = ErrorCode.BODY_TOO_LONG
+INVALID_TEXT: Final = ErrorCode.INVALID_TEXT
 BINARY_NOT_SUPPORTED: Final = ErrorCode.BINARY_NOT_SUPPORTED
 RATE_LIMITED: Final = ErrorCode.RATE_LIMITED
 NOT_FOUND: Final = ErrorCode.NOT_FOUND
@@ -352,11 +360,21 @@ class LinkEvent(_ServerBase, tag="link", frozen=True):
 
 
 class ErrorFrame(_ServerBase, tag="error", frozen=True):
-    """``code`` is an :class:`ErrorCode` value, typed ``str`` so new codes decode on old clients."""
+    """``code`` is an :class:`ErrorCode` value, typed ``str`` so new codes decode on old clients.
+    ``retry_after`` (seconds), on ``rate_limited`` and ``unavailable`` where the server can
+    tell: when sending the same frame again (same ``cid``) may succeed."""
 
     code: str
     message: str
     cid: str | None = None
+    retry_after: float | None = None
+
+
+class Subscribed(_ServerBase, tag="subscribed", frozen=True):
+    """The answer to ``hello`` and ``watch``: these conversations are followed live (their
+    replay queued before this frame), each with its last seq when the subscription began."""
+
+    convs: dict[int, int]
 
 
 ServerFrame: TypeAlias = (
@@ -373,6 +391,7 @@ ServerFrame: TypeAlias = (
     | VisitEvent
     | ComplaintEvent
     | ErrorFrame
+    | Subscribed
 )
 
 SERVER_FRAME_TYPES: Final = frozenset(
@@ -390,6 +409,7 @@ SERVER_FRAME_TYPES: Final = frozenset(
         "visit",
         "complaint",
         "error",
+        "subscribed",
     }
 )
 
@@ -498,6 +518,10 @@ def decode_client(
                 )
             if not frame.body.strip():
                 return ProtocolError(BODY_EMPTY, "body is empty", frame.cid)
+            if not (storable(frame.body) and storable(frame.cid)):
+                return ProtocolError(
+                    INVALID_TEXT, "text may not contain NUL or lone surrogates", frame.cid
+                )
         return frame
     except Exception:  # the guarantee: log the bug, never leak it
         _log.exception("unexpected error decoding a client frame")

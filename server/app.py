@@ -19,10 +19,10 @@ from channels.broker import Broker
 from channels.broker_memory import MemoryBroker
 from channels.hub import Hub
 from channels.presence import MemoryPresence, Presence
-from server import health
+from server import faults, health
 from server.config import Settings
 from server.duty import DutyRoster
-from server.errors import errors_and_headers
+from server.errors import errors_and_headers, oversize_guard
 from server.gateway import Gateway
 from server.ratelimit import RateLimiter
 from server.sending import SendPath
@@ -75,7 +75,7 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     hub = app[HUB] = Hub(broker, store)
     await broker.start()
     await hub.start()
-    commit = GroupCommit(store, on_batch=_observe_batch)
+    commit = GroupCommit(store, on_batch=_observe_batch, is_unavailable=faults.unavailable)
     limiter = RateLimiter(settings.send_rate, settings.send_burst)
     send_path = app[SEND_PATH] = SendPath(store, commit, hub, limiter)
     roster = app[ROSTER] = DutyRoster(
@@ -123,7 +123,11 @@ def build_app(settings: Settings, *, store: Store | None = None) -> web.Applicat
     from server.api.security import cookie_origin_guard
 
     app = web.Application(
-        middlewares=[errors_and_headers, cookie_origin_guard(settings)],
+        middlewares=[
+            errors_and_headers,
+            oversize_guard(settings.max_request_bytes),
+            cookie_origin_guard(settings),
+        ],
         client_max_size=settings.max_request_bytes,
     )
     app[SETTINGS] = settings

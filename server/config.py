@@ -44,6 +44,7 @@ class Settings:
     heartbeat: float = 20.0
     presence_ttl: float = 30.0  # an on-duty officer whose process died stops counting after this
     max_request_bytes: int = 64 * 1024
+    body_timeout: float = 10.0  # seconds to receive a request body before answering 408
     session_days: int = 30
     log_format: str = "auto"  # auto (json unless a terminal) | json | text
     log_level: str = "INFO"
@@ -148,6 +149,7 @@ PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "heartbeat": ("KINLINE_HEARTBEAT", _positive_float),
     "presence_ttl": ("KINLINE_PRESENCE_TTL", _positive_float),
     "max_request_bytes": ("KINLINE_MAX_REQUEST_BYTES", _int(1024)),
+    "body_timeout": ("KINLINE_BODY_TIMEOUT", _positive_float),
     "session_days": ("KINLINE_SESSION_DAYS", _int(1)),
     "timezone": ("KINLINE_TIMEZONE", _timezone),
     "complaint_days": ("KINLINE_COMPLAINT_DAYS", _int(1, 365)),

@@ -88,9 +88,16 @@ class Connection:
         self.write(text_frame(encode(frame)))
         metrics.frames_out.inc()
 
-    def error(self, code: ErrorCode | str, message: str, cid: str | None = None) -> None:
+    def error(
+        self,
+        code: ErrorCode | str,
+        message: str,
+        cid: str | None = None,
+        *,
+        retry_after: float | None = None,
+    ) -> None:
         metrics.errors.labels(str(code)).inc()
-        self.send(ErrorFrame(code=str(code), message=message, cid=cid))
+        self.send(ErrorFrame(code=str(code), message=message, cid=cid, retry_after=retry_after))
 
     def kick(self, code: int, reason: str) -> None:
         """Close now, without waiting on the client: queue the close frame behind what is

@@ -1,5 +1,7 @@
 """Every HTTP error is ``{"error": {"code", "message"}}`` with its status; every response
-carries the security headers. User text is never rendered as HTML by the server."""
+carries the security headers. User text is never rendered as HTML by the server. Whatever
+``server.faults`` classifies as "the database cannot do this now" is 503 ``unavailable``
+(``Retry-After: 1``), logged once per outage episode."""
 
 from __future__ import annotations
 
@@ -7,9 +9,9 @@ import logging
 
 import msgspec
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
-from storage.base import StoreUnavailable
+from server import faults
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,21 @@ def json_error(status: int, code: str, message: str, **headers: str) -> web.Resp
     return web.Response(status=status, body=body, content_type="application/json", headers=headers)
 
 
+def oversize_guard(max_bytes: int) -> Middleware:
+    """413 ``too_large`` at once, before reading, for a body announced larger than
+    ``max_bytes``, and close the connection (nothing of the body is read or waited for)."""
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.content_length is not None and request.content_length > max_bytes:
+            response = json_error(413, "too_large", f"the body exceeds {max_bytes} bytes")
+            response.force_close()
+            return response
+        return await handler(request)
+
+    return guard
+
+
 @web.middleware
 async def errors_and_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -52,11 +69,15 @@ async def errors_and_headers(request: web.Request, handler: Handler) -> web.Stre
         if exc.status < 400:
             raise
         response = json_error(exc.status, _CODES.get(exc.status, "error"), exc.reason)
-    except StoreUnavailable:
-        response = json_error(503, "unavailable", "storage is unavailable; try again")
-    except Exception:
-        log.exception("request failed", extra={"path": request.path})
-        response = json_error(500, "internal", "internal error")
+    except Exception as exc:
+        if faults.unavailable(exc):  # logged once per outage, without a traceback
+            faults.STORAGE.failed(exc)
+            response = json_error(
+                503, "unavailable", "storage is unavailable; try again", **{"Retry-After": "1"}
+            )
+        else:
+            log.exception("request failed", extra={"path": request.path})
+            response = json_error(500, "internal", "internal error")
     if not response.prepared:  # a WebSocket is already upgraded
         response.headers.update(SECURITY_HEADERS)
     return response

@@ -8,6 +8,7 @@ import asyncio
 from aiohttp import web
 
 from channels.broker import Broker, BrokerUnavailable
+from server import faults
 from storage.base import Store, StoreUnavailable
 
 CHECK_TIMEOUT = 2.0
@@ -27,6 +28,8 @@ async def _check(probe: object) -> str:
 
 async def readiness(store: Store, broker: Broker | None) -> tuple[bool, dict[str, str]]:
     checks = {"storage": await _check(store.ping())}
+    if checks["storage"] == "ok":
+        faults.STORAGE.recovered()  # ends an outage episode (logged once)
     if broker is not None:
         checks["broker"] = await _check(broker.ping())
     return all(v == "ok" for v in checks.values()), checks

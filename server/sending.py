@@ -3,12 +3,19 @@
 - The ack is written only after the message's transaction committed (group commit may carry
   it with others; the ack is written from the commit's completion callback).
 - Pipelined: a socket's sends are authorized and queued in the order they arrived, and the
-  socket goes on reading while they commit. Group commit writes one batch at a time, so a
-  sender's messages get seqs, and acks, in the order it sent them. Sends not yet acked are
-  capped per socket (``MAX_UNACKED``); past the cap, or when the store is not keeping up,
-  a send is refused with ``rate_limited`` at once instead of queueing without bound.
-- Storage down: ``error {code: unavailable, cid}`` and no ack; the client keeps the message
-  and sends it again with the same cid, which can never store it twice.
+  socket goes on reading while they commit. Group commit keeps one batch in flight per
+  conversation, so a sender's messages to a conversation get seqs, and acks, in the order it
+  sent them; other conversations commit meanwhile in other batches (a locked or slow one holds
+  up only itself). Sends not yet acked are capped per socket (``MAX_UNACKED``); past the cap,
+  or when the server really is behind (group commit's drain-time estimate), a send is refused
+  with ``rate_limited`` and its ``retry_after`` at once instead of queueing without bound.
+- Storage down (anything ``server.faults.unavailable`` classifies so: unreachable, out of
+  connection slots, timed out): ``error {code: unavailable, cid, retry_after}`` and no ack,
+  logged once per episode (``server.faults.STORAGE``); the client keeps the message and sends
+  it again with the same cid, which can never store it twice.
+- A message the database refuses fails alone (group commit retries its batch without it):
+  ``error {code: internal, cid}``, logged with its traceback, since decoding should have
+  refused it (``invalid_text``).
 - A retried cid that was already stored is acked again with the original seq and not
   published again (its readers have it, or will replay it from storage).
 - A relative's question that opens a cycle (the thread was ``new`` or ``resolved``; the
@@ -31,6 +38,7 @@ import msgspec
 from channels import metrics
 from channels.hub import Hub
 from channels.protocol import Ack, ConversationEvent, ErrorCode, Send
+from server import faults
 from server.audience import MessageStored, ThreadChanged, tell
 from server.authorize import authorize
 from server.connection import Connection
@@ -53,6 +61,7 @@ log = logging.getLogger(__name__)
 
 
 MAX_UNACKED = 256  # per socket
+UNAVAILABLE_RETRY = 1.0  # seconds: the retry_after of "unavailable" (an outage's length is unknown)
 
 
 class SendPath:
@@ -73,13 +82,18 @@ class SendPath:
         except Denied as denied:
             conn.error(denied.code, denied.message, frame.cid)
             return
-        except StoreUnavailable:
-            conn.error(ErrorCode.UNAVAILABLE, "storage is unavailable; not stored", frame.cid)
+        except Exception as exc:
+            if not faults.unavailable(exc):
+                raise
+            self._unavailable(conn, frame, exc)
             return
         if not self._limiter.allow(conn.user_id):
             wait = self._limiter.retry_after(conn.user_id)
             conn.error(
-                ErrorCode.RATE_LIMITED, f"sending too fast; retry in {wait:.1f} s", frame.cid
+                ErrorCode.RATE_LIMITED,
+                f"sending too fast; retry in {wait:.1f} s",
+                frame.cid,
+                retry_after=round(wait, 3),
             )
             return
         if self._unacked[conn] >= MAX_UNACKED:
@@ -89,8 +103,13 @@ class SendPath:
         item = NewMessage(conv.id, user.id, user.role, frame.cid, frame.body, frame.kind, user.name)
         try:
             committed = self._commit.submit(item)
-        except Overloaded:
-            conn.error(ErrorCode.RATE_LIMITED, "server busy; retry shortly", frame.cid)
+        except Overloaded as busy:
+            conn.error(
+                ErrorCode.RATE_LIMITED,
+                f"server busy; retry in {busy.retry_after:.1f} s",
+                frame.cid,
+                retry_after=round(busy.retry_after, 3),
+            )
             return
         self._unacked[conn] += 1
         self._idle.clear()
@@ -112,13 +131,14 @@ class SendPath:
         if committed.cancelled():
             return
         error = committed.exception()
-        if isinstance(error, StoreUnavailable):
-            conn.error(ErrorCode.UNAVAILABLE, "storage is unavailable; not stored", frame.cid)
+        if error is not None and faults.unavailable(error):
+            self._unavailable(conn, frame, error)
             return
         if error is not None:
             log.error("append failed", exc_info=error)
             conn.error(ErrorCode.INTERNAL, "internal error; not stored", frame.cid)
             return
+        faults.STORAGE.recovered()
         appended = committed.result()
         if appended is None:
             conn.error(ErrorCode.NOT_FOUND, "no such conversation", frame.cid)
@@ -136,6 +156,16 @@ class SendPath:
         metrics.messages_acked.inc()
         metrics.ack_latency.observe(time.perf_counter() - received)
         self._publish(appended, conv)
+
+    @staticmethod
+    def _unavailable(conn: Connection, frame: Send, error: BaseException) -> None:
+        faults.STORAGE.failed(error)
+        conn.error(
+            ErrorCode.UNAVAILABLE,
+            "storage is unavailable; not stored",
+            frame.cid,
+            retry_after=UNAVAILABLE_RETRY,
+        )
 
     def _publish(self, appended: Appended, conv: Conversation) -> None:
         """Once committed: the message to its readers, and the change it made to the queue."""

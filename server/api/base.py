@@ -1,16 +1,18 @@
 """The pieces every API handler shares: the route table, typed bodies, replies and errors.
 
-A body is decoded once, straight into a msgspec Struct whose annotations carry the
-constraints (lengths, patterns, bounds); unknown fields are refused. Any failure is a 400
-``invalid_request`` that names the field. Every integer a client sends is bounded by one of
-the shared types below (``Id``, ``Seq``, ``Limit``, ``PublicLimit``), never a bare ``int``: an
-unbounded one would reach storage (SQLite's and PostgreSQL's integers are 64-bit) and fail
-there as a 500 or 503 instead of a 400. Every date and time is checked against one window
-(``EARLIEST``..``LATEST``) once decoded, so no date arithmetic or time-zone conversion
-further on can overflow. Handlers raise; ``_guarded`` turns the exceptions
-into ``{"error": {code, message}}`` replies, so no handler builds an error by hand, and the
-policy's ``Denied`` becomes 404 (``not_found``: an object one may not see is answered like one
-that does not exist) or 403 (``forbidden``).
+A body is decoded once, straight into a msgspec Struct whose annotations carry the constraints
+(lengths, patterns, bounds); unknown fields are refused. Any failure is a 400
+``invalid_request`` that names the field. Every string anywhere in a body or query, whatever
+its route, is checked once decoded: text no database can store (NUL, lone surrogates) is a 400
+``invalid_text`` naming the field, never a 500 from the database. Every integer a client sends
+is bounded by one of the shared types below (``Id``, ``Seq``, ``Limit``, ``PublicLimit``),
+never a bare ``int``: an unbounded one would reach storage (SQLite's and PostgreSQL's integers
+are 64-bit) and fail there as a 500 or 503 instead of a 400. Every date and time is checked
+against one window (``EARLIEST``..``LATEST``) once decoded, so no date arithmetic or time-zone
+conversion further on can overflow. Handlers raise; ``_guarded`` turns the exceptions into
+``{"error": {code, message}}`` replies, so no handler builds an error by hand, and the policy's
+``Denied`` becomes 404 (``not_found``: an object one may not see is answered like one that does
+not exist) or 403 (``forbidden``).
 
 Each area module lists its routes as ``Route`` rows; the same rows register the handlers and
 generate ``/api/v1/openapi.json``, so the description cannot drift from what is served.
@@ -18,6 +20,7 @@ generate ``/api/v1/openapi.json``, so the description cannot drift from what is 
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -27,8 +30,9 @@ from typing import Annotated, Any, TypeVar
 import msgspec
 from aiohttp import web
 
+from channels.text import INVALID_TEXT, storable
 from server import sessions
-from server.app import STORE
+from server.app import SETTINGS, STORE
 from server.policy import Denied, NotSignedIn, Principal
 from storage.base import Role
 
@@ -56,11 +60,13 @@ class ApiError(Exception):
         *,
         field: str | None = None,
         headers: dict[str, str] | None = None,
+        close: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.detail = ErrorDetail(code, message, field)
         self.headers = headers or {}
+        self.close = close  # answer, then close the connection (its request was not read)
 
 
 def invalid(field: str | None, message: str) -> ApiError:
@@ -109,15 +115,28 @@ def _field(message: str) -> str | None:
     return found.group(1) if found else None
 
 
-def _check_dates(value: object, where: str | None = None) -> None:
-    """Refuse (400, naming the field, dotted when nested) a date or time outside the window,
-    anywhere in a decoded body or query."""
-    if isinstance(value, msgspec.Struct):
+def _check_values(value: object, where: str | None = None) -> None:
+    """Refuse (400, naming the field, dotted when nested), anywhere in a decoded body or query:
+    text no database can store (``invalid_text``: NUL, lone surrogates; see
+    :mod:`channels.text`), and a date or time outside the window (``invalid_request``)."""
+    if isinstance(value, str):
+        if not storable(value):
+            raise ApiError(
+                400,
+                INVALID_TEXT,
+                f"{where or 'the text'} may not contain NUL or lone surrogates",
+                field=where,
+            )
+    elif isinstance(value, msgspec.Struct):
         for name, wire in zip(value.__struct_fields__, value.__struct_encode_fields__, strict=True):
-            _check_dates(getattr(value, name), wire if where is None else f"{where}.{wire}")
+            _check_values(getattr(value, name), wire if where is None else f"{where}.{wire}")
     elif isinstance(value, list | tuple | set | frozenset):
         for item in value:
-            _check_dates(item, where)
+            _check_values(item, where)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_values(key, where)
+            _check_values(item, where)
     elif isinstance(value, date):  # a datetime too: its date where it was written
         day = value.date() if isinstance(value, datetime) else value
         if not EARLIEST <= day <= LATEST:
@@ -125,15 +144,25 @@ def _check_dates(value: object, where: str | None = None) -> None:
 
 
 def _checked(value: T) -> T:
-    _check_dates(value)
+    _check_values(value)
     return value
 
 
 async def body(request: web.Request, kind: type[T]) -> T:
-    """The request's JSON body as ``kind`` (an over-size body is 413 before it is read)."""
+    """The request's JSON body as ``kind``. A body announced larger than
+    ``max_request_bytes`` is 413 before it is read (``server.errors.oversize_guard``); one
+    not received within ``body_timeout`` seconds is 408 ``body_timeout``, and the connection
+    is closed (a client announcing a body it never sends does not hold it open)."""
     if request.content_type != "application/json":
         raise invalid(None, "send a JSON body with Content-Type: application/json")
-    data = await request.read()  # aiohttp enforces client_max_size: HTTPRequestEntityTooLarge
+    timeout = request.app[SETTINGS].body_timeout
+    try:
+        async with asyncio.timeout(timeout):
+            data = await request.read()  # aiohttp enforces client_max_size (413) as it reads
+    except TimeoutError:
+        raise ApiError(
+            408, "body_timeout", f"the body did not arrive within {timeout:g} s", close=True
+        ) from None
     try:
         decoded = msgspec.json.decode(data, type=kind)
     except msgspec.ValidationError as exc:
@@ -218,7 +247,10 @@ def _guarded(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except ApiError as exc:
-            return _error(exc.status, exc.detail, exc.headers)
+            response = _error(exc.status, exc.detail, exc.headers)
+            if exc.close:
+                response.force_close()
+            return response
         except NotSignedIn as exc:
             return _error(401, ErrorDetail("not_authenticated", str(exc)))
         except Denied as denied:
