@@ -34,7 +34,7 @@ Rules (each tested without a socket in ``tests/test_session.py``):
   seconds is still the same look and is not audited again, so a watch/unwatch loop writes one
   row per window, not one per frame.
 - ``typing``: at most one relayed per conversation every ``typing_every`` seconds; the rest
-  are dropped without any I/O.
+  are only authorized (answered if refused; the conversation's facts are cached per socket).
 - ``read {conv, seq}``: a seq at or below one this socket already marked is dropped without
   I/O (the stored cursor never moves back anyway).
 - ``send``: handed to the send path (:class:`Submit`), which admits, commits and acks it.
@@ -79,8 +79,8 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class SessionLimits:
     max_hello_cursors: int = 200
-    subscribe_rate: float = 5.0  # hello/watch/unwatch frames per second, sustained
-    subscribe_burst: int = 30
+    subscribe_rate: float = 20.0  # hello/watch/unwatch frames per second, sustained
+    subscribe_burst: int = 1000
     typing_every: float = 2.0  # seconds between two relayed typing events per conversation
     look_window: float = 300.0  # seconds one audited look covers (see the module docstring)
     unavailable_retry: float = 1.0  # retry_after told when a subscription cannot be made
@@ -116,9 +116,11 @@ class Unsubscribe:
 
 @dataclass(frozen=True, slots=True)
 class RelayTyping:
-    """Authorize ``typing`` on ``conv`` and tell its readers."""
+    """Authorize ``typing`` on ``conv`` (every frame: a refusal is always answered) and, if
+    ``tell``, tell its readers."""
 
     conv: int
+    tell: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +192,7 @@ class Session:
             case Typing():
                 last = self._typed.get(frame.conv)
                 if last is not None and now - last < self.limits.typing_every:
-                    return []
+                    return [RelayTyping(frame.conv, tell=False)]
                 if len(self._typed) >= 1000:
                     self._typed.clear()
                 self._typed[frame.conv] = now

@@ -43,8 +43,8 @@ class Settings:
     max_outbound_bytes: int = 512 * 1024  # unsent bytes for one socket before it is closed 4008
     socket_send_buffer: int = 128 * 1024  # kernel send buffer per socket (SO_SNDBUF), bytes
     max_hello_cursors: int = 200  # cursors one hello may name; past it: too_many_cursors
-    subscribe_rate: float = 5.0  # hello/watch/unwatch frames per second per socket, sustained
-    subscribe_burst: int = 30
+    subscribe_rate: float = 20.0  # hello/watch/unwatch frames per second per socket, sustained
+    subscribe_burst: int = 1000  # a console re-watching its whole queue after a reconnect
     look_window: float = 300.0  # seconds one audited supervisor look at a conversation covers
     heartbeat: float = 20.0
     presence_ttl: float = 30.0  # an on-duty officer whose process died stops counting after this

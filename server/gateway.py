@@ -10,8 +10,9 @@ back. One socket's frames are handled in order, so its sends are acked, and sequ
 the order it sent them. The control plane (one user's sockets on every process) is
 ``server/control.py``; the registry of this process's sockets ``server/sockets.py``.
 
-Expected faults (storage or broker unavailable) are logged once per episode, without a
-traceback (:func:`fault`); anything else is a bug and is logged with its traceback.
+Expected faults (storage or broker unavailable: ``server.faults``) are logged once per
+episode, without a traceback (:func:`fault`); anything else is a bug, logged with its
+traceback.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ from channels.session import (
     Subscribe,
     Unsubscribe,
 )
-from server import sessions
+from server import faults, sessions
 from server.authorize import authorize
 from server.config import Settings
 from server.connection import Connection, cap_send_buffer
@@ -70,32 +71,20 @@ from server.policy import Denied, Principal, audits_opening
 from server.sending import SendPath
 from server.sockets import Sockets
 from storage import audit_trail
-from storage.base import Conversation, Store, StoreUnavailable, User
+from storage.base import Conversation, Store, User
 from storage.sql import utcnow
 
 log = logging.getLogger(__name__)
 
-FAULT_QUIET = 30.0  # seconds without a fault after which the next one is logged again
-_last_fault = [-FAULT_QUIET]  # when the last fault was seen (monotonic)
-
 
 def fault(exc: BaseException) -> bool:
-    """Whether ``exc`` means storage or the broker cannot serve now (try again later): a
-    ``StoreUnavailable`` or ``BrokerUnavailable``, a timeout or connection error, or a
-    driver error of SQLSTATE class 08 (connection), 53 (out of resources: "too many
-    clients") or 57 (operator intervention: statement timeout, shutdown). Such a fault is
-    logged once per episode (the first after ``FAULT_QUIET`` quiet seconds), without a
-    traceback: it is expected, not a bug."""
-    sqlstate = getattr(exc, "sqlstate", None)
-    expected = isinstance(
-        exc, StoreUnavailable | BrokerUnavailable | TimeoutError | ConnectionError
-    ) or (isinstance(sqlstate, str) and sqlstate[:2] in ("08", "53", "57"))
-    if expected:
-        now = time.monotonic()
-        if now - _last_fault[0] > FAULT_QUIET:
-            log.warning("storage or broker unavailable: %s", str(exc) or type(exc).__name__)
-        _last_fault[0] = now
-    return expected
+    """Whether ``exc`` means storage or the broker cannot serve now (``server.faults``
+    classifies storage faults; a ``BrokerUnavailable`` is one too). Such a fault is logged
+    once per episode, without a traceback: it is expected, not a bug."""
+    if isinstance(exc, BrokerUnavailable) or faults.unavailable(exc):
+        faults.STORAGE.failed(exc)
+        return True
+    return False
 
 
 class Gateway:
@@ -304,9 +293,10 @@ class Gateway:
                     case Unsubscribe(conv=conv):
                         conn.topics.discard(conversation_topic(conv))
                         await self.hub.leave(conversation_topic(conv), conn)
-                    case RelayTyping(conv=conv):
+                    case RelayTyping(conv=conv, tell=tell):
                         await authorize(self.store, conn, conv, "typing")
-                        self._tell_typing(conn, conv)
+                        if tell:
+                            self._tell_typing(conn, conv)
                     case MarkRead():
                         await self._read(conn, output)
                     case Submit():
