@@ -173,7 +173,7 @@ def test_a_subscription_that_cannot_be_made_closes_1013_and_ignores_the_rest() -
 
 def test_watch_and_unwatch_past_their_rate_are_refused_with_retry_after() -> None:
     session = Session(SessionLimits(subscribe_rate=2.0, subscribe_burst=3))
-    frames = [Watch(conv=1), Unwatch(conv=1), Watch(conv=1), Unwatch(conv=1)]
+    frames: list[Watch | Unwatch] = [Watch(conv=1), Unwatch(conv=1), Watch(conv=1), Unwatch(conv=1)]
     outs = [session.receive(frame, 10.0) for frame in frames]
     assert outs[:3] == [
         [Subscribe("watch", {1: None})],
