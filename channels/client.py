@@ -24,7 +24,15 @@ Guarantees and trade-offs
   arrives. After every reconnect, right after the ``hello``, each unacked frame is sent again
   with the *same* ``cid``; the server answers a known ``cid`` with the original ack instead of
   storing twice. A send issued while disconnected waits for the next connection. Cancelling
-  the ``send()`` call abandons the frame (it may or may not have been stored).
+  the ``send()`` call (or its ``give_up_after`` running out: ``TimeoutError``) abandons the
+  frame (it may or may not have been stored).
+* **Refusals that mean "later" are retried, never dropped.** An ``error`` with code
+  ``rate_limited`` or ``unavailable`` for one of our sends is not raised: the frame stays in
+  :attr:`KinlineClient.unacked` and is sent again, same ``cid``, after the server's
+  ``retry_after`` (or the jittered back-off when it names none), each delay stretched by up to
+  a quarter so that many refused clients do not come back at the same instant. A reconnect in
+  between re-sends it anyway. ``resends`` counts these retries. Any other error code is final
+  for that send and raised as :class:`SendError`.
 * **Events through a bounded queue, with backpressure.** Every server frame except ``ack`` and
   the ``error`` answering one of our sends is put on a bounded :class:`asyncio.Queue`
   (``queue_size``), read with ``async for frame in client.events()`` (one consumer). When the
@@ -40,7 +48,7 @@ import contextlib
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from enum import StrEnum
 from types import TracebackType
 from typing import Final, Literal, Self
@@ -61,6 +69,7 @@ from channels.protocol import (
     Ack,
     ClientFrame,
     CloseCode,
+    ErrorCode,
     ErrorFrame,
     Hello,
     MessageEvent,
@@ -87,6 +96,9 @@ _KEEP_BACKING_OFF: Final = frozenset(
     {CloseCode.RATE_LIMITED, CloseCode.TOO_MANY_CONNECTIONS, CloseCode.INTERNAL}
 )
 _HTTP_FINAL: Final = {401: CloseCode.NOT_AUTHENTICATED, 403: CloseCode.FORBIDDEN_ORIGIN}
+
+
+RETRY_LATER: Final = frozenset({ErrorCode.RATE_LIMITED, ErrorCode.UNAVAILABLE})
 
 
 class ClientClosed(Exception):
@@ -138,6 +150,7 @@ class KinlineClient:
         queue_size: int = 1000,
         open_timeout: float = 10.0,
         max_frame_bytes: int = 1 << 20,
+        on_retry: Callable[[ErrorFrame], None] | None = None,
     ) -> None:
         self.url = url
         self._headers: dict[str, str] = dict(headers or {})
@@ -148,11 +161,13 @@ class KinlineClient:
         self.backoff_cap = backoff_cap
         self._open_timeout = open_timeout
         self._max_frame_bytes = max_frame_bytes
+        self._on_retry = on_retry  # told of each "later" refusal (a UI may show "retrying")
 
         self.state = ClientState.IDLE
         self.connected = asyncio.Event()  # set while state is CONNECTED
         self.reconnects = 0  # successful connections after the first
         self.duplicates = 0  # messages dropped because seq <= cursor
+        self.resends = 0  # sends tried again after rate_limited or unavailable
         self.worker: str | None = None  # the server process of the current connection
         self.last_seq: dict[int, int] = {}
         self.unacked: dict[str, Send] = {}
@@ -161,6 +176,8 @@ class KinlineClient:
         self.final: ClientClosed | None = None  # why the client stopped, if the server said
 
         self._pending: dict[str, asyncio.Future[Ack]] = {}
+        self._refusals: dict[str, int] = {}  # cid -> how often "later" was answered
+        self._writes: set[asyncio.Task[None]] = set()  # retries being written
         self._queue: asyncio.Queue[ServerFrame | _End] = asyncio.Queue(maxsize=queue_size)
         self._ws: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
@@ -221,10 +238,13 @@ class KinlineClient:
         *,
         kind: Literal["text", "note"] = "text",
         cid: str | None = None,
+        give_up_after: float | None = None,
     ) -> Ack:
-        """Send a message and return its ack; raise :class:`SendError` if refused.
+        """Send a message and return its ack; raise :class:`SendError` if refused for good.
 
-        Waits for a connection if there is none, and survives reconnects (same ``cid``).
+        Waits for a connection if there is none, survives reconnects and is retried after
+        ``rate_limited`` / ``unavailable`` (same ``cid``), until acked, cancelled, or
+        ``give_up_after`` seconds have passed (then ``TimeoutError``).
         """
         if self._finished or self._closing:
             raise self.final or ClientClosed(CloseCode.NORMAL, "client closed")
@@ -237,11 +257,13 @@ class KinlineClient:
         self.unacked[cid] = frame
         self._pending[cid] = future
         try:
-            if self.state is ClientState.CONNECTED:
-                await self._write(frame)
-            return await future
+            async with asyncio.timeout(give_up_after):
+                if self.state is ClientState.CONNECTED:
+                    await self._write(frame)
+                return await future
         finally:
-            if self._pending.get(cid) is future:  # cancelled: abandon the frame
+            self._refusals.pop(cid, None)
+            if self._pending.get(cid) is future:  # cancelled or gave up: abandon the frame
                 del self._pending[cid]
                 self.unacked.pop(cid, None)
 
@@ -401,6 +423,11 @@ class KinlineClient:
                 future.set_result(frame)
             return False
         if isinstance(frame, ErrorFrame) and frame.cid is not None and frame.cid in self._pending:
+            if frame.code in RETRY_LATER:
+                self._retry_later(frame.cid, frame.retry_after)
+                if self._on_retry is not None:
+                    self._on_retry(frame)
+                return False
             future = self._pending.pop(frame.cid)
             self.unacked.pop(frame.cid, None)
             if not future.done():
@@ -419,6 +446,22 @@ class KinlineClient:
             welcomed = True
         await self._queue.put(frame)  # backpressure: stop reading while the caller lags
         return welcomed
+
+    def _retry_later(self, cid: str, retry_after: float | None) -> None:
+        refusals = self._refusals[cid] = self._refusals.get(cid, 0) + 1
+        delay = retry_after if retry_after is not None else self._delay(refusals)
+        self.resends += 1
+        asyncio.get_running_loop().call_later(
+            max(delay, 0.0) * random.uniform(1.0, 1.25), self._resend, cid
+        )
+
+    def _resend(self, cid: str) -> None:
+        frame = self.unacked.get(cid)
+        if frame is None or self.state is not ClientState.CONNECTED:
+            return  # acked or abandoned meanwhile; or the next connection re-sends it
+        task = asyncio.ensure_future(self._write(frame))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
 
     async def _write(self, frame: ClientFrame) -> None:
         ws = self._ws
