@@ -104,8 +104,7 @@ async def test_hello_and_watch_are_answered_with_subscribed_after_their_replay(
     await relative.send(json.dumps({"type": "hello", "resume": {}}))
     seen = await frames_until(relative, "subscribed")
     assert [f.get("seq") for f in seen if f["type"] == "message"] == [1, 2, 3]  # replay first
-    assert seen[-1]["convs"] == {str(w.conv.id): 3}
-    assert "not_recovered" not in seen[-1]
+    assert seen[-1] == {"type": "subscribed", "convs": {str(w.conv.id): 3}}
     supervisor = await raw(live, w.token(w.supervisor))
     await supervisor.send(json.dumps({"type": "watch", "conv": w.conv.id, "after": 1}))
     seen = await frames_until(supervisor, "subscribed")
@@ -119,15 +118,17 @@ async def test_hello_and_watch_are_answered_with_subscribed_after_their_replay(
 
 async def test_a_cursor_beyond_the_last_seq_is_said_not_recovered(live: Site) -> None:
     """Regression: a cursor past the conversation's last seq was joined as is, so every
-    message up to it was dropped as a duplicate, silently: the reader missed them."""
+    message up to it was dropped as a duplicate, silently: the reader missed them. Now an
+    ``error not_recovered`` names it and ``subscribed`` gives the seq it is followed from."""
     w = live.world
     async with Reader(client(live.url, w.token(w.officer))) as officer:
         await officer.client.send(w.conv.id, "one")
         relative = await raw(live, w.token(w.relative))
         await relative.send(json.dumps({"type": "hello", "resume": {str(w.conv.id): 50}}))
-        answer = (await frames_until(relative, "subscribed"))[-1]
-        assert answer["convs"] == {str(w.conv.id): 1}
-        assert answer["not_recovered"] == [w.conv.id]
+        *_, error, answer = await frames_until(relative, "subscribed")
+        assert error["code"] == "not_recovered"
+        assert error["message"].startswith(f"conversation {w.conv.id}: ")
+        assert answer == {"type": "subscribed", "convs": {str(w.conv.id): 1}}
         await officer.client.send(w.conv.id, "two")  # seq 2 < 50: delivered all the same
         live_one = (await frames_until(relative, "message"))[-1]
         assert (live_one["seq"], live_one["body"]) == (2, "two")
