@@ -19,7 +19,8 @@ Rules (each tested without a socket in ``tests/test_session.py``):
 - ``hello`` and ``watch`` are answered ``subscribed {convs: {conv: last_seq}}`` once the hub
   subscription is live and its replay written, or, when it could not be made (storage or
   broker unavailable, no connection slot), ``error {code: unavailable, retry_after}`` and a
-  close with 1013: never an open socket that silently follows nothing. Refusals of single
+  close with 1013 (any other failure: ``internal`` and 1011): never an open socket that
+  silently follows nothing. Refusals of single
   conversations of a ``hello`` are one ``error`` per code, naming them all.
 - **The position is gone: not recovered.** A cursor beyond the conversation's last stored seq
   cannot be resumed from (the client's history is not this server's). It is followed from the
@@ -321,4 +322,14 @@ class Session:
                 retry_after=retry,
             ),
             Close(CloseCode.TRY_AGAIN_LATER, f"{what} unavailable"),
+        ]
+
+    def failed(self) -> list[Output]:
+        """The subscription failed for another reason (a bug, logged by the driver): say
+        ``internal`` and close with 1011, as :meth:`unavailable` does with 1013; the client
+        reconnects with back-off and resumes."""
+        self.closed = True
+        return [
+            ErrorFrame(code=ErrorCode.INTERNAL, message="internal error; reconnect and resume"),
+            Close(CloseCode.INTERNAL, "internal error"),
         ]

@@ -296,12 +296,15 @@ class Gateway:
             except Denied as denied:
                 conn.error(denied.code, denied.message)
             except Exception as exc:
-                if isinstance(output, Subscribe) and fault(exc):
-                    await self._perform(conn, conn.core.unavailable())
-                elif fault(exc):
+                expected = fault(exc)
+                if not expected:
+                    log.exception("frame handling failed", extra={"user": conn.user_id})
+                if isinstance(output, Subscribe):  # never left open following half of it
+                    failure = conn.core.unavailable() if expected else conn.core.failed()
+                    await self._perform(conn, failure)
+                elif expected:
                     conn.error(ErrorCode.UNAVAILABLE, "storage is unavailable; try again")
                 else:
-                    log.exception("frame handling failed", extra={"user": conn.user_id})
                     conn.error(ErrorCode.INTERNAL, "internal error")
 
     async def _subscribe(self, conn: Connection, request: Subscribe) -> None:

@@ -198,6 +198,16 @@ def test_a_subscription_that_cannot_be_made_closes_1013_and_ignores_the_rest() -
     assert session.receive(Send(conv=1, cid="c", body="b"), 1.0) == []
 
 
+def test_a_subscription_that_fails_otherwise_closes_1011() -> None:
+    """Not only storage faults: a subscription that failed on a bug is not left half-made."""
+    session = Session()
+    assert session.failed() == [
+        ErrorFrame(code="internal", message="internal error; reconnect and resume"),
+        Close(CloseCode.INTERNAL, "internal error"),
+    ]
+    assert session.receive(Hello(), 1.0) == []
+
+
 # -- rates -----------------------------------------------------------------------------------
 
 
