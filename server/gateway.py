@@ -76,11 +76,17 @@ from storage.sql import utcnow
 log = logging.getLogger(__name__)
 
 
+_BROKER = faults.Episodes("broker")
+
+
 def fault(exc: BaseException) -> bool:
     """Whether ``exc`` means storage or the broker cannot serve now (``server.faults``
     classifies storage faults; a ``BrokerUnavailable`` is one too). Such a fault is logged
-    once per episode, without a traceback: it is expected, not a bug."""
-    if isinstance(exc, BrokerUnavailable) or faults.unavailable(exc):
+    once per episode of its dependency, without a traceback: it is expected, not a bug."""
+    if isinstance(exc, BrokerUnavailable):
+        _BROKER.failed(exc)
+        return True
+    if faults.unavailable(exc):
         faults.STORAGE.failed(exc)
         return True
     return False
