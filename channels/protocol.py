@@ -74,6 +74,7 @@ __all__ = [
     "INVALID_TEXT",
     "MAX_RESUME_ENTRIES",
     "NOT_FOUND",
+    "NOT_RECOVERED",
     "RATE_LIMITED",
     "SERVER_FRAME_TYPES",
     "SUBPROTOCOL",
@@ -142,6 +143,7 @@ class ErrorCode(StrEnum):
     UNAVAILABLE = "unavailable"  # storage down; nothing was stored
     TOO_MANY_CONNECTIONS = "too_many_connections"
     TOO_MANY_CURSORS = "too_many_cursors"  # a hello named more cursors than the server takes
+    NOT_RECOVERED = "not_recovered"  # a cursor beyond the conversation's last seq: gone
     INTERNAL = "internal"
 
 
@@ -159,6 +161,7 @@ FORBIDDEN: Final = ErrorCode.FORBIDDEN
 UNAVAILABLE: Final = ErrorCode.UNAVAILABLE
 TOO_MANY_CONNECTIONS: Final = ErrorCode.TOO_MANY_CONNECTIONS
 TOO_MANY_CURSORS: Final = ErrorCode.TOO_MANY_CURSORS
+NOT_RECOVERED: Final = ErrorCode.NOT_RECOVERED
 INTERNAL: Final = ErrorCode.INTERNAL
 
 
@@ -380,12 +383,12 @@ class Subscribed(_ServerBase, tag="subscribed", frozen=True):
     """The answer to ``hello`` and ``watch``: these conversations are followed live (their
     replay queued before this frame), each with its last seq when the subscription began.
 
-    ``not_recovered``: conversations whose cursor could not be resumed from (it is beyond the
-    conversation's last seq: the position is gone). They are followed from ``convs[conv]``
-    on; the client must drop what it holds past that and reload their history over REST."""
+    A conversation whose cursor could not be resumed from (beyond its last seq: the position
+    is gone) is followed from ``convs[conv]``, below the client's cursor, and an ``error
+    {code: not_recovered}`` naming it comes first: the client drops what it holds past
+    ``convs[conv]`` and reloads that history over REST."""
 
     convs: dict[int, int]
-    not_recovered: list[int] = msgspec.field(default_factory=list)
 
 
 ServerFrame: TypeAlias = (

@@ -19,12 +19,14 @@ Rules (each tested without a socket in ``tests/test_session.py``):
 - ``hello`` and ``watch`` are answered ``subscribed {convs: {conv: last_seq}}`` once the hub
   subscription is live and its replay written, or, when it could not be made (storage or
   broker unavailable, no connection slot), ``error {code: unavailable, retry_after}`` and a
-  close with 1013: never an open socket that silently follows nothing. Refusals of single
+  close with 1013 (any other failure: ``internal`` and 1011): never an open socket that
+  silently follows nothing. Refusals of single
   conversations of a ``hello`` are one ``error`` per code, naming them all.
 - **The position is gone: not recovered.** A cursor beyond the conversation's last stored seq
   cannot be resumed from (the client's history is not this server's). It is followed from the
-  last seq instead and listed in ``subscribed.not_recovered``: the client is told, never left
-  waiting for seqs it already claims to have.
+  last seq instead, and one ``error {code: not_recovered}`` naming every such conversation
+  comes before ``subscribed`` (whose seq for it is then below the client's cursor): the
+  client is told, never left waiting for seqs it already claims to have.
 - ``hello``, ``watch`` and ``unwatch`` share one token bucket per socket
   (``subscribe_burst`` at once, ``subscribe_rate`` per second); past it, ``error {code:
   rate_limited, retry_after}`` and nothing is done.
@@ -44,7 +46,7 @@ Rules (each tested without a socket in ``tests/test_session.py``):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
@@ -159,6 +161,14 @@ class _Bucket:
             self.tokens -= 1.0
             return None
         return (1.0 - self.tokens) / self.rate
+
+
+def _named(convs: Iterable[int]) -> str:
+    """``conversation 4`` / ``conversations 2, 3 and 18 more`` (at most 20 ids in a message)."""
+    ids = sorted(convs)
+    named = ", ".join(str(c) for c in ids[:20])
+    more = f" and {len(ids) - 20} more" if len(ids) > 20 else ""
+    return f"{'conversation' if len(ids) == 1 else 'conversations'} {named}{more}"
 
 
 @dataclass
@@ -280,20 +290,24 @@ class Session:
         conversations the policy refused, with ``(code, message)``."""
         out: list[Output] = []
         if request.via == "watch":
-            for code, message in refused.values():
-                out.append(ErrorFrame(code=code, message=message))
-            if not reached:
-                return out
+            out.extend(ErrorFrame(code=code, message=message) for code, message in refused.values())
         else:
             by_code: dict[tuple[str, str], list[int]] = {}
             for conv, reason in refused.items():
                 by_code.setdefault(reason, []).append(conv)
             for (code, message), convs in by_code.items():
-                named = ", ".join(str(c) for c in sorted(convs)[:20])
-                more = f" and {len(convs) - 20} more" if len(convs) > 20 else ""
-                noun = "conversation" if len(convs) == 1 else "conversations"
-                out.append(ErrorFrame(code=code, message=f"{noun} {named}{more}: {message}"))
-        out.append(Subscribed(convs=dict(reached), not_recovered=sorted(lost & set(reached))))
+                out.append(ErrorFrame(code=code, message=f"{_named(convs)}: {message}"))
+        gone = lost & set(reached)
+        if gone:
+            out.append(
+                ErrorFrame(
+                    code=ErrorCode.NOT_RECOVERED,
+                    message=f"{_named(gone)}: the position is gone (cursor beyond the last"
+                    " seq); followed from the seq in subscribed, reload the history",
+                )
+            )
+        if reached or request.via == "hello":  # a hello is always answered; a refused watch not
+            out.append(Subscribed(convs=dict(reached)))
         return out
 
     def unavailable(self, what: str = "storage") -> list[Output]:
@@ -308,4 +322,14 @@ class Session:
                 retry_after=retry,
             ),
             Close(CloseCode.TRY_AGAIN_LATER, f"{what} unavailable"),
+        ]
+
+    def failed(self) -> list[Output]:
+        """The subscription failed for another reason (a bug, logged by the driver): say
+        ``internal`` and close with 1011, as :meth:`unavailable` does with 1013; the client
+        reconnects with back-off and resumes."""
+        self.closed = True
+        return [
+            ErrorFrame(code=ErrorCode.INTERNAL, message="internal error; reconnect and resume"),
+            Close(CloseCode.INTERNAL, "internal error"),
         ]

@@ -131,6 +131,7 @@ def build_app(settings: Settings, *, store: Store | None = None) -> web.Applicat
         client_max_size=settings.max_request_bytes,
     )
     app[SETTINGS] = settings
+    faults.fold_driver_logs()  # the driver's own outage warnings: once per episode, no traceback
     if store is not None:
         app[STORE] = store
     app.cleanup_ctx.append(_storage)

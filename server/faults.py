@@ -72,3 +72,25 @@ class Episodes:
 
 
 STORAGE: Final = Episodes("storage")
+
+
+class _DriverFaults(logging.Filter):
+    """Folds a driver's own fault warnings into the storage episode: asyncpg's pool logs each
+    failed attempt to restore its connection floor as a warning *with a traceback*, one per
+    retry during an outage. A record whose exception is an expected fault is counted in
+    ``STORAGE`` (logged once per episode) and dropped; any other record passes unchanged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and unavailable(exc):
+            STORAGE.failed(exc)
+            return False
+        return True
+
+
+_DRIVER_FILTER: Final = _DriverFaults()
+
+
+def fold_driver_logs() -> None:
+    """Route the database driver's expected-fault warnings through ``STORAGE`` (idempotent)."""
+    logging.getLogger("asyncpg.pool").addFilter(_DRIVER_FILTER)

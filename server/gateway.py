@@ -8,7 +8,8 @@ frame is decoded by :mod:`channels.protocol` and handed to the socket's
 asks (policy checks, storage, hub joins, audit entries, the send path) and feeds the outcome
 back. One socket's frames are handled in order, so its sends are acked, and sequenced, in
 the order it sent them. The control plane (one user's sockets on every process) is
-``server/control.py``; the registry of this process's sockets ``server/sockets.py``.
+``server/control.py``; the registry of this process's sockets ``server/sockets.py``;
+graceful shutdown ``server/shutdown.py``.
 
 Expected faults (storage or broker unavailable: ``server.faults``) are logged once per
 episode, without a traceback (:func:`fault`); anything else is a bug, logged with its
@@ -17,7 +18,6 @@ traceback.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -67,6 +67,7 @@ from server.duty import DutyRoster
 from server.errors import json_error
 from server.policy import Denied, Principal, audits_opening
 from server.sending import SendPath
+from server.shutdown import Draining
 from server.sockets import Sockets
 from storage import audit_trail
 from storage.base import Conversation, Store, User
@@ -75,11 +76,17 @@ from storage.sql import utcnow
 log = logging.getLogger(__name__)
 
 
+_BROKER = faults.Episodes("broker")
+
+
 def fault(exc: BaseException) -> bool:
     """Whether ``exc`` means storage or the broker cannot serve now (``server.faults``
     classifies storage faults; a ``BrokerUnavailable`` is one too). Such a fault is logged
-    once per episode, without a traceback: it is expected, not a bug."""
-    if isinstance(exc, BrokerUnavailable) or faults.unavailable(exc):
+    once per episode of its dependency, without a traceback: it is expected, not a bug."""
+    if isinstance(exc, BrokerUnavailable):
+        _BROKER.failed(exc)
+        return True
+    if faults.unavailable(exc):
         faults.STORAGE.failed(exc)
         return True
     return False
@@ -102,10 +109,7 @@ class Gateway:
             subscribe_burst=settings.subscribe_burst,
             look_window=settings.look_window,
         )
-        self.closing = False
-        self._inflight = 0  # frames being handled; shutdown waits for them
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self.draining = Draining()
         # the control plane, on every process (server/control.py)
         self.close_user = self.control.close_user
         self.refresh_user = self.control.refresh_user
@@ -128,7 +132,7 @@ class Gateway:
         token, _ = sessions.presented_token(request)
         if token is None:
             return json_error(401, "not_authenticated", "sign in first")
-        if self.closing:
+        if self.draining.closing:
             return json_error(503, "unavailable", "server restarting", **{"Retry-After": "1"})
         try:
             user = await sessions.user_for(self.store, token)
@@ -255,11 +259,9 @@ class Gateway:
 
     async def frame(self, conn: Connection, data: str, received: float) -> None:
         """Handle one text frame (``received``: its ``perf_counter`` time, for ack latency)."""
-        if self.closing:
+        if self.draining.closing:
             return  # not started, not acked: the client sends it again after reconnecting
-        self._inflight += 1
-        self._idle.clear()
-        try:
+        with self.draining.frame():
             frame = decode_client(
                 data,
                 max_frame_bytes=self.settings.max_frame_bytes,
@@ -267,20 +269,15 @@ class Gateway:
             )
             label = "invalid" if isinstance(frame, ProtocolError) else type(frame).__name__
             metrics.frames_in.labels(label.lower()).inc()
-            outputs = conn.core.receive(frame, time.monotonic())
-            for output in outputs:
-                if isinstance(output, Submit):  # keep the latency clock of the frame itself
-                    await self.send_path.send(conn, output.frame, received)
-                else:
-                    await self._perform(conn, [output])
-        finally:
-            self._inflight -= 1
-            if not self._inflight:
-                self._idle.set()
+            await self._perform(conn, conn.core.receive(frame, time.monotonic()), received)
 
     # carrying out what the session asks
 
-    async def _perform(self, conn: Connection, outputs: list[Output]) -> None:
+    async def _perform(
+        self, conn: Connection, outputs: list[Output], received: float | None = None
+    ) -> None:
+        """Carry out ``outputs`` in order (``received``: the frame's ``perf_counter`` time,
+        the start of a send's ack latency)."""
         for output in outputs:
             try:
                 match output:
@@ -298,18 +295,22 @@ class Gateway:
                     case MarkRead():
                         await self._read(conn, output)
                     case Submit():
-                        await self.send_path.send(conn, output.frame, time.perf_counter())
+                        start = time.perf_counter() if received is None else received
+                        await self.send_path.send(conn, output.frame, start)
                     case _:
                         conn.send(output)
             except Denied as denied:
                 conn.error(denied.code, denied.message)
             except Exception as exc:
-                if isinstance(output, Subscribe) and fault(exc):
-                    await self._perform(conn, conn.core.unavailable())
-                elif fault(exc):
+                expected = fault(exc)
+                if not expected:
+                    log.exception("frame handling failed", extra={"user": conn.user_id})
+                if isinstance(output, Subscribe):  # never left open following half of it
+                    failure = conn.core.unavailable() if expected else conn.core.failed()
+                    await self._perform(conn, failure)
+                elif expected:
                     conn.error(ErrorCode.UNAVAILABLE, "storage is unavailable; try again")
                 else:
-                    log.exception("frame handling failed", extra={"user": conn.user_id})
                     conn.error(ErrorCode.INTERNAL, "internal error")
 
     async def _subscribe(self, conn: Connection, request: Subscribe) -> None:
@@ -373,14 +374,6 @@ class Gateway:
     # shutdown
 
     async def shutdown(self, timeout: float = 5.0) -> None:
-        """Refuse new sockets and new frames, let the frames in flight finish (their sends
-        committed and acked), then close every socket with 1012 so clients reconnect (to
-        another worker) and resume."""
-        self.closing = True
-        try:
-            async with asyncio.timeout(timeout):
-                await self._idle.wait()  # frames being handled
-                await self.send_path.idle()  # their sends committed and acked
-        except TimeoutError:
-            log.warning("shutdown: sends still unanswered after %.0f s", timeout)
-        await self.sockets.close_all(CloseCode.RESTARTING, "server restarting")
+        """Graceful shutdown (``server/shutdown.py``): frames in flight finish, their sends are
+        acked, then every socket is closed with 1012."""
+        await self.draining.shutdown(self.send_path.idle, self.sockets, timeout)

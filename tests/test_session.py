@@ -62,15 +62,45 @@ def test_where_a_cursor_is_resumed_from(case: Recovery) -> None:
     assert (7 not in lost) is case.recovered
 
 
-def test_the_position_is_gone_is_said_in_subscribed_not_left_silent() -> None:
+def test_the_position_is_gone_is_a_stable_error_not_silence() -> None:
     """A cursor beyond the conversation's last seq used to be joined as is: every message up
-    to it was dropped as a duplicate, silently. Now the client is told."""
+    to it was dropped as a duplicate, silently. Now the client is told, with a stable code,
+    and ``subscribed`` gives the seq it is followed from (below the client's cursor)."""
     session = Session()
     [request] = session.receive(Watch(conv=7, after=9), 0.0)
     assert isinstance(request, Subscribe)
     starts, lost = Session.starts(request.cursors, {7: 5})
-    answer = session.subscribed(request, {7: starts[7] or 0}, lost, {})
-    assert answer == [Subscribed(convs={7: 5}, not_recovered=[7])]
+    [error, answer] = session.subscribed(request, {7: starts[7] or 0}, lost, {})
+    assert isinstance(error, ErrorFrame)
+    assert (error.code, error.message.split(":")[0]) == ("not_recovered", "conversation 7")
+    assert answer == Subscribed(convs={7: 5})
+
+
+def test_several_positions_gone_in_one_hello_are_one_error() -> None:
+    session = Session()
+    [request] = session.receive(Hello(resume={1: 9, 2: 9, 3: 0}), 0.0)
+    assert isinstance(request, Subscribe)
+    starts, lost = Session.starts(request.cursors, {1: 2, 2: 0, 3: 4})
+    assert (starts, lost) == ({1: 2, 2: 0, 3: 0}, {1, 2})
+    out = session.subscribed(request, {1: 2, 2: 0, 3: 4}, lost, {})
+    assert [type(o) for o in out] == [ErrorFrame, Subscribed]
+    error = out[0]
+    assert isinstance(error, ErrorFrame)
+    assert error.code == "not_recovered"
+    assert error.message.startswith("conversations 1, 2: ")
+
+
+def test_a_hello_is_answered_even_when_it_follows_nothing() -> None:
+    """A staff hello naming no cursor (or only refused ones) is still answered: the client
+    knows its hello took effect."""
+    session = Session()
+    [request] = session.receive(Hello(resume={4: 0}), 0.0)
+    assert isinstance(request, Subscribe)
+    out = session.subscribed(request, {}, set(), {4: ("not_found", "no such conversation")})
+    assert out == [
+        ErrorFrame(code="not_found", message="conversation 4: no such conversation"),
+        Subscribed(convs={}),
+    ]
 
 
 # -- hello -----------------------------------------------------------------------------------
@@ -166,6 +196,16 @@ def test_a_subscription_that_cannot_be_made_closes_1013_and_ignores_the_rest() -
     assert out[1] == Close(CloseCode.TRY_AGAIN_LATER, "storage unavailable")
     assert session.receive(Watch(conv=1), 1.0) == []
     assert session.receive(Send(conv=1, cid="c", body="b"), 1.0) == []
+
+
+def test_a_subscription_that_fails_otherwise_closes_1011() -> None:
+    """Not only storage faults: a subscription that failed on a bug is not left half-made."""
+    session = Session()
+    assert session.failed() == [
+        ErrorFrame(code="internal", message="internal error; reconnect and resume"),
+        Close(CloseCode.INTERNAL, "internal error"),
+    ]
+    assert session.receive(Hello(), 1.0) == []
 
 
 # -- rates -----------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from aiohttp import web
 from websockets.asyncio.client import ClientConnection, connect
 
 from channels import metrics
+from server import faults
 from server.app import GATEWAY
 from server.connection import close_frame
 from server.gateway import Gateway
@@ -104,8 +105,7 @@ async def test_hello_and_watch_are_answered_with_subscribed_after_their_replay(
     await relative.send(json.dumps({"type": "hello", "resume": {}}))
     seen = await frames_until(relative, "subscribed")
     assert [f.get("seq") for f in seen if f["type"] == "message"] == [1, 2, 3]  # replay first
-    assert seen[-1]["convs"] == {str(w.conv.id): 3}
-    assert "not_recovered" not in seen[-1]
+    assert seen[-1] == {"type": "subscribed", "convs": {str(w.conv.id): 3}}
     supervisor = await raw(live, w.token(w.supervisor))
     await supervisor.send(json.dumps({"type": "watch", "conv": w.conv.id, "after": 1}))
     seen = await frames_until(supervisor, "subscribed")
@@ -119,15 +119,17 @@ async def test_hello_and_watch_are_answered_with_subscribed_after_their_replay(
 
 async def test_a_cursor_beyond_the_last_seq_is_said_not_recovered(live: Site) -> None:
     """Regression: a cursor past the conversation's last seq was joined as is, so every
-    message up to it was dropped as a duplicate, silently: the reader missed them."""
+    message up to it was dropped as a duplicate, silently: the reader missed them. Now an
+    ``error not_recovered`` names it and ``subscribed`` gives the seq it is followed from."""
     w = live.world
     async with Reader(client(live.url, w.token(w.officer))) as officer:
         await officer.client.send(w.conv.id, "one")
         relative = await raw(live, w.token(w.relative))
         await relative.send(json.dumps({"type": "hello", "resume": {str(w.conv.id): 50}}))
-        answer = (await frames_until(relative, "subscribed"))[-1]
-        assert answer["convs"] == {str(w.conv.id): 1}
-        assert answer["not_recovered"] == [w.conv.id]
+        *_, error, answer = await frames_until(relative, "subscribed")
+        assert error["code"] == "not_recovered"
+        assert error["message"].startswith(f"conversation {w.conv.id}: ")
+        assert answer == {"type": "subscribed", "convs": {str(w.conv.id): 1}}
         await officer.client.send(w.conv.id, "two")  # seq 2 < 50: delivered all the same
         live_one = (await frames_until(relative, "message"))[-1]
         assert (live_one["seq"], live_one["body"]) == (2, "two")
@@ -139,24 +141,43 @@ async def test_a_cursor_beyond_the_last_seq_is_said_not_recovered(live: Site) ->
 
 @pytest.mark.parametrize("fault", ["severed", "no connection slot"])
 async def test_a_hello_that_cannot_be_made_is_said_and_the_socket_closed_1013(
-    pg_store: PostgresStore, pg_url: str, redis_url: str, redis_prefix: str, fault: str
+    pg_store: PostgresStore,
+    pg_url: str,
+    redis_url: str,
+    redis_prefix: str,
+    fault: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Regression: with PostgreSQL out of connection slots, ``hello`` was answered
     ``error internal`` and the socket stayed open following nothing (those readers missed
-    every message of the run). Now: ``unavailable`` with ``retry_after``, then close 1013,
-    and a client that reconnects once storage is back resumes with no gap."""
+    every message of the run), and each failure was logged with a traceback. Now: every such
+    hello gets ``unavailable`` with ``retry_after``, then close 1013; the outage is logged
+    once, without a traceback; a client that reconnects once storage is back resumes with no
+    gap."""
     async with behind_proxy(pg_store, pg_url, redis_url, redis_prefix) as (world, proxy, served):
-        ws = await connect(
-            served.ws_url,
-            subprotocols=["kinline.v1"],  # type: ignore[list-item]
-            additional_headers={"Authorization": f"Bearer {world.token(world.relative)}"},
-        )
-        assert json.loads(await ws.recv())["type"] == "welcome"
+        sockets = [
+            await connect(
+                served.ws_url,
+                subprotocols=["kinline.v1"],  # type: ignore[list-item]
+                additional_headers={"Authorization": f"Bearer {world.token(world.relative)}"},
+            )
+            for _ in range(3)
+        ]
+        for ws in sockets:
+            assert json.loads(await ws.recv())["type"] == "welcome"
+            # its start is done (the prison's presence comes last): the hello is what fails
+            assert json.loads(await ws.recv())["type"] == "presence"
+        faults.STORAGE.recovered()  # no episode left open by an earlier test
+        caplog.clear()
         proxy.sever() if fault == "severed" else proxy.exhaust()
-        await ws.send(json.dumps({"type": "hello", "resume": {str(world.conv.id): 0}}))
-        [error] = await frames_until(ws, "error")
-        assert error["code"] == "unavailable" and error["retry_after"] > 0
-        assert await closed_with(ws) == 1013
+        for ws in sockets:
+            await ws.send(json.dumps({"type": "hello", "resume": {str(world.conv.id): 0}}))
+            [error] = await frames_until(ws, "error")
+            assert error["code"] == "unavailable" and error["retry_after"] > 0
+            assert await closed_with(ws) == 1013
+        outage = [r for r in caplog.records if "unavailable" in r.getMessage()]
+        assert len(outage) == 1, [r.getMessage() for r in outage]
+        assert [r.getMessage() for r in caplog.records if r.exc_info] == []
         proxy.restore()
         async with Reader(client(served.ws_url, world.token(world.relative))) as relative:
             await relative.client.send(world.conv.id, "after the outage")

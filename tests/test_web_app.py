@@ -646,6 +646,33 @@ async def test_two_tabs_keep_each_others_unsent_messages(pages: Pages) -> None:
     pages.assert_clean()
 
 
+async def test_a_cursor_the_server_could_not_recover_drops_to_its_seq(pages: Pages) -> None:
+    """A cursor beyond the conversation's last seq is not recovered: the server follows it
+    from its own last seq (``subscribed``). The client kept its stale cursor and dropped
+    every later message up to it as a duplicate: a silent loss."""
+    page = await pages.open("/")
+    await page.evaluate(
+        """async () => {
+            const { KinlineSocket } = await import("/static/lib/socket.js");
+            window.sock = new KinlineSocket({ user: 4243 });  // not started: nothing is sent
+            window.sock.cursors.set(7, 50);
+            window.sock.cursors.set(8, 3);
+            window.got = [];
+            window.sock.on("message", (m) => window.got.push([m.conv, m.seq]));
+        }"""
+    )
+    feed = "(frame) => window.sock._handle(JSON.stringify(frame))"
+    await page.evaluate(feed, {"type": "subscribed", "convs": {"7": 1, "8": 5}})
+    message = {"sender": {"id": 1, "role": "officer", "name": "o"}, "kind": "text", "id": 1}
+    for conv, seq in ((7, 2), (8, 3), (8, 4)):
+        at = "2026-01-01T00:00:00Z"
+        await page.evaluate(
+            feed, {"type": "message", "conv": conv, "seq": seq, "body": "b", "at": at} | message
+        )
+    assert await page.evaluate("() => window.got") == [[7, 2], [8, 4]]
+    pages.assert_clean()
+
+
 async def test_the_chat_only_gains_nodes_and_its_labels_follow_the_language(
     pages: Pages, site: Site
 ) -> None:

@@ -325,6 +325,15 @@ export class KinlineSocket {
       case "ack":
         this._acked(frame);
         return false;
+      case "subscribed":
+        // A cursor beyond a conversation's last seq is gone (the server said not_recovered):
+        // it is followed from the server's seq, so ours drops to it, or every message up to
+        // our stale cursor would be dropped as a duplicate.
+        for (const [conv, seq] of Object.entries(frame.convs || {})) {
+          const cursor = this.cursors.get(Number(conv));
+          if (cursor !== undefined && cursor > seq) this.cursors.set(Number(conv), seq);
+        }
+        break;
       case "error":
         if (frame.cid && this._outbox.has(frame.cid)) {
           this._refused(frame);
