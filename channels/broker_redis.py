@@ -478,7 +478,7 @@ class RedisBroker:
 
     async def _discard(self, pubsub: PubSub) -> None:
         with contextlib.suppress(*_NETWORK_ERRORS):
-            await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
+            await pubsub.aclose()
 
     async def _write(self, pubsub: PubSub) -> None:
         loop = asyncio.get_running_loop()

@@ -2,6 +2,10 @@
 
 ``text_frame`` makes the complete WebSocket frame (server frames are unmasked, so the bytes are
 the same for every socket): the hub builds it once per event and writes it to each transport.
+
+The topic names are the one vocabulary of telling and listening: events are published on them
+only by ``server/audience.py`` (which decides, with the policy, who is told), and sockets join
+them in the gateway (which decides what each socket listens to).
 """
 
 from __future__ import annotations

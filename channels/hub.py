@@ -186,10 +186,12 @@ class Hub:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
-    async def join(self, topic: str, peer: Peer, cursor: int | None = None) -> None:
+    async def join(self, topic: str, peer: Peer, cursor: int | None = None) -> int:
         """Subscribe ``peer``. On a conversation topic, replay storage after ``cursor`` first
-        (``None``: live from now on). Raises ``StoreUnavailable`` or ``BrokerUnavailable``,
-        leaving nothing subscribed."""
+        (``None``: live from now on). Returns the seq the peer has been written up to (its
+        replay included; 0 on unordered topics); a peer already subscribed keeps its
+        subscription. Raises ``StoreUnavailable`` or ``BrokerUnavailable``, leaving nothing
+        subscribed."""
         topic_ = self._topics.get(topic)
         if topic_ is None:
             topic_ = self._topics[topic] = _Topic(topic, conversation_of(topic))
@@ -197,19 +199,21 @@ class Hub:
         try:
             await self._ready(topic_)
             if peer in topic_.subs:
-                return
+                return topic_.subs[peer].cursor
             if topic_.conv is None:
                 topic_.subs[peer] = _Subscription(peer, 0)
-                return
+                return 0
             if cursor is None or cursor >= topic_.last:
-                topic_.subs[peer] = _Subscription(peer, topic_.last if cursor is None else cursor)
-                return
+                sub = _Subscription(peer, topic_.last if cursor is None else cursor)
+                topic_.subs[peer] = sub
+                return sub.cursor
             sub = topic_.subs[peer] = _Subscription(peer, cursor, buffer=[])
             try:
                 await self._catch_up(topic_.conv, sub)
             except BaseException:
                 topic_.subs.pop(peer, None)
                 raise
+            return sub.cursor
         finally:
             topic_.holds -= 1
             await self._forget_if_idle(topic_)
@@ -226,15 +230,6 @@ class Hub:
         sub = topic_.subs.pop(peer, None) if topic_ is not None else None
         if topic_ is not None and topic_.idle:
             self._spawn(self._forget_if_idle(topic_))
-        return None if sub is None else sub.cursor
-
-    def subscribed(self, topic: str, peer: Peer) -> bool:
-        topic_ = self._topics.get(topic)
-        return topic_ is not None and peer in topic_.subs
-
-    def cursor(self, topic: str, peer: Peer) -> int | None:
-        topic_ = self._topics.get(topic)
-        sub = topic_.subs.get(peer) if topic_ else None
         return None if sub is None else sub.cursor
 
     async def _ready(self, topic: _Topic) -> None:

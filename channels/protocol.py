@@ -37,6 +37,8 @@ Close codes (:class:`CloseCode`)
 1001   GOING_AWAY              server process leaving; reconnect (possibly elsewhere)
 1011   INTERNAL                unexpected server error; reconnect with back-off
 1012   RESTARTING              server restarting; reconnect and resume from the cursors
+1013   TRY_AGAIN_LATER         a subscription could not be made (storage, broker); reconnect
+                               with back-off and resume from the cursors
 4401   NOT_AUTHENTICATED       no valid session/token at the handshake; final
 4403   FORBIDDEN_ORIGIN        browser Origin not allowed; final
 4008   TOO_SLOW                the outbound queue overflowed; reconnect and resume
@@ -76,6 +78,7 @@ __all__ = [
     "SERVER_FRAME_TYPES",
     "SUBPROTOCOL",
     "TOO_MANY_CONNECTIONS",
+    "TOO_MANY_CURSORS",
     "UNAVAILABLE",
     "UNKNOWN_TYPE",
     "Ack",
@@ -95,7 +98,6 @@ __all__ = [
     "ProtocolError",
     "Read",
     "ReadEvent",
-    "ResyncEvent",
     "Send",
     "ServerFrame",
     "Subscribed",
@@ -139,6 +141,7 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "forbidden"  # visible, but this action is not allowed to this user
     UNAVAILABLE = "unavailable"  # storage down; nothing was stored
     TOO_MANY_CONNECTIONS = "too_many_connections"
+    TOO_MANY_CURSORS = "too_many_cursors"  # a hello named more cursors than the server takes
     INTERNAL = "internal"
 
 
@@ -155,6 +158,7 @@ NOT_FOUND: Final = ErrorCode.NOT_FOUND
 FORBIDDEN: Final = ErrorCode.FORBIDDEN
 UNAVAILABLE: Final = ErrorCode.UNAVAILABLE
 TOO_MANY_CONNECTIONS: Final = ErrorCode.TOO_MANY_CONNECTIONS
+TOO_MANY_CURSORS: Final = ErrorCode.TOO_MANY_CURSORS
 INTERNAL: Final = ErrorCode.INTERNAL
 
 
@@ -165,6 +169,7 @@ class CloseCode(IntEnum):
     GOING_AWAY = 1001
     INTERNAL = 1011
     RESTARTING = 1012
+    TRY_AGAIN_LATER = 1013
     NOT_AUTHENTICATED = 4401
     FORBIDDEN_ORIGIN = 4403
     TOO_SLOW = 4008
@@ -373,15 +378,14 @@ class ErrorFrame(_ServerBase, tag="error", frozen=True):
 
 class Subscribed(_ServerBase, tag="subscribed", frozen=True):
     """The answer to ``hello`` and ``watch``: these conversations are followed live (their
-    replay queued before this frame), each with its last seq when the subscription began."""
+    replay queued before this frame), each with its last seq when the subscription began.
+
+    ``not_recovered``: conversations whose cursor could not be resumed from (it is beyond the
+    conversation's last seq: the position is gone). They are followed from ``convs[conv]``
+    on; the client must drop what it holds past that and reload their history over REST."""
 
     convs: dict[int, int]
-
-
-class ResyncEvent(_ServerBase, tag="resync", frozen=True):
-    """A topic must be reconciled from storage (internal to the server; valid on the wire)."""
-
-    conv: int
+    not_recovered: list[int] = msgspec.field(default_factory=list)
 
 
 ServerFrame: TypeAlias = (
@@ -399,7 +403,6 @@ ServerFrame: TypeAlias = (
     | ComplaintEvent
     | ErrorFrame
     | Subscribed
-    | ResyncEvent
 )
 
 SERVER_FRAME_TYPES: Final = frozenset(
@@ -418,7 +421,6 @@ SERVER_FRAME_TYPES: Final = frozenset(
         "complaint",
         "error",
         "subscribed",
-        "resync",
     }
 )
 

@@ -2,12 +2,18 @@
 
 Every command reports what it did in one line; a bad argument or an unreachable database is
 one ``kinline: error: ...`` line on stderr and exit status 2, never a traceback.
+
+``kinline bench`` is a development tool (the load generators of ``bench/``, also run as
+``python -m bench``): it is imported by name only when that command runs, so no production
+command (and no import of this module) loads it, and a deployment without ``bench/`` says so
+in one line.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -66,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers")
     serve.add_argument("--demo", action="store_true", help="seed the demo data first")
 
-    bench = commands.add_parser("bench", help="run a benchmark (see bench/)")
+    bench = commands.add_parser("bench", help="run a benchmark (a dev tool, see bench/)")
     bench.add_argument("workload", nargs=argparse.REMAINDER)
     return parser
 
@@ -161,9 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return serve(config.with_secret(settings), demo=args.demo)
         if args.command == "bench":
-            from bench import main as bench_main
-
-            return bench_main(args.workload)
+            return _bench(args.workload)
         print(asyncio.run(_with_store(settings, _command(args, settings))))
     except (ConfigError, CliError, ValueError) as exc:
         return _fail(str(exc))
@@ -172,6 +176,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _bench(argv: Sequence[str]) -> int:
+    """Run a benchmark workload: ``bench.main``, looked up by name only now."""
+    try:
+        bench = importlib.import_module("bench")
+    except ModuleNotFoundError as exc:
+        if exc.name != "bench":
+            raise
+        raise CliError(
+            "the benchmarks (bench/) are not installed; run them from a checkout"
+        ) from None
+    code: int = bench.main(list(argv))
+    return code
 
 
 def _fail(message: str) -> int:

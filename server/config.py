@@ -41,6 +41,11 @@ class Settings:
     send_burst: int = 20
     max_sockets_per_user: int = 8
     max_outbound_bytes: int = 512 * 1024  # unsent bytes for one socket before it is closed 4008
+    socket_send_buffer: int = 128 * 1024  # kernel send buffer per socket (SO_SNDBUF), bytes
+    max_hello_cursors: int = 200  # cursors one hello may name; past it: too_many_cursors
+    subscribe_rate: float = 20.0  # hello/watch/unwatch frames per second per socket, sustained
+    subscribe_burst: int = 1000  # a console re-watching its whole queue after a reconnect
+    look_window: float = 300.0  # seconds one audited supervisor look at a conversation covers
     heartbeat: float = 20.0
     presence_ttl: float = 30.0  # an on-duty officer whose process died stops counting after this
     max_request_bytes: int = 64 * 1024
@@ -146,6 +151,11 @@ PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "send_burst": ("KINLINE_SEND_BURST", _int(1)),
     "max_sockets_per_user": ("KINLINE_MAX_SOCKETS_PER_USER", _int(1)),
     "max_outbound_bytes": ("KINLINE_MAX_OUTBOUND_BYTES", _int(4096)),
+    "socket_send_buffer": ("KINLINE_SOCKET_SEND_BUFFER", _int(4096)),
+    "max_hello_cursors": ("KINLINE_MAX_HELLO_CURSORS", _int(1, 1000)),
+    "subscribe_rate": ("KINLINE_SUBSCRIBE_RATE", _positive_float),
+    "subscribe_burst": ("KINLINE_SUBSCRIBE_BURST", _int(1)),
+    "look_window": ("KINLINE_LOOK_WINDOW", _positive_float),
     "heartbeat": ("KINLINE_HEARTBEAT", _positive_float),
     "presence_ttl": ("KINLINE_PRESENCE_TTL", _positive_float),
     "max_request_bytes": ("KINLINE_MAX_REQUEST_BYTES", _int(1024)),

@@ -4,24 +4,44 @@ Writes go straight to the transport: the frame bytes were built once for every s
 nothing is queued per socket in Python. The transport's unsent bytes are the socket's outbound
 queue; past ``max_buffer`` the reader is too slow and is closed with 4008 (it resumes from its
 cursor when it reconnects). No task is kept per socket beyond its handler.
+
+The kernel's send buffer is capped (``SO_SNDBUF``, :func:`cap_send_buffer`): left to
+autotuning it grows to megabytes per socket (``tcp_wmem``), which absorbs a stopped reader's
+backlog where the transport cannot see it, so 4008 never fired and the reader sat stuck until
+its heartbeat timed out. With the cap, what a stopped reader holds on the server is bounded by
+about ``max_buffer`` + one frame in the transport plus the capped kernel buffer.
+Only public asyncio and aiohttp API is used (``get_write_buffer_size``, no private flow
+control).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import struct
-from typing import Any
 
 from aiohttp import web
 
 from channels import metrics
 from channels.events import text_frame
 from channels.protocol import CloseCode, ErrorCode, ErrorFrame, ServerFrame, encode
+from channels.session import Session
 from server.policy import Principal
 from storage.base import Conversation
 
 ABORT_AFTER = 2.0  # seconds a kicked socket gets to take its close frame before it is cut
+DRAIN_POLL = 0.005  # seconds between two looks at the unsent bytes while draining
+DRAIN_TIMEOUT = 10.0  # seconds a replay waits for a reader that takes nothing
+
+
+def cap_send_buffer(transport: asyncio.BaseTransport, size: int) -> None:
+    """Fix the kernel send buffer of the transport's socket at ``size`` bytes (Linux doubles
+    it for its bookkeeping); no-op for a transport without a socket."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and size > 0:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
 
 def close_frame(code: int, reason: str = "") -> bytes:
@@ -32,6 +52,7 @@ def close_frame(code: int, reason: str = "") -> bytes:
 class Connection:
     __slots__ = (
         "conversations",
+        "core",
         "ended",
         "kicked",
         "max_buffer",
@@ -51,6 +72,7 @@ class Connection:
         principal: Principal,
         *,
         max_buffer: int,
+        core: Session | None = None,
     ) -> None:
         self.ws = ws
         self.session = session  # hex of the session's token hash
@@ -62,6 +84,7 @@ class Connection:
         self.conversations: dict[int, Conversation] = {}  # looked up once, checked every frame
         self.kicked: int | None = None
         self.ended = False  # its handler finished: it follows nothing any more
+        self.core = core or Session(is_relative=principal.user.role == "relative")
 
     @property
     def user_id(self) -> int:
@@ -109,8 +132,16 @@ class Connection:
         asyncio.get_running_loop().call_later(ABORT_AFTER, self.transport.abort)
 
     async def drain(self) -> None:
-        """Wait for the transport to take what is queued (between replay pages)."""
-        protocol: Any = self.transport.get_protocol()
-        if not self.closed and getattr(protocol, "_paused", False):
-            with contextlib.suppress(ConnectionError):
-                await protocol._drain_helper()  # aiohttp's flow control: wakes on resume_writing
+        """Wait until the transport's unsent bytes are below half of ``max_buffer`` (between
+        replay pages, so a replay never trips 4008 by itself). Polls the public
+        ``get_write_buffer_size`` every few ms: this runs only between pages of a replay.
+        A reader that takes nothing for ``DRAIN_TIMEOUT`` seconds is closed with 4008."""
+        low = self.max_buffer // 2
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DRAIN_TIMEOUT
+        while not self.closed and self.transport.get_write_buffer_size() > low:
+            if loop.time() > deadline:
+                metrics.slow_consumer_closes.inc()
+                self.kick(CloseCode.TOO_SLOW, "too slow: reconnect and resume")
+                return
+            await asyncio.sleep(DRAIN_POLL)

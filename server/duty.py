@@ -9,8 +9,8 @@ everywhere at once. Each process heartbeats its own on-duty officers into the sh
 refreshing expires after ``ttl``. Whenever a process sees a prison's set change (an arrival,
 a departure, or an expiry noticed on its timer) it publishes a ``presence`` event: relatives
 of the prison get the count ("3 officers on duty now"), staff also get the names (the first
-``MAX_NAMES``). Two processes may report the same change; the event carries the whole state,
-so a repeat is harmless.
+``MAX_NAMES``; ``policy.presence_audience``). Two processes may report the same change; the
+event carries the whole state, so a repeat is harmless.
 
 Arrivals and departures are coalesced: a prison's state is published at most once per
 ``coalesce`` seconds, with the latest state. Without it, N officers signing on at shift
@@ -25,10 +25,10 @@ import logging
 from collections import Counter
 
 from channels.broker import BrokerUnavailable
-from channels.events import prison_relatives_topic, prison_staff_topic
 from channels.hub import Hub
 from channels.presence import Presence
-from channels.protocol import PresenceEvent, UserRef, encode
+from channels.protocol import PresenceEvent, UserRef
+from server.audience import PresenceChanged, tell
 from storage import desk
 from storage.base import NotFound, Store, StoreUnavailable
 
@@ -187,10 +187,7 @@ class DutyRoster:
             return
         self._known[prison] = ids
         officers = await self._names_of(ids)
-        self._hub.publish(
-            prison_staff_topic(prison), encode(PresenceEvent(prison, len(ids), officers))
-        )
-        self._hub.publish(prison_relatives_topic(prison), encode(PresenceEvent(prison, len(ids))))
+        tell(self._hub, PresenceChanged(prison, len(ids), officers))
 
     async def _guard(self, call: object) -> None:
         try:

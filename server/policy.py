@@ -1,8 +1,12 @@
 """Authorization, decided here and only here: may this principal do this action on this object?
 
-Called by the REST handlers and the WebSocket gateway alike; tested as matrices of role x
-object x action (``tests/test_policy_matrix.py``, and ``tests/test_policy_<area>.py`` for
-each area's section below; every API route must have a row in one of them). Denials carry
+Called by the REST handlers and the WebSocket gateway alike. Each section below is tested
+twice as a matrix of role x object x action: straight on these functions with records made in
+the test (``tests/test_policy_rules.py``, ``tests/test_policy_watching_and_audit.py``,
+``tests/test_policy_figures.py``: no I/O, milliseconds), and end to end over HTTP and sockets
+(``tests/test_policy_matrix.py`` and ``tests/test_policy_<section>.py``; every API route must
+have a row in one of them). The last section says who is *told* of each event (the audience
+module, ``server/audience.py``, turns that into topics). Denials carry
 the stable error code the caller returns: an object the principal may not see is
 ``not_found`` (the same answer as one that does not exist, so ids cannot be probed); a
 visible object with a forbidden action is ``forbidden``.
@@ -10,11 +14,13 @@ visible object with a forbidden action is ``forbidden``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from storage.base import STAFF_ROLES, Conversation, FamilyLink, Inmate, User
+import msgspec
+
+from storage.base import STAFF_ROLES, Conversation, FamilyLink, Inmate, MessageKind, User
 from storage.visits import Visit
 
 ConversationAction = Literal["read", "send", "note", "typing", "mark_read", "watch"]
@@ -58,10 +64,15 @@ class Principal:
         return self.user.role in STAFF_ROLES
 
 
+def relative_sees(relative_id: int, verified_inmates: Collection[int], conv: Conversation) -> bool:
+    """A relative sees its own conversations, and only while it is verified for the inmate."""
+    return conv.relative_id == relative_id and conv.inmate_id in verified_inmates
+
+
 def sees_conversation(who: Principal, conv: Conversation) -> bool:
     role = who.user.role
     if role == "relative":
-        return conv.relative_id == who.id and conv.inmate_id in who.verified_inmates
+        return relative_sees(who.id, who.verified_inmates, conv)
     if role in ("officer", "supervisor"):
         return conv.prison_id in who.user.prison_ids
     return False
@@ -161,20 +172,20 @@ def shows_link_details(who: Principal, link: FamilyLink) -> bool:
     return who.is_staff or link.state == "verified"
 
 
-# --- oversight-B: supervisors watching, the audit trail, the live overview ---
+# --- watching and the audit trail: supervisors watch, read the audit trail and the overview ---
 # Supervisors watch conversations of their prisons read-only (``CONVERSATION_ACTIONS`` above:
 # "read" and "watch" only, so no send, note, typing or read mark) and every look is audited.
 # They read the audit trail and the live overview of their prisons; the admin, of every prison.
 
-OversightAction = Literal["audit.read", "overview.read"]
-OVERSIGHT_ACTIONS: dict[str, frozenset[str]] = {
+AuditAndOverviewAction = Literal["audit.read", "overview.read"]
+AUDIT_AND_OVERVIEW_READERS: dict[str, frozenset[str]] = {
     "audit.read": frozenset({"supervisor", "admin"}),
     "overview.read": frozenset({"supervisor", "admin"}),
 }
 
 
-def _oversees(who: Principal, action: OversightAction) -> Principal:
-    if who.user.role not in OVERSIGHT_ACTIONS[action]:
+def _reads_audit_or_overview(who: Principal, action: AuditAndOverviewAction) -> Principal:
+    if who.user.role not in AUDIT_AND_OVERVIEW_READERS[action]:
         raise Denied("forbidden", f"a {who.user.role} may not do this")
     return who
 
@@ -183,7 +194,7 @@ def audit_scope(who: Principal | None, prison: int | None = None) -> tuple[int, 
     """The prisons whose audit entries ``who`` may read, narrowed to ``prison`` when given;
     ``None`` means every entry (the admin, unfiltered: entries of no prison included).
     A supervisor reads only its prisons' entries; naming another prison is ``forbidden``."""
-    who = _oversees(signed_in(who), "audit.read")
+    who = _reads_audit_or_overview(signed_in(who), "audit.read")
     if who.user.role == "admin":
         return None if prison is None else (prison,)
     if prison is None:
@@ -195,7 +206,7 @@ def audit_scope(who: Principal | None, prison: int | None = None) -> tuple[int, 
 
 def check_overview(who: Principal | None, prison: int) -> Principal:
     """A supervisor reads the overview of its own prisons; the admin, of any prison."""
-    who = _oversees(signed_in(who), "overview.read")
+    who = _reads_audit_or_overview(signed_in(who), "overview.read")
     if who.user.role == "supervisor" and prison not in who.user.prison_ids:
         raise Denied("forbidden", "you do not supervise this prison")
     return who
@@ -241,7 +252,7 @@ def figure_prisons(who: Principal | None, prison_id: int | None) -> tuple[int, .
     return (prison_id,)
 
 
-# --- oversight-A: complaints, announcements, supervisors' public profiles ---
+# --- complaints and announcements (and supervisors' public profiles) ---
 # Complaints go to supervisors, never to officers of the prison complained about. A verified
 # relative files about a prison where it has a verified inmate; an officer files on behalf of
 # an inmate of its own prison. Visible to the complainant when it is a relative, to the
@@ -263,8 +274,10 @@ class ComplaintFacts:
 
 
 ComplaintAction = Literal["read", "transition", "answer", "escalate"]
-OversightAAction = Literal["complaint.file", "complaint.list", "announcement.post", "profile.set"]
-OVERSIGHT_A_ACTIONS: dict[str, frozenset[str]] = {
+ComplaintsAndAnnouncementsAction = Literal[
+    "complaint.file", "complaint.list", "announcement.post", "profile.set"
+]
+COMPLAINTS_AND_ANNOUNCEMENTS: dict[str, frozenset[str]] = {
     "complaint.file": frozenset({"relative", "officer"}),
     "complaint.list": frozenset({"relative", "supervisor", "admin"}),  # each its own scope
     "announcement.post": frozenset({"officer", "admin"}),
@@ -272,9 +285,13 @@ OVERSIGHT_A_ACTIONS: dict[str, frozenset[str]] = {
 }
 
 
-def check_oversight_a(who: Principal | None, action: OversightAAction) -> Principal:
+def check_complaints_and_announcements(
+    who: Principal | None, action: ComplaintsAndAnnouncementsAction
+) -> Principal:
+    """The principal if its role may take ``action`` at all (the object, if any, is checked
+    after: ``check_complaint_filing``, ``check_complaint``, ``check_announcement``)."""
     who = signed_in(who)
-    if who.user.role not in OVERSIGHT_A_ACTIONS[action]:
+    if who.user.role not in COMPLAINTS_AND_ANNOUNCEMENTS[action]:
         raise Denied("forbidden", f"a {who.user.role} may not do this")
     return who
 
@@ -299,7 +316,7 @@ def complaint_needs_inmate(who: Principal) -> bool:
 
 
 def check_complaint_filing(who: Principal | None, filing: ComplaintFiling) -> Principal:
-    who = check_oversight_a(who, "complaint.file")
+    who = check_complaints_and_announcements(who, "complaint.file")
     relative = who.user.role == "relative"
     if relative and filing.prison_id not in filing.followed_prisons:
         raise Denied(
@@ -331,7 +348,7 @@ class ComplaintScopeRule:
 def complaint_scope(who: Principal | None) -> ComplaintScopeRule:
     """A relative lists its own complaints, a supervisor its prisons', the admin all; an
     officer none (403)."""
-    who = check_oversight_a(who, "complaint.list")
+    who = check_complaints_and_announcements(who, "complaint.list")
     if who.user.role == "relative":
         return ComplaintScopeRule(complainant_id=who.id)
     if who.user.role == "supervisor":
@@ -381,7 +398,7 @@ def check_complaint(
 
 def check_announcement(who: Principal | None, prison_id: int | None) -> Principal:
     """The admin posts bureau-wide (``None``) or for any prison; an officer for its own."""
-    who = check_oversight_a(who, "announcement.post")
+    who = check_complaints_and_announcements(who, "announcement.post")
     if who.user.role == "officer" and (prison_id is None or prison_id not in who.user.prison_ids):
         raise Denied("forbidden", "an officer posts announcements for its own prison only")
     return who
@@ -522,7 +539,7 @@ def check_visit_rules(who: Principal | None, prison_id: int | None) -> Principal
 
 
 # --- desk ---
-# The duty desk (issue 5). Threads are worked by the officers of their prison: claim a waiting
+# The duty desk. Threads are worked by the officers of their prison: claim a waiting
 # question, hand an active one over to a colleague with a note, resolve it, send, write private
 # notes (never shown to relatives), manage the prison's canned replies, go on and off duty.
 # A relative opens the thread about an inmate it is verified for, reads it (never the notes),
@@ -655,3 +672,137 @@ def duty_scope(who: Principal) -> tuple[int, ...] | None:
 def duty_names_shown(who: Principal) -> bool:
     """Staff see who is on duty; relatives only how many."""
     return who.is_staff
+
+
+# --- who is told ---
+# Who is told of each event, live. Everyone told may see what the event is about; staff-only
+# parts (notes, hand-over notes, the names of officers on duty) reach staff only. The
+# recipients are groups, not topics: ``server/audience.py`` maps them onto the hub's topics and
+# publishes, and every event goes out through it. A group is the sockets watching one
+# conversation (``Watchers``: those who may watch it, ``CONVERSATION_ACTIONS``), the staff of a
+# prison, the relatives with a verified inmate in a prison, every relative with a verified
+# inmate (``BureauRelatives``), or one user wherever it is connected (``Person``). Live events
+# are hints: whoever is not told (or misses one) re-reads the state over REST. Recipients are
+# msgspec structs, not dataclasses: one is made per message on the send path, and a frozen
+# dataclass costs several times as much to build.
+
+
+class Watchers(msgspec.Struct, frozen=True):
+    """The sockets watching a conversation; ``staff_only``: of those, the staff's."""
+
+    conv: int
+    staff_only: bool = False
+
+
+class PrisonStaff(msgspec.Struct, frozen=True):
+    """The officers and supervisors of a prison."""
+
+    prison: int
+
+
+class PrisonRelatives(msgspec.Struct, frozen=True):
+    """The relatives with a verified inmate in a prison."""
+
+    prison: int
+
+
+class BureauRelatives(msgspec.Struct, frozen=True):
+    """Every relative with at least one verified inmate."""
+
+
+class Person(msgspec.Struct, frozen=True):
+    """One user, on every socket it has open."""
+
+    user: int
+
+
+Recipient = Watchers | PrisonStaff | PrisonRelatives | BureauRelatives | Person
+
+
+def message_audience(conv_id: int, kind: MessageKind) -> Watchers:
+    """A message goes to whoever watches its conversation; a private note to staff only."""
+    return Watchers(conv_id, staff_only=kind == "note")
+
+
+def activity_audience(conv_id: int) -> Watchers:
+    """Typing and read marks go to everyone watching the conversation (who may not type or
+    mark read there was refused before anything was told: ``CONVERSATION_ACTIONS``)."""
+    return Watchers(conv_id)
+
+
+ThreadEventKind = Literal["created", "reopened", "claimed", "transferred", "resolved"]
+
+
+@dataclass(frozen=True)
+class ThreadChange:
+    """What the rules need to know of a change of a thread's state. ``by_message``: made by a
+    message in its own transaction (a relative's question opening a cycle, an officer's
+    answer claiming it); otherwise by staff over REST, and ``relative_verified`` holds the
+    relative's verified inmates as read after the change."""
+
+    conv: Conversation
+    event: ThreadEventKind
+    by_message: bool = False
+    relative_verified: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True)
+class ThreadAudience:
+    staff: PrisonStaff  # told with the staff side (the hand-over note)
+    relative: Person | None  # told without it, or not at all
+
+
+def thread_change_audience(change: ThreadChange) -> ThreadAudience:
+    """The prison's staff are told of every change, with the staff side. The relative is
+    told, without it, only while it may still see the thread: of a cycle its own question
+    opened (it was allowed to ask a moment ago), and of a change by staff while it is still
+    verified for the inmate. A claim made by an officer's answer is not told to the relative:
+    the answer itself reaches it."""
+    conv = change.conv
+    if change.by_message:
+        told = change.event in ("created", "reopened")
+    else:
+        told = relative_sees(conv.relative_id, change.relative_verified, conv)
+    return ThreadAudience(PrisonStaff(conv.prison_id), Person(conv.relative_id) if told else None)
+
+
+def visit_audience(visit: Visit, *, decided: bool) -> tuple[Recipient, ...]:
+    """A request goes to the staff of the inmate's prison, who decide it; a decision also to
+    the relative who asked."""
+    staff = PrisonStaff(visit.prison_id)
+    return (Person(visit.relative_id), staff) if decided else (staff,)
+
+
+def link_audience(link: FamilyLink) -> tuple[Recipient, ...]:
+    """A decision on a family link is told to the relative who asked for it."""
+    return (Person(link.relative_id),)
+
+
+def card_audience(verified_relatives: Iterable[int]) -> tuple[Recipient, ...]:
+    """A change of an inmate's card is told to its verified relatives and to no one else
+    (staff read the card when they open it)."""
+    return tuple(Person(relative) for relative in verified_relatives)
+
+
+def complaint_recipients(complaint: ComplaintFacts, users: Iterable[User]) -> tuple[Recipient, ...]:
+    """A complaint's change goes to the user topics of ``complaint_audience``: never to a
+    prison's staff topic, which officers listen on."""
+    return tuple(Person(user) for user in complaint_audience(complaint, users))
+
+
+@dataclass(frozen=True)
+class PresenceAudience:
+    named: PrisonStaff  # told who is on duty (``duty_names_shown``)
+    counted: PrisonRelatives  # told how many
+
+
+def presence_audience(prison: int) -> PresenceAudience:
+    """Who is on duty in a prison: its staff see the names, its relatives the count."""
+    return PresenceAudience(PrisonStaff(prison), PrisonRelatives(prison))
+
+
+def announcement_audience(prison_id: int | None) -> Recipient:
+    """A prison's announcement goes to the relatives with a verified inmate there; a
+    bureau-wide one (``None``) to every relative with a verified inmate. Staff are not told
+    live (they read the list)."""
+    return BureauRelatives() if prison_id is None else PrisonRelatives(prison_id)

@@ -36,19 +36,13 @@ from collections import Counter
 import msgspec
 
 from channels import metrics
-from channels.events import (
-    audience,
-    conversation_topic,
-    message_bytes,
-    prison_staff_topic,
-    user_topic,
-)
 from channels.hub import Hub
-from channels.protocol import Ack, ConversationEvent, ErrorCode, Send, encode
+from channels.protocol import Ack, ConversationEvent, ErrorCode, Send
 from server import faults
+from server.audience import MessageStored, ThreadChanged, tell
 from server.authorize import authorize
 from server.connection import Connection
-from server.policy import Denied
+from server.policy import Denied, ThreadChange
 from server.ratelimit import RateLimiter
 from storage import desk
 from storage.appending import claims, starts_cycle
@@ -177,12 +171,7 @@ class SendPath:
         """Once committed: the message to its readers, and the change it made to the queue."""
         message = appended.message
         if appended.created:
-            self._hub.publish(
-                conversation_topic(message.conversation_id),
-                message_bytes(message),
-                seq=message.seq,
-                audience_=audience(message),
-            )
+            tell(self._hub, MessageStored(message))
             self._announce(appended, conv)
         elif message.kind == "text" and message.sender_role == "relative":  # a retried question
             self._recheck(message, conv)
@@ -208,8 +197,8 @@ class SendPath:
     def _announce(self, appended: Appended, conv: Conversation) -> None:
         """A change of the thread's state that the message made in its own transaction (the
         0003 triggers): a relative's question in a ``new`` or ``resolved`` thread starts a
-        cycle; an officer's answer to a waiting question claims it. Tell the prison's staff
-        (the queue) and the relative. Nothing for any other message."""
+        cycle; an officer's answer to a waiting question claims it. Who is told is the
+        policy's (``thread_change_audience``). Nothing for any other message."""
         message, prev = appended.message, appended.prev_state
         if prev is None:
             return
@@ -237,11 +226,7 @@ class SendPath:
             )
         else:
             return
-        data = encode(event)  # carries no note: the same bytes suit staff and the relative
-        self._hub.publish(prison_staff_topic(conv.prison_id), data)
-        if event.event != "claimed":  # the relative asked: it sees the thread. A claim by
-            # reply reaches it as the reply itself (a link revoked since is checked there).
-            self._hub.publish(user_topic(conv.relative_id), data)
+        tell(self._hub, ThreadChanged(ThreadChange(conv, event.event, by_message=True), event))
 
     def admit(self, user_id: int) -> float | None:
         """The per-user send rate, for sends that do not come over a socket (REST): ``None``

@@ -34,7 +34,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    ViewportSize,
+    async_playwright,
+)
 from playwright.async_api import Error as PlaywrightError
 
 from server import sessions
@@ -55,8 +62,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-PHONE = {"width": 360, "height": 740}
-DESKTOP = {"width": 1366, "height": 850}
+PHONE: ViewportSize = {"width": 360, "height": 740}
+DESKTOP: ViewportSize = {"width": 1366, "height": 850}
 SIZES = {"phone": PHONE, "desktop": DESKTOP}
 ARTIFACTS = ROOT / "tests" / "artifacts"
 TIMEOUT_MS = 15_000  # any single wait; a healthy page answers in well under a second

@@ -9,7 +9,12 @@ import pytest
 from storage.base import Store
 from storage.postgres import PostgresStore
 from storage.sqlite import SqliteStore
-from tests import services
+from tests import purity, services
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Mark each test with the services it reaches, ``pure`` if none (tests/purity.py)."""
+    config.pluginmanager.register(purity.Plugin(config), "kinline-purity")
 
 
 @pytest.fixture(scope="session")

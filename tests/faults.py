@@ -1,10 +1,15 @@
 """Fault injection: a TCP proxy that can cut every connection and refuse new ones
-(in the manner of asyncpg's TCPFuzzingProxy), to make PostgreSQL unreachable on demand."""
+(in the manner of asyncpg's TCPFuzzingProxy), to make PostgreSQL unreachable on demand, or
+answer new ones the way a PostgreSQL out of connection slots does ("too many clients")."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import struct
+
+_SSL_REQUESTS = (80877103, 80877104)  # SSLRequest, GSSENCRequest
+_TOO_MANY_CLIENTS = b"SFATAL\0VFATAL\0C53300\0Msorry, too many clients already\0\0"
 
 
 class CuttableProxy:
@@ -12,6 +17,7 @@ class CuttableProxy:
         self.target = (target_host, target_port)
         self.port = 0
         self.cut = False
+        self.full = False
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.StreamWriter] = set()
 
@@ -32,10 +38,21 @@ class CuttableProxy:
             writer.transport.abort()
         self._pipes.clear()
 
+    def exhaust(self) -> None:
+        """Cut every open connection now and answer the next ones, until ``restore``, with
+        PostgreSQL's FATAL 53300 "too many clients" (no connection slot left)."""
+        self.sever()
+        self.cut = False
+        self.full = True
+
     def restore(self) -> None:
         self.cut = False
+        self.full = False
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.full:
+            await self._no_slot(reader, writer)
+            return
         if self.cut:
             writer.transport.abort()
             return
@@ -46,6 +63,23 @@ class CuttableProxy:
             return
         self._pipes.update((writer, up_writer))
         await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer))
+
+    async def _no_slot(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Read the startup message (declining TLS) and refuse it as a full server does."""
+        try:
+            while True:
+                length, code = struct.unpack("!II", await reader.readexactly(8))
+                if length == 8 and code in _SSL_REQUESTS:
+                    writer.write(b"N")
+                    continue
+                await reader.readexactly(length - 8)
+                break
+            writer.write(b"E" + struct.pack("!I", len(_TOO_MANY_CLIENTS) + 4) + _TOO_MANY_CLIENTS)
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            pass
+        finally:
+            writer.transport.abort()
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

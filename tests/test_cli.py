@@ -18,6 +18,8 @@ import pytest
 from storage import open_store
 from tests import services
 
+pytestmark = pytest.mark.spawns
+
 REPO = Path(__file__).resolve().parent.parent
 STRONG = "tea-kettle-harbour-42"
 
@@ -107,6 +109,69 @@ def user_add(role: str, login: str, password: str, name: str, *prisons: str) -> 
     for code in prisons:
         args += ["--prison", code]
     return args
+
+
+# -- what the production commands load --------------------------------------------------------
+
+
+def _python(probe: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=cwd,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_the_production_commands_never_import_bench(fresh: Kinline) -> None:
+    """Issue 11: the production CLI must not import ``bench/``. Importing ``server.cli`` and
+    running an operator's command leave the load generators unloaded; ``kinline bench`` and
+    ``python -m bench`` still run them."""
+    probe = (
+        "import sys\n"
+        "from server import cli\n"
+        "assert 'bench' not in sys.modules, 'importing server.cli loaded bench'\n"
+        f"code = cli.main(['--database-url', {fresh.database_url!r}, 'migrate'])\n"
+        "print(code, sorted(m for m in sys.modules if m.split('.')[0] == 'bench'))\n"
+    )
+    result = _python(probe, fresh.cwd)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "0 []"
+    for command in ([sys.executable, "-m", "server", "bench"], [sys.executable, "-m", "bench"]):
+        usage = subprocess.run(
+            command,
+            cwd=REPO,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert usage.returncode == 2 and "chat,broadcast,idle" in usage.stdout, usage
+
+
+def test_bench_without_the_benchmarks_installed_is_one_error_line(tmp_path: Path) -> None:
+    """Regression (issue 11): on an install without ``bench/``, ``kinline bench`` ended in a
+    ``ModuleNotFoundError`` traceback; it is one ``kinline: error:`` line and status 2."""
+    probe = (
+        "import sys\n"
+        "class NoBench:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'bench':\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, NoBench())\n"
+        "from server import cli\n"
+        "sys.exit(cli.main(['bench', 'chat']))\n"
+    )
+    result = _python(probe, tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "kinline: error: the benchmarks (bench/) are not installed; run them from a checkout"
+    ]
 
 
 # -- migrate ---------------------------------------------------------------------------------

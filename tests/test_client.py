@@ -27,9 +27,9 @@ from channels.protocol import (
     CloseCode,
     Hello,
     Limits,
+    LinkEvent,
     MessageEvent,
     ProtocolError,
-    ResyncEvent,
     Send,
     ServerFrame,
     UserRef,
@@ -259,8 +259,8 @@ async def test_duplicates_are_not_yielded() -> None:
             # live duplicates and stale frames are dropped too
             for seq in (1, 2, 1):
                 await conn.ws.send(encode(server.messages[1][seq - 1]), text=True)
-            await conn.ws.send(encode(ResyncEvent(conv=1)), text=True)  # a marker
-            assert await anext(events) == ResyncEvent(conv=1)
+            await conn.ws.send(encode(LinkEvent(id=1, state="verified")), text=True)  # a marker
+            assert await anext(events) == LinkEvent(id=1, state="verified")
             assert client.duplicates == 3
 
             # after a restart the whole history is replayed again: only "three" is new

@@ -246,50 +246,59 @@ def assert_one_error_line(result: subprocess.CompletedProcess[str], *needles: st
     assert result.stdout == ""
 
 
+@pytest.mark.spawns
 def test_cli_unknown_database_scheme(tmp_path: Path) -> None:
     result = kinline(tmp_path, "--database-url", "mysql://x", "migrate")
     assert_one_error_line(result, "mysql")
 
 
+@pytest.mark.spawns
 def test_cli_unknown_database_scheme_from_environment(tmp_path: Path) -> None:
     result = kinline(tmp_path, "migrate", KINLINE_DATABASE_URL="mysql://x")
     assert_one_error_line(result, "KINLINE_DATABASE_URL", "mysql")
 
 
+@pytest.mark.spawns
 def test_cli_unreachable_database_at_start(tmp_path: Path) -> None:
     result = kinline(tmp_path, "--database-url", "postgresql://postgres@127.0.0.1:1/x", "serve")
     assert_one_error_line(result, "database")
 
 
+@pytest.mark.spawns
 def test_cli_unreachable_database_for_a_command(tmp_path: Path) -> None:
     url = "postgresql://postgres@127.0.0.1:1/x"
     result = kinline(tmp_path, "prison", "add", "GM", "Gaoming", KINLINE_DATABASE_URL=url)
     assert_one_error_line(result, "database")
 
 
+@pytest.mark.spawns
 def test_cli_non_numeric_port_flag(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path}/k.db"
     result = kinline(tmp_path, "--database-url", db, "serve", "--port", "abc")
     assert_one_error_line(result, "--port", "abc")
 
 
+@pytest.mark.spawns
 def test_cli_non_numeric_port_environment(tmp_path: Path) -> None:
     result = kinline(tmp_path, "serve", KINLINE_PORT="abc", KINLINE_DATABASE_URL="sqlite:///k.db")
     assert_one_error_line(result, "KINLINE_PORT", "abc")
 
 
+@pytest.mark.spawns
 def test_cli_bad_redis_scheme(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path}/k.db"
     result = kinline(tmp_path, "--database-url", db, "--redis-url", "http://cache", "serve")
     assert_one_error_line(result, "--redis-url", "http")
 
 
+@pytest.mark.spawns
 def test_cli_several_workers_need_redis_and_postgresql(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path}/k.db"
     result = kinline(tmp_path, "--database-url", db, "serve", "--workers", "2")
     assert_one_error_line(result, "--workers")
 
 
+@pytest.mark.spawns
 def test_cli_flag_wins_over_a_bad_environment_value(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path}/k.db"
     result = kinline(tmp_path, "--database-url", db, "migrate", KINLINE_DATABASE_URL="mysql://x")

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from storage import desk
-from storage.base import Appended, Conflict, Message, NewMessage, Store
+from storage.base import Appended, Conflict, Message, MessageKind, NewMessage, Store
 from storage.sql import utcnow
 from tests.world import World, seed
 
@@ -21,7 +21,9 @@ async def world(store: Store) -> World:
     return await seed(store, extra_officers=1)
 
 
-async def say(store: Store, world: World, who: str, body: str, kind: str = "text") -> Appended:
+async def say(
+    store: Store, world: World, who: str, body: str, kind: MessageKind = "text"
+) -> Appended:
     users = {"relative": world.relative, "officer": world.officer}
     user = users[who]
     item = NewMessage(
@@ -31,7 +33,7 @@ async def say(store: Store, world: World, who: str, body: str, kind: str = "text
         f"{who}-{body}",
         body,
         kind,
-        user.name,  # type: ignore[arg-type]
+        user.name,
     )
     [appended] = await store.append_messages([item])
     assert appended is not None and appended.created
@@ -213,6 +215,7 @@ async def test_claim_transfer_resolve_follow_the_rules_and_are_audited(
         "note": "asks about visits",
     }
     [resolved] = await store.audit_entries(action="conversation.resolved")
+    assert resolved.before is not None and resolved.after is not None
     assert (resolved.actor_id, resolved.before["state"], resolved.after["state"]) == (
         colleague.id,
         "active",

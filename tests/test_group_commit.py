@@ -5,6 +5,7 @@ time."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Sequence
 
 import pytest
@@ -91,6 +92,10 @@ async def _convs(store: Store, n: int = 1) -> tuple[list[int], int]:
 async def _conv(store: Store) -> tuple[int, int]:
     convs, sender = await _convs(store)
     return convs[0], sender
+
+
+def _record(into: list[str], cid: str, _: object) -> None:
+    into.append(cid)
 
 
 async def test_concurrent_appends_share_batches_and_keep_their_order(store: Store) -> None:
@@ -199,7 +204,7 @@ async def test_seq_and_ack_order_follow_queue_order_whatever_order_batches_commi
                 conv = convs[(n * 7 + wave) % 3]
                 cid = f"w{wave}n{n}"
                 future = commit.submit(NewMessage(conv, sender, "relative", cid, cid))
-                future.add_done_callback(lambda _, conv=conv, cid=cid: acked[conv].append(cid))
+                future.add_done_callback(functools.partial(_record, acked[conv], cid))
                 queued[conv].append(cid)
                 futures.append(future)
             await asyncio.sleep(0)

@@ -134,8 +134,8 @@ def _nul_value(schema: dict[str, Any], spec: dict[str, Any], at: tuple[str | int
             if isinstance(step, str) and step in option.get("properties", {}):
                 schema = option["properties"][step]
                 break
-    leaf = _options(schema, spec)[0]
-    return NUL + "z" * max(0, leaf.get("minLength", 1) - len(NUL))
+    least: int = _options(schema, spec)[0].get("minLength", 1)
+    return NUL + "z" * max(0, least - len(NUL))
 
 
 def text_cases(spec: dict[str, Any], ids: dict[str, int]) -> list[TextCase]:
@@ -273,7 +273,7 @@ async def test_a_relatives_nul_never_fails_another_relatives_sends(live: Live) -
     good_ws = await raw(live, other_token)
 
     async def answers(ws: Any, n: int) -> list[dict[str, Any]]:
-        got = []
+        got: list[dict[str, Any]] = []
         while len(got) < n:
             frame = await recv(ws)
             if frame["type"] in ("ack", "error"):

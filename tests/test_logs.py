@@ -68,6 +68,7 @@ def assert_no_secrets(output: str) -> None:
         assert f'"{key}"' not in output
 
 
+@pytest.mark.spawns
 def test_not_on_a_terminal_each_line_is_one_json_object() -> None:
     output = run_program("auto")  # stderr is a pipe, not a terminal
     lines = output.strip().splitlines()
@@ -87,11 +88,13 @@ def test_not_on_a_terminal_each_line_is_one_json_object() -> None:
     assert_no_secrets(output)
 
 
+@pytest.mark.spawns
 def test_json_can_be_forced() -> None:
     output = run_program("json")
     assert all(json.loads(line)["logger"] == "kinline.test" for line in output.splitlines())
 
 
+@pytest.mark.spawns
 def test_on_a_terminal_logs_are_text() -> None:
     main, child = pty.openpty()
     try:
@@ -118,6 +121,7 @@ def test_on_a_terminal_logs_are_text() -> None:
     assert_no_secrets(output)
 
 
+@pytest.mark.spawns
 def test_text_format_also_drops_secrets() -> None:
     output = run_program("text")
     assert "info    kinline.test: user li.wei signed in user_id=7" in output

@@ -224,11 +224,16 @@ async def test_every_supervisor_watch_is_audited_and_nobody_elses(site: Site) ->
             assert (refused["type"], refused["code"]) == ("error", "not_found")
         assert await site.opened() == []
 
-        # every look by a supervisor is one entry: twice the same conversation, then another
+        # every look by a supervisor is one entry: watched again on the same socket within
+        # the look window it is the same look (issue 12: a watch/unwatch loop wrote hundreds
+        # of rows); from another socket it is another look; another conversation another
         assert (await watch(supervisor, w.conv.id, 1))["type"] == "message"
         await supervisor.send(json.dumps({"type": "unwatch", "conv": w.conv.id}))
         assert (await watch(supervisor, w.conv.id, 1))["type"] == "message"
+        again = await raw(site.ws, w.token(w.supervisor))
+        assert (await watch(again, w.conv.id, 1))["type"] == "message"
         assert (await watch(supervisor, w.conv_b.id, 1))["type"] == "message"
+        await again.close()
     finally:
         for ws in (supervisor, officer, relative, *outsiders):
             await ws.close()
@@ -305,38 +310,21 @@ async def test_a_watch_that_cannot_be_audited_is_refused(
             supervisor = await raw(served.ws_url, w.token(w.supervisor))
             try:
                 assert (await watch(supervisor, w.conv_b.id, 1))["type"] == "message"
-                assert (await watch(supervisor, w.conv.id, 1))["type"] == "message"
-                await supervisor.send(json.dumps({"type": "unwatch", "conv": w.conv.id}))
-
                 proxy.sever()
-                refused = await watch(supervisor, w.conv.id, 1)
+                refused = await watch(supervisor, w.conv.id, 1)  # nothing of it came first
                 assert (refused["type"], refused["code"]) == ("error", "unavailable")
+                # the subscription could not be made: closed 1013, never left half-made
+                async with asyncio.timeout(5):
+                    await supervisor.wait_closed()
+                assert supervisor.close_code == 1013
                 proxy.restore()
-
-                async with (
-                    Reader(client(served.ws_url, w.token(w.relative))) as relative,
-                    Reader(client(served.ws_url, w.token(w.relative_b))) as relative_b,
-                ):
-                    hidden = await relative.client.send(w.conv.id, "not for an unaudited eye")
-                    # fence: published after it, on a conversation the supervisor does watch
-                    fence = await relative_b.client.send(w.conv_b.id, "fence")
-                    got: list[tuple[int, int]] = []
-                    async with asyncio.timeout(10):
-                        while not got or got[-1] != (w.conv_b.id, fence.seq):
-                            frame = json.loads(await supervisor.recv())
-                            if frame["type"] == "message":
-                                got.append((frame["conv"], frame["seq"]))
-                assert got == [(w.conv_b.id, fence.seq)]  # nothing of the unaudited conversation
-                assert hidden.seq == 2
             finally:
                 await supervisor.close()
         opened = [
             (e.object_id, e.after)
             for e in await pg_store.audit_entries(action="conversation.opened")
         ]
-        assert sorted(opened) == sorted(
-            [(w.conv_b.id, {"via": "watch"}), (w.conv.id, {"via": "watch"})]
-        )
+        assert opened == [(w.conv_b.id, {"via": "watch"})]
     finally:
         await proxied.close()
         await proxy.close()

@@ -391,11 +391,11 @@ def area_matrix_routes() -> set[tuple[str, str]]:
     """Routes covered by an area's own matrix (``tests/test_policy_<area>.py``), which checks
     that each of its area's routes has a row."""
     from tests import (
+        test_policy_complaints_and_announcements,
         test_policy_desk,
         test_policy_figures,
         test_policy_information,
-        test_policy_oversight_a,
-        test_policy_oversight_b,
+        test_policy_watching_and_audit,
     )
 
     def bare(path: str) -> str:
@@ -404,8 +404,8 @@ def area_matrix_routes() -> set[tuple[str, str]]:
     rows = [
         *(row.route for row in test_policy_desk.DESK_ROWS.values()),
         *(row.route for row in test_policy_information.ROWS.values()),
-        *((row.method, row.route) for row in test_policy_oversight_a.ROWS.values()),
-        *(tuple(name.split(" ", 1)) for name in test_policy_oversight_b.HTTP_EXPECTED),
+        *((r.method, r.route) for r in test_policy_complaints_and_announcements.ROWS.values()),
+        *(tuple(name.split(" ", 1)) for name in test_policy_watching_and_audit.HTTP_EXPECTED),
         *(("GET", path) for path in test_policy_figures.MATRIX),
     ]
     return {(method, "/api/v1" + bare(path)) for method, path in rows}

@@ -102,7 +102,7 @@ async def next_error(ws: ClientConnection) -> dict[str, object]:
         while True:
             frame = await recv(ws)
             if frame["type"] == "error":
-                return frame  # type: ignore[no-any-return]
+                return frame
 
 
 # delivery
@@ -415,14 +415,14 @@ async def test_bad_frames_each_get_their_error_and_everyone_else_is_served(live:
     assert (await next_error(ws))["code"] == "binary_not_supported"
     rng = random.Random(7)
     alphabet = '{}[]":,0123456789abcdefghijklmnopqrstuvwxyz type send conv cid body \\u00e9'
-    for _ in range(10_000):
-        await ws.send("".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60))))
-    errors = 0
+
     async with asyncio.timeout(30):
-        while errors < 10_000:
-            frame = await recv(ws)
-            assert frame["type"] == "error", frame
-            errors += 1
+        for _ in range(100):  # read as it goes: a client that never reads is too slow (4008)
+            for _ in range(100):
+                await ws.send("".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60))))
+            for _ in range(100):
+                frame = await recv(ws)
+                assert frame["type"] == "error", frame
     async with Reader(client(live.url, w.token(w.officer))) as officer:  # others unaffected
         await officer.client.watch(w.conv.id, after=0)
         await ws.send(json.dumps({"type": "send", "conv": w.conv.id, "cid": "ok", "body": "ok"}))

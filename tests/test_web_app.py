@@ -441,7 +441,7 @@ async def test_screenshots_of_the_relative_app(pages: Pages, site: Site) -> None
     await furnish(site)
     token = world.token(world.relative)
     for size in ("phone", "desktop"):
-        page = await pages.open("/app", token=token, size=size)  # type: ignore[arg-type]
+        page = await pages.open("/app", token=token, size=size)
         await expect(page.locator("#inmates li")).to_have_count(1)
         await screenshot(page, f"app-home-{size}")
         await page.goto(site.base + chat_path(world))
@@ -464,7 +464,7 @@ async def test_screenshots_of_the_relative_app(pages: Pages, site: Site) -> None
             await page.goto(f"{site.base}/app{route}")
             await expect(page.locator(ready).first).to_be_visible()
             await screenshot(page, f"app-{route.strip('#/').split('/')[0]}-{size}")
-        signed_out = await pages.open("/app", size=size)  # type: ignore[arg-type]
+        signed_out = await pages.open("/app", size=size)
         await expect(signed_out.locator("#register")).to_be_visible()
         await screenshot(signed_out, f"app-signin-{size}")
     pages.assert_clean()

@@ -3,9 +3,9 @@ its own prison), listed publicly, and fanned out live.
 
 A post is stored with its audit entry in one transaction (``storage/announcements.py``), then
 published once through the hub, which delivers it to this process's sockets and, through the
-broker, to every other process: a prison's announcement on ``prison_relatives_topic(prison)``
-(joined by relatives with a verified inmate there), a bureau-wide one on ``BUREAU_TOPIC``
-(joined by relatives with at least one verified inmate). Staff topics never carry them.
+broker, to every other process (``server/audience.py``): a prison's announcement to the
+relatives with a verified inmate there, a bureau-wide one to every relative with at least one
+verified inmate (``policy.announcement_audience``). Staff are never told live.
 Live delivery is at most once (unordered topics, ``channels/hub.py``); the list is the record:
 a client that reconnects re-reads ``GET /announcements``.
 """
@@ -18,8 +18,7 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
-from channels.events import BUREAU_TOPIC, prison_relatives_topic
-from channels.protocol import AnnouncementEvent, encode
+from channels.protocol import AnnouncementEvent
 from server.api.base import (
     ApiError,
     Id,
@@ -32,7 +31,8 @@ from server.api.base import (
     reply,
 )
 from server.app import HUB, STORE
-from server.policy import check_announcement, check_oversight_a
+from server.audience import AnnouncementPosted, tell
+from server.policy import check_announcement, check_complaints_and_announcements
 from storage import announcements as stored
 from storage.base import NotFound
 from storage.prisons_public import PublicAnnouncement, public_announcement
@@ -60,7 +60,7 @@ class AnnouncementList(msgspec.Struct, frozen=True):
 
 
 async def post_announcement(request: web.Request) -> web.Response:
-    check_oversight_a(await principal(request), "announcement.post")
+    check_complaints_and_announcements(await principal(request), "announcement.post")
     form = await body(request, PostAnnouncement)
     who = check_announcement(await principal(request), form.prison_id)
     try:
@@ -85,8 +85,7 @@ async def post_announcement(request: web.Request) -> web.Response:
         prison=posted.prison_id,
         open_day=posted.open_day,
     )
-    topic = BUREAU_TOPIC if posted.prison_id is None else prison_relatives_topic(posted.prison_id)
-    request.app[HUB].publish(topic, encode(event))
+    tell(request.app[HUB], AnnouncementPosted(event))
     return reply(public_announcement(posted), 201)
 
 

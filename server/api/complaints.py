@@ -4,11 +4,12 @@ A verified relative files about a prison where it has a verified inmate; an offi
 behalf of an inmate of its own prison. The reply (201) carries the reference
 (``GM-2026-000123``) and the deadline (``Settings.complaint_days`` after filing).
 
-Who sees a complaint, and who moves it, is ``server/policy.py`` (oversight-A section). Each
+Who sees a complaint, and who moves it, is ``server/policy.py`` (section "complaints and
+announcements"). Each
 state change carries a message to the complainant, is kept in the complaint's history and
 audited in the same transaction (``storage/complaints.py``), and is told live as a
-``complaint`` event on the *user* topics of the complainant (a relative), the prison's
-supervisors and the admins (``storage.complaints.audience``). Never on a prison staff topic,
+``complaint`` event to the complainant (a relative), the prison's supervisors and the admins,
+each on its own user topic (``policy.complaint_recipients``). Never on a prison staff topic,
 and never to an officer: an officer who filed on an inmate's behalf gets the 201 reply and
 nothing after it, since a complaint may concern its colleagues.
 """
@@ -22,8 +23,7 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
-from channels.events import user_topic
-from channels.protocol import ComplaintEvent, encode
+from channels.protocol import ComplaintEvent
 from server.api.base import (
     ApiError,
     Id,
@@ -37,6 +37,7 @@ from server.api.base import (
     reply,
 )
 from server.app import HUB, SETTINGS, STORE
+from server.audience import ComplaintChanged, tell
 from server.policy import (
     ComplaintAction,
     ComplaintFacts,
@@ -44,8 +45,7 @@ from server.policy import (
     Principal,
     check_complaint,
     check_complaint_filing,
-    check_oversight_a,
-    complaint_audience,
+    check_complaints_and_announcements,
     complaint_needs_inmate,
     complaint_scope,
     signed_in,
@@ -161,16 +161,14 @@ def facts(complaint: Complaint) -> ComplaintFacts:
 
 
 async def _tell(app: web.Application, complaint: Complaint, message: str) -> None:
-    """The change, live, on the user topics of those who may see it (never an officer's)."""
-    event = encode(
-        ComplaintEvent(
-            id=complaint.id, reference=complaint.reference, state=complaint.state, message=message
-        )
+    """The change, live, to those who may see it (never an officer): the candidates are read
+    here, the policy chooses among them."""
+    event = ComplaintEvent(
+        id=complaint.id, reference=complaint.reference, state=complaint.state, message=message
     )
     store = app[STORE]
     users = [await store.user(i) for i in await stored.candidates(store.db, complaint)]
-    for user_id in complaint_audience(facts(complaint), users):
-        app[HUB].publish(user_topic(user_id), event)
+    tell(app[HUB], ComplaintChanged(event, facts(complaint), users))
 
 
 async def _filing(store: Store, who: Principal, form: FileComplaint) -> ComplaintFiling:
@@ -195,7 +193,7 @@ async def _filing(store: Store, who: Principal, form: FileComplaint) -> Complain
 
 
 async def file_complaint(request: web.Request) -> web.Response:
-    who = check_oversight_a(await principal(request), "complaint.file")
+    who = check_complaints_and_announcements(await principal(request), "complaint.file")
     form = await body(request, FileComplaint)
     if complaint_needs_inmate(who) and form.inmate_id is None:
         raise invalid("inmate_id", "an officer files a complaint on behalf of a named inmate")

@@ -32,8 +32,7 @@ import msgspec
 from aiohttp import web
 
 from channels.broker import BrokerUnavailable
-from channels.events import prison_staff_topic, user_topic
-from channels.protocol import ConversationEvent, encode
+from channels.protocol import ConversationEvent
 from server.api.base import (
     ApiError,
     Id,
@@ -48,8 +47,10 @@ from server.api.base import (
     reply,
 )
 from server.app import GATEWAY, HUB, ROSTER, SEND_PATH, SETTINGS, STORE
+from server.audience import ThreadChanged, tell
 from server.policy import (
     Principal,
+    ThreadChange,
     audits_opening,
     canned_prisons,
     check_canned,
@@ -318,10 +319,9 @@ async def _announce(
     by: int,
     note: str | None = None,
 ) -> None:
-    """The change, to the prison's staff (with the note) and to the relative (without it,
-    and only while it is still verified for the inmate: nobody gets an event of a thread it
-    may not see)."""
-    hub = request.app[HUB]
+    """The change, told as the policy says (``thread_change_audience``): the prison's staff
+    with the note, the relative without it while it is still verified for the inmate (read
+    here, after the change)."""
     frame = ConversationEvent(
         event=event,
         conv=thread.id,
@@ -334,15 +334,13 @@ async def _announce(
         cycle=thread.cycle,
         waiting_since=thread.wait_started_at if thread.state in OPEN else None,
     )
-    hub.publish(prison_staff_topic(thread.prison_id), encode(frame))
     try:
         verified = await request.app[STORE].verified_inmates(thread.relative_id)
     except StoreUnavailable:  # the change is committed: answer it; the relative re-reads
         log.warning("conversation event not sent to the relative", extra={"conv": thread.id})
-        return
-    if thread.inmate_id in verified:
-        public = msgspec.structs.replace(frame, note=None)
-        hub.publish(user_topic(thread.relative_id), encode(public))
+        verified = frozenset()
+    change = ThreadChange(thread.conversation, event, relative_verified=verified)
+    tell(request.app[HUB], ThreadChanged(change, frame))
 
 
 # duty

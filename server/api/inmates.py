@@ -29,8 +29,6 @@ from zoneinfo import ZoneInfo
 import msgspec
 from aiohttp import web
 
-from channels.events import user_topic
-from channels.protocol import InfoEvent, encode
 from server.api.base import (
     ApiError,
     Id,
@@ -45,6 +43,7 @@ from server.api.base import (
     reply,
 )
 from server.app import HUB, SEND_PATH, SETTINGS, STORE
+from server.audience import CardUpdated, tell
 from server.policy import (
     Principal,
     check_fact,
@@ -164,11 +163,7 @@ async def patch_inmate(request: web.Request) -> web.Response:
         raise ApiError(404, "not_found", "no such inmate") from None
     except Refused as refused:
         raise ApiError(400, refused.code, refused.message, field=refused.field) from None
-    hub = request.app[HUB]
-    for part in updated.parts:
-        frame = encode(InfoEvent(inmate=inmate.id, field=part))
-        for relative in updated.relatives:
-            hub.publish(user_topic(relative), frame)
+    tell(request.app[HUB], CardUpdated(inmate.id, updated.parts, updated.relatives))
     return reply(await _card(request, updated.inmate, updated.info))
 
 

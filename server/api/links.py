@@ -15,10 +15,9 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
-from channels.events import user_topic
-from channels.protocol import LinkEvent, encode
 from server.api.base import ApiError, Id, Limit, Route, body, path_id, principal, query, reply
 from server.app import GATEWAY, HUB, STORE
+from server.audience import LinkDecided, tell
 from server.policy import (
     LinkAction,
     Principal,
@@ -188,8 +187,7 @@ async def _decide(
         raise ApiError(409, "conflict", f"this link is {link.state}, not {from_state}") from None
     if to_state != "rejected":  # permissions changed: re-check every open socket, everywhere
         request.app[GATEWAY].refresh_user(link.relative_id)
-    event = LinkEvent(id=decided.id, state=decided.state, reason=decided.reason)
-    request.app[HUB].publish(user_topic(link.relative_id), encode(event))
+    tell(request.app[HUB], LinkDecided(decided))
     return reply(link_out(who, decided))
 
 

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from server.api.base import ApiError, Route, body, invalid, path_id, principal, reply
 from server.app import STORE
-from server.policy import check_oversight_a
+from server.policy import check_complaints_and_announcements
 from storage.base import NotFound
 from storage.prisons_public import (
     PublicPrison,
@@ -41,7 +41,7 @@ async def get_prison(request: web.Request) -> web.Response:
 
 
 async def set_profile(request: web.Request) -> web.Response:
-    who = check_oversight_a(await principal(request), "profile.set")
+    who = check_complaints_and_announcements(await principal(request), "profile.set")
     form = await body(request, SupervisorProfile)
     if not photo_allowed(form.photo):
         raise invalid("photo", "a photo is a same-origin /static/ path or a data:image/ URL")

@@ -29,8 +29,6 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
-from channels.events import prison_staff_topic, user_topic
-from channels.protocol import VisitEvent, encode
 from server.api.base import (
     ApiError,
     Id,
@@ -44,6 +42,7 @@ from server.api.base import (
     reply,
 )
 from server.app import HUB, SETTINGS, STORE
+from server.audience import VisitDecided, VisitRequested, tell
 from server.policy import (
     Principal,
     VisitAction,
@@ -121,18 +120,6 @@ def visit_out(who: Principal, visit: Visit) -> VisitOut:
     )
 
 
-def _event(visit: Visit) -> bytes:
-    return encode(
-        VisitEvent(
-            id=visit.id,
-            inmate=visit.inmate_id,
-            state=visit.state,
-            slot_start=visit.slot_start,
-            reason=visit.reason,
-        )
-    )
-
-
 async def request_visit(request: web.Request) -> web.Response:
     who = signed_in(await principal(request))
     form = await body(request, VisitRequest)
@@ -164,7 +151,7 @@ async def request_visit(request: web.Request) -> web.Response:
         ) from None
     except NotFound:
         raise ApiError(404, "not_found", "no such inmate") from None
-    request.app[HUB].publish(prison_staff_topic(visit.prison_id), _event(visit))
+    tell(request.app[HUB], VisitRequested(visit))
     return reply(visit_out(who, visit), 201)
 
 
@@ -221,10 +208,7 @@ async def _decide(request: web.Request, approve: bool) -> web.Response:
         raise ApiError(409, "conflict", f"this request is {current.state}, not pending") from None
     except Refused as refused:
         raise ApiError(409, refused.code, refused.message, field=refused.field) from None
-    event = _event(decided)
-    hub = request.app[HUB]
-    hub.publish(user_topic(decided.relative_id), event)
-    hub.publish(prison_staff_topic(decided.prison_id), event)
+    tell(request.app[HUB], VisitDecided(decided))
     return reply(visit_out(who, decided))
 
 

@@ -14,7 +14,7 @@
 //   (4008) or any other non-final close, it reconnects with jittered exponential back-off
 //   (`backoffBase` ms doubling up to `backoffCap`; each delay uniform in [d/2, d]). The
 //   back-off resets once a connection is welcomed, unless it then ends with 4429, 4409 or
-//   1011. Closes 1000, 4401 and 4403 are final. A browser cannot see the HTTP status of a
+//   1011 or 1013. Closes 1000, 4401 and 4403 are final. A browser cannot see the HTTP status of a
 //   refused handshake (it reports 1006), so after a socket that never opened the client asks
 //   GET /api/v1/me: a 401 there is the final 4401 (signed out), anything else is retried.
 //   Coming back online or to the foreground retries at once.
@@ -42,7 +42,7 @@
 //
 // Events (socket.on(type, fn) returns an unsubscribe):
 //   every server frame by its type: welcome, message, typing, read, conversation, presence,
-//   info, announcement, link, visit, complaint, error (without a cid of ours), resync;
+//   info, announcement, link, visit, complaint, error (without a cid of ours);
 //   "*" gets every server frame; "ack" {cid, conv, seq, id, at, entry}; "send-error" {cid,
 //   conv, code, message, entry} (entry: the outbox entry {conv, cid, body, kind, queuedAt},
 //   undefined for an ack of a send this page did not make); "outbox" (the outbox changed: call socket.pending()); "status"
@@ -50,7 +50,7 @@
 
 export const SUBPROTOCOL = "kinline.v1";
 export const FINAL_CLOSE_CODES = new Set([1000, 4401, 4403]);
-const KEEP_BACKING_OFF = new Set([4429, 4409, 1011]);
+const KEEP_BACKING_OFF = new Set([4429, 4409, 1011, 1013]);
 const RETRIABLE_SEND_ERRORS = new Set(["unavailable", "rate_limited", "internal"]);
 const MAX_RESUME_ENTRIES = 1000;
 const MAX_IN_FLIGHT = 200; // the server lets 256 sends await their ack per socket

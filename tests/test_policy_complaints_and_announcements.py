@@ -211,7 +211,7 @@ ROWS: dict[str, HttpRow] = {
 
 
 @pytest.mark.parametrize("name", list(ROWS))
-async def test_oversight_a_matrix(ctx: Ctx, name: str) -> None:  # noqa: F811
+async def test_complaints_and_announcements_matrix(ctx: Ctx, name: str) -> None:  # noqa: F811
     assert (ctx.world.gaoming.id, ctx.world.sanshui.id, ctx.world.conv.inmate_id) == (1, 2, 1)
     row = ROWS[name]
     got = {actor: await http_cell(ctx, row, actor) for actor in ACTORS}

@@ -1,4 +1,4 @@
-"""The oversight-B rules as a matrix: role x action for reading the audit trail and the
+"""Watching and the audit trail, as a matrix: role x action for reading the audit trail and the
 overview, watching, and what a watcher may not do (send, note, typing, read mark).
 
 First the policy module itself, every cell (no I/O); then the same cells over real HTTP and

@@ -1,0 +1,512 @@
+"""The authorization matrices straight on ``server/policy.py``: role x object x action, no I/O.
+
+Each table row is one decision (a function of the policy, on one object) and its outcome for
+each of the nine actors of the HTTP matrix (``tests/test_policy_matrix.py``): ``OK`` (allowed),
+the denial's code (``F`` forbidden, ``N`` not found, ``U`` not signed in), or the value a
+scope function returns. Principals and records are built here, so the whole file runs in
+milliseconds; the HTTP and socket matrices stay as the end-to-end check that the handlers ask
+these questions. Sections not here have their pure table next to their end-to-end one:
+watching and the audit trail (``test_policy_watching_and_audit.py``, which also covers the
+conversation actions), figures (``test_policy_figures.py``), who is told
+(``test_audience.py``). ``test_every_policy_function_has_a_pure_table`` keeps it that way.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server import policy
+from server.policy import (
+    ComplaintFacts,
+    ComplaintFiling,
+    ComplaintScopeRule,
+    Denied,
+    LinkScope,
+    NotSignedIn,
+    Principal,
+    ThreadScope,
+    VisitScope,
+)
+from storage.base import Conversation, FamilyLink, Inmate, User
+from storage.visits import Visit
+
+GM, SS = 1, 2  # prisons: Gaoming, Sanshui
+A, B, C = 70, 71, 80  # inmates: A and B in Gaoming, C in Sanshui
+AT = datetime(2026, 5, 1, tzinfo=UTC)
+
+
+def _user(id: int, role: Any, *prisons: int) -> User:
+    return User(id, role, f"login{id}", f"Name {id}", prisons)
+
+
+PRINCIPALS: dict[str, Principal | None] = {
+    "anonymous": None,
+    "relative_none": Principal(_user(100, "relative")),
+    "relative_a": Principal(_user(101, "relative"), frozenset({A}), frozenset({GM})),
+    "relative_b": Principal(_user(102, "relative"), frozenset({B}), frozenset({GM})),
+    "officer": Principal(_user(10, "officer", GM)),
+    "officer_other": Principal(_user(11, "officer", SS)),
+    "supervisor": Principal(_user(20, "supervisor", GM)),
+    "supervisor_other": Principal(_user(21, "supervisor", SS)),
+    "admin": Principal(_user(30, "admin")),
+}
+RELATIVE_A = 101
+
+CONV = Conversation(7, GM, A, RELATIVE_A, "waiting", None, 3, AT)
+INMATE_A = Inmate(A, GM, "GM-1", "Inmate A")
+LINK = FamilyLink(3, RELATIVE_A, GM, "GM", "GM-1", A, "son", "", "pending", None, None, None, AT)
+UNMATCHED_LINK = FamilyLink(
+    4, RELATIVE_A, None, "XX", "nobody", None, "son", "", "pending", None, None, None, AT
+)
+VERIFIED_LINK = FamilyLink(
+    5, RELATIVE_A, GM, "GM", "GM-1", A, "son", "", "verified", None, 10, AT, AT
+)
+VISIT = Visit(9, A, GM, RELATIVE_A, "Name 101", AT, 2, [], "pending", None, None, None, AT)
+COMPLAINT = ComplaintFacts(prison_id=GM, complainant_id=RELATIVE_A, escalated=False)
+ESCALATED = ComplaintFacts(prison_id=GM, complainant_id=RELATIVE_A, escalated=True)
+FILED_BY_OFFICER = ComplaintFacts(prison_id=GM, complainant_id=10, escalated=False)
+
+OK, F, N, U = "ok", "forbidden", "not_found", "not_authenticated"
+
+
+def row(*cells: object) -> dict[str, object]:
+    """One outcome per actor, in the order of ``PRINCIPALS``."""
+    return dict(zip(PRINCIPALS, cells, strict=True))
+
+
+def decide(call: Callable[[], object]) -> object:
+    """What a check answers: ``OK`` for an allowed check, the value of a scope or a
+    predicate, or the denial's code."""
+    try:
+        value = call()
+    except Denied as denied:
+        return denied.code
+    except NotSignedIn:
+        return U
+    if isinstance(value, Principal | Conversation | FamilyLink | Inmate | Visit):
+        return OK
+    return value
+
+
+Check = Callable[[Principal | None], object]
+
+
+def signed(check: Callable[[Principal], object]) -> Check:
+    """A predicate or scope on a signed-in principal (anonymous never gets that far)."""
+    return lambda who: U if who is None else check(who)
+
+
+def filing(**named: Any) -> Check:
+    """Filing a complaint about Gaoming naming ``named``; a relative's followed prisons are
+    those of its verified inmates, as the handler finds them."""
+
+    def check(who: Principal | None) -> object:
+        followed = frozenset(who.followed_prisons) if who and not who.is_staff else frozenset()
+        facts = ComplaintFiling(prison_id=GM, followed_prisons=followed, **named)
+        return decide(lambda: policy.check_complaint_filing(who, facts))
+
+    return check
+
+
+# accounts, family links and administration
+
+LINKS: dict[str, tuple[Check, dict[str, object]]] = {
+    #                                   anon rel_n rel_a rel_b off off_o sup sup_o admin
+    "session": (
+        lambda w: decide(lambda: policy.check_action(w, "session")),
+        row(U, OK, OK, OK, OK, OK, OK, OK, OK),
+    ),
+    "link.request": (
+        lambda w: decide(lambda: policy.check_action(w, "link.request")),
+        row(U, OK, OK, OK, F, F, F, F, F),
+    ),
+    "link.list": (
+        lambda w: decide(lambda: policy.check_action(w, "link.list")),
+        row(U, OK, OK, OK, OK, OK, OK, OK, OK),
+    ),
+    "admin": (
+        lambda w: decide(lambda: policy.check_action(w, "admin")),
+        row(U, F, F, F, F, F, F, F, OK),
+    ),
+    "signed in": (
+        lambda w: decide(lambda: policy.signed_in(w)),
+        row(U, OK, OK, OK, OK, OK, OK, OK, OK),
+    ),
+    "sees the link": (
+        signed(lambda w: policy.sees_link(w, LINK)),
+        row(U, False, True, False, True, False, True, False, True),
+    ),
+    "read a link": (
+        lambda w: decide(lambda: policy.check_link(w, LINK, "read")),
+        row(U, N, OK, N, OK, N, OK, N, OK),
+    ),
+    "verify a link": (
+        lambda w: decide(lambda: policy.check_link(w, LINK, "verify")),
+        row(U, N, F, N, OK, N, F, N, F),
+    ),
+    "reject a link": (
+        lambda w: decide(lambda: policy.check_link(w, LINK, "reject")),
+        row(U, N, F, N, OK, N, F, N, F),
+    ),
+    "revoke a link": (
+        lambda w: decide(lambda: policy.check_link(w, VERIFIED_LINK, "revoke")),
+        row(U, N, F, N, OK, N, OK, N, OK),
+    ),
+    "read a missing link": (
+        lambda w: decide(lambda: policy.check_link(w, None, "read")),
+        row(U, N, N, N, N, N, N, N, N),
+    ),
+    "read a link naming no prison": (
+        lambda w: decide(lambda: policy.check_link(w, UNMATCHED_LINK, "read")),
+        row(U, N, OK, N, N, N, N, N, OK),
+    ),
+    "list links": (
+        lambda w: decide(lambda: policy.link_scope(w)),
+        row(
+            U,
+            LinkScope(relative_id=100),
+            LinkScope(relative_id=RELATIVE_A),
+            LinkScope(relative_id=102),
+            LinkScope(prison_ids=(GM,)),
+            LinkScope(prison_ids=(SS,)),
+            LinkScope(prison_ids=(GM,)),
+            LinkScope(prison_ids=(SS,)),
+            LinkScope(),
+        ),
+    ),
+    "details of a pending link shown": (
+        signed(lambda w: policy.shows_link_details(w, LINK)),
+        row(U, False, False, False, True, True, True, True, True),
+    ),
+    "details of a verified link shown": (
+        signed(lambda w: policy.shows_link_details(w, VERIFIED_LINK)),
+        row(U, True, True, True, True, True, True, True, True),
+    ),
+}
+
+
+# complaints and announcements
+
+COMPLAINTS: dict[str, tuple[Check, dict[str, object]]] = {
+    #                                   anon rel_n rel_a rel_b off off_o sup sup_o admin
+    "complaint.file": (
+        lambda w: decide(lambda: policy.check_complaints_and_announcements(w, "complaint.file")),
+        row(U, OK, OK, OK, OK, OK, F, F, F),
+    ),
+    "complaint.list": (
+        lambda w: decide(lambda: policy.check_complaints_and_announcements(w, "complaint.list")),
+        row(U, OK, OK, OK, F, F, OK, OK, OK),
+    ),
+    "announcement.post": (
+        lambda w: decide(lambda: policy.check_complaints_and_announcements(w, "announcement.post")),
+        row(U, F, F, F, OK, OK, F, F, OK),
+    ),
+    "profile.set": (
+        lambda w: decide(lambda: policy.check_complaints_and_announcements(w, "profile.set")),
+        row(U, F, F, F, F, F, F, F, OK),
+    ),
+    "file about Gaoming": (filing(), row(U, F, OK, OK, OK, F, F, F, F)),
+    "file naming inmate A": (
+        filing(inmate_id=A, inmate_prison_id=GM),
+        row(U, F, OK, N, OK, F, F, F, F),
+    ),
+    "file naming an inmate of another prison": (
+        filing(inmate_id=C, inmate_prison_id=SS),
+        row(U, F, N, N, N, F, F, F, F),
+    ),
+    "file naming a missing inmate": (
+        filing(inmate_id=999, inmate_prison_id=None),
+        row(U, F, N, N, N, F, F, F, F),
+    ),
+    "file naming conversation A": (
+        filing(conversation_id=CONV.id, conversation=CONV),
+        row(U, F, OK, N, OK, F, F, F, F),
+    ),
+    "file naming a missing conversation": (
+        filing(conversation_id=999),
+        row(U, F, N, N, N, F, F, F, F),
+    ),
+    "a filing must name an inmate": (
+        signed(policy.complaint_needs_inmate),
+        row(U, False, False, False, True, True, False, False, False),
+    ),
+    "list complaints": (
+        lambda w: decide(lambda: policy.complaint_scope(w)),
+        row(
+            U,
+            ComplaintScopeRule(complainant_id=100),
+            ComplaintScopeRule(complainant_id=RELATIVE_A),
+            ComplaintScopeRule(complainant_id=102),
+            F,
+            F,
+            ComplaintScopeRule(prison_ids=(GM,)),
+            ComplaintScopeRule(prison_ids=(SS,)),
+            ComplaintScopeRule(),
+        ),
+    ),
+    "read a complaint": (
+        lambda w: decide(lambda: policy.check_complaint(w, COMPLAINT, "read")),
+        row(U, N, OK, N, N, N, OK, N, OK),
+    ),
+    "read a complaint an officer filed": (
+        lambda w: decide(lambda: policy.check_complaint(w, FILED_BY_OFFICER, "read")),
+        row(U, N, N, N, N, N, OK, N, OK),
+    ),
+    "read a missing complaint": (
+        lambda w: decide(lambda: policy.check_complaint(w, None, "read")),
+        row(U, N, N, N, N, N, N, N, N),
+    ),
+    "move a complaint": (
+        lambda w: decide(lambda: policy.check_complaint(w, COMPLAINT, "transition")),
+        row(U, N, F, N, N, N, OK, N, F),
+    ),
+    "answer a complaint": (
+        lambda w: decide(lambda: policy.check_complaint(w, COMPLAINT, "answer")),
+        row(U, N, F, N, N, N, OK, N, F),
+    ),
+    "escalate a complaint": (
+        lambda w: decide(lambda: policy.check_complaint(w, COMPLAINT, "escalate")),
+        row(U, N, F, N, N, N, OK, N, F),
+    ),
+    "move an escalated complaint": (
+        lambda w: decide(lambda: policy.check_complaint(w, ESCALATED, "transition")),
+        row(U, N, F, N, N, N, F, N, OK),
+    ),
+    "sees the complaint": (
+        signed(lambda w: policy.sees_complaint(w, COMPLAINT)),
+        row(U, False, True, False, False, False, True, False, True),
+    ),
+    "handles the complaint": (
+        signed(lambda w: policy.handles_complaint(w, COMPLAINT)),
+        row(U, False, False, False, False, False, True, False, False),
+    ),
+    "is told of the complaint": (
+        signed(lambda w: policy.complaint_audience(COMPLAINT, [w.user]) == [w.id]),
+        row(U, False, True, False, False, False, True, False, True),
+    ),
+    "announce bureau-wide": (
+        lambda w: decide(lambda: policy.check_announcement(w, None)),
+        row(U, F, F, F, F, F, F, F, OK),
+    ),
+    "announce for Gaoming": (
+        lambda w: decide(lambda: policy.check_announcement(w, GM)),
+        row(U, F, F, F, OK, F, F, F, OK),
+    ),
+}
+
+
+# information cards and visits
+
+INFORMATION: dict[str, tuple[Check, dict[str, object]]] = {
+    #                                   anon rel_n rel_a rel_b off off_o sup sup_o admin
+    "read inmate A's card": (
+        lambda w: decide(lambda: policy.check_inmate(w, INMATE_A, "read")),
+        row(U, N, OK, N, OK, N, OK, N, N),
+    ),
+    "change inmate A's card": (
+        lambda w: decide(lambda: policy.check_inmate(w, INMATE_A, "update")),
+        row(U, N, F, N, OK, N, F, N, N),
+    ),
+    "read a missing card": (
+        lambda w: decide(lambda: policy.check_inmate(w, None, "read")),
+        row(U, N, N, N, N, N, N, N, N),
+    ),
+    "list inmates": (
+        lambda w: decide(lambda: policy.inmate_list_prisons(w, None)),
+        row(U, F, F, F, (GM,), (SS,), (GM,), (SS,), F),
+    ),
+    "list Gaoming's inmates": (
+        lambda w: decide(lambda: policy.inmate_list_prisons(w, GM)),
+        row(U, F, F, F, (GM,), F, (GM,), F, F),
+    ),
+    "put a fact card into conversation A": (
+        lambda w: decide(lambda: policy.check_fact(w, CONV)),
+        row(U, N, F, N, OK, N, F, N, N),
+    ),
+    "put a fact card into a missing conversation": (
+        lambda w: decide(lambda: policy.check_fact(w, None)),
+        row(U, N, N, N, N, N, N, N, N),
+    ),
+    "request a visit to inmate A": (
+        lambda w: decide(lambda: policy.check_visit_request(w, INMATE_A)),
+        row(U, N, OK, N, F, F, F, F, F),
+    ),
+    "request a visit to a missing inmate": (
+        lambda w: decide(lambda: policy.check_visit_request(w, None)),
+        row(U, N, N, N, F, F, F, F, F),
+    ),
+    "read a visit request": (
+        lambda w: decide(lambda: policy.check_visit(w, VISIT, "read")),
+        row(U, N, OK, N, OK, N, OK, N, N),
+    ),
+    "decide a visit request": (
+        lambda w: decide(lambda: policy.check_visit(w, VISIT, "decide")),
+        row(U, N, F, N, OK, N, F, N, N),
+    ),
+    "read a missing visit request": (
+        lambda w: decide(lambda: policy.check_visit(w, None, "read")),
+        row(U, N, N, N, N, N, N, N, N),
+    ),
+    "list visits": (
+        lambda w: decide(lambda: policy.visit_scope(w)),
+        row(
+            U,
+            VisitScope(relative_id=100, inmate_ids=()),
+            VisitScope(relative_id=RELATIVE_A, inmate_ids=(A,)),
+            VisitScope(relative_id=102, inmate_ids=(B,)),
+            VisitScope(prison_ids=(GM,)),
+            VisitScope(prison_ids=(SS,)),
+            VisitScope(prison_ids=(GM,)),
+            VisitScope(prison_ids=(SS,)),
+            F,
+        ),
+    ),
+    "set Gaoming's visit rules": (
+        lambda w: decide(lambda: policy.check_visit_rules(w, GM)),
+        row(U, F, F, F, OK, F, F, F, OK),
+    ),
+    "set a missing prison's visit rules": (
+        lambda w: decide(lambda: policy.check_visit_rules(w, None)),
+        row(U, N, N, N, N, N, N, N, N),
+    ),
+    "sees inmate A": (
+        signed(lambda w: policy.sees_inmate(w, INMATE_A)),
+        row(U, False, True, False, True, False, True, False, False),
+    ),
+    "sees the visit": (
+        signed(lambda w: policy.sees_visit(w, VISIT)),
+        row(U, False, True, False, True, False, True, False, False),
+    ),
+}
+
+
+# the duty desk
+
+
+def thread(action: Any) -> Check:
+    return lambda w: decide(lambda: policy.check_thread(w, CONV, action))
+
+
+DESK: dict[str, tuple[Check, dict[str, object]]] = {
+    #                                   anon rel_n rel_a rel_b off off_o sup sup_o admin
+    "sees conversation A": (
+        signed(lambda w: policy.sees_conversation(w, CONV)),
+        row(U, False, True, False, True, False, True, False, False),
+    ),
+    "is the relative who sees conversation A": (
+        signed(lambda w: policy.relative_sees(w.id, w.verified_inmates, CONV)),
+        row(U, False, True, False, False, False, False, False, False),
+    ),
+    "read the thread": (thread("read"), row(U, N, OK, N, OK, N, OK, N, N)),
+    "send in the thread": (thread("send"), row(U, N, OK, N, OK, N, F, N, N)),
+    "note in the thread": (thread("note"), row(U, N, F, N, OK, N, F, N, N)),
+    "claim the thread": (thread("claim"), row(U, N, F, N, OK, N, F, N, N)),
+    "transfer the thread": (thread("transfer"), row(U, N, F, N, OK, N, F, N, N)),
+    "resolve the thread": (thread("resolve"), row(U, N, F, N, OK, N, F, N, N)),
+    "rate the thread": (thread("rate"), row(U, N, OK, N, F, N, F, N, N)),
+    "claim a missing thread": (
+        lambda w: decide(lambda: policy.check_thread(w, None, "claim")),
+        row(U, N, N, N, N, N, N, N, N),
+    ),
+    "list threads": (
+        lambda w: decide(lambda: policy.thread_scope(w)),
+        row(
+            U,
+            ThreadScope(relative_id=100, inmate_ids=()),
+            ThreadScope(relative_id=RELATIVE_A, inmate_ids=(A,)),
+            ThreadScope(relative_id=102, inmate_ids=(B,)),
+            ThreadScope(prison_ids=(GM,)),
+            ThreadScope(prison_ids=(SS,)),
+            ThreadScope(prison_ids=(GM,)),
+            ThreadScope(prison_ids=(SS,)),
+            F,
+        ),
+    ),
+    "list Gaoming's threads": (
+        lambda w: decide(lambda: policy.thread_scope(w, GM)),
+        row(
+            U,
+            ThreadScope(relative_id=100, prison_ids=(GM,), inmate_ids=()),
+            ThreadScope(relative_id=RELATIVE_A, prison_ids=(GM,), inmate_ids=(A,)),
+            ThreadScope(relative_id=102, prison_ids=(GM,), inmate_ids=(B,)),
+            ThreadScope(prison_ids=(GM,)),
+            F,
+            ThreadScope(prison_ids=(GM,)),
+            F,
+            F,
+        ),
+    ),
+    "open the thread about inmate A": (
+        lambda w: decide(lambda: policy.check_open_thread(w, A)),
+        row(U, N, OK, N, F, F, F, F, F),
+    ),
+    "sees the staff side": (
+        signed(policy.shows_staff_side),
+        row(U, False, False, False, True, True, True, True, True),
+    ),
+    "list canned replies": (
+        lambda w: decide(lambda: policy.canned_prisons(w)),
+        row(U, F, F, F, (GM,), (SS,), (GM,), (SS,), F),
+    ),
+    "list Sanshui's canned replies": (
+        lambda w: decide(lambda: policy.canned_prisons(w, SS)),
+        row(U, F, F, F, F, (SS,), F, (SS,), F),
+    ),
+    "change a canned reply of Gaoming": (
+        lambda w: decide(lambda: policy.check_canned(w, GM)),
+        row(U, F, F, F, OK, N, F, N, F),
+    ),
+    "change a missing canned reply": (
+        lambda w: decide(lambda: policy.check_canned(w, None)),
+        row(U, F, F, F, N, N, N, N, F),
+    ),
+    "go on duty": (
+        lambda w: decide(lambda: policy.check_duty(w)),
+        row(U, F, F, F, OK, OK, F, F, F),
+    ),
+    "whose duty is read": (
+        signed(policy.duty_scope),
+        row(U, (), (GM,), (GM,), (GM,), (SS,), (GM,), (SS,), None),
+    ),
+    "names on duty shown": (
+        signed(policy.duty_names_shown),
+        row(U, False, False, False, True, True, True, True, True),
+    ),
+}
+
+TABLES = {"links": LINKS, "complaints": COMPLAINTS, "information": INFORMATION, "desk": DESK}
+CELLS = [(section, name) for section, rows in TABLES.items() for name in rows]
+
+
+@pytest.mark.parametrize(("section", "name"), CELLS, ids=[f"{s}: {n}" for s, n in CELLS])
+def test_the_policy_decides(section: str, name: str) -> None:
+    check, expected = TABLES[section][name]
+    got = {actor: check(who) for actor, who in PRINCIPALS.items()}
+    assert got == expected
+
+
+PURE_TABLES = (
+    "test_policy_rules.py",
+    "test_policy_watching_and_audit.py",
+    "test_policy_figures.py",
+    "test_audience.py",
+)
+
+
+def test_every_policy_function_has_a_pure_table() -> None:
+    """A decision added to the policy without a row here (or in the other pure tables) fails:
+    the HTTP matrices alone would test it only through a handler."""
+    here = Path(__file__).parent
+    tables = "".join((here / name).read_text() for name in PURE_TABLES)
+    public = [
+        name
+        for name, value in inspect.getmembers(policy, inspect.isfunction)
+        if value.__module__ == policy.__name__ and not name.startswith("_")
+    ]
+    assert [name for name in public if name not in tables] == []
