@@ -347,3 +347,41 @@ async def test_a_conversation_really_behind_is_refused_with_retry_after(store: S
     stuck.release.set()
     (await controlled.calls.get()).release.set()
     assert await first is not None and await queued is not None
+
+
+async def test_a_row_locked_in_postgresql_holds_up_only_its_conversation(
+    pg_store: PostgresStore, pg_url: str
+) -> None:
+    """Regression (issue 12, item 4), with a real lock: a conversation's row held by another
+    transaction (``SELECT ... FOR UPDATE``) stopped every conversation's acks. Now the others
+    commit meanwhile, and the locked one's messages commit in order once the lock goes."""
+    import asyncpg
+
+    convs, sender = await _convs(pg_store, 4)
+    locked, others = convs[0], convs[1:]
+    commit = GroupCommit(pg_store)
+    holder = await asyncpg.connect(pg_url)
+    try:
+        lock = holder.transaction()
+        await lock.start()
+        await holder.execute("SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE", locked)
+        stuck = [
+            commit.submit(NewMessage(locked, sender, "relative", f"l{n}", "x")) for n in range(3)
+        ]
+        async with asyncio.timeout(10):
+            while not await holder.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted"):
+                await asyncio.sleep(0.01)  # polling the condition: the append is now waiting
+            moving = [
+                commit.submit(NewMessage(c, sender, "relative", f"o{c}.{n}", "x"))
+                for c in others
+                for n in range(3)
+            ]
+            assert all(await asyncio.gather(*moving))  # acked while the row is locked
+        assert not any(f.done() for f in stuck)
+        await lock.rollback()
+        async with asyncio.timeout(10):
+            done = await asyncio.gather(*stuck)
+    finally:
+        await holder.close()
+    assert [d.message.seq for d in done if d] == [1, 2, 3]
+    assert [m.cid for m in await pg_store.messages(locked)] == ["l0", "l1", "l2"]

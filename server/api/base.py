@@ -33,6 +33,7 @@ from aiohttp import web
 from channels.text import INVALID_TEXT, storable
 from server import sessions
 from server.app import SETTINGS, STORE
+from server.errors import answer_and_close
 from server.policy import Denied, NotSignedIn, Principal
 from storage.base import Role
 
@@ -249,7 +250,7 @@ def _guarded(handler: Handler) -> Handler:
         except ApiError as exc:
             response = _error(exc.status, exc.detail, exc.headers)
             if exc.close:
-                response.force_close()
+                return await answer_and_close(request, response)
             return response
         except NotSignedIn as exc:
             return _error(401, ErrorDetail("not_authenticated", str(exc)))
