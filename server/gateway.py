@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import time
 from collections import defaultdict
 from typing import Literal
@@ -403,6 +404,24 @@ class Gateway:
                     await self._join(conn, conversation_topic(conv_id), cursor)
             if not conn.closed:
                 await self._follow_prisons(conn)  # a newly verified inmate's prison
+
+    @property
+    def open_count(self) -> int:
+        """Sockets open on this process (rebalancing compares it with the other processes')."""
+        return sum(len(conns) for conns in self.by_user.values())
+
+    def shed(self, count: int) -> int:
+        """Close up to ``count`` sockets with 1012 (reconnect and resume, server/rebalance.py):
+        those with no send awaiting its ack first, at random among equals; return how many.
+        None while shutting down (shutdown closes them all)."""
+        conns = [c for group in self.by_user.values() for c in group if not c.closed]
+        if self.closing or count <= 0 or not conns:
+            return 0
+        random.shuffle(conns)
+        conns.sort(key=self.send_path.unacked)  # stable: still random among equals
+        for conn in conns[:count]:
+            conn.kick(CloseCode.RESTARTING, "rebalancing: reconnect and resume")
+        return min(count, len(conns))
 
     async def shutdown(self, timeout: float = 5.0) -> None:
         """Refuse new sockets and new frames, let the frames in flight finish (their sends
