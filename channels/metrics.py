@@ -29,6 +29,10 @@ resyncs = Counter("kinline_resyncs_total", "Topic repairs from storage", ["reaso
 slow_consumer_closes = Counter(
     "kinline_slow_consumer_closes_total", "Sockets closed with 4008 for falling behind"
 )
+rebalance_shed = Counter(
+    "kinline_rebalance_shed_total",
+    "Sockets closed with 1012 to move them to a less loaded process (server/rebalance.py)",
+)
 errors = Counter("kinline_errors_total", "Error frames sent, by code", ["code"])
 commit_seconds = Histogram(
     "kinline_commit_seconds",

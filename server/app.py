@@ -25,6 +25,7 @@ from server.duty import DutyRoster
 from server.errors import errors_and_headers, oversize_guard
 from server.gateway import Gateway
 from server.ratelimit import RateLimiter
+from server.rebalance import rebalancing
 from server.sending import SendPath
 from storage import Store, open_store
 from storage.group_commit import GroupCommit
@@ -94,6 +95,11 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     await broker.close()
 
 
+async def _rebalancing(app: web.Application) -> AsyncIterator[None]:
+    async with rebalancing(app[SETTINGS], app[GATEWAY]):
+        yield
+
+
 async def _on_shutdown(app: web.Application) -> None:
     await app[GATEWAY].shutdown()
 
@@ -136,6 +142,7 @@ def build_app(settings: Settings, *, store: Store | None = None) -> web.Applicat
         app[STORE] = store
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_realtime)
+    app.cleanup_ctx.append(_rebalancing)  # a process holding too many sockets sheds some
     app.on_shutdown.append(_on_shutdown)
     web_dir = Path(settings.web_dir)
     index = web_dir / "index.html"

@@ -48,6 +48,10 @@ class Settings:
     look_window: float = 300.0  # seconds one audited supervisor look at a conversation covers
     heartbeat: float = 20.0
     presence_ttl: float = 30.0  # an on-duty officer whose process died stops counting after this
+    rebalance_interval: float = 2.0  # seconds between two looks at every process's socket count
+    rebalance_tolerance: float = 0.1  # a process sheds above share * (1 + this) + slack sockets
+    rebalance_slack: int = 16
+    rebalance_max_shed: int = 100  # sockets closed with 1012 per look at most; 0 turns it off
     max_request_bytes: int = 64 * 1024
     body_timeout: float = 10.0  # seconds to receive a request body before answering 408
     session_days: int = 30
@@ -90,6 +94,13 @@ def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise ValueError("must be positive")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 10:
+        raise ValueError("must be between 0 and 10")
     return value
 
 
@@ -158,6 +169,10 @@ PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "look_window": ("KINLINE_LOOK_WINDOW", _positive_float),
     "heartbeat": ("KINLINE_HEARTBEAT", _positive_float),
     "presence_ttl": ("KINLINE_PRESENCE_TTL", _positive_float),
+    "rebalance_interval": ("KINLINE_REBALANCE_INTERVAL", _positive_float),
+    "rebalance_tolerance": ("KINLINE_REBALANCE_TOLERANCE", _fraction),
+    "rebalance_slack": ("KINLINE_REBALANCE_SLACK", _int(0)),
+    "rebalance_max_shed": ("KINLINE_REBALANCE_MAX_SHED", _int(0)),
     "max_request_bytes": ("KINLINE_MAX_REQUEST_BYTES", _int(1024)),
     "body_timeout": ("KINLINE_BODY_TIMEOUT", _positive_float),
     "session_days": ("KINLINE_SESSION_DAYS", _int(1)),

@@ -120,7 +120,7 @@ class Gateway:
 
     @property
     def open_count(self) -> int:
-        """Sockets open on this process (for rebalancing; ``self.sockets.shed`` closes some)."""
+        """Sockets open on this process (server/rebalance.py compares it across processes)."""
         return self.sockets.count
 
     # handshake
@@ -372,6 +372,14 @@ class Gateway:
         conn.core.marked(conv.id, seq)
 
     # shutdown
+
+    def shed(self, count: int) -> int:
+        """Close up to ``count`` sockets with 1012 (reconnect and resume elsewhere,
+        server/rebalance.py), those with the fewest sends awaiting their ack first; none while
+        shutting down (shutdown closes them all). Returns how many were closed."""
+        if self.closing:
+            return 0
+        return self.sockets.shed(count, key=self.send_path.unacked)
 
     async def shutdown(self, timeout: float = 5.0) -> None:
         """Graceful shutdown (``server/shutdown.py``): frames in flight finish, their sends are

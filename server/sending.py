@@ -115,6 +115,10 @@ class SendPath:
         self._idle.clear()
         committed.add_done_callback(functools.partial(self._settle, conn, frame, received, conv))
 
+    def unacked(self, conn: Connection) -> int:
+        """Sends of ``conn`` admitted and not yet answered."""
+        return self._unacked.get(conn, 0)
+
     def _settle(
         self,
         conn: Connection,

@@ -1,0 +1,99 @@
+"""Rebalancing (server/rebalance.py): a process holding much more than its share of sockets
+sheds the excess with 1012, and the clients resume elsewhere without losing a message."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from server.config import Settings
+from server.rebalance import Rebalancer, RedisLoads, to_shed
+
+# to_shed: (own, every live process's count, tolerance, slack, max_shed) -> sockets to close
+SHARES = [
+    (0, [0], 0.1, 0, 100, 0),  # alone: nothing to balance against
+    (5000, [5000], 0.1, 0, 100, 0),  # alone, however many
+    (100, [100, 100], 0.1, 0, 100, 0),  # balanced
+    (110, [110, 90], 0.1, 0, 100, 0),  # share 100, at the threshold: not above it
+    (112, [112, 88], 0.1, 0, 100, 12),  # above: down to the share
+    (112, [112, 88], 0.1, 16, 100, 0),  # the slack absorbs it
+    (200, [200, 0], 0.1, 5, 100, 100),  # a restarted worker: half of it
+    (200, [200, 0], 0.1, 5, 40, 40),  # at most max_shed per tick
+    (5000, [5000, 0], 0.1, 16, 100, 100),
+    (0, [5000, 0], 0.1, 16, 100, 0),  # the idle one never sheds
+    (2472, [2472, 2528], 0.1, 16, 100, 0),  # near enough
+    (300, [300, 0, 0], 0.1, 0, 1000, 200),  # three processes: share 100
+    (101, [101, 100, 99], 0.0, 0, 100, 1),  # no tolerance: down to ceil(share)
+    (200, [200, 0], 0.1, 0, 0, 0),  # max_shed 0: off
+]
+
+
+@pytest.mark.parametrize(("own", "counts", "tolerance", "slack", "max_shed", "expected"), SHARES)
+def test_share_computation(
+    own: int, counts: list[int], tolerance: float, slack: int, max_shed: int, expected: int
+) -> None:
+    assert to_shed(own, counts, tolerance=tolerance, slack=slack, max_shed=max_shed) == expected
+
+
+class FakeSockets:
+    def __init__(self, count: int) -> None:
+        self.open_count = count
+        self.shed_calls: list[int] = []
+
+    def shed(self, count: int) -> int:
+        self.shed_calls.append(count)
+        self.open_count -= count
+        return count
+
+
+@pytest.fixture
+async def loads_pair(
+    redis_url: str, redis_prefix: str
+) -> AsyncIterator[tuple[RedisLoads, RedisLoads, list[float]]]:
+    """Two processes' socket counts on one real Redis hash, with a clock the test moves."""
+    now = [1_000_000.0]
+    a, b = (
+        RedisLoads(redis_url, key=f"{redis_prefix}sockets", member=m, clock=lambda: now[0])
+        for m in ("a", "b")
+    )
+    yield a, b, now
+    await a.leave()
+    await a.close()
+    await b.close()
+
+
+async def test_counts_of_a_dead_process_expire(
+    loads_pair: tuple[RedisLoads, RedisLoads, list[float]],
+) -> None:
+    a, b, now = loads_pair
+    assert await a.report(7, ttl=3) == [7]
+    assert sorted(await b.report(2, ttl=3)) == [2, 7]
+    now[0] += 2
+    assert sorted(await a.report(8, ttl=3)) == [2, 8]
+    now[0] += 2  # b (killed, say) has not reported for 4 s, past its 3 s
+    assert await a.report(8, ttl=3) == [8]
+    assert sorted(await b.report(1, ttl=3)) == [1, 8]  # b back: counted again
+    await b.leave()  # a clean shutdown stops counting at once
+    assert await a.report(8, ttl=3) == [8]
+
+
+async def test_a_tick_sheds_only_what_is_above_the_share(
+    loads_pair: tuple[RedisLoads, RedisLoads, list[float]],
+) -> None:
+    a, b, _ = loads_pair
+    settings = Settings(rebalance_tolerance=0.1, rebalance_slack=5, rebalance_max_shed=30)
+    busy, idle = FakeSockets(200), FakeSockets(0)
+    assert await Rebalancer(busy, a, settings).tick() == 0  # alone so far: nothing to do
+    assert await Rebalancer(idle, b, settings).tick() == 0  # below its share: never sheds
+    rebalancer = Rebalancer(busy, a, settings)
+    assert await rebalancer.tick() == 30  # share 100; at most 30 a tick
+    assert busy.open_count == 170
+    idle.open_count = 30  # where they reconnected
+    await Rebalancer(idle, b, settings).tick()
+    assert await rebalancer.tick() == 30  # 170 of 200: down towards 100
+    idle.open_count = 90
+    busy.open_count = 110
+    await Rebalancer(idle, b, settings).tick()
+    assert await rebalancer.tick() == 0  # share 100, threshold 115: balanced enough
+    assert busy.shed_calls == [30, 30]
