@@ -77,6 +77,7 @@ from channels.protocol import (
     Read,
     Send,
     ServerFrame,
+    Subscribed,
     Typing,
     Unwatch,
     Watch,
@@ -440,6 +441,10 @@ class KinlineClient:
                 self.duplicates += 1
                 return False
             self.last_seq[frame.conv] = frame.seq  # re-inserted: dict order = recency
+        if isinstance(frame, Subscribed):  # a position the server could not resume from:
+            for conv, seq in frame.convs.items():  # follow from where it really is, so the
+                if self.last_seq.get(conv, 0) > seq:  # messages after it are not taken for
+                    self.last_seq[conv] = seq  # duplicates (the caller reloads that history)
         welcomed = False
         if isinstance(frame, Welcome):
             self.welcome = frame

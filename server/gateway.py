@@ -377,7 +377,7 @@ class Gateway:
         """Close up to ``count`` sockets with 1012 (reconnect and resume elsewhere,
         server/rebalance.py), those with the fewest sends awaiting their ack first; none while
         shutting down (shutdown closes them all). Returns how many were closed."""
-        if self.closing:
+        if self.draining.closing:
             return 0
         return self.sockets.shed(count, key=self.send_path.unacked)
 

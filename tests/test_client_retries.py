@@ -83,3 +83,20 @@ async def test_a_caller_can_give_up_on_a_message_refused_for_ever(
             else:
                 raise AssertionError("a send refused for ever was acked")
             assert "never" not in relative.client.unacked  # abandoned, not retried again
+
+
+async def test_a_cursor_the_server_could_not_recover_drops_to_its_seq(
+    pg_store: PostgresStore, pg_url: str, redis_url: str, redis_prefix: str
+) -> None:
+    """Regression: a client holding a cursor past the conversation's last seq (a restored
+    database, another deployment) was answered ``not_recovered`` and ``subscribed`` at the real
+    seq, kept its stale cursor and silently dropped every later message up to it."""
+    world = await seed(pg_store)
+    settings = settings_for(pg_url, redis_url, redis_prefix)
+    async with inprocess(settings, pg_store) as served:
+        stale = client(served.ws_url, world.token(world.relative))
+        stale.last_seq[world.conv.id] = 99
+        async with Reader(stale) as relative:
+            await relative.client.send(world.conv.id, "first real message")
+            assert await relative.until_seq(world.conv.id, 1) == [1]
+            assert relative.client.last_seq[world.conv.id] == 1 and not stale.duplicates
