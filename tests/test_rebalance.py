@@ -3,12 +3,20 @@ sheds the excess with 1012, and the clients resume elsewhere without losing a me
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections import Counter
 from collections.abc import AsyncIterator
 
 import pytest
 
 from server.config import Settings
 from server.rebalance import Rebalancer, RedisLoads, to_shed
+from tests.history import check
+from tests.realtime import Reader, client
+from tests.servers import ServerProcess
+from tests.test_cluster import send_all, servers, world  # noqa: F401 (fixtures)
+from tests.world import World
 
 # to_shed: (own, every live process's count, tolerance, slack, max_shed) -> sockets to close
 SHARES = [
@@ -97,3 +105,79 @@ async def test_a_tick_sheds_only_what_is_above_the_share(
     await Rebalancer(idle, b, settings).tick()
     assert await rebalancer.tick() == 0  # share 100, threshold 115: balanced enough
     assert busy.shed_calls == [30, 30]
+
+
+def _held(readers: list[Reader]) -> Counter[str | None]:
+    return Counter(r.client.worker for r in readers if r.client.connected.is_set())
+
+
+async def _until(condition: object, seconds: float) -> None:
+    """Poll a condition of other processes (no event to wait on), bounded."""
+    async with asyncio.timeout(seconds):
+        while not condition():  # type: ignore[operator]
+            await asyncio.sleep(0.1)
+
+
+@pytest.mark.slow
+async def test_a_restarted_worker_takes_its_share_and_no_message_is_lost(
+    world: World,  # noqa: F811
+    servers: list[ServerProcess],  # noqa: F811
+    pg_url: str,
+    redis_url: str,
+    redis_prefix: str,
+) -> None:
+    """Regression (issue 12, item 7): after a worker was killed, its clients all reconnected to
+    the survivor and its replacement took none of them, for as long as it was watched. Now the
+    survivor sheds the excess with 1012 until each worker holds about half, and every reader
+    still gets every message once and in order."""
+    cluster = ServerProcess(
+        pg_url,
+        redis_url,
+        workers=2,
+        env={
+            "KINLINE_REDIS_PREFIX": redis_prefix,
+            "KINLINE_REBALANCE_INTERVAL": "0.3",
+            "KINLINE_REBALANCE_SLACK": "2",
+        },
+    )
+    servers.append(cluster)
+    await cluster.start()
+    readers = [Reader(client(cluster.ws_url, world.token(world.relative))) for _ in range(40)]
+    async with Reader(client(cluster.ws_url, world.token(world.officer))) as officer:
+        for reader in readers:
+            await reader.__aenter__()
+        try:
+            held = _held(readers)
+            if len(held) == 2:  # both workers have some: kill the one with fewer
+                victim = min(held, key=lambda w: held[w])
+                assert victim is not None
+                cluster.kill_worker(int(victim))
+                await _until(
+                    lambda: (
+                        _held(readers).get(victim, 0) == 0 and sum(_held(readers).values()) == 40
+                    ),
+                    20,
+                )
+            [(survivor, count)] = _held(readers).most_common(1)
+            assert count >= 30, _held(readers)  # the survivor carries (nearly) everyone
+            acked: set[int] = set()
+            flow = asyncio.create_task(send_all(officer.client, world.conv.id, "m", 30, acked))
+            await _until(
+                lambda: (
+                    sum(_held(readers).values()) == 40
+                    and _held(readers)[survivor] <= 26
+                    and len(_held(readers)) == 2
+                ),
+                40,
+            )
+            async with asyncio.timeout(30):
+                await flow
+            for reader in readers:
+                with contextlib.suppress(TimeoutError):
+                    await reader.until_seq(world.conv.id, 30, timeout=20)
+                verdict = check(acked, reader.seqs[world.conv.id])
+                assert verdict.ok, (reader.client.worker, verdict)
+            assert any(r.client.reconnects for r in readers)  # some were moved
+        finally:
+            for reader in readers:
+                await reader.__aexit__(None, None, None)
