@@ -368,6 +368,9 @@ async def ws_cell(ctx: Ctx, action: str, actor: str, observer: ClientConnection)
 async def test_websocket_matrix(ctx: Ctx, action: str) -> None:
     observer = await _open(ctx, "officer")
     await observer.send(json.dumps({"type": "watch", "conv": ctx.world.conv.id}))
+    async with asyncio.timeout(5):  # typing is not replayed: observe only once the watch is live
+        answer = await _first(observer, lambda f: f["type"] == "subscribed")
+    assert answer["type"] == "subscribed", answer
     try:
         got = {actor: await ws_cell(ctx, action, actor, observer) for actor in ACTORS}
     finally:
