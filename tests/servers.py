@@ -51,7 +51,12 @@ async def inprocess(settings: Settings, store: Store) -> AsyncIterator[Served]:
     try:
         yield Served(app, f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/ws")
     finally:
-        await runner.cleanup()
+        try:  # bounded: a teardown that hangs fails its test, naming what still runs
+            async with asyncio.timeout(60):
+                await runner.cleanup()
+        except TimeoutError:
+            stuck = [t.get_coro() for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            raise AssertionError(f"server teardown hung; tasks still running: {stuck}") from None
 
 
 async def wait_ready(
