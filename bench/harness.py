@@ -1,7 +1,7 @@
 """Shared machinery of the ``kinline bench`` workloads.
 
 - :class:`Bench`: a throwaway PostgreSQL database (created, migrated, dropped in ``finally``),
-  seeding helpers on :class:`storage.postgres.PostgresStore`, and ``kinline serve --workers 2``
+  seeding helpers on :class:`storage.postgres.PostgresDatabase`, and ``kinline serve --workers 2``
   as a subprocess on a free loopback port (stopped with SIGTERM, always).
 - :class:`WsClient`: a deliberately small WebSocket client on a raw ``asyncio.Protocol``
   (uvloop when available). No per-socket task, no per-frame JSON parsing unless the workload
@@ -34,9 +34,10 @@ from typing import Any, TypeVar, cast
 
 import asyncpg
 
+from domain.records import Conversation, Prison, User
 from server import sessions
-from storage.base import Conversation, Prison, User
-from storage.postgres import PostgresStore
+from storage import accounts, conversations, links, prisons
+from storage.postgres import PostgresDatabase
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -486,7 +487,7 @@ class Bench:
     name: str
     workers: int = 2
     env: dict[str, str] = field(default_factory=dict)
-    store: PostgresStore | None = None
+    store: PostgresDatabase | None = None
     database: str = ""
     port: int = 0
     prison: Prison | None = None
@@ -500,11 +501,13 @@ class Bench:
         self.database = f"kinline_bench_{self.name}_{secrets.token_hex(4)}"
         await _admin(f'CREATE DATABASE "{self.database}"')
         try:
-            self.store = await PostgresStore.open(
+            self.store = await PostgresDatabase.open(
                 _with_database(self.database), min_size=2, max_size=32, timeout=30.0
             )
             await self.store.migrate()
-            self.prison = await self.store.add_prison(f"B{secrets.token_hex(3)}", "Bench prison")
+            self.prison = await prisons.add_prison(
+                self.store, f"B{secrets.token_hex(3)}", "Bench prison"
+            )
         except BaseException:
             await self._drop()
             raise
@@ -536,7 +539,9 @@ class Bench:
         store, prison_id = self.store, self.prison.id
 
         async def one(login: str) -> tuple[User, str]:
-            user = await store.add_user("officer", login, login, PASSWORD_HASH, [prison_id])
+            user = await accounts.add_user(
+                store, "officer", login, login, PASSWORD_HASH, [prison_id]
+            )
             return user, await sessions.issue(store, user, 1)
 
         logins = [self._login("officer") for _ in range(count)]
@@ -548,11 +553,11 @@ class Bench:
         store, prison_id = self.store, self.prison.id
 
         async def one(login: str) -> Pair:
-            user = await store.add_user("relative", login, login, PASSWORD_HASH)
-            inmate = await store.add_inmate(prison_id, login, f"Inmate of {login}")
-            link = await store.request_link(user.id, inmate.id, "parent", "bench")
-            await store.decide_link(link, "verified", decider.id, None)
-            conv = await store.open_conversation(user.id, inmate.id)
+            user = await accounts.add_user(store, "relative", login, login, PASSWORD_HASH)
+            inmate = await prisons.add_inmate(store, prison_id, login, f"Inmate of {login}")
+            link = await links.request_link(store, user.id, inmate.id, "parent", "bench")
+            await links.decide_link(store, link, "verified", decider.id, None)
+            conv = await conversations.open_conversation(store, user.id, inmate.id)
             return Pair(user, await sessions.issue(store, user, 1), conv)
 
         logins = [self._login("relative") for _ in range(count)]

@@ -14,7 +14,7 @@ import struct
 
 from channels import envelope
 from channels.protocol import MessageEvent, UserRef, encode
-from storage.base import Message
+from domain.records import Message
 
 
 def message_event(message: Message) -> MessageEvent:

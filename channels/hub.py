@@ -41,7 +41,9 @@ from typing import Any, Protocol
 from channels import envelope, metrics
 from channels.broker import Broker, BrokerUnavailable
 from channels.events import audience, conversation_of, message_bytes, text_frame
-from storage.base import Store, StoreUnavailable
+from storage import conversations, messages
+from storage.errors import StoreUnavailable
+from storage.sql import Database
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +110,7 @@ class Hub:
     def __init__(
         self,
         broker: Broker,
-        store: Store,
+        store: Database,
         *,
         reconcile_interval: float = 5.0,
         clock: Callable[[], float] = time.time,
@@ -239,7 +241,7 @@ class Hub:
             try:
                 await self._broker.subscribe(topic.name)
                 if topic.conv is not None:
-                    seqs = await self._store.last_seqs([topic.conv])
+                    seqs = await conversations.last_seqs(self._store, [topic.conv])
                     topic.last = max(topic.last, seqs.get(topic.conv, 0))
             except BaseException as exc:
                 topic.ready.set_exception(exc)
@@ -266,8 +268,8 @@ class Hub:
         staff = sub.peer.is_staff
         while True:
             while True:
-                page = await self._store.messages(
-                    conv, after=sub.cursor, limit=REPLAY_PAGE, include_notes=staff
+                page = await messages.messages(
+                    self._store, conv, after=sub.cursor, limit=REPLAY_PAGE, include_notes=staff
                 )
                 for message in page:
                     sub.peer.write(text_frame(message_bytes(message)))
@@ -343,8 +345,8 @@ class Hub:
         try:
             while True:
                 try:
-                    page = await self._store.messages(
-                        topic.conv, after=topic.last, limit=REPLAY_PAGE
+                    page = await messages.messages(
+                        self._store, topic.conv, after=topic.last, limit=REPLAY_PAGE
                     )
                 except StoreUnavailable:
                     await asyncio.sleep(delay)  # back-off while the database is away
@@ -384,7 +386,9 @@ class Hub:
         ]
         if not topics:
             return
-        seqs = await self._store.last_seqs([t.conv for t in topics if t.conv is not None])
+        seqs = await conversations.last_seqs(
+            self._store, [t.conv for t in topics if t.conv is not None]
+        )
         for topic in topics:
             if topic.conv is not None and seqs.get(topic.conv, 0) > topic.last:
                 self._start_repair(topic, reason)

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 
+from domain.records import User
 from server import identity, passwords
 from server.throttle import LoginThrottle
-from storage.base import NotFound, Store, User
+from storage import accounts
+from storage.errors import NotFound
+from storage.sql import Database
 
 
 class LoginFailed(Exception):
@@ -25,20 +28,20 @@ class Throttled(Exception):
 
 
 async def register_relative(
-    store: Store, secret: str, *, phone: str, name: str, password: str, id_number: str
+    store: Database, secret: str, *, phone: str, name: str, password: str, id_number: str
 ) -> User:
     """A new relative account. Raises ``WeakPassword``, ``identity.NoSecret`` or ``Conflict``
     (naming ``login`` or ``id_number_hash``)."""
     passwords.check_strength(password)
     digest = identity.digest(secret, id_number)
     password_hash = await asyncio.to_thread(passwords.hash_password, password)
-    return await store.add_relative(
-        phone, name.strip(), password_hash, digest, identity.last4(id_number)
+    return await accounts.add_relative(
+        store, phone, name.strip(), password_hash, digest, identity.last4(id_number)
     )
 
 
 async def login(
-    store: Store, throttle: LoginThrottle, login_name: str, password: str, address: str
+    store: Database, throttle: LoginThrottle, login_name: str, password: str, address: str
 ) -> User:
     """The user whose credentials these are; ``Throttled`` or ``LoginFailed`` otherwise.
     Re-hashes the password when the hashing parameters have changed since it was stored."""
@@ -46,7 +49,7 @@ async def login(
     if wait:
         raise Throttled(wait)
     try:
-        user, stored = await store.credentials(login_name.strip())
+        user, stored = await accounts.credentials(store, login_name.strip())
     except NotFound:
         user, stored = None, passwords.DUMMY_HASH
     ok = await asyncio.to_thread(passwords.verify, stored, password)
@@ -56,5 +59,5 @@ async def login(
     throttle.succeeded(login_name)
     if passwords.needs_rehash(stored):
         fresh = await asyncio.to_thread(passwords.hash_password, password)
-        await store.set_password_hash(user.id, fresh)
+        await accounts.set_password_hash(store, user.id, fresh)
     return user

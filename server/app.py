@@ -20,31 +20,27 @@ from channels.broker_memory import MemoryBroker
 from channels.hub import Hub
 from channels.presence import MemoryPresence, Presence
 from server import faults, health
+from server.api import add_routes
+from server.api.security import cookie_origin_guard
 from server.config import Settings
 from server.duty import DutyRoster
 from server.errors import errors_and_headers, oversize_guard
 from server.gateway import Gateway
+from server.keys import BROKER, DB, GATEWAY, HUB, ROSTER, SEND_PATH, SETTINGS
 from server.ratelimit import RateLimiter
 from server.rebalance import rebalancing
 from server.sending import SendPath
-from storage import Store, open_store
+from storage import open_database
 from storage.group_commit import GroupCommit
-
-SETTINGS = web.AppKey("settings", Settings)
-STORE = web.AppKey("store", Store)
-BROKER = web.AppKey("broker", Broker)
-HUB = web.AppKey("hub", Hub)
-GATEWAY = web.AppKey("gateway", Gateway)
-SEND_PATH = web.AppKey("send_path", SendPath)
-ROSTER = web.AppKey("roster", DutyRoster)
+from storage.sql import Database
 
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:
-    if STORE not in app:
-        app[STORE] = await open_store(app[SETTINGS].database_url)
-        await app[STORE].migrate()
+    if DB not in app:
+        app[DB] = await open_database(app[SETTINGS].database_url)
+        await app[DB].migrate()
         yield
-        await app[STORE].close()
+        await app[DB].close()
     else:
         yield  # given by the caller (tests), closed by the caller
 
@@ -71,7 +67,7 @@ def make_presence(settings: Settings) -> Presence:
 
 
 async def _realtime(app: web.Application) -> AsyncIterator[None]:
-    settings, store = app[SETTINGS], app[STORE]
+    settings, store = app[SETTINGS], app[DB]
     broker = app[BROKER] = make_broker(settings)
     hub = app[HUB] = Hub(broker, store)
     await broker.start()
@@ -105,7 +101,7 @@ async def _on_shutdown(app: web.Application) -> None:
 
 
 async def _readyz(request: web.Request) -> web.Response:
-    ready, checks = await health.readiness(request.app[STORE], request.app[BROKER])
+    ready, checks = await health.readiness(request.app[DB], request.app[BROKER])
     return web.json_response({"ready": ready, **checks}, status=200 if ready else 503)
 
 
@@ -124,10 +120,7 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
     return await request.app[GATEWAY].handle(request)
 
 
-def build_app(settings: Settings, *, store: Store | None = None) -> web.Application:
-    from server.api import add_routes  # imports this module's AppKeys
-    from server.api.security import cookie_origin_guard
-
+def build_app(settings: Settings, *, store: Database | None = None) -> web.Application:
     app = web.Application(
         middlewares=[
             errors_and_headers,
@@ -139,7 +132,7 @@ def build_app(settings: Settings, *, store: Store | None = None) -> web.Applicat
     app[SETTINGS] = settings
     faults.fold_driver_logs()  # the driver's own outage warnings: once per episode, no traceback
     if store is not None:
-        app[STORE] = store
+        app[DB] = store
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_realtime)
     app.cleanup_ctx.append(_rebalancing)  # a process holding too many sockets sheds some

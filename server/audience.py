@@ -49,6 +49,7 @@ from channels.protocol import (
     VisitEvent,
     encode,
 )
+from domain.records import FamilyLink, Message, User
 from server.policy import (
     BureauRelatives,
     ComplaintFacts,
@@ -68,7 +69,6 @@ from server.policy import (
     thread_change_audience,
     visit_audience,
 )
-from storage.base import FamilyLink, Message, User
 from storage.visits import Visit
 
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from typing import Literal
 
+from domain.records import Conversation
 from server.connection import Connection
 from server.policy import ConversationAction, Denied, check_conversation
-from storage.base import Conversation, NotFound, Store
+from storage import conversations
+from storage.errors import NotFound
+from storage.sql import Database
 
 
 async def authorize(
-    store: Store,
+    store: Database,
     conn: Connection,
     conv_id: int,
     action: ConversationAction | Literal["text"],
@@ -25,7 +28,7 @@ async def authorize(
     conv = conn.conversations.get(conv_id)
     if conv is None:
         try:
-            conv = await store.conversation(conv_id)
+            conv = await conversations.conversation(store, conv_id)
         except NotFound:
             raise Denied("not_found", "no such conversation") from None
         if len(conn.conversations) < 1000:

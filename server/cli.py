@@ -21,8 +21,9 @@ from typing import Any
 from server import config
 from server.config import ConfigError, Settings
 from server.passwords import WeakPassword, check_strength, hash_password
-from storage import Store, StoreUnavailable, open_store
-from storage.base import Conflict, NotFound
+from storage import accounts, open_database, prisons
+from storage.errors import Conflict, NotFound, StoreUnavailable
+from storage.sql import Database
 
 
 class CliError(Exception):
@@ -77,8 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[str]]) -> str:
-    store = await open_store(settings.database_url)
+async def _with_store(settings: Settings, work: Callable[[Database], Awaitable[str]]) -> str:
+    store = await open_database(settings.database_url)
     try:
         if work is not _migrate:  # migrate reports what it applies itself
             await store.migrate()
@@ -87,22 +88,22 @@ async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[str]
         await store.close()
 
 
-async def _migrate(store: Store) -> str:
+async def _migrate(store: Database) -> str:
     applied = await store.migrate()
     return f"applied {', '.join(applied)}" if applied else "database is up to date"
 
 
-def _command(args: argparse.Namespace, settings: Settings) -> Callable[[Store], Awaitable[str]]:
+def _command(args: argparse.Namespace, settings: Settings) -> Callable[[Database], Awaitable[str]]:
     """The store work of the one-shot commands (everything but serve and bench)."""
 
-    async def prison_add(store: Store) -> str:
+    async def prison_add(store: Database) -> str:
         try:
-            prison = await store.add_prison(args.code, args.name, args.city)
+            prison = await prisons.add_prison(store, args.code, args.name, args.city)
         except Conflict:
             raise CliError(f"a prison with code {args.code!r} already exists") from None
         return f"added prison {prison.code} ({prison.name}) with id {prison.id}"
 
-    async def user_add(store: Store) -> str:
+    async def user_add(store: Database) -> str:
         try:
             check_strength(args.password)
         except WeakPassword as exc:
@@ -113,28 +114,28 @@ def _command(args: argparse.Namespace, settings: Settings) -> Callable[[Store], 
             raise CliError("a supervisor oversees at least one prison: give --prison CODE")
         prisons = [await _prison(store, code) for code in args.prison]
         try:
-            user = await store.add_user(
-                args.role, args.login, args.name, hash_password(args.password), prisons
+            user = await accounts.add_user(
+                store, args.role, args.login, args.name, hash_password(args.password), prisons
             )
         except Conflict:
             raise CliError(f"the login {args.login!r} is taken") from None
         where = f" of {', '.join(args.prison)}" if args.prison else ""
         return f"added {user.role} {user.login} ({user.name}){where} with id {user.id}"
 
-    async def inmate_add(store: Store) -> str:
+    async def inmate_add(store: Database) -> str:
         prison_id = await _prison(store, args.prison)
         try:
-            inmate = await store.add_inmate(prison_id, args.number, args.name)
+            inmate = await prisons.add_inmate(store, prison_id, args.number, args.name)
         except Conflict:
             raise CliError(f"{args.prison} already has an inmate number {args.number!r}") from None
         return f"added inmate {inmate.number} ({inmate.name}) to {args.prison} with id {inmate.id}"
 
-    async def demo(store: Store) -> str:
+    async def demo(store: Database) -> str:
         from server.demo import seed
 
         return "seeded the demo\n" + "\n".join(await seed(store, config.with_secret(settings)))
 
-    commands: dict[tuple[str, str | None], Callable[[Store], Awaitable[str]]] = {
+    commands: dict[tuple[str, str | None], Callable[[Database], Awaitable[str]]] = {
         ("migrate", None): _migrate,
         ("demo", None): demo,
         ("prison", "add"): prison_add,
@@ -144,9 +145,9 @@ def _command(args: argparse.Namespace, settings: Settings) -> Callable[[Store], 
     return commands[(args.command, getattr(args, "action", None))]
 
 
-async def _prison(store: Store, code: str) -> int:
+async def _prison(store: Database, code: str) -> int:
     try:
-        return (await store.prison_by_code(code)).id
+        return (await prisons.prison_by_code(store, code)).id
     except NotFound:
         raise CliError(f"unknown prison {code!r}") from None
 

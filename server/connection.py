@@ -27,8 +27,8 @@ from channels import metrics
 from channels.events import text_frame
 from channels.protocol import CloseCode, ErrorCode, ErrorFrame, ServerFrame, encode
 from channels.session import Session
+from domain.records import Conversation
 from server.policy import Principal
-from storage.base import Conversation
 
 ABORT_AFTER = 2.0  # seconds a kicked socket gets to take its close frame before it is cut
 DRAIN_POLL = 0.005  # seconds between two looks at the unsent bytes while draining

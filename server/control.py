@@ -30,7 +30,9 @@ from server.connection import Connection
 from server.duty import DutyRoster
 from server.policy import Principal, sees_conversation
 from server.sockets import Sockets
-from storage.base import NotFound, Store, StoreUnavailable
+from storage import accounts
+from storage.errors import NotFound, StoreUnavailable
+from storage.sql import Database
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,7 @@ class ControlPlane:
     def __init__(
         self,
         hub: Hub,
-        store: Store,
+        store: Database,
         sockets: Sockets,
         roster: DutyRoster,
         rejoin: Callable[[Connection, str, int | None], Awaitable[int | None]],
@@ -127,7 +129,9 @@ class ControlPlane:
 
     async def _refresh(self, user_id: int, dropped: dict[Connection, dict[int, int]]) -> None:
         try:
-            principal = await sessions.principal_for(self.store, await self.store.user(user_id))
+            principal = await sessions.principal_for(
+                self.store, await accounts.user(self.store, user_id)
+            )
         except (StoreUnavailable, NotFound):
             for conn in dropped:  # cannot re-check: make them reconnect, which re-checks
                 conn.kick(CloseCode.RESTARTING, "permissions changed")

@@ -12,23 +12,14 @@ import asyncio
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from domain.records import Inmate, LinkClaim, NewMessage, Prison, Role, User
 from server import identity, passwords
 from server.config import Settings
-from storage import announcements, desk, inmate_info, profiles, visits
-from storage.base import (
-    Conflict,
-    Inmate,
-    LinkClaim,
-    NewMessage,
-    NotFound,
-    Prison,
-    Role,
-    Store,
-    User,
-)
+from storage import accounts, announcements, desk, inmate_info, links, prisons, profiles, visits
+from storage.errors import Conflict, NotFound
 from storage.inmate_info import HealthIn, InfoPatch, MovementIn, TermIn
 from storage.profiles import SupervisorProfile
-from storage.sql import utcnow
+from storage.sql import Database, utcnow
 from storage.visit_rules import Hours, VisitRules
 
 DEMO_PASSWORD = "kinline-demo-2026"  # noqa: S105 (printed for the demo on purpose)
@@ -139,30 +130,31 @@ class Demo:
     inmates: dict[str, Inmate]
 
 
-async def _prison(store: Store, code: str, name: str, city: str) -> Prison:
+async def _prison(store: Database, code: str, name: str, city: str) -> Prison:
     try:
-        return await store.prison_by_code(code)
+        return await prisons.prison_by_code(store, code)
     except NotFound:
-        return await store.add_prison(code, name, city)
+        return await prisons.add_prison(store, code, name, city)
 
 
 async def _user(
-    store: Store, login: str, name: str, role: Role, prisons: list[int], password_hash: str
+    store: Database, login: str, name: str, role: Role, prisons: list[int], password_hash: str
 ) -> User:
     try:
-        user, _ = await store.credentials(login)
+        user, _ = await accounts.credentials(store, login)
     except NotFound:
-        user = await store.add_user(role, login, name, password_hash, prisons)
+        user = await accounts.add_user(store, role, login, name, password_hash, prisons)
     return user
 
 
 async def _relative(
-    store: Store, settings: Settings, phone: str, name: str, id_number: str, password_hash: str
+    store: Database, settings: Settings, phone: str, name: str, id_number: str, password_hash: str
 ) -> User:
     try:
-        user, _ = await store.credentials(phone)
+        user, _ = await accounts.credentials(store, phone)
     except NotFound:
-        user = await store.add_relative(
+        user = await accounts.add_relative(
+            store,
             phone,
             name,
             password_hash,
@@ -172,13 +164,13 @@ async def _relative(
     return user
 
 
-async def _inmate(store: Store, prison: Prison, number: str, name: str) -> Inmate:
-    found = await store.inmate_by_number(prison.id, number)
-    return found or await store.add_inmate(prison.id, number, name)
+async def _inmate(store: Database, prison: Prison, number: str, name: str) -> Inmate:
+    found = await prisons.inmate_by_number(store, prison.id, number)
+    return found or await prisons.add_inmate(store, prison.id, number, name)
 
 
-async def _card(store: Store, inmate: Inmate, officer: User, now: datetime) -> None:
-    _, card = await inmate_info.card(store.db, inmate.id)
+async def _card(store: Database, inmate: Inmate, officer: User, now: datetime) -> None:
+    _, card = await inmate_info.card(store, inmate.id)
     if card.money.movements:  # seeded already
         return
     today = now.date()
@@ -199,11 +191,11 @@ async def _card(store: Store, inmate: Inmate, officer: User, now: datetime) -> N
         InfoPatch(movement=MovementIn("spending", 18750, now - timedelta(days=6), "超市 shop")),
     )
     for patch in patches:
-        await inmate_info.update_info(store.db, inmate.id, patch, officer.id, now)
+        await inmate_info.update_info(store, inmate.id, patch, officer.id, now)
 
 
 async def _conversation(
-    store: Store,
+    store: Database,
     demo: Demo,
     phone: str,
     number: str,
@@ -214,25 +206,25 @@ async def _conversation(
     rating: int | None = None,
 ) -> None:
     relative, staff = demo.users[phone], demo.users[officer]
-    thread, _ = await desk.open_thread(store.db, relative.id, demo.inmates[number].id, utcnow())
+    thread, _ = await desk.open_thread(store, relative.id, demo.inmates[number].id, utcnow())
     if thread.last_seq:  # seeded already
         return
     for n, (who, body) in enumerate(lines):
         sender = relative if who == "relative" else staff
         if who == "officer" and n == 1:
-            await desk.claim(store.db, thread.id, staff.id, utcnow())
+            await desk.claim(store, thread.id, staff.id, utcnow())
         await store.append_messages(
             [NewMessage(thread.id, sender.id, sender.role, f"demo-{n}", body, "text", sender.name)]
         )
     if resolve:
-        await desk.resolve(store.db, thread.id, staff.id, utcnow())
+        await desk.resolve(store, thread.id, staff.id, utcnow())
         if rating is not None:
             await desk.rate(
-                store.db, thread.id, relative.id, rating, "回复很及时 Quick answer", utcnow()
+                store, thread.id, relative.id, rating, "回复很及时 Quick answer", utcnow()
             )
 
 
-async def seed(store: Store, settings: Settings) -> list[str]:
+async def seed(store: Database, settings: Settings) -> list[str]:
     """Seed idempotently; return the lines that tell the operator how to sign in."""
     now = utcnow()
     password_hash = await asyncio.to_thread(passwords.hash_password, DEMO_PASSWORD)
@@ -248,15 +240,15 @@ async def seed(store: Store, settings: Settings) -> list[str]:
             store, login, name, "supervisor", [demo.prisons[code].id], password_hash
         )
         profile = SupervisorProfile(title, f"/static/photos/supervisor-{photo}.svg", address, phone)
-        async with store.db.read() as sql:
+        async with store.read() as sql:
             stored = await sql.fetchval(
                 "SELECT profile FROM users WHERE id = $1", demo.users[login].id
             )
         if profiles.profile_from(sql.unjson(stored)) != profile:
-            await profiles.set_supervisor_profile(store.db, demo.users[login].id, profile)
+            await profiles.set_supervisor_profile(store, demo.users[login].id, profile)
     for prison in demo.prisons.values():
-        if await visits.visit_rules(store.db, prison.id) != RULES:
-            await visits.set_visit_rules(store.db, prison.id, RULES, admin.id, now)
+        if await visits.visit_rules(store, prison.id) != RULES:
+            await visits.set_visit_rules(store, prison.id, RULES, admin.id, now)
     for code, number, name in INMATES:
         demo.inmates[number] = await _inmate(store, demo.prisons[code], number, name)
         officer = demo.users["officer.li" if code == "GM" else "officer.zhou"]
@@ -266,7 +258,7 @@ async def seed(store: Store, settings: Settings) -> list[str]:
         relative = await _relative(store, settings, phone, name, id_number, password_hash)
         demo.users[phone] = relative
         inmate = demo.inmates[number]
-        if inmate.id not in await store.verified_inmates(relative.id):
+        if inmate.id not in await links.verified_inmates(store, relative.id):
             officer = demo.users[
                 "officer.li" if inmate.prison_id == demo.prisons["GM"].id else "officer.zhou"
             ]
@@ -280,10 +272,10 @@ async def seed(store: Store, settings: Settings) -> list[str]:
                 inmate_id=inmate.id,
             )
             try:
-                link = await store.claim_link(claim)
+                link = await links.claim_link(store, claim)
             except Conflict:
                 continue  # a request made by hand: leave it to the officers
-            await store.transition_link(link.id, "pending", "verified", officer.id, "demo")
+            await links.transition_link(store, link.id, "pending", "verified", officer.id, "demo")
     await _conversation(
         store,
         demo,
@@ -322,7 +314,7 @@ async def seed(store: Store, settings: Settings) -> list[str]:
         ],
         resolve=True,
     )
-    if not await announcements.announcements(store.db, limit=1):
+    if not await announcements.announcements(store, limit=1):
         open_day = now.date() + timedelta(days=10)
         for prison_id, title, body in (
             (
@@ -338,7 +330,7 @@ async def seed(store: Store, settings: Settings) -> list[str]:
             ),
         ):
             await announcements.post(
-                store.db,
+                store,
                 announcements.NewAnnouncement(
                     author_id=admin.id,
                     title=title,

@@ -29,8 +29,9 @@ from channels.hub import Hub
 from channels.presence import Presence
 from channels.protocol import PresenceEvent, UserRef
 from server.audience import PresenceChanged, tell
-from storage import desk
-from storage.base import NotFound, Store, StoreUnavailable
+from storage import accounts, desk
+from storage.errors import NotFound, StoreUnavailable
+from storage.sql import Database
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class DutyRoster:
         self,
         presence: Presence,
         hub: Hub,
-        store: Store,
+        store: Database,
         *,
         ttl: float = 30.0,
         interval: float = 10.0,
@@ -116,7 +117,7 @@ class DutyRoster:
 
     async def _said_on_duty(self, officer_id: int) -> bool:
         try:
-            return await desk.said_on_duty(self._store.db, officer_id)
+            return await desk.said_on_duty(self._store, officer_id)
         except StoreUnavailable:
             log.warning(
                 "duty flag unreadable; officer counted off duty", extra={"user": officer_id}
@@ -171,7 +172,7 @@ class DutyRoster:
     async def _name(self, officer_id: int) -> UserRef:
         if officer_id not in self._names:
             try:
-                user = await self._store.user(officer_id)
+                user = await accounts.user(self._store, officer_id)
                 self._names[officer_id] = UserRef(user.id, user.role, user.name)
             except (NotFound, StoreUnavailable):
                 return UserRef(officer_id, "officer", "")

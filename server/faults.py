@@ -4,9 +4,8 @@
 down or unreachable, out of connection slots, timed out, shutting down, busy with another
 operation): the send path answers those ``error {code: unavailable}``, HTTP answers 503, the
 ``/ws`` handshake 503. Everything else is a bug or a refusal and keeps its own answer.
-The stores raise ``StoreUnavailable`` for these; the SQLSTATE classes below catch what a driver
-lets through unmapped (PostgreSQL's 08 connection, 53 insufficient resources such as "too many
-clients", 57 operator intervention such as a statement timeout or a shutdown).
+The storage adaptors sort every driver failure of that kind into ``StoreUnavailable`` (see
+``storage/errors.py``), so this is a type test, not a reading of error codes.
 
 ``STORAGE`` logs an outage once per episode, not once per failed frame or request: the first
 failure logs a warning with the reason and no traceback (an outage is expected, not a bug);
@@ -22,19 +21,15 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-from storage.base import StoreUnavailable
+from storage import postgres
+from storage.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
-
-_SQLSTATE_CLASSES: Final = frozenset({"08", "53", "57"})
 
 
 def unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` means the database cannot serve now (try again later)."""
-    if isinstance(exc, StoreUnavailable | TimeoutError | ConnectionError):
-        return True
-    sqlstate = getattr(exc, "sqlstate", None)
-    return isinstance(sqlstate, str) and sqlstate[:2] in _SQLSTATE_CLASSES
+    return isinstance(exc, StoreUnavailable | TimeoutError | ConnectionError)
 
 
 class Episodes:
@@ -82,7 +77,7 @@ class _DriverFaults(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if exc is not None and unavailable(exc):
+        if exc is not None and unavailable(postgres.sort(exc)):
             STORAGE.failed(exc)
             return False
         return True

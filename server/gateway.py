@@ -57,6 +57,7 @@ from channels.session import (
     Subscribe,
     Unsubscribe,
 )
+from domain.records import Conversation, User
 from server import faults, sessions
 from server.audience import ReadMarked, Typed, tell
 from server.authorize import authorize
@@ -69,9 +70,8 @@ from server.policy import Denied, Principal, audits_opening
 from server.sending import SendPath
 from server.shutdown import Draining
 from server.sockets import Sockets
-from storage import audit_trail
-from storage.base import Conversation, Store, User
-from storage.sql import utcnow
+from storage import audit_trail, conversations, messages
+from storage.sql import Database, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def fault(exc: BaseException) -> bool:
 
 class Gateway:
     def __init__(
-        self, settings: Settings, store: Store, hub: Hub, send_path: SendPath, roster: DutyRoster
+        self, settings: Settings, store: Database, hub: Hub, send_path: SendPath, roster: DutyRoster
     ) -> None:
         self.settings = settings
         self.store = store
@@ -326,18 +326,18 @@ class Gateway:
             except Denied as denied:
                 refused[conv_id] = (denied.code, denied.message)
         if request.own:  # a relative's own conversations: from the start if not named
-            for conv in await self.store.conversations_of(conn.user_id):
+            for conv in await conversations.conversations_of(self.store, conn.user_id):
                 if conv.inmate_id in conn.principal.verified_inmates:
                     conn.conversations.setdefault(conv.id, conv)
                     convs.setdefault(conv.id, conv)
                     wanted.setdefault(conv.id, 0)
-        last = await self.store.last_seqs(list(wanted)) if wanted else {}
+        last = await conversations.last_seqs(self.store, list(wanted)) if wanted else {}
         if audits_opening(conn.principal):  # audited before anything is shown, or refused
             now = time.monotonic()
             for conv_id in wanted:
                 if conn.core.audit_due(conv_id, now):
                     await audit_trail.opened(
-                        self.store.db, conn.user_id, convs[conv_id], "watch", utcnow()
+                        self.store, conn.user_id, convs[conv_id], "watch", utcnow()
                     )
                     conn.core.audited(conv_id, now)
         starts, lost = Session.starts(wanted, last)
@@ -365,9 +365,9 @@ class Gateway:
 
     async def _read(self, conn: Connection, frame: MarkRead) -> None:
         conv = await authorize(self.store, conn, frame.conv, "mark_read")
-        last = (await self.store.last_seqs([conv.id])).get(conv.id, 0)
+        last = (await conversations.last_seqs(self.store, [conv.id])).get(conv.id, 0)
         seq = min(frame.seq, last)
-        if seq and await self.store.mark_read(conv.id, conn.user_id, seq):
+        if seq and await messages.mark_read(self.store, conv.id, conn.user_id, seq):
             tell(self.hub, ReadMarked(conv.id, conn.user_id, seq))
         conn.core.marked(conv.id, seq)
 

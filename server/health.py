@@ -9,7 +9,8 @@ from aiohttp import web
 
 from channels.broker import Broker, BrokerUnavailable
 from server import faults
-from storage.base import Store, StoreUnavailable
+from storage.errors import StoreUnavailable
+from storage.sql import Database
 
 CHECK_TIMEOUT = 2.0
 
@@ -26,7 +27,7 @@ async def _check(probe: object) -> str:
     return "ok"
 
 
-async def readiness(store: Store, broker: Broker | None) -> tuple[bool, dict[str, str]]:
+async def readiness(store: Database, broker: Broker | None) -> tuple[bool, dict[str, str]]:
     checks = {"storage": await _check(store.ping())}
     if checks["storage"] == "ok":
         faults.STORAGE.recovered()  # ends an outage episode (logged once)

@@ -20,7 +20,7 @@ from typing import Literal
 
 import msgspec
 
-from storage.base import STAFF_ROLES, Conversation, FamilyLink, Inmate, MessageKind, User
+from domain.records import STAFF_ROLES, Conversation, FamilyLink, Inmate, MessageKind, User
 from storage.visits import Visit
 
 ConversationAction = Literal["read", "send", "note", "typing", "mark_read", "watch"]

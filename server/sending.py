@@ -19,10 +19,11 @@
 - A retried cid that was already stored is acked again with the original seq and not
   published again (its readers have it, or will replay it from storage).
 - A relative's question that opens a cycle (the thread was ``new`` or ``resolved``; the
-  trigger of migration 0003 made it ``waiting`` in the same transaction) is announced as a
-  ``conversation`` event (``created`` / ``reopened``) to the prison's staff and to the
-  relative. The store says so with the append's result (``prev_state``, ``cycle``), so the
-  hot path makes no extra round trip for it.
+  life-cycle trigger of migration 0007 made it ``waiting`` in the same transaction) is
+  announced as a ``conversation`` event (``created`` / ``reopened``) to the prison's staff
+  and to the relative; an officer's answer that claimed a waiting thread, as ``claimed``. The
+  database says so with the append's result (``effect``, ``cycle``), so the hot path makes
+  no extra round trip for it and never re-derives the rule.
 """
 
 from __future__ import annotations
@@ -33,29 +34,20 @@ import logging
 import time
 from collections import Counter
 
-import msgspec
-
 from channels import metrics
 from channels.hub import Hub
 from channels.protocol import Ack, ConversationEvent, ErrorCode, Send
+from domain.records import Appended, Conversation, Message, NewMessage
 from server import faults
 from server.audience import MessageStored, ThreadChanged, tell
 from server.authorize import authorize
 from server.connection import Connection
 from server.policy import Denied, ThreadChange
 from server.ratelimit import RateLimiter
-from storage import desk
-from storage.appending import claims, starts_cycle
-from storage.base import (
-    Appended,
-    Conversation,
-    Message,
-    NewMessage,
-    NotFound,
-    Store,
-    StoreUnavailable,
-)
+from storage import conversations, desk
+from storage.errors import NotFound, StoreUnavailable
 from storage.group_commit import GroupCommit, Overloaded
+from storage.sql import Database
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +57,9 @@ UNAVAILABLE_RETRY = 1.0  # seconds: the retry_after of "unavailable" (an outage'
 
 
 class SendPath:
-    def __init__(self, store: Store, commit: GroupCommit, hub: Hub, limiter: RateLimiter) -> None:
+    def __init__(
+        self, store: Database, commit: GroupCommit, hub: Hub, limiter: RateLimiter
+    ) -> None:
         self._store = store
         self._commit = commit
         self._hub = hub
@@ -187,28 +181,25 @@ class SendPath:
 
         async def recheck() -> None:
             try:
-                thread = await desk.thread(self._store.db, conv.id)
+                thread = await desk.thread(self._store, conv.id)
             except (StoreUnavailable, NotFound):
                 return
             if thread.state == "waiting" and thread.wait_started_at == message.created_at:
-                appended = Appended(message, True, "new" if thread.cycle == 1 else "resolved")
-                self._announce(msgspec.structs.replace(appended, cycle=thread.cycle), conv)
+                self._announce(Appended(message, True, "opened", thread.cycle), conv)
 
         task = asyncio.ensure_future(recheck())
         self._rechecks.add(task)
         task.add_done_callback(self._rechecks.discard)
 
     def _announce(self, appended: Appended, conv: Conversation) -> None:
-        """A change of the thread's state that the message made in its own transaction (the
-        0003 triggers): a relative's question in a ``new`` or ``resolved`` thread starts a
-        cycle; an officer's answer to a waiting question claims it. Who is told is the
-        policy's (``thread_change_audience``). Nothing for any other message."""
-        message, prev = appended.message, appended.prev_state
-        if prev is None:
-            return
-        if starts_cycle(message, prev):
+        """The change of the thread's state that the message made in its own transaction
+        (its ``effect``): a question that opened cycle 1 created the thread's first question,
+        a later one reopened it; an answer claimed it. Who is told is the policy's
+        (``thread_change_audience``). Nothing for any other message."""
+        message = appended.message
+        if appended.effect == "opened":
             event = ConversationEvent(
-                event="created" if prev == "new" else "reopened",
+                event="created" if appended.cycle == 1 else "reopened",
                 conv=conv.id,
                 state="waiting",
                 by=message.sender_id,
@@ -217,7 +208,7 @@ class SendPath:
                 cycle=appended.cycle,
                 waiting_since=message.created_at,
             )
-        elif claims(message, prev):
+        elif appended.effect == "claimed":
             event = ConversationEvent(
                 event="claimed",
                 conv=conv.id,
@@ -252,7 +243,7 @@ class SendPath:
         appended = await committed
         if appended is None:
             raise NotFound(f"conversation {item.conversation_id}")
-        conv = conversation or await self._store.conversation(item.conversation_id)
+        conv = conversation or await conversations.conversation(self._store, item.conversation_id)
         self._publish(appended, conv)
         return appended.message
 

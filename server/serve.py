@@ -27,7 +27,7 @@ from aiohttp import web
 
 from server import logs
 from server.config import ConfigError, Settings
-from storage import open_store
+from storage import open_database
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def _install_uvloop() -> str:
 
 async def prepare(settings: Settings, demo: bool) -> list[str]:
     """Migrate (and seed the demo data); return the lines to print for the operator."""
-    store = await open_store(settings.database_url)
+    store = await open_database(settings.database_url)
     try:
         await store.migrate()
         if demo:

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
+from domain.records import User
 from server.policy import Principal
-from storage import family
-from storage.base import Store, User
+from storage import family, sessions
+from storage.sql import Database
 
 COOKIE = "kinline_session"
 
@@ -19,9 +20,11 @@ def token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-async def issue(store: Store, user: User, days: int) -> str:
+async def issue(store: Database, user: User, days: int) -> str:
     token = secrets.token_urlsafe(32)
-    await store.create_session(user.id, token_hash(token), datetime.now(UTC) + timedelta(days=days))
+    await sessions.create_session(
+        store, user.id, token_hash(token), datetime.now(UTC) + timedelta(days=days)
+    )
     return token
 
 
@@ -35,16 +38,16 @@ def presented_token(request: web.Request) -> tuple[str | None, bool]:
     return (cookie, True) if cookie else (None, False)
 
 
-async def user_for(store: Store, token: str) -> User | None:
+async def user_for(store: Database, token: str) -> User | None:
     if len(token) > 256:
         return None
-    return await store.session_user(token_hash(token), datetime.now(UTC))
+    return await sessions.session_user(store, token_hash(token), datetime.now(UTC))
 
 
-async def principal_for(store: Store, user: User) -> Principal:
+async def principal_for(store: Database, user: User) -> Principal:
     """The principal a signed-in user acts as: for a relative, with its verified inmates and
     their prisons read now (permissions follow family links as they are decided)."""
     if user.role != "relative":
         return Principal(user)
-    links = await family.verified(store.db, user.id)
+    links = await family.verified(store, user.id)
     return Principal(user, frozenset(links), frozenset(links.values()))

@@ -1,10 +1,12 @@
-"""Storage: the ``Store`` contract and its SQLite and PostgreSQL implementations."""
+"""Storage: one design. A ``Database`` adaptor per dialect (``storage/sqlite.py``,
+``storage/postgres.py``) and every area written once over it (``storage/sql.py`` says how)."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from storage.base import Store, StoreUnavailable
+from storage.errors import StoreUnavailable
+from storage.sql import Database
 
 SCHEMES = ("sqlite", "postgresql", "postgres")
 
@@ -16,19 +18,19 @@ def sqlite_path(url: str) -> str:
     return path[1:] if path.startswith("/") else path
 
 
-async def open_store(url: str) -> Store:
-    """Open the store a database URL names. Raises ``ValueError`` for an unknown scheme and
+async def open_database(url: str) -> Database:
+    """Open the database a URL names. Raises ``ValueError`` for an unknown scheme and
     ``StoreUnavailable`` when the database cannot be reached."""
     scheme = urlsplit(url).scheme
     if scheme == "sqlite":
-        from storage.sqlite import SqliteStore
+        from storage.sqlite import SqliteDatabase
 
-        return await SqliteStore.open(sqlite_path(url))
+        return await SqliteDatabase.open(sqlite_path(url))
     if scheme in ("postgresql", "postgres"):
-        from storage.postgres import PostgresStore
+        from storage.postgres import PostgresDatabase
 
-        return await PostgresStore.open(url)
+        return await PostgresDatabase.open(url)
     raise ValueError(f"unknown database URL scheme {scheme!r} (use one of {', '.join(SCHEMES)})")
 
 
-__all__ = ["SCHEMES", "Store", "StoreUnavailable", "open_store", "sqlite_path"]
+__all__ = ["SCHEMES", "Database", "StoreUnavailable", "open_database", "sqlite_path"]

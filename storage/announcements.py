@@ -1,6 +1,6 @@
 """Announcements: bureau-wide (no prison) or for one prison; public, newest first.
 
-Written once over ``store.db`` (``storage/sql.py``). Posting stores the announcement and its
+Written once over ``store`` (``storage/sql.py``). Posting stores the announcement and its
 audit entry (``announcement.posted``) in one transaction; the caller fans it out live
 (``server/api/announcements.py``). A prison's list includes the bureau-wide ones. Nothing
 about the author is public: the records carry the author's id for the audit trail only.
@@ -13,7 +13,7 @@ from datetime import date, datetime
 import msgspec
 
 from storage import audit_trail
-from storage.base import NotFound
+from storage.errors import NotFound
 from storage.sql import Database, Row, Sql
 
 

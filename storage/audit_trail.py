@@ -1,4 +1,4 @@
-"""The audit trail: appending an entry and reading entries back, over ``store.db``.
+"""The audit trail: appending an entry and reading entries back.
 
 Entries are append-only. This module offers an append and a read and nothing else, and the
 schema refuses ``UPDATE`` and ``DELETE`` on ``audit_entries`` with a trigger on both dialects
@@ -17,8 +17,8 @@ from typing import Any, Literal, Protocol
 
 import msgspec
 
-from storage.paging import clamp_limit
-from storage.sql import Database, Row, Sql, ids_in
+from domain.records import AuditEntry
+from storage.sql import Database, Row, Sql, clamp_limit, ids_in
 
 OPENED = "conversation.opened"
 
@@ -190,3 +190,35 @@ async def entries(db: Database, query: TrailQuery) -> list[TrailEntry]:
     async with db.read() as sql:
         rows = await sql.fetch(_SELECT + tail, *args)
         return [_entry(sql, row) for row in rows]
+
+
+async def audit_entries(
+    db: Database,
+    *,
+    prison_id: int | None = None,
+    actor_id: int | None = None,
+    action: str | None = None,
+    limit: int = 100,
+) -> list[AuditEntry]:
+    """``entries`` as plain records (the actor as its id), newest first: what an operator's
+    tool or a test compares."""
+    query = TrailQuery(
+        prison_ids=None if prison_id is None else (prison_id,),
+        actor_id=actor_id,
+        action=action,
+        limit=limit,
+    )
+    return [
+        AuditEntry(
+            e.id,
+            e.at,
+            None if e.actor is None else e.actor.id,
+            e.action,
+            e.object_type,
+            e.object_id,
+            e.prison_id,
+            e.before,
+            e.after,
+        )
+        for e in await entries(db, query)
+    ]

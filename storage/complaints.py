@@ -1,6 +1,6 @@
 """Complaints to a prison's supervisors: filing, references, the state machine, history.
 
-Written once over ``store.db`` (``storage/sql.py``), so both stores behave the same.
+Written once over ``store`` (``storage/sql.py``), so both stores behave the same.
 
 - **Reference** ``<prison code>-<year>-<6 digits>`` (``GM-2026-000123``): the year is the
   bureau's local year at filing, the number runs per prison and year from 000001. It is taken
@@ -26,8 +26,9 @@ from typing import Any, Literal
 
 import msgspec
 
+from domain.records import Role
 from storage import audit_trail
-from storage.base import Conflict, NotFound, Role
+from storage.errors import Conflict, NotFound
 from storage.sql import Database, Row, Sql, ids_in
 
 ComplaintState = Literal["received", "in_review", "answered", "closed", "escalated"]

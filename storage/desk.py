@@ -1,6 +1,6 @@
 """The duty desk's storage: threads and their life cycle, duty, canned replies.
 
-Written once over ``store.db`` (``storage/sql.py``), for both stores. What a message does to
+Written once over ``store`` (``storage/sql.py``), for both stores. What a message does to
 its thread (a relative's question starts a cycle, an officer's first answer is its first
 response) is done by the triggers of migration 0003 in the message's own transaction; the
 changes staff make here (claim, transfer, resolve) and a relative's rating each lock the
@@ -18,8 +18,9 @@ from typing import Any
 
 import msgspec
 
+from domain.records import Conversation, ConversationState
 from storage import audit_trail
-from storage.base import Conversation, ConversationState, NotFound
+from storage.errors import NotFound
 from storage.sql import Database, Row, Sql, for_update, ids_in
 
 

@@ -1,6 +1,6 @@
 """Figures: response times and volumes per prison per local day, for the bureau, and public.
 
-Written once over ``store.db`` (``storage/sql.py``), identical on both stores. There are no
+Written once over ``store`` (``storage/sql.py``), identical on both stores. There are no
 SQL date functions here: a local day (``Settings.zone``) is the half-open UTC interval
 ``[local midnight, next local midnight)``, computed in Python; the functions fetch the rows
 of the whole range and put each into its day by those same boundaries (``bisect``), so a
@@ -359,9 +359,7 @@ async def bureau_figures(
         for complaint in complaints:
             if starts[i] <= complaint.filed < starts[i + 1]:
                 filed += 1
-            if complaint.filed < cutoff and complaint.state_at(cutoff) not in (
-                SETTLED
-            ):
+            if complaint.filed < cutoff and complaint.state_at(cutoff) not in (SETTLED):
                 opened += 1
                 if complaint.deadline < cutoff:
                     overdue += 1

@@ -39,7 +39,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from storage.base import Appended, NewMessage, Store, StoreUnavailable
+from domain.records import Appended, NewMessage
+from storage.errors import StoreUnavailable
+from storage.sql import Database
 
 
 class Overloaded(Exception):
@@ -74,7 +76,7 @@ def _store_unavailable(exc: BaseException) -> bool:
 class GroupCommit:
     def __init__(
         self,
-        store: Store,
+        store: Database,
         *,
         max_batch: int = 256,
         max_inflight: int = 4,

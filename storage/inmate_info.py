@@ -22,8 +22,9 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from domain.records import Inmate
 from storage import audit_trail
-from storage.base import Inmate, NotFound, StoreError
+from storage.errors import NotFound, StoreError
 from storage.sql import Database, Sql, for_update, ids_in
 
 MAX_MOVEMENTS = 200

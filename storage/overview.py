@@ -1,4 +1,4 @@
-"""The supervisor's live overview of one prison, as of a given moment, over ``store.db``.
+"""The supervisor's live overview of one prison, as of a given moment, over ``store``.
 
 What the monitor loads when it opens; afterwards it follows the ``conversation`` and
 ``presence`` events of the prison's staff topic (which a supervisor's socket joins on
@@ -30,8 +30,8 @@ from datetime import datetime, timedelta, tzinfo
 
 import msgspec
 
-from storage.base import NotFound
 from storage.complaints import overdue_count
+from storage.errors import NotFound
 from storage.sql import Database
 
 DEFAULT_TARGET_S = 300

@@ -12,7 +12,7 @@ from typing import Annotated
 import msgspec
 
 from storage import audit_trail
-from storage.base import NotFound
+from storage.errors import NotFound
 from storage.sql import Database, for_update, utcnow
 
 Short = Annotated[str, msgspec.Meta(max_length=200)]

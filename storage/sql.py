@@ -1,9 +1,12 @@
-"""Portable SQL: the features added after the first two stores are written once, here.
+"""The one storage design: a ``Database`` adaptor per dialect, every area written once over it.
 
-``Store`` kept a method per question, written twice (``storage/sqlite.py`` and
-``storage/postgres.py``). The areas that came later (the duty desk, inmate information,
-visits, complaints, announcements, figures) are plain functions over a ``Database``, which
-both stores provide as ``store.db``. Their SQL is the common subset of the two dialects:
+An adaptor (``storage/sqlite.py``, ``storage/postgres.py``) owns what differs between the two
+databases and nothing else: connections and transactions, the placeholder rewrite, type
+codecs, migrations, health, the sorting of driver errors into ``storage.errors``, and the one
+genuinely dialect-specific hot path, the message append. Every area (``accounts``,
+``sessions``, ``links``, ``conversations``, ``messages``, ``audit_trail``, ``desk``, ``visits``,
+``complaints``, ``figures``...) is plain functions over a ``Database``, in the SQL both
+dialects share:
 
 - placeholders are ``$1, $2, ...`` (rewritten to SQLite's ``?1, ?2, ...``);
 - no ``now()``: the caller passes the time (``utcnow()``), which also lets tests script it;
@@ -13,19 +16,26 @@ both stores provide as ``store.db``. Their SQL is the common subset of the two d
   (SQLite), a ``date`` as ``date`` or ISO text, a ``dict``/``list`` as ``jsonb`` or JSON text;
   read them back with ``sql.when``, ``sql.day`` and ``sql.unjson``.
 
+- a parameter tested for NULL is cast (``CAST($1 AS bigint) IS NULL``): PostgreSQL must know
+  its type, SQLite ignores the cast.
+
 ``db.write()`` is one transaction (PostgreSQL: a pooled connection in a transaction; SQLite:
 ``BEGIN IMMEDIATE`` on the single writer, so a conditional ``UPDATE ... WHERE state = ...``
-is atomic on both). ``db.read()`` reads committed state. Errors are the store's own:
-``Conflict`` for a unique violation, ``StoreUnavailable`` when the database cannot answer.
+is atomic on both): an audited change writes its audit entry inside it. ``db.read()`` reads
+committed state. Errors are ``storage.errors``' own, never a driver's.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, date, datetime
 from typing import Any, Literal, Protocol
+
+from domain.records import Appended, NewMessage
+
+MAX_PAGE = 500
 
 
 class Row(Protocol):
@@ -58,9 +68,31 @@ class Database(Protocol):
     def read(self) -> AbstractAsyncContextManager[Sql]: ...
     def write(self) -> AbstractAsyncContextManager[Sql]: ...
 
+    async def append_messages(self, items: Sequence[NewMessage]) -> list[Appended | None]:
+        """Append a batch in one transaction; ``None`` for an item whose conversation does
+        not exist. Per call: every new message commits, or none. A conversation's seqs run
+        1, 2, 3... with no gap and no duplicate however many processes append at once (seq is
+        assigned under a lock on the conversation row). ``(conversation, sender, cid)`` is
+        stored once: appending it again returns the stored message with ``created=False``.
+        Each new message comes back with the effect the life-cycle rule (migration 0007) gave
+        it, decided in the same transaction."""
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations; the names applied (empty when up to date)."""
+
+    async def ping(self) -> None:
+        """Raise ``StoreUnavailable`` unless the database answers."""
+
+    async def close(self) -> None: ...
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def clamp_limit(limit: int) -> int:
+    """A page size between 1 and ``MAX_PAGE``."""
+    return max(1, min(limit, MAX_PAGE))
 
 
 def for_update(db: Database) -> str:
@@ -80,3 +112,16 @@ _PLACEHOLDER = re.compile(r"\$(\d+)")
 def to_sqlite(sql: str) -> str:
     """``$n`` placeholders as SQLite's ``?n``."""
     return _PLACEHOLDER.sub(r"?\1", sql)
+
+
+def joined(db: Database, column: str) -> str:
+    """An aggregate of ``column`` as comma-separated text (``"3,1"``; NULL over no rows), in
+    no particular order: PostgreSQL's ``string_agg``, SQLite's ``group_concat``."""
+    if db.dialect == "postgres":
+        return f"string_agg(CAST({column} AS text), ',')"
+    return f"group_concat({column})"
+
+
+def ints(text: str | None) -> tuple[int, ...]:
+    """A ``joined`` aggregate back as sorted integers."""
+    return tuple(sorted(int(p) for p in text.split(","))) if text else ()

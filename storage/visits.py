@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from storage import audit_trail
-from storage.base import Conflict, NotFound
+from storage.errors import Conflict, NotFound
 from storage.inmate_info import Refused, info_from
 from storage.sql import Database, Sql, for_update, ids_in
 from storage.visit_rules import VisitRules, rules_from

@@ -46,7 +46,7 @@ from playwright.async_api import Error as PlaywrightError
 
 from server import sessions
 from server.config import Settings
-from storage.postgres import PostgresStore
+from storage.postgres import PostgresDatabase
 from tests.servers import ROOT, ServerProcess, free_port, inprocess
 from tests.services import IN_CI
 from tests.world import World, seed
@@ -123,7 +123,7 @@ async def browser_fixture(chromium: str) -> AsyncIterator[Browser]:
 class Site:
     base: str
     world: World
-    store: PostgresStore
+    store: PostgresDatabase
     settings: Settings
 
 
@@ -143,7 +143,7 @@ def web_settings(pg_url: str, redis_url: str | None, redis_prefix: str, **change
 
 @pytest.fixture(name="site")
 async def site_fixture(
-    pg_store: PostgresStore, pg_url: str, redis_url: str, redis_prefix: str
+    pg_store: PostgresDatabase, pg_url: str, redis_url: str, redis_prefix: str
 ) -> AsyncIterator[Site]:
     """The whole server in this process, on PostgreSQL and Redis, with the seeded world."""
     world = await seed(pg_store)
@@ -154,7 +154,7 @@ async def site_fixture(
 
 @pytest.fixture(name="restartable")
 async def restartable_fixture(
-    pg_store: PostgresStore, pg_url: str, redis_url: str, redis_prefix: str
+    pg_store: PostgresDatabase, pg_url: str, redis_url: str, redis_prefix: str
 ) -> AsyncIterator[tuple[ServerProcess, World]]:
     """A ``kinline serve`` process (stop and start it again on the same port) on the seeded
     world; open its pages with ``Pages(browser, server.http_url)``."""

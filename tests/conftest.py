@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from storage.base import Store
-from storage.postgres import PostgresStore
-from storage.sqlite import SqliteStore
+from storage.postgres import PostgresDatabase
+from storage.sql import Database
+from storage.sqlite import SqliteDatabase
 from tests import purity, services
 
 
@@ -47,9 +47,9 @@ async def _truncate(url: str) -> None:
 
 
 @pytest.fixture
-async def pg_store(pg_url: str) -> AsyncIterator[PostgresStore]:
+async def pg_store(pg_url: str) -> AsyncIterator[PostgresDatabase]:
     """A migrated, empty PostgreSQL store."""
-    opened = await PostgresStore.open(pg_url)
+    opened = await PostgresDatabase.open(pg_url)
     await opened.migrate()
     await _truncate(pg_url)
     try:
@@ -65,14 +65,14 @@ def redis_prefix() -> str:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     """A migrated, empty store of each backend."""
     if request.param == "sqlite":
-        opened: Store = await SqliteStore.open(str(tmp_path / "kinline.db"))
+        opened: Database = await SqliteDatabase.open(str(tmp_path / "kinline.db"))
         await opened.migrate()
     else:
         url = request.getfixturevalue("pg_url")
-        opened = await PostgresStore.open(url)
+        opened = await PostgresDatabase.open(url)
         await opened.migrate()
         await _truncate(url)
     try:

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from server.app import build_app
 from server.config import Settings
-from storage.base import Store
+from storage.sql import Database
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,7 +40,7 @@ class Served:
 
 
 @asynccontextmanager
-async def inprocess(settings: Settings, store: Store) -> AsyncIterator[Served]:
+async def inprocess(settings: Settings, store: Database) -> AsyncIterator[Served]:
     """Serve ``build_app`` on 127.0.0.1 (a real TCP port, real sockets)."""
     app = build_app(settings, store=store)
     runner = web.AppRunner(app, handle_signals=False)

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 
 from server.config import Settings
-from storage.postgres import PostgresStore
+from storage.postgres import PostgresDatabase
 from tests.servers import free_port, inprocess
 from tests.world import Staff, World, seed, seed_staff
 
@@ -22,7 +22,7 @@ class Site:
     api: str  # http://127.0.0.1:port/api/v1
     ws: str
     http: aiohttp.ClientSession
-    store: PostgresStore
+    store: PostgresDatabase
     world: World
     staff: Staff
     app: Any
@@ -42,7 +42,7 @@ class Site:
 
 @asynccontextmanager
 async def site_for(
-    store: PostgresStore,
+    store: PostgresDatabase,
     pg_url: str,
     redis_url: str,
     redis_prefix: str,

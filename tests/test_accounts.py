@@ -22,7 +22,9 @@ from server import passwords, sessions
 from server.api.auth import THROTTLE
 from server.config import Settings
 from server.throttle import LoginThrottle
-from storage.postgres import PostgresStore
+from storage import accounts, audit_trail, prisons
+from storage.postgres import PostgresDatabase
+from storage.sessions import create_session
 from tests.servers import free_port, inprocess
 from tests.world import Staff, World, seed, seed_staff
 
@@ -38,7 +40,7 @@ class Site:
     api: str
     ws: str
     http: aiohttp.ClientSession
-    store: PostgresStore
+    store: PostgresDatabase
     world: World
     staff: Staff
     app: Any
@@ -56,7 +58,7 @@ class Site:
 
 
 @pytest.fixture
-async def site(pg_store: PostgresStore, pg_url: str) -> AsyncIterator[Site]:
+async def site(pg_store: PostgresDatabase, pg_url: str) -> AsyncIterator[Site]:
     world = await seed(pg_store)
     staff = await seed_staff(pg_store, world)
     settings = Settings(database_url=pg_url, port=free_port(), secret=SECRET)
@@ -162,7 +164,9 @@ async def test_a_wrong_password_and_an_unknown_login_look_the_same(
     site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     hashed = await asyncio.to_thread(passwords.hash_password, PASSWORD)
-    await site.store.add_user("officer", "officer.qin", "Qin", hashed, [site.world.gaoming.id])
+    await accounts.add_user(
+        site.store, "officer", "officer.qin", "Qin", hashed, [site.world.gaoming.id]
+    )
     verified: list[str] = []
     real_verify = passwords.verify
 
@@ -185,7 +189,9 @@ async def test_a_wrong_password_and_an_unknown_login_look_the_same(
 
 async def test_logins_are_throttled_per_account_and_per_address(site: Site) -> None:
     hashed = await asyncio.to_thread(passwords.hash_password, PASSWORD)
-    await site.store.add_user("officer", "officer.qin", "Qin", hashed, [site.world.gaoming.id])
+    await accounts.add_user(
+        site.store, "officer", "officer.qin", "Qin", hashed, [site.world.gaoming.id]
+    )
     for _ in range(5):
         status, _, _ = await site.call(
             "POST", "/auth/login", {"login": "officer.qin", "password": "guess"}
@@ -210,15 +216,15 @@ async def test_logins_are_throttled_per_account_and_per_address(site: Site) -> N
 async def test_a_login_rehashes_a_password_hashed_with_old_parameters(site: Site) -> None:
     old = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(PASSWORD)
     assert passwords.needs_rehash(old)
-    user = await site.store.add_user("admin", "admin.old", "Old", old)
+    user = await accounts.add_user(site.store, "admin", "admin.old", "Old", old)
     status, _, _ = await site.call(
         "POST", "/auth/login", {"login": "admin.old", "password": PASSWORD}
     )
     assert status == 200
-    _, stored = await site.store.credentials("admin.old")
+    _, stored = await accounts.credentials(site.store, "admin.old")
     assert stored != old and not passwords.needs_rehash(stored)
     assert passwords.verify(stored, PASSWORD)
-    assert (await site.store.user(user.id)).login == "admin.old"
+    assert (await accounts.user(site.store, user.id)).login == "admin.old"
 
 
 async def test_logout_ends_the_session_and_closes_only_its_sockets(site: Site) -> None:
@@ -246,7 +252,7 @@ async def test_logout_ends_the_session_and_closes_only_its_sockets(site: Site) -
 async def test_an_expired_session_is_not_authenticated(site: Site) -> None:
     token = "expired-token"
     past = datetime.now(UTC) - timedelta(seconds=1)
-    await site.store.create_session(site.world.relative.id, sessions.token_hash(token), past)
+    await create_session(site.store, site.world.relative.id, sessions.token_hash(token), past)
     status, reply, _ = await site.call("GET", "/me", token=token)
     assert (status, reply["error"]["code"]) == (401, "not_authenticated")
 
@@ -264,7 +270,7 @@ async def test_admin_revokes_every_session_of_a_user_and_its_sockets_close(site:
         await ws.wait_closed()
     assert ws.close_code == 4401
     assert (await site.call("GET", "/me", token=w.token(w.officer)))[0] == 401
-    [entry] = await site.store.audit_entries(action="user.revoke_sessions")
+    [entry] = await audit_trail.audit_entries(site.store, action="user.revoke_sessions")
     assert (entry.actor_id, entry.object_id, entry.before) == (
         site.staff.admin.id,
         w.officer.id,
@@ -299,8 +305,8 @@ async def test_admin_creates_prisons_and_staff_who_can_log_in_and_it_is_audited(
         "POST", "/auth/login", {"login": "officer.hz", "password": PASSWORD}
     )
     assert status == 200 and logged["user"]["role"] == "officer"
-    [created_prison] = await site.store.audit_entries(action="prison.create")
-    [created_user] = await site.store.audit_entries(action="user.create")
+    [created_prison] = await audit_trail.audit_entries(site.store, action="prison.create")
+    [created_user] = await audit_trail.audit_entries(site.store, action="user.create")
     assert (created_prison.actor_id, created_prison.object_id, created_prison.after) == (
         site.staff.admin.id,
         prison["id"],
@@ -328,3 +334,50 @@ def test_a_throttled_account_may_try_again_once_its_failures_leave_the_window() 
     now[0] = 15 * 60.0
     assert throttle.retry_after("officer.qin", "10.0.0.2") == 0
     assert throttle.retry_after("someone.else", "10.0.0.1") == 0  # address limit is higher
+
+
+@pytest.mark.parametrize("action", ["prison.create", "user.create", "user.revoke_sessions"])
+async def test_an_admin_change_whose_audit_entry_fails_is_not_made(site: Site, action: str) -> None:
+    """Every audited change and its entry commit together or not at all: with the audit
+    insert failing (the disk is full, as PostgreSQL reports it), the admin's change is not
+    made and the answer is 503, never a change without its entry."""
+    admin = site.world.token(site.staff.admin)
+    officer = site.world.officer
+    async with site.store.write() as sql:
+        await sql.execute(
+            "CREATE FUNCTION fail_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            f" IF NEW.action = '{action}' THEN"
+            " RAISE EXCEPTION 'could not extend file' USING ERRCODE = '53100'; END IF;"
+            " RETURN NEW; END $$"
+        )
+        await sql.execute(
+            "CREATE TRIGGER fail_audit BEFORE INSERT ON audit_entries"
+            " FOR EACH ROW EXECUTE FUNCTION fail_audit()"
+        )
+    try:
+        if action == "prison.create":
+            status, _, _ = await site.call(
+                "POST", "/admin/prisons", {"code": "HZ", "name": "Huizhou Prison"}, admin
+            )
+            assert [p for p in await prisons.prisons(site.store) if p.code == "HZ"] == []
+        elif action == "user.create":
+            form = {
+                "role": "officer",
+                "login": "officer.hz",
+                "name": "Officer Hu",
+                "password": PASSWORD,
+                "prison_ids": [site.world.gaoming.id],
+            }
+            status, _, _ = await site.call("POST", "/admin/users", form, admin)
+            assert [u for u in await accounts.users(site.store) if u.login == "officer.hz"] == []
+        else:
+            status, _, _ = await site.call(
+                "POST", f"/admin/users/{officer.id}/revoke-sessions", token=admin
+            )
+            assert (await site.call("GET", "/me", token=site.world.token(officer)))[0] == 200
+        assert status == 503
+        assert await audit_trail.audit_entries(site.store, action=action) == []
+    finally:
+        async with site.store.write() as sql:
+            await sql.execute("DROP TRIGGER fail_audit ON audit_entries")
+            await sql.execute("DROP FUNCTION fail_audit()")

@@ -12,11 +12,13 @@ import aiohttp
 import pytest
 
 from channels.protocol import AnnouncementEvent, LinkEvent
+from domain.records import User
 from server.config import Settings
-from storage import announcements
+from storage import accounts, announcements, audit_trail, conversations, links, prisons
 from storage.announcements import NewAnnouncement
-from storage.base import NotFound, Store, User
-from storage.postgres import PostgresStore
+from storage.errors import NotFound
+from storage.postgres import PostgresDatabase
+from storage.sql import Database
 from tests.realtime import Reader, client
 from tests.servers import Served, free_port, inprocess
 from tests.world import Staff, World, seed, seed_staff
@@ -24,9 +26,9 @@ from tests.world import Staff, World, seed, seed_staff
 T0 = datetime(2026, 5, 1, 2, 0, tzinfo=UTC)
 
 
-async def test_a_prisons_list_includes_the_bureau_wide_ones_newest_first(store: Store) -> None:
+async def test_a_prisons_list_includes_the_bureau_wide_ones_newest_first(store: Database) -> None:
     w = await seed(store)
-    admin = await store.add_user("admin", "admin.x", "Admin X", "x")
+    admin = await accounts.add_user(store, "admin", "admin.x", "Admin X", "x")
 
     async def post(title: str, prison: int | None, at: int, by: User = admin) -> int:
         new = NewAnnouncement(
@@ -36,23 +38,25 @@ async def test_a_prisons_list_includes_the_bureau_wide_ones_newest_first(store: 
             prison_id=prison,
             open_day=date(2026, 6, 1) if prison else None,
         )
-        return (await announcements.post(store.db, new, now=T0 + timedelta(hours=at))).id
+        return (await announcements.post(store, new, now=T0 + timedelta(hours=at))).id
 
     bureau = await post("Bureau", None, 1)
     gm = await post("Gaoming", w.gaoming.id, 2, w.officer)
     ss = await post("Sanshui", w.sanshui.id, 3, w.other_officer)
-    listed = await announcements.announcements(store.db, prison_id=w.gaoming.id)
+    listed = await announcements.announcements(store, prison_id=w.gaoming.id)
     assert [(a.id, a.title, a.prison_id) for a in listed] == [
         (gm, "Gaoming", w.gaoming.id),
         (bureau, "Bureau", None),
     ]
     assert listed[0].open_day == date(2026, 6, 1) and listed[1].open_day is None
     assert listed[0].created_at == T0 + timedelta(hours=2)
-    assert [a.id for a in await announcements.announcements(store.db)] == [ss, gm, bureau]
-    assert [a.id for a in await announcements.announcements(store.db, before=ss, limit=1)] == [gm]
+    assert [a.id for a in await announcements.announcements(store)] == [ss, gm, bureau]
+    assert [a.id for a in await announcements.announcements(store, before=ss, limit=1)] == [gm]
     with pytest.raises(NotFound):
         await post("Nowhere", 999999, 4)
-    audited = {e.object_id: e for e in await store.audit_entries(action="announcement.posted")}
+    audited = {
+        e.object_id: e for e in await audit_trail.audit_entries(store, action="announcement.posted")
+    }
     assert set(audited) == {bureau, gm, ss}
     assert (audited[gm].actor_id, audited[gm].prison_id, audited[gm].after) == (
         w.officer.id,
@@ -70,7 +74,7 @@ class Cluster:
     one: Served
     two: Served
     http: aiohttp.ClientSession
-    store: PostgresStore
+    store: PostgresDatabase
     world: World
     staff: Staff
     ss_relative: User  # verified for an inmate of Sanshui
@@ -90,19 +94,19 @@ class Cluster:
 
 @pytest.fixture
 async def cluster(
-    pg_store: PostgresStore, pg_url: str, redis_url: str, redis_prefix: str
+    pg_store: PostgresDatabase, pg_url: str, redis_url: str, redis_prefix: str
 ) -> AsyncIterator[Cluster]:
     from server import sessions
 
     world = await seed(pg_store)
     staff = await seed_staff(pg_store, world)
-    inmate = await pg_store.add_inmate(world.sanshui.id, "SS-001", "Zhou Li")
-    ss_relative = await pg_store.add_user("relative", "13800000004", "Zhou Fang", "x")
-    link = await pg_store.request_link(ss_relative.id, inmate.id, "sister", "register")
-    await pg_store.decide_link(link, "verified", world.other_officer.id, None)
-    ss_conv = await pg_store.open_conversation(ss_relative.id, inmate.id)
+    inmate = await prisons.add_inmate(pg_store, world.sanshui.id, "SS-001", "Zhou Li")
+    ss_relative = await accounts.add_user(pg_store, "relative", "13800000004", "Zhou Fang", "x")
+    link = await links.request_link(pg_store, ss_relative.id, inmate.id, "sister", "register")
+    await links.decide_link(pg_store, link, "verified", world.other_officer.id, None)
+    ss_conv = await conversations.open_conversation(pg_store, ss_relative.id, inmate.id)
     world.tokens[ss_relative.login] = await sessions.issue(pg_store, ss_relative, days=1)
-    second = await PostgresStore.open(pg_url)
+    second = await PostgresDatabase.open(pg_url)
 
     def settings(name: str) -> Settings:
         return Settings(

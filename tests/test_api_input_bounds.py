@@ -28,8 +28,8 @@ import asyncpg
 import pytest
 
 from server.config import Settings
-from storage.postgres import PostgresStore
-from storage.sqlite import SqliteStore
+from storage.postgres import PostgresDatabase
+from storage.sqlite import SqliteDatabase
 from tests.servers import free_port, inprocess
 from tests.sites import site_for
 from tests.world import World, seed, seed_staff
@@ -78,7 +78,7 @@ def _target(api: str, http: aiohttp.ClientSession, world: World, admin: Any) -> 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def target(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Target]:
     if request.param == "sqlite":
-        store = await SqliteStore.open(str(tmp_path / "kinline.db"))
+        store = await SqliteDatabase.open(str(tmp_path / "kinline.db"))
         await store.migrate()
         try:
             world = await seed(store)
@@ -92,7 +92,7 @@ async def target(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         pg_url: str = request.getfixturevalue("pg_url")
         redis_url: str = request.getfixturevalue("redis_url")
         prefix: str = request.getfixturevalue("redis_prefix")
-        pg_store = await PostgresStore.open(pg_url)
+        pg_store = await PostgresDatabase.open(pg_url)
         try:
             await pg_store.migrate()
             await _empty(pg_url)

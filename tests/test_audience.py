@@ -35,6 +35,7 @@ from channels.protocol import (
     VisitEvent,
     decode_server,
 )
+from domain.records import Conversation, FamilyLink, Message, MessageKind, Role, User
 from server.audience import (
     AnnouncementPosted,
     CardUpdated,
@@ -72,7 +73,6 @@ from server.policy import (
     thread_change_audience,
     visit_audience,
 )
-from storage.base import Conversation, FamilyLink, Message, MessageKind, Role, User
 from storage.visits import Visit
 
 AT = datetime(2026, 5, 1, 9, 30, tzinfo=UTC)

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from storage import audit_trail
+from domain.records import Prison, User
+from storage import accounts, audit_trail, prisons
 from storage.audit_trail import Actor, TrailQuery
-from storage.base import Prison, Store, User
+from storage.sql import Database
 from tests import test_oversight
 from tests.test_oversight import Site
 
@@ -31,7 +32,7 @@ class Trail:
 
 
 async def write_trail(
-    store: Store,
+    store: Database,
     gaoming: Prison,
     sanshui: Prison,
     officer: User,
@@ -52,7 +53,7 @@ async def write_trail(
     for n, (actor, action, kind, object_id, prison, before, after) in enumerate(rows):
         ids.append(
             await audit_trail.append(
-                store.db,
+                store,
                 at=T0 + n * HOUR,
                 actor_id=actor.id if actor else None,
                 action=action,
@@ -66,24 +67,30 @@ async def write_trail(
     return Trail(gaoming, sanshui, officer, supervisor, other_officer, admin, ids)
 
 
-async def trail_in(store: Store) -> Trail:
-    gaoming = await store.add_prison("GM", "Gaoming Prison")
-    sanshui = await store.add_prison("SS", "Sanshui Prison")
-    officer = await store.add_user("officer", "officer.li", "Officer Li", "x", [gaoming.id])
-    supervisor = await store.add_user("supervisor", "sup.wang", "Wang Fang", "x", [gaoming.id])
-    other = await store.add_user("officer", "officer.zhao", "Officer Zhao", "x", [sanshui.id])
-    admin = await store.add_user("admin", "admin.he", "He Ping", "x")
+async def trail_in(store: Database) -> Trail:
+    gaoming = await prisons.add_prison(store, "GM", "Gaoming Prison")
+    sanshui = await prisons.add_prison(store, "SS", "Sanshui Prison")
+    officer = await accounts.add_user(
+        store, "officer", "officer.li", "Officer Li", "x", [gaoming.id]
+    )
+    supervisor = await accounts.add_user(
+        store, "supervisor", "sup.wang", "Wang Fang", "x", [gaoming.id]
+    )
+    other = await accounts.add_user(
+        store, "officer", "officer.zhao", "Officer Zhao", "x", [sanshui.id]
+    )
+    admin = await accounts.add_user(store, "admin", "admin.he", "He Ping", "x")
     return await write_trail(store, gaoming, sanshui, officer, supervisor, other, admin)
 
 
-async def test_entries_are_read_newest_first_with_who_and_filtered(store: Store) -> None:
+async def test_entries_are_read_newest_first_with_who_and_filtered(store: Database) -> None:
     t = await trail_in(store)
     e1, e2, e3, e4, e5, e6 = t.ids
 
     async def ids(**filters: Any) -> list[int]:
-        return [e.id for e in await audit_trail.entries(store.db, TrailQuery(**filters))]
+        return [e.id for e in await audit_trail.entries(store, TrailQuery(**filters))]
 
-    everything = await audit_trail.entries(store.db, TrailQuery())
+    everything = await audit_trail.entries(store, TrailQuery())
     assert [e.id for e in everything] == [e6, e5, e4, e3, e2, e1]
     watched = everything[4]
     assert watched.actor == Actor(t.supervisor.id, "Wang Fang", "supervisor")
@@ -124,11 +131,11 @@ async def test_entries_are_read_newest_first_with_who_and_filtered(store: Store)
     assert await ids(limit=2, before_id=e1) == []
 
 
-async def test_the_database_refuses_to_change_or_delete_an_audit_entry(store: Store) -> None:
+async def test_the_database_refuses_to_change_or_delete_an_audit_entry(store: Database) -> None:
     """The append-only trigger, on both schemas: whoever holds a connection cannot rewrite
     history through it (UPDATE or DELETE of one entry, or of all)."""
     t = await trail_in(store)
-    before = await audit_trail.entries(store.db, TrailQuery())
+    before = await audit_trail.entries(store, TrailQuery())
     statements: list[tuple[str, tuple[Any, ...]]] = [
         ("UPDATE audit_entries SET action = 'nothing.happened' WHERE id = $1", (t.ids[1],)),
         ("UPDATE audit_entries SET actor_id = NULL", ()),
@@ -137,16 +144,16 @@ async def test_the_database_refuses_to_change_or_delete_an_audit_entry(store: St
     ]
     for statement, args in statements:
         try:
-            async with store.db.write() as sql:
+            async with store.write() as sql:
                 await sql.execute(statement, *args)
         except Exception as refused:  # asyncpg's RaiseError or sqlite3's IntegrityError
             assert "append-only" in str(refused), statement
         else:
             raise AssertionError(f"the database allowed: {statement}")
-    assert await audit_trail.entries(store.db, TrailQuery()) == before
+    assert await audit_trail.entries(store, TrailQuery()) == before
     # appending still works
     again = await audit_trail.append(
-        store.db,
+        store,
         at=T0,
         actor_id=None,
         action="x.y",

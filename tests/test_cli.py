@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from storage import open_store
+from storage import open_database, prisons
 from tests import services
 
 pytestmark = pytest.mark.spawns
@@ -35,11 +35,11 @@ def seed(url: str, *codes: str) -> None:
     """Migrate and add prisons directly through the store (setup, not what is under test)."""
 
     async def run() -> None:
-        store = await open_store(url)
+        store = await open_database(url)
         try:
             await store.migrate()
             for code in codes:
-                await store.add_prison(code, f"{code} Prison", "")
+                await prisons.add_prison(store, code, f"{code} Prison", "")
         finally:
             await store.close()
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 
 from channels.protocol import ErrorFrame
-from storage.postgres import PostgresStore
+from storage import messages
+from storage.postgres import PostgresDatabase
 from tests.realtime import Reader, client
 from tests.servers import inprocess
 from tests.test_realtime import settings_for
@@ -19,7 +20,7 @@ from tests.world import seed
 
 
 async def test_rate_limited_sends_are_retried_after_retry_after_and_stored_once(
-    pg_store: PostgresStore, pg_url: str, redis_url: str, redis_prefix: str
+    pg_store: PostgresDatabase, pg_url: str, redis_url: str, redis_prefix: str
 ) -> None:
     world = await seed(pg_store)
     settings = settings_for(pg_url, redis_url, redis_prefix, send_rate=5.0, send_burst=2)
@@ -35,12 +36,12 @@ async def test_rate_limited_sends_are_retried_after_retry_after_and_stored_once(
         assert sorted(ack.seq for ack in acks) == [1, 2, 3, 4, 5, 6]
         assert [ack.cid for ack in acks] == cids
         assert not relative.client.unacked
-    stored = await pg_store.messages(world.conv.id, after=0, limit=50)
+    stored = await messages.messages(pg_store, world.conv.id, after=0, limit=50)
     assert sorted(m.cid for m in stored) == sorted(cids)  # each once
 
 
 async def test_sends_refused_unavailable_are_retried_once_storage_is_back(
-    pg_store: PostgresStore, pg_url: str, redis_url: str, redis_prefix: str
+    pg_store: PostgresDatabase, pg_url: str, redis_url: str, redis_prefix: str
 ) -> None:
     async with behind_proxy(pg_store, pg_url, redis_url, redis_prefix) as (world, proxy, served):
         refused: asyncio.Future[ErrorFrame] = asyncio.get_running_loop().create_future()
@@ -64,12 +65,12 @@ async def test_sends_refused_unavailable_are_retried_once_storage_is_back(
             async with asyncio.timeout(15):
                 ack = await pending
             assert ack.cid == "during" and ack.seq == 2
-    stored = await pg_store.messages(world.conv.id, after=0, limit=50)
+    stored = await messages.messages(pg_store, world.conv.id, after=0, limit=50)
     assert [(m.seq, m.cid) for m in stored] == [(1, "before"), (2, "during")]
 
 
 async def test_a_caller_can_give_up_on_a_message_refused_for_ever(
-    pg_store: PostgresStore, pg_url: str, redis_url: str, redis_prefix: str
+    pg_store: PostgresDatabase, pg_url: str, redis_url: str, redis_prefix: str
 ) -> None:
     async with behind_proxy(pg_store, pg_url, redis_url, redis_prefix) as (world, proxy, served):
         relative = Reader(client(served.ws_url, world.token(world.relative)))
@@ -86,7 +87,7 @@ async def test_a_caller_can_give_up_on_a_message_refused_for_ever(
 
 
 async def test_a_cursor_the_server_could_not_recover_drops_to_its_seq(
-    pg_store: PostgresStore, pg_url: str, redis_url: str, redis_prefix: str
+    pg_store: PostgresDatabase, pg_url: str, redis_url: str, redis_prefix: str
 ) -> None:
     """Regression: a client holding a cursor past the conversation's last seq (a restored
     database, another deployment) was answered ``not_recovered`` and ``subscribed`` at the real

@@ -19,8 +19,8 @@ from websockets.exceptions import ConnectionClosedError
 
 from channels.client import KinlineClient
 from channels.protocol import PresenceEvent
-from storage import desk
-from storage.postgres import PostgresStore
+from storage import desk, messages
+from storage.postgres import PostgresDatabase
 from storage.sql import utcnow
 from tests.history import check
 from tests.realtime import Reader, client
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-async def world(pg_store: PostgresStore) -> World:
+async def world(pg_store: PostgresDatabase) -> World:
     return await seed(pg_store, extra_officers=3)
 
 
@@ -177,7 +177,7 @@ async def test_sigterm_acks_every_committed_send_then_closes_with_1012(
     pg_url: str,
     redis_url: str,
     redis_prefix: str,
-    pg_store: PostgresStore,
+    pg_store: PostgresDatabase,
 ) -> None:
     """Regression: a send being authorized when shutdown began was committed after the
     commit queue looked idle, and its ack was lost behind the 1012 close."""
@@ -209,14 +209,14 @@ async def test_sigterm_acks_every_committed_send_then_closes_with_1012(
     assert stopping is not None
     assert ws.close_code == 1012
     assert await stopping == 0
-    stored = {m.cid for m in await pg_store.messages(world.conv.id, after=0, limit=500)}
+    stored = {m.cid for m in await messages.messages(pg_store, world.conv.id, after=0, limit=500)}
     assert acked and stored == acked  # committed <=> acked: nothing committed silently
 
 
 async def test_on_duty_presence_crosses_processes_and_a_dead_process_expires(
     world: World,
     servers: list[ServerProcess],
-    pg_store: PostgresStore,
+    pg_store: PostgresDatabase,
     pg_url: str,
     redis_url: str,
     redis_prefix: str,
@@ -232,7 +232,7 @@ async def test_on_duty_presence_crosses_processes_and_a_dead_process_expires(
         return [f.on_duty for f in reader.frames if isinstance(f, PresenceEvent)]
 
     # on duty = said so (PUT /duty) and connected; the officer said so before its shift
-    await desk.set_duty(pg_store.db, world.officer.id, [world.gaoming.id], True, utcnow())
+    await desk.set_duty(pg_store, world.officer.id, [world.gaoming.id], True, utcnow())
 
     async with (
         Reader(client(b.ws_url, world.token(world.relative))) as relative,

@@ -15,10 +15,11 @@ import pytest
 
 from channels.protocol import ComplaintEvent
 from server.policy import ComplaintFacts, complaint_audience
-from storage import complaints
-from storage.base import Conflict, NotFound, Store
+from storage import accounts, audit_trail, complaints, prisons
 from storage.complaints import ComplaintScope, ComplaintState, NewComplaint
-from storage.postgres import PostgresStore
+from storage.errors import Conflict, NotFound
+from storage.postgres import PostgresDatabase
+from storage.sql import Database
 from tests.realtime import Reader, client
 from tests.sites import Site, site_for
 from tests.world import World, seed, seed_staff
@@ -30,7 +31,7 @@ T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 # storage, on SQLite and PostgreSQL
 
 
-async def _file(store: Store, w: World, now: datetime, **kw: Any) -> complaints.Complaint:
+async def _file(store: Database, w: World, now: datetime, **kw: Any) -> complaints.Complaint:
     new = NewComplaint(
         prison_id=kw.pop("prison_id", w.gaoming.id),
         complainant_id=kw.pop("complainant_id", w.relative.id),
@@ -38,10 +39,10 @@ async def _file(store: Store, w: World, now: datetime, **kw: Any) -> complaints.
         body=kw.pop("body", "The visit was cancelled without a reason."),
         **kw,
     )
-    return await complaints.file_complaint(store.db, new, now=now, zone=SHANGHAI, days=15)
+    return await complaints.file_complaint(store, new, now=now, zone=SHANGHAI, days=15)
 
 
-async def test_references_run_per_prison_and_local_year_with_a_deadline(store: Store) -> None:
+async def test_references_run_per_prison_and_local_year_with_a_deadline(store: Database) -> None:
     w = await seed(store)
     first = await _file(store, w, T0, inmate_id=w.conv.inmate_id)
     second = await _file(store, w, T0 + timedelta(hours=1))
@@ -60,10 +61,12 @@ async def test_references_run_per_prison_and_local_year_with_a_deadline(store: S
         w.conv.inmate_id,
         "Chen Mei",
     )
-    [entry] = await complaints.history(store.db, first.id)
+    [entry] = await complaints.history(store, first.id)
     assert (entry.state, entry.actor_id, entry.at) == ("received", w.relative.id, T0)
     filed = [
-        e for e in await store.audit_entries(action="complaint.filed") if e.object_id == first.id
+        e
+        for e in await audit_trail.audit_entries(store, action="complaint.filed")
+        if e.object_id == first.id
     ]
     assert [(e.actor_id, e.prison_id, e.after and e.after["reference"]) for e in filed] == [
         (w.relative.id, w.gaoming.id, "GM-2026-000001")
@@ -73,14 +76,14 @@ async def test_references_run_per_prison_and_local_year_with_a_deadline(store: S
         await _file(store, w, T0, prison_id=999999)
 
 
-async def test_the_state_machine_keeps_history_and_refuses_illegal_moves(store: Store) -> None:
+async def test_the_state_machine_keeps_history_and_refuses_illegal_moves(store: Database) -> None:
     w = await seed(store)
     c = await _file(store, w, T0)
     sup = w.supervisor.id
 
     async def move(to: Any, at: int, actor: int = sup) -> complaints.Complaint:
         return await complaints.transition(
-            store.db, c.id, to, actor_id=actor, message=f"to {to}", now=T0 + timedelta(hours=at)
+            store, c.id, to, actor_id=actor, message=f"to {to}", now=T0 + timedelta(hours=at)
         )
 
     with pytest.raises(Conflict):
@@ -90,7 +93,7 @@ async def test_the_state_machine_keeps_history_and_refuses_illegal_moves(store: 
     assert (await move("in_review", 1)).state == "in_review"
     escalated = await move("escalated", 2)
     assert escalated.escalated and escalated.escalated_at == T0 + timedelta(hours=2)
-    admin = await store.add_user("admin", "admin.x", "Admin X", "x")
+    admin = await accounts.add_user(store, "admin", "admin.x", "Admin X", "x")
     assert (await move("answered", 3, admin.id)).state == "answered"
     with pytest.raises(Conflict):
         await move("escalated", 4, admin.id)  # once only
@@ -103,7 +106,7 @@ async def test_the_state_machine_keeps_history_and_refuses_illegal_moves(store: 
     for to in ("in_review", "answered", "escalated", "closed"):
         with pytest.raises(Conflict):
             await move(to, 6)  # closed is final
-    history = await complaints.history(store.db, c.id)
+    history = await complaints.history(store, c.id)
     assert [(h.state, h.message, h.actor_name) for h in history] == [
         ("received", "", "Chen Mei"),
         ("in_review", "to in_review", "Wang Fang"),
@@ -113,7 +116,7 @@ async def test_the_state_machine_keeps_history_and_refuses_illegal_moves(store: 
     ]
     audited = [
         (e.action, e.actor_id, e.before, e.after)
-        for e in reversed(await store.audit_entries(prison_id=w.gaoming.id))
+        for e in reversed(await audit_trail.audit_entries(store, prison_id=w.gaoming.id))
         if e.object_type == "complaint" and e.action != "complaint.filed"
     ]
     assert audited[0] == (
@@ -129,11 +132,11 @@ async def test_the_state_machine_keeps_history_and_refuses_illegal_moves(store: 
         "complaint.closed",
     ]
     with pytest.raises(NotFound):
-        await complaints.transition(store.db, 999999, "closed", actor_id=sup, message="x", now=T0)
+        await complaints.transition(store, 999999, "closed", actor_id=sup, message="x", now=T0)
 
 
 async def test_overdue_means_past_the_deadline_and_neither_answered_nor_closed(
-    store: Store,
+    store: Database,
 ) -> None:
     w = await seed(store)
     late = await _file(store, w, T0)
@@ -146,35 +149,33 @@ async def test_overdue_means_past_the_deadline_and_neither_answered_nor_closed(
         (escalated, "escalated"),
     ]
     for c, to in moves:
-        await complaints.transition(
-            store.db, c.id, to, actor_id=w.supervisor.id, message="m", now=T0
-        )
+        await complaints.transition(store, c.id, to, actor_id=w.supervisor.id, message="m", now=T0)
     now = T0 + timedelta(days=16)
     prisons = [w.gaoming.id, w.sanshui.id]
-    assert await complaints.overdue_count(store.db, prisons, now) == {
+    assert await complaints.overdue_count(store, prisons, now) == {
         w.gaoming.id: 2,  # late and escalated
         w.sanshui.id: 1,
     }
-    assert await complaints.overdue_count(store.db, prisons, T0 + timedelta(days=14)) == {
+    assert await complaints.overdue_count(store, prisons, T0 + timedelta(days=14)) == {
         w.gaoming.id: 0,
         w.sanshui.id: 0,
     }
     gm = ComplaintScope(prison_ids=(w.gaoming.id,))
-    overdue = await complaints.complaints(store.db, gm, now=now, overdue=True)
+    overdue = await complaints.complaints(store, gm, now=now, overdue=True)
     assert [c.id for c in overdue] == [escalated.id, late.id]  # newest first
     assert all(c.overdue(now) for c in overdue)
-    on_time = await complaints.complaints(store.db, gm, now=now, overdue=False)
+    on_time = await complaints.complaints(store, gm, now=now, overdue=False)
     assert [c.id for c in on_time] == [fresh.id, answered.id]
     mine = ComplaintScope(complainant_id=w.relative.id)
-    assert len(await complaints.complaints(store.db, mine, now=now)) == 5
+    assert len(await complaints.complaints(store, mine, now=now)) == 5
     assert [
-        c.id for c in await complaints.complaints(store.db, mine, now=now, prison_id=w.sanshui.id)
+        c.id for c in await complaints.complaints(store, mine, now=now, prison_id=w.sanshui.id)
     ] == [elsewhere.id]
-    counts = await complaints.open_counts(store.db, prisons, now)
+    counts = await complaints.open_counts(store, prisons, now)
     assert (counts[w.gaoming.id].open, counts[w.gaoming.id].overdue) == (3, 2)
 
 
-async def test_the_live_audience_is_never_an_officer(store: Store) -> None:
+async def test_the_live_audience_is_never_an_officer(store: Database) -> None:
     w = await seed(store)
     staff = await seed_staff(store, w)
     by_relative = await _file(store, w, T0)
@@ -182,7 +183,9 @@ async def test_the_live_audience_is_never_an_officer(store: Store) -> None:
     expected = {w.supervisor.id, staff.admin.id}
 
     async def audience(complaint: complaints.Complaint) -> set[int]:
-        candidates = [await store.user(i) for i in await complaints.candidates(store.db, complaint)]
+        candidates = [
+            await accounts.user(store, i) for i in await complaints.candidates(store, complaint)
+        ]
         assert w.officer.id in {u.id for u in candidates}  # the policy, not the query, decides
         facts = ComplaintFacts(complaint.prison_id, complaint.complainant_id, complaint.escalated)
         return set(complaint_audience(facts, candidates))
@@ -193,18 +196,18 @@ async def test_the_live_audience_is_never_an_officer(store: Store) -> None:
 
 
 async def test_references_are_unique_when_filed_at_once_from_two_pools(
-    pg_store: PostgresStore, pg_url: str
+    pg_store: PostgresDatabase, pg_url: str
 ) -> None:
     """Two connection pools stand for two server processes filing at the same moment."""
     w = await seed(pg_store)
-    other = await PostgresStore.open(pg_url)
+    other = await PostgresDatabase.open(pg_url)
     try:
         new = NewComplaint(
             prison_id=w.gaoming.id, complainant_id=w.relative.id, category="c", body="b"
         )
         filed = await asyncio.gather(
             *(
-                complaints.file_complaint(s.db, new, now=T0, zone=SHANGHAI, days=15)
+                complaints.file_complaint(s, new, now=T0, zone=SHANGHAI, days=15)
                 for s in [pg_store, other] * 15
             )
         )
@@ -219,7 +222,7 @@ async def test_references_are_unique_when_filed_at_once_from_two_pools(
 
 @pytest.fixture
 async def site(
-    pg_store: PostgresStore, pg_url: str, redis_url: str, redis_prefix: str
+    pg_store: PostgresDatabase, pg_url: str, redis_url: str, redis_prefix: str
 ) -> AsyncIterator[Site]:
     async with site_for(pg_store, pg_url, redis_url, redis_prefix) as served:
         yield served
@@ -354,7 +357,10 @@ async def test_a_complaint_is_told_live_to_its_complainant_and_supervisors_never
     for officer_user in (w.officer, w.other_officer):
         status, refused = await site.call("GET", "/complaints", officer_user)
         assert (status, refused["error"]["code"]) == (403, "forbidden")
-    actions = [e.action for e in reversed(await site.store.audit_entries(prison_id=w.gaoming.id))]
+    actions = [
+        e.action
+        for e in reversed(await audit_trail.audit_entries(site.store, prison_id=w.gaoming.id))
+    ]
     complaint_actions = [a for a in actions if a.startswith("complaint.")]
     assert complaint_actions[:4] == [
         "complaint.filed",
@@ -389,7 +395,7 @@ async def test_an_officer_files_for_an_inmate_and_then_cannot_see_it(site: Site)
         "invalid_request",
         "inmate_id",
     )
-    elsewhere = await site.store.add_inmate(w.sanshui.id, "SS-001", "Zhou Li")
+    elsewhere = await prisons.add_inmate(site.store, w.sanshui.id, "SS-001", "Zhou Li")
     status, _ = await site.call(
         "POST", "/complaints", w.officer, complaint_file(w, inmate_id=elsewhere.id)
     )
@@ -510,7 +516,7 @@ async def test_overdue_complaints_are_flagged_and_filtered(site: Site) -> None:
         "POST", f"/complaints/{answered['id']}/answer", w.supervisor, {"message": "Answered."}
     )
     past = datetime.now(UTC) - timedelta(days=1)
-    async with site.store.db.write() as sql:
+    async with site.store.write() as sql:
         await sql.execute(
             f"UPDATE complaints SET deadline = $1 WHERE id IN ({late['id']}, {answered['id']})",
             past,
@@ -524,7 +530,7 @@ async def test_overdue_complaints_are_flagged_and_filtered(site: Site) -> None:
     assert [(c["id"], c["overdue"]) for c in by_state["complaints"]] == [(answered["id"], False)]
     status, bad = await site.call("GET", "/complaints?state=lost", w.supervisor)
     assert (status, bad["error"]["field"]) == (400, "state")
-    assert await complaints.overdue_count(site.store.db, [w.gaoming.id], datetime.now(UTC)) == {
+    assert await complaints.overdue_count(site.store, [w.gaoming.id], datetime.now(UTC)) == {
         w.gaoming.id: 1
     }
 

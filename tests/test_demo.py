@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from server.config import Settings
 from server.demo import seed
-from storage import desk, inmate_info
-from storage.base import Store
+from storage import accounts, audit_trail, conversations, desk, inmate_info, links, prisons
 from storage.prisons_public import supervisors
+from storage.sql import Database
 
 COUNTED = (
     "prisons",
@@ -21,12 +21,12 @@ COUNTED = (
 )
 
 
-async def counts(store: Store) -> dict[str, int]:
-    async with store.db.read() as sql:
+async def counts(store: Database) -> dict[str, int]:
+    async with store.read() as sql:
         return {t: int(await sql.fetchval(f"SELECT count(*) FROM {t}")) for t in COUNTED}
 
 
-async def test_seeding_twice_changes_nothing_and_the_world_is_usable(store: Store) -> None:
+async def test_seeding_twice_changes_nothing_and_the_world_is_usable(store: Database) -> None:
     settings = Settings(secret="demo-test")
     lines = await seed(store, settings)
     assert any("kinline-demo-2026" in line for line in lines)
@@ -34,20 +34,22 @@ async def test_seeding_twice_changes_nothing_and_the_world_is_usable(store: Stor
     assert await seed(store, settings) == lines
     assert await counts(store) == first  # idempotent: nothing made twice
 
-    gaoming = await store.prison_by_code("GM")
-    published = await supervisors(store.db, gaoming.id)
+    gaoming = await prisons.prison_by_code(store, "GM")
+    published = await supervisors(store, gaoming.id)
     assert len(published) == 3
     assert all(s.title and s.photo.startswith("/static/photos/") and s.phone for s in published)
 
-    verified = await store.audit_entries(action="link.verified")
+    verified = await audit_trail.audit_entries(store, action="link.verified")
     assert len(verified) == 3  # each family link verified as an officer does it, audited
 
-    mother, _ = await store.credentials("13800000001")
-    [inmate_id] = await store.verified_inmates(mother.id)
-    _, card = await inmate_info.card(store.db, inmate_id)
+    mother, _ = await accounts.credentials(store, "13800000001")
+    [inmate_id] = await links.verified_inmates(store, mother.id)
+    _, card = await inmate_info.card(store, inmate_id)
     assert card.money.balance_fen == 31250  # what the seeded conversation tells her
 
-    queue = await desk.threads(store.db, prison_ids=[gaoming.id], states=["waiting"])
+    queue = await desk.threads(store, prison_ids=[gaoming.id], states=["waiting"])
     assert [t.state for t in queue] == ["waiting"]  # Huang Lan's question waits for an officer
-    [answered] = await desk.cycles(store.db, (await store.conversations_of(mother.id))[0].id)
+    [answered] = await desk.cycles(
+        store, (await conversations.conversations_of(store, mother.id))[0].id
+    )
     assert answered.first_reply_at is not None and answered.rating == 5

@@ -18,10 +18,10 @@ import aiohttp
 import pytest
 
 from channels.protocol import ConversationEvent, PresenceEvent
+from domain.records import NewMessage
 from server.config import Settings
-from storage import desk
-from storage.base import NewMessage
-from storage.postgres import PostgresStore
+from storage import audit_trail, desk, links, messages, prisons
+from storage.postgres import PostgresDatabase
 from tests.realtime import Reader, client
 from tests.servers import ServerProcess, free_port, inprocess
 from tests.world import World, seed
@@ -32,7 +32,7 @@ class Site:
     api: str
     ws: str
     http: aiohttp.ClientSession
-    store: PostgresStore
+    store: PostgresDatabase
     world: World
 
     async def call(
@@ -47,7 +47,7 @@ class Site:
 
 @pytest.fixture
 async def site(
-    pg_store: PostgresStore, pg_url: str, redis_url: str, redis_prefix: str
+    pg_store: PostgresDatabase, pg_url: str, redis_url: str, redis_prefix: str
 ) -> AsyncIterator[Site]:
     world = await seed(pg_store, extra_officers=1)
     settings = Settings(
@@ -210,7 +210,7 @@ async def test_the_life_cycle_end_to_end_over_real_sockets(site: Site) -> None:
         )
         assert events(sanshui) == []  # another prison's staff
 
-    cycles = await desk.cycles(site.store.db, conv)
+    cycles = await desk.cycles(site.store, conv)
     assert [(c.cycle, c.wait_started_at, c.first_reply_at) for c in cycles] == [
         (1, question.at, answer.at),
         (2, second.at, None),
@@ -222,7 +222,7 @@ async def test_the_life_cycle_end_to_end_over_real_sockets(site: Site) -> None:
     )
     audited = [
         (e.action, e.actor_id)
-        for e in reversed(await site.store.audit_entries(prison_id=w.gaoming.id))
+        for e in reversed(await audit_trail.audit_entries(site.store, prison_id=w.gaoming.id))
         if e.action.startswith("conversation.")
     ]
     assert audited == [
@@ -284,19 +284,23 @@ async def test_notes_never_reach_a_relative_in_history_pages(site: Site) -> None
         await relative.until(lambda: 10 in relative.seqs[w.conv.id])
         assert relative.seqs[w.conv.id] == [*texts, 10]
 
-    before = len(await site.store.audit_entries(action="conversation.opened"))
+    before = len(await audit_trail.audit_entries(site.store, action="conversation.opened"))
     status, _ = await site.call("GET", f"/conversations/{w.conv.id}/messages", w.supervisor)
     assert status == 200
-    [entry, *_] = await site.store.audit_entries(action="conversation.opened")
+    [entry, *_] = await audit_trail.audit_entries(site.store, action="conversation.opened")
     assert (entry.actor_id, entry.object_type, entry.object_id, entry.after) == (
         w.supervisor.id,
         "conversation",
         w.conv.id,
         {"via": "history"},
     )
-    assert len(await site.store.audit_entries(action="conversation.opened")) == before + 1
+    assert (
+        len(await audit_trail.audit_entries(site.store, action="conversation.opened")) == before + 1
+    )
     await site.call("GET", f"/conversations/{w.conv.id}/messages", w.officer)
-    assert len(await site.store.audit_entries(action="conversation.opened")) == before + 1
+    assert (
+        len(await audit_trail.audit_entries(site.store, action="conversation.opened")) == before + 1
+    )
 
 
 async def test_rest_sends_follow_the_socket_rules_and_insert_canned_replies(site: Site) -> None:
@@ -365,7 +369,7 @@ async def test_rest_sends_follow_the_socket_rules_and_insert_canned_replies(site
         for who, payload, expected in refusals:
             status, _ = await site.call("POST", f"/conversations/{conv}/messages", who, payload)
             assert status == expected, (who.login, payload)
-    stored = await site.store.messages(conv, after=0)
+    stored = await messages.messages(site.store, conv, after=0)
     assert [(m.seq, m.body) for m in stored] == [(1, "first"), (2, "Hello, how can I help?")]
     status, _ = await site.call("DELETE", f"/canned/{hello['id']}", w.officer)
     assert status == 204
@@ -375,11 +379,11 @@ async def test_rest_sends_follow_the_socket_rules_and_insert_canned_replies(site
 
 async def test_a_relative_opens_threads_only_for_its_verified_inmates(site: Site) -> None:
     w = site.world
-    other = await site.store.add_inmate(w.gaoming.id, "GM-050", "Other")
+    other = await prisons.add_inmate(site.store, w.gaoming.id, "GM-050", "Other")
     status, _ = await site.call("POST", "/conversations", w.relative, {"inmate_id": other.id})
     assert status == 404  # not verified: as if there were no such inmate
-    link = await site.store.request_link(w.relative.id, other.id, "father", "")
-    await site.store.decide_link(link, "verified", w.officer.id, None)
+    link = await links.request_link(site.store, w.relative.id, other.id, "father", "")
+    await links.decide_link(site.store, link, "verified", w.officer.id, None)
     status, first = await site.call("POST", "/conversations", w.relative, {"inmate_id": other.id})
     assert (status, first["state"], first["inmate_name"]) == (201, "new", "Other")
     status, again = await site.call("POST", "/conversations", w.relative, {"inmate_id": other.id})
@@ -408,7 +412,7 @@ def on_duty(reader: Reader) -> list[int]:
 
 
 async def test_the_duty_toggle_changes_presence_at_once_across_two_processes(
-    pg_store: PostgresStore,
+    pg_store: PostgresDatabase,
     pg_url: str,
     redis_url: str,
     redis_prefix: str,
@@ -461,7 +465,8 @@ async def test_the_duty_toggle_changes_presence_at_once_across_two_processes(
             async with Reader(client(b.ws_url, world.token(world.officer))):  # back: still on
                 await relative.until(lambda: on_duty(relative)[-1:] == [1])
     status_codes = [
-        (e.before, e.after) for e in reversed(await pg_store.audit_entries(action="duty.changed"))
+        (e.before, e.after)
+        for e in reversed(await audit_trail.audit_entries(pg_store, action="duty.changed"))
     ]
     assert status_codes == [
         ({"on_duty": False}, {"on_duty": True}),
@@ -506,7 +511,7 @@ async def test_an_answer_to_a_waiting_question_claims_it(site: Site) -> None:
         status, refused = await site.call("POST", f"/conversations/{conv}/claim", colleague)
         assert status == 409 and "Officer Li" in refused["error"]["message"]
 
-    [entry] = await site.store.audit_entries(action="conversation.claimed")
+    [entry] = await audit_trail.audit_entries(site.store, action="conversation.claimed")
     assert (entry.actor_id, entry.object_id, entry.at) == (w.officer.id, conv, answer.at)
     assert entry.after == {
         "state": "active",

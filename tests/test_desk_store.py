@@ -8,21 +8,22 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from storage import desk
-from storage.base import Appended, Conflict, Message, MessageKind, NewMessage, Store
-from storage.sql import utcnow
+from domain.records import Appended, Message, MessageKind, NewMessage
+from storage import audit_trail, desk, prisons
+from storage.errors import Conflict
+from storage.sql import Database, utcnow
 from tests.world import World, seed
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def world(store: Store) -> World:
+async def world(store: Database) -> World:
     return await seed(store, extra_officers=1)
 
 
 async def say(
-    store: Store, world: World, who: str, body: str, kind: MessageKind = "text"
+    store: Database, world: World, who: str, body: str, kind: MessageKind = "text"
 ) -> Appended:
     users = {"relative": world.relative, "officer": world.officer}
     user = users[who]
@@ -45,14 +46,14 @@ def at(message: Message) -> datetime:
 
 
 async def test_a_scripted_exchange_gives_cycles_and_first_replies(
-    store: Store, world: World
+    store: Database, world: World
 ) -> None:
-    db = store.db
+    db = store
     fresh = await desk.thread(db, world.conv.id)
     assert (fresh.state, fresh.cycle, fresh.wait_started_at) == ("new", 0, None)
 
     q1 = await say(store, world, "relative", "is he well?")
-    assert (q1.prev_state, q1.cycle) == ("new", 1)
+    assert (q1.effect, q1.cycle) == ("opened", 1)
     t = await desk.thread(db, world.conv.id)
     assert (t.state, t.cycle, t.wait_started_at, t.first_reply_at) == (
         "waiting",
@@ -61,15 +62,15 @@ async def test_a_scripted_exchange_gives_cycles_and_first_replies(
         None,
     )
     q1b = await say(store, world, "relative", "and his work?")  # still the same question
-    assert (q1b.prev_state, q1b.cycle) == ("waiting", 1)
+    assert (q1b.effect, q1b.cycle) == (None, 1)
     note = await say(store, world, "officer", "ask the clinic", kind="note")
     fact = await say(store, world, "officer", "balance 12.00", kind="system")
-    assert (note.prev_state, fact.prev_state) == ("waiting", "waiting")
+    assert (note.effect, fact.effect, note.cycle) == (None, None, 1)
     assert (await desk.thread(db, world.conv.id)).first_reply_at is None  # neither counts
     a1 = await say(store, world, "officer", "he is well")
-    assert a1.prev_state == "waiting"  # the answer took the question: it claimed it
+    assert a1.effect == "claimed"  # the answer took the question
     a1b = await say(store, world, "officer", "and works in the kitchen")
-    assert a1b.prev_state == "active"
+    assert (a1b.effect, a1b.cycle) == (None, 1)
     t = await desk.thread(db, world.conv.id)
     assert (t.state, t.cycle, t.first_reply_at, t.assigned_officer_id) == (
         "active",
@@ -83,7 +84,7 @@ async def test_a_scripted_exchange_gives_cycles_and_first_replies(
     assert resolved.state == "resolved"
 
     q2 = await say(store, world, "relative", "when can I visit?")
-    assert (q2.prev_state, q2.cycle) == ("resolved", 2)
+    assert (q2.effect, q2.cycle) == ("opened", 2)
     t = await desk.thread(db, world.conv.id)
     assert (t.state, t.cycle, t.wait_started_at, t.first_reply_at, t.assigned_officer_id) == (
         "waiting",
@@ -94,7 +95,7 @@ async def test_a_scripted_exchange_gives_cycles_and_first_replies(
     )
     await desk.resolve(db, world.conv.id, world.officer.id, utcnow())  # closed unanswered
     q3 = await say(store, world, "relative", "hello again")
-    assert (q3.prev_state, q3.cycle) == ("resolved", 3)
+    assert (q3.effect, q3.cycle) == ("opened", 3)
     a3 = await say(store, world, "officer", "hello")
 
     cycles = await desk.cycles(db, world.conv.id)
@@ -108,11 +109,11 @@ async def test_a_scripted_exchange_gives_cycles_and_first_replies(
 
 
 async def test_a_batch_with_a_question_and_its_answer_starts_and_answers_one_cycle(
-    store: Store, world: World
+    store: Database, world: World
 ) -> None:
-    """Regression guard: PostgreSQL fires the AFTER ROW triggers at the end of the
-    ``kinline_append`` statement; rows must reach them in seq order, or the answer would be
-    seen before the question and the cycle would have no first reply."""
+    """Regression guard: the life-cycle trigger runs per row of the one ``kinline_append``
+    statement; rows must reach it in seq order, or the answer would be seen before the
+    question and the cycle would have no first reply."""
     r, o = world.relative, world.officer
     batch = [
         NewMessage(world.conv.id, r.id, "relative", "b1", "question", "text", r.name),
@@ -122,33 +123,33 @@ async def test_a_batch_with_a_question_and_its_answer_starts_and_answers_one_cyc
         NewMessage(world.conv_b.id, o.id, "officer", "b4", "unasked", "text", o.name),
     ]
     results = await store.append_messages(batch)
-    assert [(x.prev_state, x.cycle, x.created) for x in results if x] == [
-        ("new", 1, True),
-        ("waiting", 1, True),
-        ("waiting", 1, True),
+    assert [(x.effect, x.cycle, x.created) for x in results if x] == [
+        ("opened", 1, True),
+        (None, 1, True),
+        ("claimed", 1, True),
         (None, None, False),
-        ("new", 0, True),
+        (None, 0, True),
     ]
     [question, _, answer, _, _] = [x.message for x in results if x]
-    [cycle] = await desk.cycles(store.db, world.conv.id)
+    [cycle] = await desk.cycles(store, world.conv.id)
     assert (cycle.cycle, cycle.wait_started_at, cycle.first_reply_at) == (
         1,
         question.created_at,
         answer.created_at,
     )
-    untouched = await desk.thread(store.db, world.conv_b.id)  # an officer cannot open a cycle
+    untouched = await desk.thread(store, world.conv_b.id)  # an officer cannot open a cycle
     assert (untouched.state, untouched.cycle, untouched.first_reply_at) == ("new", 0, None)
-    assert await desk.cycles(store.db, world.conv_b.id) == []
+    assert await desk.cycles(store, world.conv_b.id) == []
 
 
 async def test_two_officers_claiming_at_once_one_wins_the_other_is_told_who(
-    store: Store, world: World
+    store: Database, world: World
 ) -> None:
     await say(store, world, "relative", "anyone?")
     rival = world.extra_officers[0]
     outcomes = await asyncio.gather(
-        desk.claim(store.db, world.conv.id, world.officer.id, utcnow()),
-        desk.claim(store.db, world.conv.id, rival.id, utcnow()),
+        desk.claim(store, world.conv.id, world.officer.id, utcnow()),
+        desk.claim(store, world.conv.id, rival.id, utcnow()),
         return_exceptions=True,
     )
     won = [o for o in outcomes if isinstance(o, tuple)]
@@ -158,7 +159,7 @@ async def test_two_officers_claiming_at_once_one_wins_the_other_is_told_who(
     assert winner in (world.officer.id, rival.id)
     assert lost[0].holder_id == winner
     assert lost[0].holder_name == ("Officer Li" if winner == world.officer.id else "Officer 0")
-    entries = await store.audit_entries(action="conversation.claimed")
+    entries = await audit_trail.audit_entries(store, action="conversation.claimed")
     assert [(e.actor_id, e.before, e.after) for e in entries] == [
         (
             winner,
@@ -166,14 +167,14 @@ async def test_two_officers_claiming_at_once_one_wins_the_other_is_told_who(
             {"state": "active", "officer_id": winner, "cycle": 1},
         )
     ]
-    again, changed = await desk.claim(store.db, world.conv.id, winner, utcnow())
+    again, changed = await desk.claim(store, world.conv.id, winner, utcnow())
     assert not changed and again.assigned_officer_id == winner  # the holder re-claims: no-op
 
 
 async def test_claim_transfer_resolve_follow_the_rules_and_are_audited(
-    store: Store, world: World
+    store: Database, world: World
 ) -> None:
-    db, conv = store.db, world.conv.id
+    db, conv = store, world.conv.id
     with pytest.raises(desk.WrongState):  # no question yet
         await desk.claim(db, conv, world.officer.id, utcnow())
     await say(store, world, "relative", "question")
@@ -201,7 +202,7 @@ async def test_claim_transfer_resolve_follow_the_rules_and_are_audited(
     assert done.state == "resolved"
     with pytest.raises(desk.WrongState):
         await desk.resolve(db, conv, colleague.id, utcnow())
-    [transferred] = await store.audit_entries(action="conversation.transferred")
+    [transferred] = await audit_trail.audit_entries(store, action="conversation.transferred")
     assert (transferred.actor_id, transferred.at, transferred.prison_id) == (
         world.officer.id,
         T0,
@@ -214,7 +215,7 @@ async def test_claim_transfer_resolve_follow_the_rules_and_are_audited(
         "cycle": 1,
         "note": "asks about visits",
     }
-    [resolved] = await store.audit_entries(action="conversation.resolved")
+    [resolved] = await audit_trail.audit_entries(store, action="conversation.resolved")
     assert resolved.before is not None and resolved.after is not None
     assert (resolved.actor_id, resolved.before["state"], resolved.after["state"]) == (
         colleague.id,
@@ -226,9 +227,9 @@ async def test_claim_transfer_resolve_follow_the_rules_and_are_audited(
 
 
 async def test_a_relative_rates_once_per_cycle_and_only_after_resolve(
-    store: Store, world: World
+    store: Database, world: World
 ) -> None:
-    db, conv, me = store.db, world.conv.id, world.relative.id
+    db, conv, me = store, world.conv.id, world.relative.id
     await say(store, world, "relative", "question")
     with pytest.raises(desk.WrongState):
         await desk.rate(db, conv, me, 5, "", utcnow())
@@ -245,7 +246,7 @@ async def test_a_relative_rates_once_per_cycle_and_only_after_resolve(
         (4, "quick answer"),
         (2, ""),
     ]
-    entries = await store.audit_entries(action="conversation.rated")
+    entries = await audit_trail.audit_entries(store, action="conversation.rated")
     assert [e.after for e in entries] == [
         {"cycle": 2, "rating": 2, "comment": ""},
         {"cycle": 1, "rating": 4, "comment": "quick answer"},
@@ -253,10 +254,10 @@ async def test_a_relative_rates_once_per_cycle_and_only_after_resolve(
 
 
 async def test_the_queue_lists_waiting_then_active_oldest_wait_first(
-    store: Store, world: World
+    store: Database, world: World
 ) -> None:
-    db = store.db
-    third = await store.add_inmate(world.gaoming.id, "GM-003", "Third")
+    db = store
+    third = await prisons.add_inmate(store, world.gaoming.id, "GM-003", "Third")
     conv_c, created = await desk.open_thread(db, world.relative.id, third.id, utcnow())
     assert created and conv_c.state == "new"
     again, created = await desk.open_thread(db, world.relative.id, third.id, utcnow())
@@ -281,23 +282,23 @@ async def test_the_queue_lists_waiting_then_active_oldest_wait_first(
     assert {t.id for t in mine} == {world.conv.id, conv_c.id}
 
 
-async def test_duty_is_recorded_and_audited_when_it_changes(store: Store, world: World) -> None:
-    db, me = store.db, world.officer.id
+async def test_duty_is_recorded_and_audited_when_it_changes(store: Database, world: World) -> None:
+    db, me = store, world.officer.id
     assert not await desk.said_on_duty(db, me)
     assert await desk.set_duty(db, me, [world.gaoming.id], True, T0)
     assert await desk.said_on_duty(db, me)
     assert not await desk.set_duty(db, me, [world.gaoming.id], True, T0)  # no change
     assert await desk.set_duty(db, me, [world.gaoming.id], False, T0 + timedelta(hours=8))
     assert not await desk.said_on_duty(db, me)
-    entries = await store.audit_entries(action="duty.changed")
+    entries = await audit_trail.audit_entries(store, action="duty.changed")
     assert [(e.at, e.before, e.after, e.prison_id) for e in entries] == [
         (T0 + timedelta(hours=8), {"on_duty": True}, {"on_duty": False}, world.gaoming.id),
         (T0, {"on_duty": False}, {"on_duty": True}, world.gaoming.id),
     ]
 
 
-async def test_canned_short_names_are_unique_per_prison(store: Store, world: World) -> None:
-    db, gm, ss = store.db, world.gaoming.id, world.sanshui.id
+async def test_canned_short_names_are_unique_per_prison(store: Database, world: World) -> None:
+    db, gm, ss = store, world.gaoming.id, world.sanshui.id
     hello = await desk.add_canned(db, gm, "hello", "Hello, how can I help?", world.officer.id, T0)
     with pytest.raises(Conflict):
         await desk.add_canned(db, gm, "hello", "Hi", world.officer.id, T0)
@@ -310,21 +311,21 @@ async def test_canned_short_names_are_unique_per_prison(store: Store, world: Wor
     assert [c.short_name for c in await desk.canned_replies(db, [gm])] == ["bye", "hello"]
     await desk.delete_canned(db, hello.id, world.officer.id, T0)
     assert [c.short_name for c in await desk.canned_replies(db, [gm])] == ["bye"]
-    actions = [e.action for e in await store.audit_entries(prison_id=gm)]
+    actions = [e.action for e in await audit_trail.audit_entries(store, prison_id=gm)]
     assert actions == ["canned.deleted", "canned.updated", "canned.created", "canned.created"]
 
 
 async def test_a_text_after_an_unanswered_resolve_is_no_first_response(
-    store: Store, world: World
+    store: Database, world: World
 ) -> None:
     """Regression: the first-reply trigger checked only that a cycle had started, so an
     officer's text days after a question was resolved without one (answered by phone, say)
     became that cycle's first response and inflated the response times."""
-    db = store.db
+    db = store
     q = await say(store, world, "relative", "is he well?")
     await desk.resolve(db, world.conv.id, world.officer.id, utcnow())
     later = await say(store, world, "officer", "a message after the question was closed")
-    assert later.prev_state == "resolved"
+    assert (later.effect, later.cycle) == (None, 1)
     [cycle] = await desk.cycles(db, world.conv.id)
     assert (cycle.wait_started_at, cycle.first_reply_at) == (at(q.message), None)
     assert (await desk.thread(db, world.conv.id)).first_reply_at is None

@@ -1,7 +1,7 @@
 """Figures (storage/figures.py): the pure helpers, and every figure of a scripted scenario
 computed by hand, on SQLite and PostgreSQL.
 
-The scenario is written through ``store.db`` with chosen timestamps: messages (notes and a
+The scenario is written through ``store`` with chosen timestamps: messages (notes and a
 system message among them), resolutions, relatives, links and complaints. The cycles are
 those the desk's trigger on ``messages`` makes of the messages (the contract's
 "Conversation life cycle"); the first test checks them against the script.
@@ -19,7 +19,8 @@ import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
-from storage.base import Prison, Store, User
+from domain.records import Prison, User
+from storage import accounts, conversations, links
 from storage.figures import (
     BureauDay,
     DayFigures,
@@ -36,6 +37,8 @@ from storage.figures import (
     public_figures,
     within_share,
 )
+from storage.prisons import add_inmate, add_prison
+from storage.sql import Database
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DAY1, DAY2 = date(2026, 3, 9), date(2026, 3, 10)
@@ -125,11 +128,11 @@ class Script:
     trigger on ``messages`` starts and answers, whoever inserts them) and resolutions (as
     ``storage/desk.py`` records them)."""
 
-    store: Store
+    store: Database
     cids: itertools.count[int] = field(default_factory=itertools.count)
 
     async def say(self, conv: int, who: User, at: datetime, kind: str = "text") -> None:
-        async with self.store.db.write() as sql:
+        async with self.store.write() as sql:
             seq = await sql.fetchval(
                 "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
                 conv,
@@ -148,7 +151,7 @@ class Script:
             )
 
     async def resolve(self, conv: int, who: User, at: datetime) -> None:
-        async with self.store.db.write() as sql:
+        async with self.store.write() as sql:
             await sql.execute(
                 "UPDATE conversation_cycles SET resolved_at = $2, resolved_by = $3"
                 " WHERE conversation_id = $1"
@@ -178,13 +181,15 @@ C7_START = NOW - timedelta(days=31)
 SEC = timedelta(seconds=1)
 
 
-async def build(store: Store) -> Scenario:
+async def build(store: Database) -> Scenario:
     """Two prisons, five relatives, seven conversations, nine cycles, six complaints."""
-    db = store.db
-    gm = await store.add_prison("GM", "Gaoming Prison", "Foshan")
-    ss = await store.add_prison("SS", "Sanshui Prison", "Foshan")
-    officer = await store.add_user("officer", "officer.li", "Officer Li", "x", [gm.id])
-    officer_s = await store.add_user("officer", "officer.zhao", "Officer Zhao", "x", [ss.id])
+    db = store
+    gm = await add_prison(store, "GM", "Gaoming Prison", "Foshan")
+    ss = await add_prison(store, "SS", "Sanshui Prison", "Foshan")
+    officer = await accounts.add_user(store, "officer", "officer.li", "Officer Li", "x", [gm.id])
+    officer_s = await accounts.add_user(
+        store, "officer", "officer.zhao", "Officer Zhao", "x", [ss.id]
+    )
     registered = {
         "r1": local(1, 8, 0),
         "r2": local(9, 10, 0),  # new on day 1
@@ -194,17 +199,17 @@ async def build(store: Store) -> Scenario:
     }
     rel: dict[str, User] = {}
     for n, (name, at) in enumerate(registered.items()):
-        rel[name] = await store.add_user("relative", f"1380000000{n}", name.upper(), "x")
+        rel[name] = await accounts.add_user(store, "relative", f"1380000000{n}", name.upper(), "x")
         async with db.write() as sql:
             await sql.execute("UPDATE users SET created_at = $1 WHERE id = $2", at, rel[name].id)
-    inmates = [(await store.add_inmate(gm.id, f"GM-{n}", f"Inmate {n}")).id for n in range(7)]
-    inmate_s = (await store.add_inmate(ss.id, "SS-1", "Inmate S")).id
+    inmates = [(await add_inmate(store, gm.id, f"GM-{n}", f"Inmate {n}")).id for n in range(7)]
+    inmate_s = (await add_inmate(store, ss.id, "SS-1", "Inmate S")).id
 
     # links: r1 since 03-05; r2 verified at the last microsecond of day 1; r3 pending;
     # r4 verified 03-03, revoked at the first microsecond of day 2 (still a follower at the
     # end of day 1); r5 twice verified (one follower)
     async def link(who: str, inmate: int, state: str, decided: datetime | None) -> int:
-        link_id = await store.request_link(rel[who].id, inmate, "mother", "card")
+        link_id = await links.request_link(store, rel[who].id, inmate, "mother", "card")
         async with db.write() as sql:
             await sql.execute(
                 "UPDATE family_links SET state = $1, decided_at = $2, decided_by = $3"
@@ -244,7 +249,7 @@ async def build(store: Store) -> Scenario:
         ("c7", "r5", inmates[5]),
         ("c5", "r1", inmate_s),
     ):
-        convs[name] = (await store.open_conversation(rel[who].id, inmate)).id
+        convs[name] = (await conversations.open_conversation(store, rel[who].id, inmate)).id
 
     s = Script(store)
     c = convs
@@ -484,9 +489,9 @@ EXPECTED_BUREAU = [
 
 
 async def stored_cycles(
-    store: Store,
+    store: Database,
 ) -> list[tuple[int, int, datetime, datetime | None, datetime | None]]:
-    async with store.db.read() as sql:
+    async with store.read() as sql:
         rows = await sql.fetch(
             "SELECT conversation_id, cycle, wait_started_at, first_reply_at, resolved_at"
             " FROM conversation_cycles ORDER BY conversation_id, cycle"
@@ -503,71 +508,71 @@ async def stored_cycles(
         ]
 
 
-async def test_the_scenario_makes_the_cycles_the_contract_describes(store: Store) -> None:
+async def test_the_scenario_makes_the_cycles_the_contract_describes(store: Database) -> None:
     sc = await build(store)
     assert await stored_cycles(store) == expected_cycles(sc)
 
 
-async def test_figures_per_prison_per_local_day(store: Store) -> None:
+async def test_figures_per_prison_per_local_day(store: Database) -> None:
     sc = await build(store)
-    named = await prisons(store.db, None)
-    got = await prison_figures(store.db, named, DAY1, DAY2, SHANGHAI, NOW)
+    named = await prisons(store, None)
+    got = await prison_figures(store, named, DAY1, DAY2, SHANGHAI, NOW)
     assert got == expected_prisons(sc)
-    sanshui = await prisons(store.db, [sc.sanshui.id])
-    one_day = await prison_figures(store.db, sanshui, DAY2, DAY2, SHANGHAI, NOW)
+    sanshui = await prisons(store, [sc.sanshui.id])
+    one_day = await prison_figures(store, sanshui, DAY2, DAY2, SHANGHAI, NOW)
     expected = expected_prisons(sc)[1]
     assert one_day == [msgspec.structs.replace(expected, days=expected.days[1:])]
 
 
-async def test_days_are_local_days_not_utc_days(store: Store) -> None:
+async def test_days_are_local_days_not_utc_days(store: Database) -> None:
     """In UTC, c1's 23:58 question (15:58 UTC) and c3's 00:00 one (16:00 UTC) are on the
     same day; in Shanghai they are not, and the figures follow the zone they are given."""
     sc = await build(store)
-    [gm] = await prisons(store.db, [sc.gaoming.id])
-    [utc] = await prison_figures(store.db, [gm], DAY1, DAY2, ZoneInfo("UTC"), NOW)
+    [gm] = await prisons(store, [sc.gaoming.id])
+    [utc] = await prison_figures(store, [gm], DAY1, DAY2, ZoneInfo("UTC"), NOW)
     # UTC 03-09: 01:00, 02:00, 15:58, 16:00 | 03-10: 11:50, 11:57
     assert [d.cycles for d in utc.days] == [4, 2]
-    [local_] = await prison_figures(store.db, [gm], DAY1, DAY2, SHANGHAI, NOW)
+    [local_] = await prison_figures(store, [gm], DAY1, DAY2, SHANGHAI, NOW)
     assert [d.cycles for d in local_.days] == [3, 3]
 
 
-async def test_public_figures_cover_the_thirty_days_before_now(store: Store) -> None:
+async def test_public_figures_cover_the_thirty_days_before_now(store: Database) -> None:
     sc = await build(store)
     gm = sc.gaoming.id
     # c6 11, c1 120, c2 600, c1 300, c3 45 s; c2 unanswered for 600 s, c4 for 180 s (left
     # out of the share); c7 started 31 days ago
-    assert await public_figures(store.db, gm, NOW) == PublicFigures(
+    assert await public_figures(store, gm, NOW) == PublicFigures(
         days=30, cycles=7, answered=5, median_s=120.0, p90_s=600.0, within_5_min=4 / 6
     )
     # thirty days after c7 started, to the microsecond: c7, c6, c1, c2 (answered 10:10)
-    assert await public_figures(store.db, gm, C7_START + timedelta(days=30)) == PublicFigures(
+    assert await public_figures(store, gm, C7_START + timedelta(days=30)) == PublicFigures(
         days=30, cycles=4, answered=4, median_s=65.5, p90_s=600.0, within_5_min=3 / 4
     )
     # at 00:00:01 on day 2 the replies of 00:00:45 and 00:03 have not happened yet: those
     # cycles are unanswered and young (181 s and 1 s), left out of the share
-    assert await public_figures(store.db, gm, local(10, 0, 0, 1)) == PublicFigures(
+    assert await public_figures(store, gm, local(10, 0, 0, 1)) == PublicFigures(
         days=30, cycles=5, answered=3, median_s=120.0, p90_s=600.0, within_5_min=2 / 3
     )
-    assert await public_figures(store.db, sc.sanshui.id, NOW) == PublicFigures(
+    assert await public_figures(store, sc.sanshui.id, NOW) == PublicFigures(
         days=30, cycles=1, answered=1, median_s=60.0, p90_s=60.0, within_5_min=1.0
     )
-    empty = await store.add_prison("EM", "Empty")
-    assert await public_figures(store.db, empty.id, NOW) == PublicFigures(
+    empty = await add_prison(store, "EM", "Empty")
+    assert await public_figures(store, empty.id, NOW) == PublicFigures(
         days=30, cycles=0, answered=0, median_s=None, p90_s=None, within_5_min=None
     )
 
 
-async def test_bureau_figures_per_local_day(store: Store) -> None:
+async def test_bureau_figures_per_local_day(store: Database) -> None:
     await build(store)
-    assert await bureau_figures(store.db, DAY1, DAY2, SHANGHAI, NOW) == EXPECTED_BUREAU
+    assert await bureau_figures(store, DAY1, DAY2, SHANGHAI, NOW) == EXPECTED_BUREAU
 
 
-async def test_bureau_figures_as_of_the_end_of_a_past_day(store: Store) -> None:
+async def test_bureau_figures_as_of_the_end_of_a_past_day(store: Database) -> None:
     """Read a day later, day 2's figures are as of its midnight: GM-6 (due at 21:00) is
     overdue, and c4's wait (180 s at NOW) has become too late for the 5-minute share."""
     await build(store)
     later = NOW + timedelta(days=1)
-    [day1, day2] = await bureau_figures(store.db, DAY1, DAY2, SHANGHAI, later)
+    [day1, day2] = await bureau_figures(store, DAY1, DAY2, SHANGHAI, later)
     assert day1 == EXPECTED_BUREAU[0]
     assert day2 == msgspec.structs.replace(
         EXPECTED_BUREAU[1], within_5_min=2 / 4, complaints_overdue=3

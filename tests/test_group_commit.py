@@ -10,15 +10,18 @@ from collections.abc import Sequence
 
 import pytest
 
-from storage.base import Appended, NewMessage, Store, StoreUnavailable
+from domain.records import Appended, NewMessage
+from storage import accounts, conversations, messages, prisons
+from storage.errors import StoreUnavailable
 from storage.group_commit import GroupCommit, Overloaded
-from storage.postgres import PostgresStore
+from storage.postgres import PostgresDatabase
+from storage.sql import Database
 
 
 class GatedStore:
     """A store whose appends wait until the test opens the gate."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Database) -> None:
         self.store = store
         self.gate = asyncio.Event()
         self.calls: list[int] = []
@@ -49,7 +52,7 @@ class ControlledStore:
     """Every append waits for its own release, so the test decides the order in which the
     database sees (and commits) concurrent batches."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Database) -> None:
         self.store = store
         self.calls: asyncio.Queue[Call] = asyncio.Queue()
 
@@ -67,7 +70,7 @@ class RefusingStore:
     """Refuses any batch holding a message with ``bad`` in its body (as a database refuses a
     value it cannot store), and records every batch it was given."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Database) -> None:
         self.store = store
         self.calls: list[list[str]] = []
 
@@ -78,18 +81,18 @@ class RefusingStore:
         return await self.store.append_messages(items)
 
 
-async def _convs(store: Store, n: int = 1) -> tuple[list[int], int]:
+async def _convs(store: Database, n: int = 1) -> tuple[list[int], int]:
     """``n`` conversations of one relative (one inmate each), and the relative's id."""
-    prison = await store.add_prison("GM", "Gaoming")
-    relative = await store.add_user("relative", "r", "R", "x")
+    prison = await prisons.add_prison(store, "GM", "Gaoming")
+    relative = await accounts.add_user(store, "relative", "r", "R", "x")
     convs = []
     for k in range(n):
-        inmate = await store.add_inmate(prison.id, str(k), f"I{k}")
-        convs.append((await store.open_conversation(relative.id, inmate.id)).id)
+        inmate = await prisons.add_inmate(store, prison.id, str(k), f"I{k}")
+        convs.append((await conversations.open_conversation(store, relative.id, inmate.id)).id)
     return convs, relative.id
 
 
-async def _conv(store: Store) -> tuple[int, int]:
+async def _conv(store: Database) -> tuple[int, int]:
     convs, sender = await _convs(store)
     return convs[0], sender
 
@@ -98,7 +101,7 @@ def _record(into: list[str], cid: str, _: object) -> None:
     into.append(cid)
 
 
-async def test_concurrent_appends_share_batches_and_keep_their_order(store: Store) -> None:
+async def test_concurrent_appends_share_batches_and_keep_their_order(store: Database) -> None:
     conv, sender = await _conv(store)
     gated = GatedStore(store)
     commit = GroupCommit(gated, max_inflight=1)  # type: ignore[arg-type]
@@ -122,7 +125,7 @@ async def test_concurrent_appends_share_batches_and_keep_their_order(store: Stor
 
 
 async def test_a_store_failure_fails_the_whole_batch_and_nothing_is_half_acked(
-    store: Store,
+    store: Database,
 ) -> None:
     conv, sender = await _conv(store)
     gated = GatedStore(store)
@@ -131,11 +134,11 @@ async def test_a_store_failure_fails_the_whole_batch_and_nothing_is_half_acked(
     commit = GroupCommit(gated)  # type: ignore[arg-type]
     with pytest.raises(StoreUnavailable):
         await commit.append(NewMessage(conv, sender, "relative", "c", "b"))
-    assert await store.messages(conv) == []
+    assert await messages.messages(store, conv) == []
 
 
 async def test_a_stuck_conversation_holds_up_only_itself_and_its_order_is_kept(
-    store: Store,
+    store: Database,
 ) -> None:
     """Regression (issue 12, item 4): one batch committed at a time, so a conversation whose
     row was locked stopped the acks of every conversation on the process. And the guarantee
@@ -169,11 +172,11 @@ async def test_a_stuck_conversation_holds_up_only_itself_and_its_order_is_kept(
         done = await asyncio.gather(a1, a2, a3)
     assert [d.message.seq for d in done if d] == [1, 2, 3]
     assert acked == ["b1", "a1", "a2", "a3"]
-    assert [m.cid for m in await store.messages(a)] == ["a1", "a2", "a3"]
+    assert [m.cid for m in await messages.messages(store, a)] == ["a1", "a2", "a3"]
 
 
 async def test_seq_and_ack_order_follow_queue_order_whatever_order_batches_commit_in(
-    store: Store,
+    store: Database,
 ) -> None:
     """The ordering guarantee under a database that takes concurrent batches in the worst
     order (the latest first): within each conversation, seqs and acks still follow queue
@@ -211,11 +214,11 @@ async def test_seq_and_ack_order_follow_queue_order_whatever_order_batches_commi
         await asyncio.gather(*futures)
     driver.cancel()
     for conv in convs:
-        assert [m.cid for m in await store.messages(conv, limit=100)] == queued[conv]
+        assert [m.cid for m in await messages.messages(store, conv, limit=100)] == queued[conv]
         assert acked[conv] == queued[conv]
 
 
-async def test_a_stalled_batch_gives_up_its_slot(store: Store) -> None:
+async def test_a_stalled_batch_gives_up_its_slot(store: Database) -> None:
     """With every slot taken by a batch stuck on a locked row, the others still commit: a
     batch in flight longer than ``stall_after`` stops counting against ``max_inflight``."""
     convs, sender = await _convs(store, 3)
@@ -235,7 +238,7 @@ async def test_a_stalled_batch_gives_up_its_slot(store: Store) -> None:
 
 
 async def test_one_refused_item_fails_alone_and_the_others_commit_in_order(
-    store: Store,
+    store: Database,
 ) -> None:
     """Regression (issue 12, item 3): a message the database refuses failed the whole batch,
     so other senders' messages (other conversations, other prisons) got ``internal``."""
@@ -254,13 +257,13 @@ async def test_one_refused_item_fails_alone_and_the_others_commit_in_order(
     outcome = dict(zip([cid for cid, _ in sends], results, strict=True))
     assert isinstance(outcome.pop("bad"), ValueError)  # that item alone gets its error
     assert all(isinstance(r, Appended) for r in outcome.values()), outcome
-    assert [m.cid for m in await store.messages(a)] == ["a1", "a2", "a3"]
-    assert [m.cid for m in await store.messages(b)] == ["warm", "b1", "b2", "b3"]
+    assert [m.cid for m in await messages.messages(store, a)] == ["a1", "a2", "a3"]
+    assert [m.cid for m in await messages.messages(store, b)] == ["warm", "b1", "b2", "b3"]
     assert len(refusing.calls) <= 2 + 2 * 3  # the batch, then halves down to the bad item
 
 
 async def test_a_value_postgresql_refuses_fails_only_its_own_send(
-    pg_store: PostgresStore,
+    pg_store: PostgresDatabase,
 ) -> None:
     """Regression (issue 12, item 3), with the real refusal: PostgreSQL cannot store U+0000,
     and the batch that carried one relative's NUL failed every other sender in it."""
@@ -278,11 +281,11 @@ async def test_a_value_postgresql_refuses_fails_only_its_own_send(
         await bad
     assert not isinstance(refused.value, StoreUnavailable)
     assert all(await asyncio.gather(*good))
-    assert [m.seq for m in await pg_store.messages(b)] == list(range(1, 8))
-    assert await pg_store.messages(a) == []
+    assert [m.seq for m in await messages.messages(pg_store, b)] == list(range(1, 8))
+    assert await messages.messages(pg_store, a) == []
 
 
-async def test_unavailable_is_not_bisected(store: Store) -> None:
+async def test_unavailable_is_not_bisected(store: Database) -> None:
     """An outage fails the batch at once: splitting it would only multiply the failures."""
     convs, sender = await _convs(store, 4)
     gated = GatedStore(store)
@@ -301,7 +304,7 @@ async def test_unavailable_is_not_bisected(store: Store) -> None:
 class SlowStore:
     """A store that takes ``latency`` seconds per batch, like a busy disk."""
 
-    def __init__(self, store: Store, latency: float) -> None:
+    def __init__(self, store: Database, latency: float) -> None:
         self.store = store
         self.latency = latency
 
@@ -310,7 +313,7 @@ class SlowStore:
         return await self.store.append_messages(items)
 
 
-async def test_light_load_is_never_refused(store: Store) -> None:
+async def test_light_load_is_never_refused(store: Database) -> None:
     """Regression (issue 12, item 5): a send was refused as soon as the oldest queued one had
     waited 100 ms (78 refusals at 10 msg/s). At 50 msg/s over 2 s, with bursts of 20, on a
     store taking 40 ms a batch, nothing is refused."""
@@ -326,7 +329,7 @@ async def test_light_load_is_never_refused(store: Store) -> None:
     assert all(await asyncio.gather(*futures))
 
 
-async def test_a_conversation_really_behind_is_refused_with_retry_after(store: Store) -> None:
+async def test_a_conversation_really_behind_is_refused_with_retry_after(store: Database) -> None:
     """Refused only when really behind: its own batch has been in flight longer than
     ``max_drain``; another conversation is admitted at the same moment."""
     (a, b), sender = await _convs(store, 2)
@@ -350,7 +353,7 @@ async def test_a_conversation_really_behind_is_refused_with_retry_after(store: S
 
 
 async def test_a_row_locked_in_postgresql_holds_up_only_its_conversation(
-    pg_store: PostgresStore, pg_url: str
+    pg_store: PostgresDatabase, pg_url: str
 ) -> None:
     """Regression (issue 12, item 4), with a real lock: a conversation's row held by another
     transaction (``SELECT ... FOR UPDATE``) stopped every conversation's acks. Now the others
@@ -384,4 +387,4 @@ async def test_a_row_locked_in_postgresql_holds_up_only_its_conversation(
     finally:
         await holder.close()
     assert [d.message.seq for d in done if d] == [1, 2, 3]
-    assert [m.cid for m in await pg_store.messages(locked)] == ["l0", "l1", "l2"]
+    assert [m.cid for m in await messages.messages(pg_store, locked)] == ["l0", "l1", "l2"]

@@ -14,8 +14,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from server import config
 from server.app import build_app
-from storage import open_store
-from storage.base import Store
+from storage import open_database
+from storage.sql import Database
 
 Serve = Callable[..., Awaitable[TestClient[Any, Any]]]
 
@@ -25,7 +25,7 @@ async def serve(tmp_path: Path) -> AsyncIterator[Serve]:
     """Start the app on 127.0.0.1 (a free port) with the given settings and store."""
     clients: list[TestClient[Any, Any]] = []
 
-    async def start(store: Store | None = None, **env: str) -> TestClient[Any, Any]:
+    async def start(store: Database | None = None, **env: str) -> TestClient[Any, Any]:
         variables = {"KINLINE_DATABASE_URL": f"sqlite:///{tmp_path}/kinline.db", **env}
         settings = config.load(variables)
         client: TestClient[Any, Any] = TestClient(
@@ -71,7 +71,7 @@ async def test_readyz_on_the_embedded_default(serve: Serve) -> None:
     assert_security_headers(response)
 
 
-async def test_readyz_on_each_store(serve: Serve, store: Store) -> None:
+async def test_readyz_on_each_store(serve: Serve, store: Database) -> None:
     client = await serve(store=store)
     response = await client.get("/readyz")
     assert response.status == 200
@@ -100,13 +100,13 @@ async def test_readyz_names_the_broker_when_redis_is_down(serve: Serve) -> None:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def closable_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+async def closable_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     """A migrated store of each backend that the test may close."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path}/closable.db"
     else:
         url = request.getfixturevalue("pg_url")
-    opened = await open_store(url)
+    opened = await open_database(url)
     await opened.migrate()
     yield opened
     with contextlib.suppress(Exception):
@@ -114,7 +114,7 @@ async def closable_store(request: pytest.FixtureRequest, tmp_path: Path) -> Asyn
 
 
 async def test_readyz_names_storage_when_the_store_is_gone(
-    serve: Serve, closable_store: Store
+    serve: Serve, closable_store: Database
 ) -> None:
     client = await serve(store=closable_store)
     assert (await client.get("/readyz")).status == 200
@@ -170,7 +170,9 @@ async def test_readyz_names_storage_when_postgresql_goes_away(serve: Serve, pg_u
     parts = urlsplit(pg_url)
     proxy = Proxy((parts.hostname or "127.0.0.1", parts.port or 5432))
     port = await proxy.start()
-    store = await open_store(parts._replace(netloc=f"{parts.username}@127.0.0.1:{port}").geturl())
+    store = await open_database(
+        parts._replace(netloc=f"{parts.username}@127.0.0.1:{port}").geturl()
+    )
     try:
         await store.migrate()
         client = await serve(store=store)

@@ -13,7 +13,9 @@ import pytest
 from channels.broker_memory import MemoryBroker, MemoryBus
 from channels.events import conversation_topic, message_bytes
 from channels.hub import Hub
-from storage.base import Conversation, Message, NewMessage, Store, User
+from domain.records import Conversation, Message, NewMessage, User
+from storage import accounts, conversations, prisons
+from storage.sql import Database
 
 
 @dataclass(eq=False)
@@ -48,17 +50,17 @@ class FakePeer:
 class Two:
     a: Hub
     b: Hub
-    store: Store
+    store: Database
     conv: Conversation
     sender: User
 
 
 @pytest.fixture
-async def two(store: Store) -> AsyncIterator[Two]:
-    prison = await store.add_prison("GM", "Gaoming")
-    sender = await store.add_user("relative", "r", "Chen Mei", "x")
-    inmate = await store.add_inmate(prison.id, "1", "I")
-    conv = await store.open_conversation(sender.id, inmate.id)
+async def two(store: Database) -> AsyncIterator[Two]:
+    prison = await prisons.add_prison(store, "GM", "Gaoming")
+    sender = await accounts.add_user(store, "relative", "r", "Chen Mei", "x")
+    inmate = await prisons.add_inmate(store, prison.id, "1", "I")
+    conv = await conversations.open_conversation(store, sender.id, inmate.id)
     bus = MemoryBus()
     a = Hub(MemoryBroker(bus), store, reconcile_interval=3600)
     b = Hub(MemoryBroker(bus), store, reconcile_interval=3600)

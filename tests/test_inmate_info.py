@@ -14,7 +14,7 @@ import pytest
 
 from channels.protocol import InfoEvent, MessageEvent
 from server.api.inmates import CardVisit, fact_text
-from storage.base import Store
+from storage import accounts, audit_trail, links, prisons
 from storage.inmate_info import (
     HealthIn,
     InfoPatch,
@@ -27,33 +27,34 @@ from storage.inmate_info import (
     card,
     update_info,
 )
-from storage.postgres import PostgresStore
+from storage.postgres import PostgresDatabase
+from storage.sql import Database
 from tests.realtime import Reader, client
 from tests.sites import Site, site_for
 
 NOW = datetime(2026, 11, 25, 6, 5, tzinfo=UTC)  # 14:05 in Shanghai
 
 
-async def _inmate(store: Store) -> tuple[int, int, int]:
-    prison = await store.add_prison("GM", "Gaoming Prison")
-    officer = await store.add_user("officer", "li", "Officer Li", "x", [prison.id])
-    inmate = await store.add_inmate(prison.id, "GM-001", "Chen Jian")
+async def _inmate(store: Database) -> tuple[int, int, int]:
+    prison = await prisons.add_prison(store, "GM", "Gaoming Prison")
+    officer = await accounts.add_user(store, "officer", "li", "Officer Li", "x", [prison.id])
+    inmate = await prisons.add_inmate(store, prison.id, "GM-001", "Chen Jian")
     return prison.id, officer.id, inmate.id
 
 
-async def _audit(store: Store) -> list[Any]:
-    return list(reversed(await store.audit_entries(action="inmate.updated")))
+async def _audit(store: Database) -> list[Any]:
+    return list(reversed(await audit_trail.audit_entries(store, action="inmate.updated")))
 
 
 # -- storage, on SQLite and PostgreSQL ----------------------------------------------------------
 
 
 async def test_an_update_is_stored_stamped_and_audited_with_before_and_after(
-    store: Store,
+    store: Database,
 ) -> None:
     prison, officer, inmate = await _inmate(store)
     updated = await update_info(
-        store.db,
+        store,
         inmate,
         InfoPatch(
             activity="study, then football",
@@ -64,7 +65,7 @@ async def test_an_update_is_stored_stamped_and_audited_with_before_and_after(
         NOW,
     )
     assert updated.parts == ("activity", "health", "money")
-    _, info = await card(store.db, inmate)
+    _, info = await card(store, inmate)
     assert info.activity.text == "study, then football"
     assert (info.activity.updated_at, info.activity.updated_by) == (NOW, officer)
     assert (info.health.status, info.health.note) == ("fair", "a cold")
@@ -74,7 +75,7 @@ async def test_an_update_is_stored_stamped_and_audited_with_before_and_after(
     assert info.work.updated_at is None  # untouched parts stay unrecorded
 
     later = NOW + timedelta(minutes=5)
-    await update_info(store.db, inmate, InfoPatch(activity="library"), officer, later)
+    await update_info(store, inmate, InfoPatch(activity="library"), officer, later)
     first, second = await _audit(store)
     assert (first.actor_id, first.object_type, first.object_id, first.prison_id) == (
         officer,
@@ -97,15 +98,13 @@ async def test_an_update_is_stored_stamped_and_audited_with_before_and_after(
 
 
 async def test_a_spending_larger_than_the_balance_is_refused_and_changes_nothing(
-    store: Store,
+    store: Database,
 ) -> None:
     _, officer, inmate = await _inmate(store)
-    await update_info(
-        store.db, inmate, InfoPatch(movement=MovementIn("deposit", 5000)), officer, NOW
-    )
+    await update_info(store, inmate, InfoPatch(movement=MovementIn("deposit", 5000)), officer, NOW)
     with pytest.raises(Refused) as refused:
         await update_info(
-            store.db,
+            store,
             inmate,
             InfoPatch(activity="changed too", movement=MovementIn("spending", 5001)),
             officer,
@@ -115,20 +114,18 @@ async def test_a_spending_larger_than_the_balance_is_refused_and_changes_nothing
         "insufficient_balance",
         "movement.amount_fen",
     )
-    _, info = await card(store.db, inmate)
+    _, info = await card(store, inmate)
     assert info.money.balance_fen == 5000 and info.activity.text == ""  # the whole patch refused
     assert len(await _audit(store)) == 1
-    await update_info(
-        store.db, inmate, InfoPatch(movement=MovementIn("spending", 5000)), officer, NOW
-    )
-    assert (await card(store.db, inmate))[1].money.balance_fen == 0  # down to zero is fine
+    await update_info(store, inmate, InfoPatch(movement=MovementIn("spending", 5000)), officer, NOW)
+    assert (await card(store, inmate))[1].money.balance_fen == 0  # down to zero is fine
 
 
-async def test_dates_out_of_order_are_refused_naming_the_field(store: Store) -> None:
+async def test_dates_out_of_order_are_refused_naming_the_field(store: Database) -> None:
     _, officer, inmate = await _inmate(store)
     start, release = date(2024, 3, 1), date(2029, 2, 28)
     await update_info(
-        store.db,
+        store,
         inmate,
         InfoPatch(term=TermIn("有期徒刑五年", start, release)),
         officer,
@@ -137,8 +134,8 @@ async def test_dates_out_of_order_are_refused_naming_the_field(store: Store) -> 
     change = TermChangeIn(
         date(2026, 6, 1), "commutation", "(2026) 粤06刑更123号", date(2028, 8, 31)
     )
-    await update_info(store.db, inmate, InfoPatch(term_change=change), officer, NOW)
-    before = await card(store.db, inmate)
+    await update_info(store, inmate, InfoPatch(term_change=change), officer, NOW)
+    before = await card(store, inmate)
     cases = {
         "term.expected_release": InfoPatch(term=TermIn(expected_release=date(2024, 2, 1))),
         "term.start": InfoPatch(term=TermIn(start=date(2026, 7, 1))),
@@ -154,25 +151,23 @@ async def test_dates_out_of_order_are_refused_naming_the_field(store: Store) -> 
     }
     for field, patch in cases.items():
         with pytest.raises(Refused) as refused:
-            await update_info(store.db, inmate, patch, officer, NOW)
+            await update_info(store, inmate, patch, officer, NOW)
         assert (refused.value.code, refused.value.field) == ("dates_out_of_order", field)
-    assert await card(store.db, inmate) == before
+    assert await card(store, inmate) == before
     _, info = before
     assert info.term.expected_release == date(2028, 8, 31)  # the change moved it
     assert [c.kind for c in info.term.changes] == ["commutation"]
     assert len(await _audit(store)) == 2
 
 
-async def test_concurrent_spendings_never_overdraw(store: Store) -> None:
+async def test_concurrent_spendings_never_overdraw(store: Database) -> None:
     _, officer, inmate = await _inmate(store)
-    await update_info(
-        store.db, inmate, InfoPatch(movement=MovementIn("deposit", 10000)), officer, NOW
-    )
+    await update_info(store, inmate, InfoPatch(movement=MovementIn("deposit", 10000)), officer, NOW)
 
     async def spend() -> bool:
         try:
             await update_info(
-                store.db, inmate, InfoPatch(movement=MovementIn("spending", 3000)), officer, NOW
+                store, inmate, InfoPatch(movement=MovementIn("spending", 3000)), officer, NOW
             )
         except Refused as refused:
             assert refused.code == "insufficient_balance"
@@ -181,7 +176,7 @@ async def test_concurrent_spendings_never_overdraw(store: Store) -> None:
 
     results = await asyncio.gather(*(spend() for _ in range(6)))
     assert results.count(True) == 3
-    _, info = await card(store.db, inmate)
+    _, info = await card(store, inmate)
     assert info.money.balance_fen == 1000
     assert [m.balance_after_fen for m in info.money.movements] == [10000, 7000, 4000, 1000]
 
@@ -191,7 +186,7 @@ async def test_concurrent_spendings_never_overdraw(store: Store) -> None:
 
 @pytest.fixture
 async def site(
-    pg_store: PostgresStore, pg_url: str, redis_url: str, redis_prefix: str
+    pg_store: PostgresDatabase, pg_url: str, redis_url: str, redis_prefix: str
 ) -> AsyncIterator[Site]:
     async with site_for(pg_store, pg_url, redis_url, redis_prefix) as served:
         yield served
@@ -205,8 +200,8 @@ async def test_an_update_reaches_only_that_inmates_connected_relatives(site: Sit
     w = site.world
     inmate_a, inmate_b = w.conv.inmate_id, w.conv_b.inmate_id
     # the stranger becomes a second verified relative of inmate A: both are told
-    link = await site.store.request_link(w.stranger.id, inmate_a, "brother", "register")
-    await site.store.decide_link(link, "verified", w.officer.id, None)
+    link = await links.request_link(site.store, w.stranger.id, inmate_a, "brother", "register")
+    await links.decide_link(site.store, link, "verified", w.officer.id, None)
     async with (
         Reader(client(site.ws, w.token(w.relative))) as relative_a,
         Reader(client(site.ws, w.token(w.stranger))) as brother_a,
@@ -249,7 +244,7 @@ async def test_an_update_reaches_only_that_inmates_connected_relatives(site: Sit
     assert (status, hidden["error"]["code"]) == (404, "not_found")
     entry, later = [
         e
-        for e in reversed(await site.store.audit_entries(action="inmate.updated"))
+        for e in reversed(await audit_trail.audit_entries(site.store, action="inmate.updated"))
         if e.object_id == inmate_a
     ]
     assert (later.before, later.after) == ({"activity": ""}, {"activity": "reading"})
@@ -305,7 +300,7 @@ async def test_refused_updates_answer_their_code_and_change_nothing(site: Site) 
     _, after = await site.call("GET", path, w.officer)
     assert after == before
     assert after["info"]["money"]["balance_fen"] == 10000
-    assert len(await site.store.audit_entries(action="inmate.updated")) == 1
+    assert len(await audit_trail.audit_entries(site.store, action="inmate.updated")) == 1
 
 
 async def test_a_fact_card_arrives_on_the_relatives_socket_as_a_system_message(

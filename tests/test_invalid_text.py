@@ -23,7 +23,8 @@ from typing import Any
 from urllib.parse import quote
 
 from channels.protocol import INVALID_TEXT, ProtocolError, Send, decode_client
-from storage.postgres import PostgresStore
+from storage import accounts, conversations, links, messages, prisons
+from storage.postgres import PostgresDatabase
 from tests.test_api_input_bounds import (
     ACTORS,
     Target,
@@ -250,13 +251,13 @@ def test_the_socket_refuses_nul_in_a_send_with_its_cid() -> None:
 
 async def _conversation_in_sanshui(live: Live) -> tuple[int, str]:
     """A relative verified for an inmate of the other prison, and its conversation."""
-    store: PostgresStore = live.store
+    store: PostgresDatabase = live.store
     w = live.world
-    other = await store.add_user("relative", "13800000009", "Li Na", "x")
-    inmate = await store.add_inmate(w.sanshui.id, "SS-001", "Li Qiang")
-    link = await store.request_link(other.id, inmate.id, "wife", "marriage certificate")
-    await store.decide_link(link, "verified", w.other_officer.id, None)
-    conv = await store.open_conversation(other.id, inmate.id)
+    other = await accounts.add_user(store, "relative", "13800000009", "Li Na", "x")
+    inmate = await prisons.add_inmate(store, w.sanshui.id, "SS-001", "Li Qiang")
+    link = await links.request_link(store, other.id, inmate.id, "wife", "marriage certificate")
+    await links.decide_link(store, link, "verified", w.other_officer.id, None)
+    conv = await conversations.open_conversation(store, other.id, inmate.id)
     from server import sessions
 
     return conv.id, await sessions.issue(store, other, days=1)
@@ -301,6 +302,6 @@ async def test_a_relatives_nul_never_fails_another_relatives_sends(live: Live) -
     assert {(a["type"], a["code"]) for a in bad} == {("error", INVALID_TEXT)}
     expected = sorted(f"nul{r}.{n}" for r in range(5) for n in range(2))
     assert sorted(a["cid"] for a in bad) == expected
-    assert await live.store.messages(w.conv.id) == []
+    assert await messages.messages(live.store, w.conv.id) == []
     await nul_ws.close()
     await good_ws.close()

@@ -9,14 +9,15 @@ import pytest
 
 from channels.client import SendError
 from channels.protocol import AnnouncementEvent, LinkEvent, PresenceEvent
-from storage.postgres import PostgresStore
+from storage import audit_trail, links, prisons
+from storage.postgres import PostgresDatabase
 from tests.realtime import Reader, client
 from tests.sites import Site, site_for
 
 
 @pytest.fixture
 async def site(
-    pg_store: PostgresStore, pg_url: str, redis_url: str, redis_prefix: str
+    pg_store: PostgresDatabase, pg_url: str, redis_url: str, redis_prefix: str
 ) -> AsyncIterator[Site]:
     async with site_for(pg_store, pg_url, redis_url, redis_prefix) as served:
         yield served
@@ -28,7 +29,7 @@ def link_events(reader: Reader) -> list[LinkEvent]:
 
 async def test_a_verified_request_is_told_live_and_opens_the_inmate(site: Site) -> None:
     w = site.world
-    inmate = await site.store.add_inmate(w.gaoming.id, "GM-100", "Li Wei")
+    inmate = await prisons.add_inmate(site.store, w.gaoming.id, "GM-100", "Li Wei")
     async with Reader(client(site.ws, w.token(w.stranger))) as stranger:
         status, asked = await site.call(
             "POST",
@@ -58,7 +59,7 @@ async def test_a_verified_request_is_told_live_and_opens_the_inmate(site: Site) 
     ]
     _, me = await site.call("GET", "/me", w.stranger)
     assert me["verified_inmates"] == [inmate.id]
-    [entry] = await site.store.audit_entries(action="link.verified")
+    [entry] = await audit_trail.audit_entries(site.store, action="link.verified")
     assert (entry.actor_id, entry.object_id, entry.prison_id) == (
         w.officer.id,
         asked["id"],
@@ -135,15 +136,15 @@ async def test_a_decision_needs_a_reason_and_a_rejection_is_told_live(site: Site
         )
         await stranger.until(lambda: bool(link_events(stranger)))
         assert link_events(stranger)[0].reason == "photo unreadable"
-    assert await site.store.verified_inmates(w.stranger.id) == frozenset()
+    assert await links.verified_inmates(site.store, w.stranger.id) == frozenset()
 
 
 async def test_revocation_ends_access_at_once_on_an_open_socket(site: Site) -> None:
     """After revocation, a send into that conversation gets not_found and messages stop."""
     w = site.world
-    [verified] = await site.store.links(relative_id=w.relative.id, state="verified")
-    spare = await site.store.add_inmate(w.gaoming.id, "GM-200", "Spare")
-    fence = await site.store.request_link(w.relative.id, spare.id, "son", "")
+    [verified] = await links.links(site.store, relative_id=w.relative.id, state="verified")
+    spare = await prisons.add_inmate(site.store, w.gaoming.id, "GM-200", "Spare")
+    fence = await links.request_link(site.store, w.relative.id, spare.id, "son", "")
     async with (
         Reader(client(site.ws, w.token(w.relative))) as relative,
         Reader(client(site.ws, w.token(w.officer))) as officer,
@@ -168,8 +169,8 @@ async def test_revocation_ends_access_at_once_on_an_open_socket(site: Site) -> N
         assert link_events(relative)[0].state == "revoked"
         assert after.seq not in [m.seq for m in relative.messages]
         assert before.seq in [m.seq for m in relative.messages]
-    assert await site.store.verified_inmates(w.relative.id) == frozenset()
-    [entry] = await site.store.audit_entries(action="link.revoked")
+    assert await links.verified_inmates(site.store, w.relative.id) == frozenset()
+    [entry] = await audit_trail.audit_entries(site.store, action="link.revoked")
     assert (entry.actor_id, entry.before, entry.after) == (
         w.supervisor.id,
         {"state": "verified"},
@@ -183,7 +184,7 @@ async def test_a_relative_verified_while_connected_follows_the_prison_at_once(
     """Regression: the prison topics were joined only when the socket opened, so a relative
     verified while connected got no on-duty count and no announcement until it reconnected."""
     w = site.world
-    await site.store.add_inmate(w.gaoming.id, "GM-100", "Li Wei")
+    await prisons.add_inmate(site.store, w.gaoming.id, "GM-100", "Li Wei")
     async with Reader(client(site.ws, w.token(w.stranger))) as stranger:
         status, asked = await site.call(
             "POST",

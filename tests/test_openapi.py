@@ -12,13 +12,13 @@ from aiohttp import web
 from server.api import routes
 from server.app import build_app
 from server.config import Settings
-from storage.sqlite import SqliteStore
+from storage.sqlite import SqliteDatabase
 from tests.servers import free_port, inprocess
 
 
 @pytest.fixture
 async def spec(tmp_path: Any) -> dict[str, Any]:
-    store = await SqliteStore.open(str(tmp_path / "k.db"))
+    store = await SqliteDatabase.open(str(tmp_path / "k.db"))
     await store.migrate()
     try:
         async with (

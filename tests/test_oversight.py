@@ -21,9 +21,9 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from channels.client import SendError
 from channels.protocol import ErrorFrame, PresenceEvent, ReadEvent, TypingEvent
+from domain.records import Conversation, NewMessage, User
 from server.config import Settings
-from storage import desk
-from storage.base import Conversation, NewMessage, Store, User
+from storage import accounts, audit_trail, conversations, desk, messages, prisons
 from storage.complaints import NewComplaint, file_complaint
 from storage.overview import (
     AnsweredLate,
@@ -32,8 +32,8 @@ from storage.overview import (
     Waiting,
     prison_overview,
 )
-from storage.postgres import PostgresStore
-from storage.sql import utcnow
+from storage.postgres import PostgresDatabase
+from storage.sql import Database, utcnow
 from tests.faults import CuttableProxy
 from tests.realtime import Reader, client
 from tests.servers import free_port, inprocess
@@ -47,7 +47,7 @@ class Site:
     api: str
     ws: str
     http: aiohttp.ClientSession
-    store: PostgresStore
+    store: PostgresDatabase
     world: World
     staff: Staff
     settings: Settings
@@ -81,7 +81,7 @@ class Site:
 
 @pytest.fixture
 async def site(
-    pg_store: PostgresStore, pg_url: str, redis_url: str, redis_prefix: str
+    pg_store: PostgresDatabase, pg_url: str, redis_url: str, redis_prefix: str
 ) -> AsyncIterator[Site]:
     world = await seed(pg_store)
     staff = await seed_staff(pg_store, world)
@@ -178,7 +178,7 @@ async def test_a_supervisor_watch_is_read_only_and_leaves_no_read_mark(site: Sit
         # the relative's own view: everything it was sent, nothing of the supervisor
 
     # nor over REST: no message, note, claim, transfer or resolve
-    state = (await site.store.conversation(conv)).state
+    state = (await conversations.conversation(site.store, conv)).state
     for path, payload in (
         ("messages", {"body": "a supervisor's text", "cid": "s1"}),
         ("messages", {"body": "a supervisor's note", "kind": "note", "cid": "s2"}),
@@ -188,9 +188,9 @@ async def test_a_supervisor_watch_is_read_only_and_leaves_no_read_mark(site: Sit
     ):
         status, refused = await site.post(f"/conversations/{conv}/{path}", w.supervisor, payload)
         assert (status, refused["error"]["code"]) == (403, "forbidden"), path
-    assert (await site.store.conversation(conv)).state == state
-    assert await site.store.read_cursors(conv) == {w.officer.id: 2}
-    stored = await site.store.messages(conv, after=0, limit=100)
+    assert (await conversations.conversation(site.store, conv)).state == state
+    assert await messages.read_cursors(site.store, conv) == {w.officer.id: 2}
+    stored = await messages.messages(site.store, conv, after=0, limit=100)
     assert [(m.seq, m.sender_id) for m in stored] == [
         (1, w.relative.id),
         (2, w.officer.id),
@@ -285,7 +285,7 @@ async def test_a_supervisor_reading_the_history_over_rest_is_audited_too(site: S
 
 
 async def test_a_watch_that_cannot_be_audited_is_refused(
-    pg_store: PostgresStore, pg_url: str, redis_url: str, redis_prefix: str
+    pg_store: PostgresDatabase, pg_url: str, redis_url: str, redis_prefix: str
 ) -> None:
     """Storage down at the moment of a supervisor's watch: ``unavailable``, and no look."""
     w = await seed(pg_store)
@@ -297,7 +297,7 @@ async def test_a_watch_that_cannot_be_audited_is_refused(
     proxy = CuttableProxy(target.hostname or "127.0.0.1", target.port or 5432)
     await proxy.start()
     proxied_url = target._replace(netloc=f"postgres@127.0.0.1:{proxy.port}").geturl()
-    proxied = await PostgresStore.open(proxied_url)
+    proxied = await PostgresDatabase.open(proxied_url)
     settings = Settings(
         database_url=proxied_url,
         redis_url=redis_url,
@@ -322,7 +322,7 @@ async def test_a_watch_that_cannot_be_audited_is_refused(
                 await supervisor.close()
         opened = [
             (e.object_id, e.after)
-            for e in await pg_store.audit_entries(action="conversation.opened")
+            for e in await audit_trail.audit_entries(pg_store, action="conversation.opened")
         ]
         assert opened == [(w.conv_b.id, {"via": "watch"})]
     finally:
@@ -345,14 +345,14 @@ class Scenario:
 
 
 async def _cycle(
-    store: Store,
+    store: Database,
     conv: Conversation,
     cycle: int,
     started: datetime,
     replied: datetime | None = None,
     resolved: datetime | None = None,
 ) -> None:
-    async with store.db.write() as sql:
+    async with store.write() as sql:
         await sql.execute(
             "INSERT INTO conversation_cycles (conversation_id, cycle, prison_id,"
             " wait_started_at, first_reply_at, resolved_at) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -366,7 +366,7 @@ async def _cycle(
 
 
 async def _state(
-    store: Store,
+    store: Database,
     conv: Conversation,
     state: str,
     cycle: int = 0,
@@ -374,7 +374,7 @@ async def _state(
     replied: datetime | None = None,
     officer: int | None = None,
 ) -> None:
-    async with store.db.write() as sql:
+    async with store.write() as sql:
         await sql.execute(
             "UPDATE conversations SET state = $2, cycle = $3, wait_started_at = $4,"
             " first_reply_at = $5, assigned_officer_id = $6 WHERE id = $1",
@@ -387,17 +387,19 @@ async def _state(
         )
 
 
-async def script(store: Store, now: datetime = NOW) -> Scenario:
+async def script(store: Database, now: datetime = NOW) -> Scenario:
     """One prison's morning (Gaoming), plus a neighbour's queue that must not show."""
-    gaoming = await store.add_prison("GM", "Gaoming Prison")
-    sanshui = await store.add_prison("SS", "Sanshui Prison")
-    officer = await store.add_user("officer", "officer.li", "Officer Li", "x", [gaoming.id])
-    family = await store.add_user("relative", "13800000001", "Chen Mei", "x")
+    gaoming = await prisons.add_prison(store, "GM", "Gaoming Prison")
+    sanshui = await prisons.add_prison(store, "SS", "Sanshui Prison")
+    officer = await accounts.add_user(
+        store, "officer", "officer.li", "Officer Li", "x", [gaoming.id]
+    )
+    family = await accounts.add_user(store, "relative", "13800000001", "Chen Mei", "x")
     conv: dict[str, Conversation] = {}
     for n, name in enumerate(["c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9", "c10"]):
         prison = sanshui if name == "c10" else gaoming
-        inmate = await store.add_inmate(prison.id, f"N-{n}", f"Inmate {name}")
-        conv[name] = await store.open_conversation(family.id, inmate.id)
+        inmate = await prisons.add_inmate(store, prison.id, f"N-{n}", f"Inmate {name}")
+        conv[name] = await conversations.open_conversation(store, family.id, inmate.id)
     s = timedelta(seconds=1)
     # c1 waiting 400 s: over the 300 s target
     await _cycle(store, conv["c1"], 1, now - 400 * s)
@@ -433,7 +435,7 @@ async def script(store: Store, now: datetime = NOW) -> Scenario:
     # complaints: one of Gaoming's is past its 15-day deadline, one is not; one of Sanshui's is
     for prison, filed in ((gaoming, 20), (gaoming, 2), (sanshui, 20)):
         await file_complaint(
-            store.db,
+            store,
             NewComplaint(prison_id=prison.id, complainant_id=family.id, category="x", body="y"),
             now=now - timedelta(days=filed),
             zone=SHANGHAI,
@@ -442,10 +444,10 @@ async def script(store: Store, now: datetime = NOW) -> Scenario:
     return Scenario(conv, officer, gaoming.id, sanshui.id)
 
 
-async def test_the_overview_matches_a_scripted_morning(store: Store) -> None:
+async def test_the_overview_matches_a_scripted_morning(store: Database) -> None:
     sc = await script(store)
     c, s = sc.conv, timedelta(seconds=1)
-    seen = await prison_overview(store.db, sc.gaoming, NOW, SHANGHAI)
+    seen = await prison_overview(store, sc.gaoming, NOW, SHANGHAI)
     assert (seen.prison_id, seen.at, seen.response_target_s) == (sc.gaoming, NOW, 300)
     assert seen.conversations == StateCounts(new=1, waiting=3, active=2, resolved=3)
 
@@ -473,9 +475,9 @@ async def test_the_overview_matches_a_scripted_morning(store: Store) -> None:
     assert seen.complaints_overdue == 1
 
     # the prison's own target decides what is late
-    async with store.db.write() as sql:
+    async with store.write() as sql:
         await sql.execute("UPDATE prisons SET response_target_s = 120 WHERE id = $1", sc.gaoming)
-    strict = await prison_overview(store.db, sc.gaoming, NOW, SHANGHAI)
+    strict = await prison_overview(store, sc.gaoming, NOW, SHANGHAI)
     assert strict.response_target_s == 120
     assert [(q.wait_s, q.over_target) for q in strict.queue] == [
         (400, True),
@@ -490,12 +492,12 @@ async def test_the_overview_matches_a_scripted_morning(store: Store) -> None:
     ]
 
     # a neighbour's overview shows only its own
-    other = await prison_overview(store.db, sc.sanshui, NOW, SHANGHAI)
+    other = await prison_overview(store, sc.sanshui, NOW, SHANGHAI)
     assert other.conversations == StateCounts(waiting=1)
     assert [(q.conversation_id, q.wait_s) for q in other.queue] == [(c["c10"].id, 1000)]
     assert other.complaints_overdue == 1
     # "today" is the bureau's day: half a second before its midnight, c6 (late) was today's
-    before = await prison_overview(store.db, sc.gaoming, MIDNIGHT - s / 2, SHANGHAI)
+    before = await prison_overview(store, sc.gaoming, MIDNIGHT - s / 2, SHANGHAI)
     assert [(a.conversation_id, a.response_s) for a in before.late_today] == [(c["c6"].id, 1000)]
 
 
@@ -503,7 +505,7 @@ async def test_the_monitor_loads_the_overview_then_follows_presence(site: Site) 
     w = site.world
     now = utcnow()
     s = timedelta(seconds=1)
-    async with site.store.db.write() as sql:
+    async with site.store.write() as sql:
         await sql.execute(
             "UPDATE conversations SET state = 'waiting', cycle = 1, wait_started_at = $2"
             " WHERE id = $1",
@@ -517,7 +519,7 @@ async def test_the_monitor_loads_the_overview_then_follows_presence(site: Site) 
             now - 30 * s,
         )
     await file_complaint(
-        site.store.db,
+        site.store,
         NewComplaint(
             prison_id=w.gaoming.id, complainant_id=w.relative.id, category="x", body="late"
         ),
@@ -532,7 +534,7 @@ async def test_the_monitor_loads_the_overview_then_follows_presence(site: Site) 
 
         await monitor.until(lambda: bool(on_duty()))
         assert on_duty()[-1].on_duty == 0
-        await desk.set_duty(site.store.db, w.officer.id, [w.gaoming.id], True, utcnow())
+        await desk.set_duty(site.store, w.officer.id, [w.gaoming.id], True, utcnow())
         async with Reader(client(site.ws, w.token(w.officer))):
             await monitor.until(lambda: on_duty()[-1].on_duty == 1)
             status, seen = await site.call("GET", "/overview", w.supervisor, prison=w.gaoming.id)

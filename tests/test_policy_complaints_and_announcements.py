@@ -44,11 +44,11 @@ async def _complaint(c: Ctx, *, by_officer: bool = False, escalated: bool = Fals
         body="cancelled",
     )
     filed = await complaints.file_complaint(
-        c.store.db, new, now=NOW, zone=ZoneInfo("Asia/Shanghai"), days=15
+        c.store, new, now=NOW, zone=ZoneInfo("Asia/Shanghai"), days=15
     )
     if escalated:
         await complaints.transition(
-            c.store.db, filed.id, "escalated", actor_id=w.supervisor.id, message="up", now=NOW
+            c.store, filed.id, "escalated", actor_id=w.supervisor.id, message="up", now=NOW
         )
     return filed.id
 

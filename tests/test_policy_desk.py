@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
+from domain.records import ConversationState, NewMessage
 from server import sessions
 from server.api import desk as desk_api
-from storage import desk
-from storage.base import ConversationState, NewMessage
+from storage import accounts, conversations, desk, links
 from storage.sql import utcnow
 from tests.test_policy_matrix import ACTORS, FORBIDDEN, NOT_FOUND, Ctx, Outcome, ok, table
 from tests.test_policy_matrix import ctx as matrix_ctx  # noqa: F401 (the shared fixture)
@@ -49,17 +49,17 @@ async def thread_in(ctx: Ctx, state: ConversationState) -> Values:
     Gaoming officer when active."""
     w = ctx.world
     inmate = await ctx.fresh_inmate()
-    link = await ctx.store.request_link(w.relative.id, inmate, "father", "card")
-    await ctx.store.decide_link(link, "verified", w.officer.id, None)
-    conv = await ctx.store.open_conversation(w.relative.id, inmate)
+    link = await links.request_link(ctx.store, w.relative.id, inmate, "father", "card")
+    await links.decide_link(ctx.store, link, "verified", w.officer.id, None)
+    conv = await conversations.open_conversation(ctx.store, w.relative.id, inmate)
     if state != "new":
         await ctx.store.append_messages(
             [NewMessage(conv.id, w.relative.id, "relative", "q", "question", "text", "A")]
         )
     if state in ("active", "resolved"):
-        await desk.claim(ctx.store.db, conv.id, w.officer.id, utcnow())
+        await desk.claim(ctx.store, conv.id, w.officer.id, utcnow())
     if state == "resolved":
-        await desk.resolve(ctx.store.db, conv.id, w.officer.id, utcnow())
+        await desk.resolve(ctx.store, conv.id, w.officer.id, utcnow())
     return {"conv": conv.id, "inmate": inmate}
 
 
@@ -73,16 +73,16 @@ def in_state(state: ConversationState) -> Prepare:
 async def _inmate(ctx: Ctx, _: str) -> Values:
     """A fresh inmate of Gaoming that relative A is verified for (and nobody else)."""
     inmate = await ctx.fresh_inmate()
-    link = await ctx.store.request_link(ctx.world.relative.id, inmate, "father", "card")
-    await ctx.store.decide_link(link, "verified", ctx.world.officer.id, None)
+    link = await links.request_link(ctx.store, ctx.world.relative.id, inmate, "father", "card")
+    await links.decide_link(ctx.store, link, "verified", ctx.world.officer.id, None)
     return {"inmate": inmate}
 
 
 async def _handover(ctx: Ctx, actor: str) -> Values:
     values = await thread_in(ctx, "active")
     n = next(ctx.counter)
-    colleague = await ctx.store.add_user(
-        "officer", f"colleague.{n}", "Colleague", "x", [ctx.world.gaoming.id]
+    colleague = await accounts.add_user(
+        ctx.store, "officer", f"colleague.{n}", "Colleague", "x", [ctx.world.gaoming.id]
     )
     await sessions.issue(ctx.store, colleague, days=1)
     return {**values, "colleague": colleague.id}
@@ -91,7 +91,7 @@ async def _handover(ctx: Ctx, actor: str) -> Values:
 async def _canned(ctx: Ctx, _: str) -> Values:
     n = next(ctx.counter)
     canned = await desk.add_canned(
-        ctx.store.db, ctx.world.gaoming.id, f"c{n}", "Hello", ctx.world.officer.id, utcnow()
+        ctx.store, ctx.world.gaoming.id, f"c{n}", "Hello", ctx.world.officer.id, utcnow()
     )
     return {"canned": canned.id, "name": canned.short_name}
 

@@ -12,10 +12,10 @@ from typing import Any
 import aiohttp
 import pytest
 
+from domain.records import User
 from server.config import Settings
 from server.policy import Denied, NotSignedIn, Principal, check_figures, figure_prisons
-from storage.base import User
-from storage.postgres import PostgresStore
+from storage.postgres import PostgresDatabase
 from tests.servers import free_port, inprocess
 from tests.world import Staff, World, seed, seed_staff
 
@@ -111,7 +111,7 @@ class Ctx:
 
 
 @pytest.fixture
-async def ctx(pg_store: PostgresStore, pg_url: str) -> AsyncIterator[Ctx]:
+async def ctx(pg_store: PostgresDatabase, pg_url: str) -> AsyncIterator[Ctx]:
     world = await seed(pg_store)
     staff: Staff = await seed_staff(pg_store, world)
     users = {

@@ -20,13 +20,13 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 
+from domain.records import User
 from server.api import inmates as inmates_api
 from server.api import visits as visits_api
 from server.config import Settings
-from storage import inmate_info, visits
-from storage.base import User
+from storage import audit_trail, inmate_info, links, messages, prisons, visits
 from storage.inmate_info import InfoPatch, MovementIn
-from storage.postgres import PostgresStore
+from storage.postgres import PostgresDatabase
 from tests.servers import free_port, inprocess
 from tests.world import Staff, World, seed, seed_staff
 
@@ -71,7 +71,7 @@ def table(default: Outcome, **cells: Outcome) -> dict[str, Outcome]:
 class Ctx:
     http: aiohttp.ClientSession
     api: str
-    store: PostgresStore
+    store: PostgresDatabase
     world: World
     staff: Staff
     users: dict[str, User]
@@ -87,15 +87,19 @@ class Ctx:
     async def fresh_inmate(self) -> int:
         """A new inmate of Gaoming that relative A is verified for."""
         n = next(self.counter)
-        inmate = await self.store.add_inmate(self.world.gaoming.id, f"GM-P{n}", f"Inmate {n}")
-        link = await self.store.request_link(self.world.relative.id, inmate.id, "son", "card")
-        await self.store.decide_link(link, "verified", self.world.officer.id, None)
+        inmate = await prisons.add_inmate(
+            self.store, self.world.gaoming.id, f"GM-P{n}", f"Inmate {n}"
+        )
+        link = await links.request_link(
+            self.store, self.world.relative.id, inmate.id, "son", "card"
+        )
+        await links.decide_link(self.store, link, "verified", self.world.officer.id, None)
         return inmate.id
 
     async def pending_visit(self) -> int:
         inmate = await self.fresh_inmate()
         visit = await visits.request_visit(
-            self.store.db,
+            self.store,
             relative_id=self.world.relative.id,
             inmate_id=inmate,
             slot_start=datetime.now(UTC) + timedelta(days=10),
@@ -124,7 +128,7 @@ async def _pending_visit(ctx: Ctx) -> Values:
 
 async def _balance_is_one_deposit(ctx: Ctx) -> None:
     """Only the officer's deposit (of 100 fen) went through; the card started at 500 fen."""
-    _, info = await inmate_info.card(ctx.store.db, ctx.inmate)
+    _, info = await inmate_info.card(ctx.store, ctx.inmate)
     assert info.money.balance_fen == 600
 
 
@@ -133,26 +137,26 @@ async def _no_check(_: Ctx) -> None:
 
 
 async def _one_approved(ctx: Ctx) -> None:
-    assert len(await visits.visits(ctx.store.db, state="approved")) == 1
+    assert len(await visits.visits(ctx.store, state="approved")) == 1
 
 
 async def _one_declined(ctx: Ctx) -> None:
-    assert len(await visits.visits(ctx.store.db, state="declined")) == 1
+    assert len(await visits.visits(ctx.store, state="declined")) == 1
 
 
 async def _one_requested(ctx: Ctx) -> None:
-    found = await visits.visits(ctx.store.db, relative_id=ctx.world.relative.id)
+    found = await visits.visits(ctx.store, relative_id=ctx.world.relative.id)
     assert [v.state for v in found] == ["pending"]
 
 
 async def _one_fact(ctx: Ctx) -> None:
-    messages = await ctx.store.messages(ctx.world.conv.id)
-    assert [(m.kind, m.sender_id) for m in messages] == [("system", ctx.world.officer.id)]
+    page = await messages.messages(ctx.store, ctx.world.conv.id)
+    assert [(m.kind, m.sender_id) for m in page] == [("system", ctx.world.officer.id)]
 
 
 async def _rules_set_twice(ctx: Ctx) -> None:
     """By the officer and by the admin, and by no one else."""
-    entries = await ctx.store.audit_entries(action="prison.visit_rules_set")
+    entries = await audit_trail.audit_entries(ctx.store, action="prison.visit_rules_set")
     assert sorted(e.actor_id or 0 for e in entries) == sorted(
         [ctx.world.officer.id, ctx.users["admin"].id]
     )
@@ -244,11 +248,11 @@ ROWS: dict[str, Row] = {
 
 
 @pytest.fixture
-async def ctx(pg_store: PostgresStore, pg_url: str) -> AsyncIterator[Ctx]:
+async def ctx(pg_store: PostgresDatabase, pg_url: str) -> AsyncIterator[Ctx]:
     world = await seed(pg_store)
     staff = await seed_staff(pg_store, world)
     await inmate_info.update_info(
-        pg_store.db,
+        pg_store,
         world.conv.inmate_id,
         InfoPatch(movement=MovementIn("deposit", 500)),
         world.officer.id,

@@ -22,10 +22,11 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
+from domain.records import NewMessage, User
 from server import passwords, sessions
 from server.config import Settings
-from storage.base import NewMessage, User
-from storage.postgres import PostgresStore
+from storage import accounts, links, prisons
+from storage.postgres import PostgresDatabase
 from tests.servers import free_port, inprocess
 from tests.world import Staff, World, seed, seed_staff
 
@@ -84,7 +85,7 @@ class Ctx:
     http: aiohttp.ClientSession
     api: str
     ws: str
-    store: PostgresStore
+    store: PostgresDatabase
     world: World
     staff: Staff
     users: dict[str, User]
@@ -96,15 +97,19 @@ class Ctx:
 
     async def fresh_inmate(self) -> int:
         n = next(self.counter)
-        return (await self.store.add_inmate(self.world.gaoming.id, f"GM-M{n}", f"Inmate {n}")).id
+        return (
+            await prisons.add_inmate(self.store, self.world.gaoming.id, f"GM-M{n}", f"Inmate {n}")
+        ).id
 
     async def pending_link(self) -> int:
         inmate = await self.fresh_inmate()
-        return await self.store.request_link(self.world.relative.id, inmate, "father", "card")
+        return await links.request_link(
+            self.store, self.world.relative.id, inmate, "father", "card"
+        )
 
     async def verified_link(self) -> int:
         link = await self.pending_link()
-        await self.store.decide_link(link, "verified", self.world.officer.id, None)
+        await links.decide_link(self.store, link, "verified", self.world.officer.id, None)
         return link
 
 
@@ -146,7 +151,9 @@ async def _own_session(ctx: Ctx, actor: str) -> dict[str, Any]:
 
 async def _some_user(ctx: Ctx, _: str) -> dict[str, Any]:
     n = next(ctx.counter)
-    user = await ctx.store.add_user("officer", f"temp.{n}", "Temp", "x", [ctx.world.gaoming.id])
+    user = await accounts.add_user(
+        ctx.store, "officer", f"temp.{n}", "Temp", "x", [ctx.world.gaoming.id]
+    )
     await sessions.issue(ctx.store, user, days=1)
     return {"user": user.id}
 
@@ -238,12 +245,12 @@ WS_ROWS: dict[str, dict[str, Outcome]] = {
 
 
 @pytest.fixture
-async def ctx(pg_store: PostgresStore, pg_url: str) -> AsyncIterator[Ctx]:
+async def ctx(pg_store: PostgresDatabase, pg_url: str) -> AsyncIterator[Ctx]:
     world = await seed(pg_store)
     staff = await seed_staff(pg_store, world)
     password = "a long passphrase here"
     hashed = await asyncio.to_thread(passwords.hash_password, password)
-    await pg_store.add_user("relative", "13800000099", "Login Test", hashed)
+    await accounts.add_user(pg_store, "relative", "13800000099", "Login Test", hashed)
     await pg_store.append_messages(
         [NewMessage(world.conv.id, world.relative.id, "relative", "seed-1", "first question")]
     )

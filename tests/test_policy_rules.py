@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from domain.records import Conversation, FamilyLink, Inmate, User
 from server import policy
 from server.policy import (
     ComplaintFacts,
@@ -33,7 +34,6 @@ from server.policy import (
     ThreadScope,
     VisitScope,
 )
-from storage.base import Conversation, FamilyLink, Inmate, User
 from storage.visits import Visit
 
 GM, SS = 1, 2  # prisons: Gaoming, Sanshui

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from domain.records import Conversation, NewMessage, User
 from server.policy import (
     Denied,
     NotSignedIn,
@@ -25,7 +26,7 @@ from server.policy import (
     check_overview,
     check_thread,
 )
-from storage.base import Conversation, NewMessage, User
+from storage import messages
 from tests import test_oversight
 from tests.test_oversight import Site, raw
 
@@ -236,8 +237,10 @@ async def test_the_socket_matrix_and_what_each_action_leaves_behind(site: Site) 
     # only the supervisor's watch was audited; only those allowed left a read mark
     opened = await site.opened()
     assert [(e["actor"]["id"], e["object_id"]) for e in opened] == [(w.supervisor.id, w.conv.id)]
-    assert await site.store.read_cursors(w.conv.id) == {w.relative.id: 1, w.officer.id: 1}
-    senders = {m.sender_id for m in await site.store.messages(w.conv.id, after=0, limit=100)}
+    assert await messages.read_cursors(site.store, w.conv.id) == {w.relative.id: 1, w.officer.id: 1}
+    senders = {
+        m.sender_id for m in await messages.messages(site.store, w.conv.id, after=0, limit=100)
+    }
     assert senders == {w.relative.id, w.officer.id}
 
 

@@ -12,12 +12,14 @@ import aiohttp
 import msgspec
 import pytest
 
+from domain.records import User
 from server.config import Settings
-from storage import prisons_public
+from storage import accounts, audit_trail, prisons_public
 from storage.announcements import NewAnnouncement, post
-from storage.base import NotFound, Store, User
-from storage.postgres import PostgresStore
+from storage.errors import NotFound
+from storage.postgres import PostgresDatabase
 from storage.profiles import SupervisorProfile, set_supervisor_profile
+from storage.sql import Database
 from tests.servers import free_port, inprocess
 from tests.world import Staff, World, seed, seed_staff
 
@@ -41,18 +43,20 @@ ACCOUNT_PHONE = "13912345678"
 
 
 async def test_the_directory_lists_the_prisons_supervisors_and_their_profile(
-    store: Store,
+    store: Database,
 ) -> None:
     w = await seed(store)
-    second = await store.add_user(
-        "supervisor", "sup.liu", "Liu Yang", "x", [w.gaoming.id, w.sanshui.id]
+    second = await accounts.add_user(
+        store, "supervisor", "sup.liu", "Liu Yang", "x", [w.gaoming.id, w.sanshui.id]
     )
-    gone = await store.add_user("supervisor", "sup.gone", "Gone Away", "x", [w.gaoming.id])
-    async with store.db.write() as sql:
+    gone = await accounts.add_user(
+        store, "supervisor", "sup.gone", "Gone Away", "x", [w.gaoming.id]
+    )
+    async with store.write() as sql:
         await sql.execute("UPDATE users SET disabled = $1 WHERE id = $2", True, gone.id)
     at = datetime(2026, 4, 1, tzinfo=UTC)
-    assert await set_supervisor_profile(store.db, w.supervisor.id, PROFILE, now=at) == PROFILE
-    gm = await prisons_public.supervisors(store.db, w.gaoming.id)
+    assert await set_supervisor_profile(store, w.supervisor.id, PROFILE, now=at) == PROFILE
+    gm = await prisons_public.supervisors(store, w.gaoming.id)
     assert gm == [
         prisons_public.PublicSupervisor(second.id, "Liu Yang", "", "", "", ""),
         prisons_public.PublicSupervisor(
@@ -64,8 +68,8 @@ async def test_the_directory_lists_the_prisons_supervisors_and_their_profile(
             PROFILE.phone,
         ),
     ]
-    assert [s.id for s in await prisons_public.supervisors(store.db, w.sanshui.id)] == [second.id]
-    [entry] = await store.audit_entries(action="supervisor.profile")
+    assert [s.id for s in await prisons_public.supervisors(store, w.sanshui.id)] == [second.id]
+    [entry] = await audit_trail.audit_entries(store, action="supervisor.profile")
     assert (entry.actor_id, entry.object_type, entry.object_id, entry.at) == (
         None,
         "user",
@@ -80,16 +84,16 @@ async def test_the_directory_lists_the_prisons_supervisors_and_their_profile(
         "phone": PROFILE.phone,
     }
     with pytest.raises(NotFound):
-        await set_supervisor_profile(store.db, w.officer.id, PROFILE)  # not a supervisor
-    assert await prisons_public.public_prison(store.db, 999999, at) is None
-    assert [p.code for p in await prisons_public.public_prisons(store.db)] == ["GM", "SS"]
+        await set_supervisor_profile(store, w.officer.id, PROFILE)  # not a supervisor
+    assert await prisons_public.public_prison(store, 999999, at) is None
+    assert [p.code for p in await prisons_public.public_prisons(store)] == ["GM", "SS"]
 
 
 @dataclass
 class Site:
     api: str
     http: aiohttp.ClientSession
-    store: PostgresStore
+    store: PostgresDatabase
     world: World
     staff: Staff
     hidden: User  # an officer with an account phone and a real-looking password hash
@@ -106,10 +110,11 @@ class Site:
 
 
 @pytest.fixture
-async def site(pg_store: PostgresStore, pg_url: str) -> AsyncIterator[Site]:
+async def site(pg_store: PostgresDatabase, pg_url: str) -> AsyncIterator[Site]:
     world = await seed(pg_store)
     staff = await seed_staff(pg_store, world)
-    hidden = await pg_store.add_user(
+    hidden = await accounts.add_user(
+        pg_store,
         "officer",
         "officer.hidden",
         "Hidden Officer",
@@ -117,7 +122,7 @@ async def site(pg_store: PostgresStore, pg_url: str) -> AsyncIterator[Site]:
         [world.gaoming.id],
         phone=ACCOUNT_PHONE,
     )
-    async with pg_store.db.write() as sql:
+    async with pg_store.write() as sql:
         await sql.execute(
             "UPDATE users SET phone = $1, password_hash = $2 WHERE id = $3",
             "13700000000",
@@ -159,10 +164,10 @@ async def test_the_page_shows_exactly_the_public_fields(site: Site) -> None:
         new = NewAnnouncement(
             author_id=site.staff.admin.id, title=title, body="...", prison_id=prison
         )
-        await post(site.store.db, new, now=now - timedelta(hours=age))
+        await post(site.store, new, now=now - timedelta(hours=age))
     # response figures: three answered cycles in the last 30 days, one older
     conv = w.conv.id
-    async with site.store.db.write() as sql:
+    async with site.store.write() as sql:
         for cycle, (started_days_ago, wait_s) in enumerate(
             ((1, 60), (2, 200), (3, 900), (40, 10)), start=1
         ):
@@ -306,7 +311,7 @@ async def test_only_the_admin_sets_a_supervisors_profile(site: Site) -> None:
         assert (status, refused["error"]["field"]) == (400, field), bad
     status, _, _ = await site.call("PUT", f"/supervisors/{w.officer.id}/profile", admin, body)
     assert status == 404
-    [entry] = await site.store.audit_entries(action="supervisor.profile")
+    [entry] = await audit_trail.audit_entries(site.store, action="supervisor.profile")
     assert (entry.actor_id, entry.object_id, entry.after) == (
         admin.id,
         w.supervisor.id,

@@ -26,7 +26,8 @@ from channels.protocol import Ack, ReadEvent, TypingEvent
 from server.config import Settings
 from server.connection import close_frame
 from server.sessions import token_hash
-from storage.postgres import PostgresStore
+from storage import messages, sessions
+from storage.postgres import PostgresDatabase
 from tests.faults import CuttableProxy
 from tests.history import check
 from tests.realtime import Reader, client
@@ -39,7 +40,7 @@ class Live:
     url: str
     http: str
     world: World
-    store: PostgresStore
+    store: PostgresDatabase
     settings: Settings
 
 
@@ -61,7 +62,7 @@ def settings_for(pg_url: str, redis_url: str, prefix: str, **overrides: object) 
 
 @pytest.fixture
 async def live(
-    pg_store: PostgresStore,
+    pg_store: PostgresDatabase,
     pg_url: str,
     redis_url: str,
     redis_prefix: str,
@@ -120,7 +121,7 @@ async def test_message_reaches_the_officer_in_order_and_the_ack_follows_the_comm
         await officer.client.connected.wait()
         acks = [await relative.client.send(w.conv.id, f"question {n}") for n in range(1, 21)]
         assert [a.seq for a in acks] == list(range(1, 21))
-        stored = await live.store.messages(w.conv.id, after=0, limit=100)
+        stored = await messages.messages(live.store, w.conv.id, after=0, limit=100)
         assert [(m.seq, m.cid) for m in stored] == [(a.seq, a.cid) for a in acks]
         assert await officer.until_seq(w.conv.id, 20) == list(range(1, 21))
         assert officer.messages[0].sender.name == "Chen Mei"
@@ -137,7 +138,7 @@ async def test_resending_a_cid_returns_the_same_ack_and_stores_once(live: Live) 
     again = await recv(ws)
     assert first["type"] == again["type"] == "ack"
     assert (first["seq"], first["id"]) == (again["seq"], again["id"]) == (1, first["id"])
-    assert len(await live.store.messages(w.conv.id)) == 1
+    assert len(await messages.messages(live.store, w.conv.id)) == 1
     await ws.close()
 
 
@@ -243,7 +244,7 @@ async def test_read_cursor_is_stored_and_fanned_out_but_never_moves_back(live: L
         await officer.until(
             lambda: [f.seq for f in officer.frames if isinstance(f, ReadEvent)] == [2, 3]
         )
-        assert await live.store.read_cursors(w.conv.id) == {w.relative.id: 3}
+        assert await messages.read_cursors(live.store, w.conv.id) == {w.relative.id: 3}
 
 
 async def test_private_notes_reach_staff_but_never_the_relative(live: Live) -> None:
@@ -314,7 +315,7 @@ async def test_handshake_refuses_foreign_origins_and_missing_or_bad_sessions(liv
             live.url.replace("ws:", "http:"), headers={**upgrade, **cookie, "Origin": live.http}
         ) as response:
             assert response.status == 101  # the app's own page
-    await live.store.revoke_session(token_hash(w.token(w.relative)))
+    await sessions.revoke_session(live.store, token_hash(w.token(w.relative)))
     refused = client(live.url, w.token(w.relative))
     with pytest.raises(ClientClosed) as closed:
         await refused.connect()
@@ -345,7 +346,7 @@ async def test_a_conversation_one_may_not_see_is_answered_like_one_that_does_not
             assert error["code"] == "not_found", (user.login, frame)
             assert error["message"] == "no such conversation"
         await ws.close()
-    assert await live.store.messages(w.conv.id) == []
+    assert await messages.messages(live.store, w.conv.id) == []
 
 
 async def test_a_supervisor_watches_read_only(live: Live) -> None:
@@ -355,7 +356,7 @@ async def test_a_supervisor_watches_read_only(live: Live) -> None:
         with pytest.raises(SendError) as denied:
             await supervisor.client.send(w.conv.id, "I should not be able to say this")
         assert denied.value.code == "forbidden"
-    assert await live.store.messages(w.conv.id) == []
+    assert await messages.messages(live.store, w.conv.id) == []
 
 
 # limits and bad input
@@ -371,7 +372,7 @@ async def test_sending_too_fast_is_refused_with_rate_limited(live: Live) -> None
         answers.append(await recv(ws))
     assert [a["type"] for a in answers] == ["ack", "ack", "ack", "error", "error"]
     assert answers[3]["code"] == "rate_limited" and answers[3]["cid"] == "c3"
-    assert len(await live.store.messages(w.conv.id)) == 3
+    assert len(await messages.messages(live.store, w.conv.id)) == 3
     await ws.close()
 
 
@@ -490,14 +491,14 @@ async def test_a_reader_that_never_reads_is_closed_with_4008_and_others_keep_up(
 
 
 async def test_storage_outage_turns_sends_into_unavailable_and_loses_nothing_acked(
-    pg_store: PostgresStore, pg_url: str, redis_url: str, redis_prefix: str
+    pg_store: PostgresDatabase, pg_url: str, redis_url: str, redis_prefix: str
 ) -> None:
     world = await seed(pg_store)
     target = urlsplit(pg_url)
     proxy = CuttableProxy(target.hostname or "127.0.0.1", target.port or 5432)
     await proxy.start()
     proxied_url = target._replace(netloc=f"postgres@127.0.0.1:{proxy.port}").geturl()
-    proxied = await PostgresStore.open(proxied_url)
+    proxied = await PostgresDatabase.open(proxied_url)
     settings = settings_for(proxied_url, redis_url, redis_prefix)
     try:
         async with inprocess(settings, proxied) as served:
@@ -550,7 +551,9 @@ async def test_storage_outage_turns_sends_into_unavailable_and_loses_nothing_ack
                 acked |= {
                     (await relative.client.send(world.conv.id, f"after {n}")).seq for n in range(5)
                 }
-        stored = [m.seq for m in await pg_store.messages(world.conv.id, after=0, limit=100)]
+        stored = [
+            m.seq for m in await messages.messages(pg_store, world.conv.id, after=0, limit=100)
+        ]
         assert stored == sorted(acked) == list(range(1, 12))
     finally:
         await proxied.close()

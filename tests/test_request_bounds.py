@@ -8,24 +8,25 @@ unmapped (a statement timeout, "too many clients") were 500 ``internal`` with a 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from server import faults
 from server.config import Settings
-from storage.base import StoreUnavailable
-from storage.sqlite import SqliteStore
+from storage.errors import Conflict, Refused, StoreUnavailable
+from storage.postgres import PostgresDatabase
+from storage.sqlite import SqliteDatabase
 from tests.servers import free_port, inprocess
 
 
 @pytest.fixture
 async def http_port(tmp_path: Path) -> AsyncIterator[int]:
-    store = await SqliteStore.open(str(tmp_path / "kinline.db"))
+    store = await SqliteDatabase.open(str(tmp_path / "kinline.db"))
     await store.migrate()
     settings = Settings(port=free_port(), secret="tests", body_timeout=0.5)
     try:
@@ -67,24 +68,10 @@ async def test_a_body_that_never_comes_is_408_and_the_connection_closed(http_por
     assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "body_timeout"
 
 
-class _Sqlstate(Exception):
-    def __init__(self, sqlstate: str) -> None:
-        super().__init__(f"sqlstate {sqlstate}")
-        self.sqlstate = sqlstate
-
-
 def test_database_faults_are_unavailable_and_bugs_are_not() -> None:
-    for fault in (
-        StoreUnavailable("down"),
-        TimeoutError(),
-        ConnectionResetError(),
-        _Sqlstate("57014"),  # statement timeout (query_canceled)
-        _Sqlstate("53300"),  # too many clients
-        _Sqlstate("57P01"),  # admin shutdown
-        _Sqlstate("08006"),  # connection failure
-    ):
+    for fault in (StoreUnavailable("down"), TimeoutError(), ConnectionResetError()):
         assert faults.unavailable(fault), fault
-    for bug in (ValueError("x"), KeyError("k"), _Sqlstate("22021"), _Sqlstate("23505")):
+    for bug in (ValueError("x"), KeyError("k"), Refused("NUL"), Conflict("login")):
         assert not faults.unavailable(bug), bug
 
 
@@ -94,7 +81,7 @@ def test_an_outage_is_logged_once_per_episode(caplog: pytest.LogCaptureFixture) 
     with caplog.at_level(logging.WARNING, logger="server.faults"):
         for n in range(50):
             now[0] = n * 0.1
-            episodes.failed(_Sqlstate("53300"))
+            episodes.failed(StoreUnavailable("too many clients"))
         episodes.recovered()
         episodes.recovered()  # nothing more to say
     messages = [r.getMessage() for r in caplog.records]
@@ -103,32 +90,28 @@ def test_an_outage_is_logged_once_per_episode(caplog: pytest.LogCaptureFixture) 
     assert all(r.exc_info is None for r in caplog.records)  # an outage is not a bug
 
 
-@pytest.fixture
-async def failing_http(tmp_path: Path) -> AsyncIterator[tuple[int, SqliteStore]]:
-    store = await SqliteStore.open(str(tmp_path / "kinline.db"))
-    await store.migrate()
-    settings = dataclasses.replace(Settings(port=free_port(), secret="tests"))
-    try:
-        async with inprocess(settings, store):
-            yield settings.port, store
-    finally:
-        await store.close()
-
-
 async def test_a_statement_timeout_over_http_is_503(
-    failing_http: tuple[int, SqliteStore], monkeypatch: pytest.MonkeyPatch
+    pg_store: PostgresDatabase, pg_url: str
 ) -> None:
-    port, store = failing_http
-
-    async def timed_out(*_: object, **__: object) -> None:
-        raise _Sqlstate("57014")  # what asyncpg raises for statement_timeout, unmapped
-
-    monkeypatch.setattr(store, "credentials", timed_out)
-    body = json.dumps({"login": "someone", "password": "whatever-it-is"})
-    head = (
-        f"POST /api/v1/auth/login HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}"
-    )
-    answer = await _exchange(port, head)
+    """A real statement timeout: another session holds the users table locked, so the login's
+    read waits past ``statement_timeout`` (a server setting passed in the URL)."""
+    timed = await PostgresDatabase.open(pg_url + "?statement_timeout=300")
+    settings = Settings(port=free_port(), secret="tests")
+    locker = await asyncpg.connect(pg_url)
+    try:
+        async with inprocess(settings, timed):
+            port = settings.port
+            async with locker.transaction():
+                await locker.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+                body = json.dumps({"login": "someone", "password": "whatever-it-is"})
+                head = (
+                    f"POST /api/v1/auth/login HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                    "Connection: close\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n{body}"
+                )
+                answer = await _exchange(port, head)
+    finally:
+        await locker.close()
+        await timed.close()
     assert answer.startswith(b"HTTP/1.1 503"), answer[:200]
     assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "unavailable"

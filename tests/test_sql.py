@@ -6,12 +6,14 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from storage.base import Conflict, Store
+from storage import accounts, prisons
+from storage.errors import Conflict
+from storage.sql import Database
 
 
-async def test_values_round_trip_and_transactions_are_atomic(store: Store) -> None:
-    db = store.db
-    prison = await store.add_prison("GM", "Gaoming")
+async def test_values_round_trip_and_transactions_are_atomic(store: Database) -> None:
+    db = store
+    prison = await prisons.add_prison(store, "GM", "Gaoming")
     moment = datetime(2026, 11, 25, 8, 30, 1, 123456, tzinfo=UTC)
     async with db.write() as sql:
         changed = await sql.execute(
@@ -37,16 +39,16 @@ async def test_values_round_trip_and_transactions_are_atomic(store: Store) -> No
         async with db.write() as sql:
             await sql.execute("UPDATE prisons SET name = $1", "changed")
             raise Boom
-    assert (await store.prison(prison.id)).name == "Gaoming"  # rolled back
+    assert (await prisons.prison(store, prison.id)).name == "Gaoming"  # rolled back
 
 
-async def test_unique_violations_are_conflicts_and_dates_round_trip(store: Store) -> None:
-    prison = await store.add_prison("GM", "Gaoming")
-    user = await store.add_user("officer", "li", "Li", "x", [prison.id])
+async def test_unique_violations_are_conflicts_and_dates_round_trip(store: Database) -> None:
+    prison = await prisons.add_prison(store, "GM", "Gaoming")
+    user = await accounts.add_user(store, "officer", "li", "Li", "x", [prison.id])
     with pytest.raises(Conflict):
-        async with store.db.write() as sql:
+        async with store.write() as sql:
             await sql.execute("INSERT INTO prisons (code, name) VALUES ($1, $2)", "GM", "again")
-    async with store.db.write() as sql:
+    async with store.write() as sql:
         announcement = await sql.fetchval(
             "INSERT INTO announcements (prison_id, author_id, title, body, open_day, created_at)"
             " VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
@@ -57,6 +59,6 @@ async def test_unique_violations_are_conflicts_and_dates_round_trip(store: Store
             date(2026, 12, 1),
             datetime.now(UTC),
         )
-    async with store.db.read() as sql:
+    async with store.read() as sql:
         day = await sql.fetchval("SELECT open_day FROM announcements WHERE id = $1", announcement)
         assert sql.day(day) == date(2026, 12, 1)

@@ -16,13 +16,13 @@ import aiohttp
 import msgspec
 import pytest
 
+from domain.records import User
 from server import sessions
 from server.api import stats
 from server.api.stats import BureauReply, StatsReply
 from server.config import Settings
-from storage import desk
-from storage.base import User
-from storage.postgres import PostgresStore
+from storage import accounts, desk
+from storage.postgres import PostgresDatabase
 from storage.sql import utcnow
 from tests.realtime import Reader, client
 from tests.servers import free_port, inprocess
@@ -44,7 +44,7 @@ class Api:
     url: str
     ws: str
     http: aiohttp.ClientSession
-    store: PostgresStore
+    store: PostgresDatabase
     tokens: dict[int, str]
 
     async def get(self, path: str, who: User | None) -> tuple[int, Any]:
@@ -76,7 +76,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 @pytest.fixture
 async def api(
-    pg_store: PostgresStore, pg_url: str, redis_url: str, redis_prefix: str
+    pg_store: PostgresDatabase, pg_url: str, redis_url: str, redis_prefix: str
 ) -> AsyncIterator[Api]:
     settings = Settings(
         database_url=pg_url,
@@ -103,12 +103,12 @@ class People:
 async def people(api: Api, sc: Scenario) -> People:
     store = api.store
     return People(
-        await store.add_user("supervisor", "sup.wang", "Wang Fang", "x", [sc.gaoming.id]),
-        await store.add_user("supervisor", "sup.sun", "Sun Li", "x", [sc.sanshui.id]),
-        await store.add_user(
-            "supervisor", "sup.he", "He Ming", "x", [sc.gaoming.id, sc.sanshui.id]
+        await accounts.add_user(store, "supervisor", "sup.wang", "Wang Fang", "x", [sc.gaoming.id]),
+        await accounts.add_user(store, "supervisor", "sup.sun", "Sun Li", "x", [sc.sanshui.id]),
+        await accounts.add_user(
+            store, "supervisor", "sup.he", "He Ming", "x", [sc.gaoming.id, sc.sanshui.id]
         ),
-        await store.add_user("admin", "admin.he", "He Ping", "x"),
+        await accounts.add_user(store, "admin", "admin.he", "He Ping", "x"),
     )
 
 
@@ -254,7 +254,7 @@ async def test_stats_equal_the_figures_of_a_real_conversation(api: Api, clock: C
         await officer.client.send(w.conv.id, "called the ward", kind="note")
         second = await officer.client.send(w.conv.id, "You are welcome.")
         resolved_at = utcnow()
-        await desk.resolve(store.db, w.conv.id, w.officer.id, resolved_at)
+        await desk.resolve(store, w.conv.id, w.officer.id, resolved_at)
         waiting = await relative_b.client.send(w.conv_b.id, "Can I visit?")
     clock.at = utcnow()
     now = clock.at

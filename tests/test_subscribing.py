@@ -21,10 +21,10 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from channels import metrics
 from server import faults
-from server.app import GATEWAY
 from server.connection import close_frame
 from server.gateway import Gateway
-from storage.postgres import PostgresStore
+from server.keys import GATEWAY
+from storage.postgres import PostgresDatabase
 from tests.faults import CuttableProxy
 from tests.realtime import Reader, client
 from tests.servers import Served, inprocess
@@ -53,7 +53,7 @@ async def closed_with(ws: ClientConnection, timeout: float = 5.0) -> int | None:
 
 @asynccontextmanager
 async def behind_proxy(
-    pg_store: PostgresStore, pg_url: str, redis_url: str, redis_prefix: str
+    pg_store: PostgresDatabase, pg_url: str, redis_url: str, redis_prefix: str
 ) -> AsyncIterator[tuple[World, CuttableProxy, Served]]:
     """A server whose PostgreSQL is reached through a fault proxy."""
     world = await seed(pg_store)
@@ -61,7 +61,7 @@ async def behind_proxy(
     proxy = CuttableProxy(target.hostname or "127.0.0.1", target.port or 5432)
     await proxy.start()
     proxied_url = target._replace(netloc=f"postgres@127.0.0.1:{proxy.port}").geturl()
-    proxied = await PostgresStore.open(proxied_url, timeout=2.0)
+    proxied = await PostgresDatabase.open(proxied_url, timeout=2.0)
     try:
         async with inprocess(settings_for(proxied_url, redis_url, redis_prefix), proxied) as served:
             yield world, proxy, served
@@ -77,7 +77,7 @@ class Site(Live):
 
 @pytest.fixture
 async def live(
-    pg_store: PostgresStore,
+    pg_store: PostgresDatabase,
     pg_url: str,
     redis_url: str,
     redis_prefix: str,
@@ -141,7 +141,7 @@ async def test_a_cursor_beyond_the_last_seq_is_said_not_recovered(live: Site) ->
 
 @pytest.mark.parametrize("fault", ["severed", "no connection slot"])
 async def test_a_hello_that_cannot_be_made_is_said_and_the_socket_closed_1013(
-    pg_store: PostgresStore,
+    pg_store: PostgresDatabase,
     pg_url: str,
     redis_url: str,
     redis_prefix: str,
@@ -185,7 +185,7 @@ async def test_a_hello_that_cannot_be_made_is_said_and_the_socket_closed_1013(
 
 
 async def test_the_handshake_answers_503_when_storage_has_no_connection_slot(
-    pg_store: PostgresStore, pg_url: str, redis_url: str, redis_prefix: str
+    pg_store: PostgresDatabase, pg_url: str, redis_url: str, redis_prefix: str
 ) -> None:
     """Regression: with PostgreSQL answering "too many clients", the ``/ws`` handshake
     answered HTTP 500 (and logged a traceback) instead of 503 ``unavailable``."""

@@ -14,10 +14,11 @@ import msgspec
 import pytest
 
 from channels.protocol import VisitEvent
-from storage import inmate_info, visits
-from storage.base import Conflict, Store
+from storage import accounts, audit_trail, inmate_info, prisons, visits
+from storage.errors import Conflict
 from storage.inmate_info import InfoPatch, Refused
-from storage.postgres import PostgresStore
+from storage.postgres import PostgresDatabase
+from storage.sql import Database
 from storage.visit_rules import Hours, VisitRules
 from tests.realtime import Reader, client
 from tests.sites import Site, site_for
@@ -52,21 +53,21 @@ class Seeded:
     relatives: list[int]
 
 
-async def _seeded(store: Store, relatives: int = 2) -> Seeded:
-    prison = await store.add_prison("GM", "Gaoming Prison")
-    officer = await store.add_user("officer", "li", "Officer Li", "x", [prison.id])
-    inmate = await store.add_inmate(prison.id, "GM-001", "Chen Jian")
+async def _seeded(store: Database, relatives: int = 2) -> Seeded:
+    prison = await prisons.add_prison(store, "GM", "Gaoming Prison")
+    officer = await accounts.add_user(store, "officer", "li", "Officer Li", "x", [prison.id])
+    inmate = await prisons.add_inmate(store, prison.id, "GM-001", "Chen Jian")
     kin = [
-        (await store.add_user("relative", f"1380000000{n}", f"Kin {n}", "x")).id
+        (await accounts.add_user(store, "relative", f"1380000000{n}", f"Kin {n}", "x")).id
         for n in range(relatives)
     ]
-    await visits.set_visit_rules(store.db, prison.id, RULES, officer.id, datetime.now(UTC))
+    await visits.set_visit_rules(store, prison.id, RULES, officer.id, datetime.now(UTC))
     return Seeded(prison.id, officer.id, inmate.id, kin)
 
 
-async def _request(store: Store, s: Seeded, relative: int, at: datetime) -> visits.Visit:
+async def _request(store: Database, s: Seeded, relative: int, at: datetime) -> visits.Visit:
     return await visits.request_visit(
-        store.db,
+        store,
         relative_id=relative,
         inmate_id=s.inmate,
         slot_start=at,
@@ -77,9 +78,9 @@ async def _request(store: Store, s: Seeded, relative: int, at: datetime) -> visi
     )
 
 
-async def _decide(store: Store, s: Seeded, visit: int, approve: bool) -> visits.Visit:
+async def _decide(store: Database, s: Seeded, visit: int, approve: bool) -> visits.Visit:
     return await visits.decide_visit(
-        store.db,
+        store,
         visit,
         approve=approve,
         reason=None if approve else "the hall is closed",
@@ -89,12 +90,12 @@ async def _decide(store: Store, s: Seeded, visit: int, approve: bool) -> visits.
     )
 
 
-async def test_requests_are_checked_decided_once_and_audited(store: Store) -> None:
+async def test_requests_are_checked_decided_once_and_audited(store: Database) -> None:
     s = await _seeded(store)
-    [rules_set] = await store.audit_entries(action="prison.visit_rules_set")
+    [rules_set] = await audit_trail.audit_entries(store, action="prison.visit_rules_set")
     assert rules_set.before is not None and rules_set.before["days"] == []  # the defaults
     assert rules_set.after is not None and rules_set.after["days"] == [2, 6]
-    assert await visits.visit_rules(store.db, s.prison) == RULES
+    assert await visits.visit_rules(store, s.prison) == RULES
 
     first = await _request(store, s, s.relatives[0], slot(2, "10:00"))
     assert (first.state, first.visitor_names, first.prison_id) == (
@@ -116,43 +117,45 @@ async def test_requests_are_checked_decided_once_and_audited(store: Store) -> No
     again = await _request(store, s, s.relatives[0], slot(2, "10:00"))
     approved = await _decide(store, s, again.id, approve=True)
     assert approved.state == "approved"
-    assert [
-        v.id for v in await visits.upcoming_approved(store.db, s.inmate, datetime.now(UTC))
-    ] == [again.id]
+    assert [v.id for v in await visits.upcoming_approved(store, s.inmate, datetime.now(UTC))] == [
+        again.id
+    ]
     with pytest.raises(Refused) as refused:  # within 30 days of an approved visit
         await _request(store, s, s.relatives[1], slot(6, "10:00", weeks=2))
     assert refused.value.code == "visit_rule_frequency"
     later = await _request(store, s, s.relatives[1], slot(2, "10:00", weeks=6))
-    listed = await visits.visits(store.db, inmate_ids=[s.inmate])
+    listed = await visits.visits(store, inmate_ids=[s.inmate])
     assert [v.id for v in listed] == [first.id, again.id, later.id]  # soonest slot first
-    assert [v.id for v in await visits.visits(store.db, state="pending")] == [later.id]
-    assert [e.after for e in reversed(await store.audit_entries(prison_id=s.prison))][1:] == [
+    assert [v.id for v in await visits.visits(store, state="pending")] == [later.id]
+    assert [e.after for e in reversed(await audit_trail.audit_entries(store, prison_id=s.prison))][
+        1:
+    ] == [
         {"state": "declined", "reason": "the hall is closed"},
         {"state": "approved", "reason": None},
     ]
 
 
-async def test_an_approval_checks_the_rules_and_card_as_they_are_then(store: Store) -> None:
+async def test_an_approval_checks_the_rules_and_card_as_they_are_then(store: Database) -> None:
     """Regression: approving re-checked only the past and the frequency rule, so a request
     made before the inmate was barred from visits (the card's next visit date moved) or
     before the rules changed could still be approved."""
     s = await _seeded(store)
     asked = await _request(store, s, s.relatives[0], slot(2, "10:00"))
     barred = InfoPatch(next_visit_date=slot(2, "10:00", weeks=4).date())
-    await inmate_info.update_info(store.db, s.inmate, barred, s.officer, datetime.now(UTC))
+    await inmate_info.update_info(store, s.inmate, barred, s.officer, datetime.now(UTC))
     with pytest.raises(Refused) as refused:
         await _decide(store, s, asked.id, approve=True)
     assert refused.value.code == "visit_not_eligible"
     later = await _request(store, s, s.relatives[1], slot(2, "10:00", weeks=5))  # 2 visitors
     fewer = msgspec.structs.replace(RULES, max_visitors=1)  # the rules change meanwhile
-    await visits.set_visit_rules(store.db, s.prison, fewer, s.officer, datetime.now(UTC))
+    await visits.set_visit_rules(store, s.prison, fewer, s.officer, datetime.now(UTC))
     with pytest.raises(Refused) as refused:
         await _decide(store, s, later.id, approve=True)
     assert refused.value.code == "visit_rule_visitors"
-    assert await visits.visits(store.db, state="approved") == []
+    assert await visits.visits(store, state="approved") == []
 
 
-async def test_racing_approvals_cannot_break_the_frequency_rule(store: Store) -> None:
+async def test_racing_approvals_cannot_break_the_frequency_rule(store: Database) -> None:
     """Pending requests a week apart for the same inmate, approved at once: one wins."""
     s = await _seeded(store, relatives=4)
     pending = [
@@ -168,7 +171,7 @@ async def test_racing_approvals_cannot_break_the_frequency_rule(store: Store) ->
 
     outcomes = await asyncio.gather(*(approve(v.id) for v in pending))
     assert sorted(outcomes) == ["approved"] + ["visit_rule_frequency"] * 3
-    assert len(await visits.visits(store.db, state="approved")) == 1
+    assert len(await visits.visits(store, state="approved")) == 1
 
 
 def test_each_rule_is_checked_in_local_time() -> None:
@@ -226,7 +229,7 @@ HTTP_RULES = {  # as an officer sets them over HTTP
 
 @pytest.fixture
 async def site(
-    pg_store: PostgresStore, pg_url: str, redis_url: str, redis_prefix: str
+    pg_store: PostgresDatabase, pg_url: str, redis_url: str, redis_prefix: str
 ) -> AsyncIterator[Site]:
     async with site_for(pg_store, pg_url, redis_url, redis_prefix) as served:
         w = served.world
@@ -365,7 +368,9 @@ async def test_decisions_are_told_live_and_an_approved_visit_shows_on_the_card(
     assert seen["visits"] == [{"id": again["id"], "slot_start": approved["slot_start"],
                                "visitors": 2}]  # fmt: skip
     assert seen["visit_rules"]["forbidden_items"] == ["cash"]
-    entries = {e.action: e for e in await site.store.audit_entries(prison_id=w.gaoming.id)}
+    entries = {
+        e.action: e for e in await audit_trail.audit_entries(site.store, prison_id=w.gaoming.id)
+    }
     assert entries["visit.declined"].after == {"state": "declined", "reason": "hall closed"}
     assert entries["visit.declined"].object_id == asked["id"]
     assert entries["visit.approved"].actor_id == w.officer.id
@@ -390,7 +395,9 @@ async def test_visit_rules_are_validated_and_audited(site: Site) -> None:
         "PUT", path, site.staff.admin, {"days": [7], "min_days_between": 14}
     )
     assert status == 200 and stored["max_visitors"] == 3  # left out: the default
-    first, second = reversed(await site.store.audit_entries(action="prison.visit_rules_set"))
+    first, second = reversed(
+        await audit_trail.audit_entries(site.store, action="prison.visit_rules_set")
+    )
     assert first.actor_id == w.officer.id and second.actor_id == site.staff.admin.id
     assert second.before is not None and second.before["days"] == [2, 6]
     assert second.after is not None and (second.after["days"], second.after["hours"]) == ([7], [])

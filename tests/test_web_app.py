@@ -15,9 +15,10 @@ import aiohttp
 from playwright.async_api import Browser, Page, Route, expect
 
 from channels.protocol import TypingEvent
+from domain.records import User
 from server import sessions
-from storage.base import User
-from storage.postgres import PostgresStore
+from storage import accounts, conversations, links, messages
+from storage.postgres import PostgresDatabase
 from tests.browser import (  # noqa: F401 (fixtures)
     Pages,
     Site,
@@ -471,7 +472,7 @@ async def test_screenshots_of_the_relative_app(pages: Pages, site: Site) -> None
 
 
 async def test_the_relative_page_survives_a_server_restart(
-    browser: Browser, pg_store: PostgresStore, restartable: tuple[ServerProcess, World]
+    browser: Browser, pg_store: PostgresDatabase, restartable: tuple[ServerProcess, World]
 ) -> None:
     """Stop the server, type and send, start it again on the same port: the message is
     delivered once, with the cid the page gave it, and shows as sent."""
@@ -499,7 +500,9 @@ async def test_the_relative_page_survives_a_server_restart(
         await server.start()  # the same port
         await expect(bubble).to_have_attribute("data-status", "sent", timeout=30_000)
         await expect(banner).to_be_hidden()
-        stored = [m for m in await pg_store.messages(world.conv.id, limit=500) if m.body == text]
+        stored = [
+            m for m in await messages.messages(pg_store, world.conv.id, limit=500) if m.body == text
+        ]
         assert [(m.cid, m.sender_id) for m in stored] == [(cid, world.relative.id)]
         await expect(page.locator("#messages .bubble", has_text=text)).to_have_count(1)
         assert await stored_outbox(page, world.relative.id) == []
@@ -511,10 +514,10 @@ async def test_the_relative_page_survives_a_server_restart(
 async def newcomer(site: Site) -> tuple[User, int]:
     """A relative just verified for inmate B (Huang Bo), with no conversation yet."""
     store, world = site.store, site.world
-    user = await store.add_user("relative", "13900000077", "Li Na", "x")
+    user = await accounts.add_user(store, "relative", "13900000077", "Li Na", "x")
     inmate = world.conv_b.inmate_id
-    link = await store.request_link(user.id, inmate, "sibling", "household register")
-    await store.decide_link(link, "verified", world.officer.id, None)
+    link = await links.request_link(store, user.id, inmate, "sibling", "household register")
+    await links.decide_link(store, link, "verified", world.officer.id, None)
     world.tokens[user.login] = await sessions.issue(store, user, days=1)
     return user, inmate
 
@@ -551,8 +554,8 @@ async def test_a_double_enter_on_the_first_message_sends_it_once(pages: Pages, s
             (f) => f.method === "POST" && f.url.endsWith("/api/v1/conversations")).length"""
     )
     assert opened == 1
-    [conv] = await site.store.conversations_of(user.id)
-    stored = await site.store.messages(conv.id, limit=50)
+    [conv] = await conversations.conversations_of(site.store, user.id)
+    stored = await messages.messages(site.store, conv.id, limit=50)
     assert [m.body for m in stored] == ["你好，我是他的姐姐。"]
     await expect(bubble).to_have_count(1)
     pages.assert_clean()
@@ -579,8 +582,8 @@ async def test_a_first_message_typed_offline_is_kept_and_sent_once_back_online(
     await expect(page.locator("#compose")).to_have_value("")
     await context.set_offline(False)
     await expect(bubble).to_have_attribute("data-status", "sent", timeout=30_000)
-    [conv] = await site.store.conversations_of(user.id)
-    stored = await site.store.messages(conv.id, limit=50)
+    [conv] = await conversations.conversations_of(site.store, user.id)
+    stored = await messages.messages(site.store, conv.id, limit=50)
     assert [m.body for m in stored] == [text]
     await expect(page.locator("#messages .bubble.own")).to_have_count(1)
     pages.assert_clean()

@@ -15,10 +15,11 @@ from zoneinfo import ZoneInfo
 import aiohttp
 from playwright.async_api import Browser, Page, Route, expect
 
+from domain.records import NewMessage, User
 from server import sessions
 from server.passwords import hash_password
-from storage.base import NewMessage, User
-from storage.postgres import PostgresStore
+from storage import accounts
+from storage.postgres import PostgresDatabase
 from tests.browser import (  # noqa: F401 (fixtures)
     Pages,
     Site,
@@ -172,7 +173,7 @@ async def test_a_relative_and_an_officer_hold_a_conversation_end_to_end(
 
 
 async def add_officer(site: Site, login: str, name: str) -> User:
-    user = await site.store.add_user("officer", login, name, "x", [site.world.gaoming.id])
+    user = await accounts.add_user(site.store, "officer", login, name, "x", [site.world.gaoming.id])
     site.world.tokens[user.login] = await sessions.issue(site.store, user, days=1)
     return user
 
@@ -246,9 +247,16 @@ async def test_the_officer_decides_link_and_visit_requests(pages: Pages, site: S
         {"inmate_id": world.conv.inmate_id, "slot_start": tomorrow.isoformat(), "visitors": 2},
     )
     # signed out: the sign-in form; a relative's account is not let in, an officer's is
-    await site.store.add_user("relative", "13900000009", "Lin Fang", hash_password(PASSWORD))
-    await site.store.add_user(
-        "officer", "officer.zhou", "Officer Zhou", hash_password(PASSWORD), [world.gaoming.id]
+    await accounts.add_user(
+        site.store, "relative", "13900000009", "Lin Fang", hash_password(PASSWORD)
+    )
+    await accounts.add_user(
+        site.store,
+        "officer",
+        "officer.zhou",
+        "Officer Zhou",
+        hash_password(PASSWORD),
+        [world.gaoming.id],
     )
     officer = await pages.open("/console", size="desktop", label="console:signin")
     form = officer.locator("#signin-form")
@@ -338,7 +346,7 @@ async def test_a_question_waiting_past_the_target_shows_in_the_queue_marked_over
     row is drawn (not an empty queue), marked overdue, with a wait of 10 minutes or more."""
     world = site.world
     await ask(site, "等了很久还没有人回复")
-    async with site.store.db.write() as sql:
+    async with site.store.write() as sql:
         await sql.execute(
             "UPDATE conversations SET wait_started_at = wait_started_at - interval '10 minutes'"
             " WHERE id = $1",
@@ -429,7 +437,7 @@ async def test_a_new_question_is_announced_and_the_focus_stays_on_its_row(
 
 
 async def test_the_queue_is_loaded_again_after_the_socket_reconnects(
-    browser: Browser, pg_store: PostgresStore, restartable: tuple[ServerProcess, World]
+    browser: Browser, pg_store: PostgresDatabase, restartable: tuple[ServerProcess, World]
 ) -> None:
     """A question stored while the console's socket was down (its event published to no
     one): the queue shows it once the socket is back."""

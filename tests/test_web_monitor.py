@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 import aiohttp
 from playwright.async_api import Browser, Page, Route, WebSocket, expect
 
-from storage.base import NewMessage
-from storage.postgres import PostgresStore
+from domain.records import NewMessage
+from storage.postgres import PostgresDatabase
 from tests.browser import (  # noqa: F401 (fixtures)
     Pages,
     Site,
@@ -263,7 +263,7 @@ async def admin_audit(base: str, token: str) -> list[dict[str, Any]]:
 
 
 async def test_a_conversation_no_longer_watched_is_not_opened_again_after_a_reconnect(
-    browser: Browser, pg_store: PostgresStore, restartable: tuple[ServerProcess, World]
+    browser: Browser, pg_store: PostgresDatabase, restartable: tuple[ServerProcess, World]
 ) -> None:
     """The supervisor watches A, then B (A is unwatched); the server restarts and the socket
     reconnects: the overview is loaded again (a change made meanwhile shows), and the audit

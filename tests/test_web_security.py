@@ -14,8 +14,9 @@ import pytest
 from server import passwords, sessions
 from server.config import Settings
 from server.errors import SECURITY_HEADERS
-from storage.postgres import PostgresStore
-from storage.sqlite import SqliteStore
+from storage import accounts
+from storage.postgres import PostgresDatabase
+from storage.sqlite import SqliteDatabase
 from tests.servers import free_port, inprocess
 from tests.world import World, seed
 
@@ -30,7 +31,7 @@ class Site:
 
 
 @pytest.fixture
-async def site(pg_store: PostgresStore, pg_url: str) -> AsyncIterator[Site]:
+async def site(pg_store: PostgresDatabase, pg_url: str) -> AsyncIterator[Site]:
     world = await seed(pg_store)
     settings = Settings(database_url=pg_url, port=free_port(), secret="web", max_request_bytes=2048)
     async with (
@@ -122,10 +123,10 @@ async def test_a_bad_query_is_400_and_an_unknown_method_is_405(site: Site) -> No
 
 
 async def test_the_cookie_is_secure_when_served_over_tls(
-    pg_store: PostgresStore, pg_url: str
+    pg_store: PostgresDatabase, pg_url: str
 ) -> None:
     hashed = passwords.hash_password("a long passphrase here")
-    await pg_store.add_user("admin", "admin.tls", "Admin", hashed)
+    await accounts.add_user(pg_store, "admin", "admin.tls", "Admin", hashed)
     settings = Settings(
         database_url=pg_url, port=free_port(), allowed_origins=("https://kinline.example",)
     )
@@ -140,7 +141,7 @@ async def test_the_cookie_is_secure_when_served_over_tls(
 
 
 async def test_storage_down_is_503(tmp_path: Path) -> None:
-    store = await SqliteStore.open(str(tmp_path / "k.db"))
+    store = await SqliteDatabase.open(str(tmp_path / "k.db"))
     await store.migrate()
     world = await seed(store)
     settings = Settings(database_url=f"sqlite:///{tmp_path}/k.db", port=free_port(), secret="s")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from domain.records import Conversation, Prison, User
 from server import sessions
-from storage.base import Conversation, Prison, Store, User
+from storage import accounts, conversations, links, prisons
+from storage.sql import Database
 
 
 @dataclass
@@ -27,28 +29,36 @@ class World:
         return self.tokens[user.login]
 
 
-async def seed(store: Store, extra_officers: int = 0) -> World:
-    gaoming = await store.add_prison("GM", "Gaoming Prison", "Foshan")
-    sanshui = await store.add_prison("SS", "Sanshui Prison", "Foshan")
-    officer = await store.add_user("officer", "officer.li", "Officer Li", "x", [gaoming.id])
-    other = await store.add_user("officer", "officer.zhao", "Officer Zhao", "x", [sanshui.id])
-    supervisor = await store.add_user("supervisor", "sup.wang", "Wang Fang", "x", [gaoming.id])
-    relative = await store.add_user("relative", "13800000001", "Chen Mei", "x")
-    relative_b = await store.add_user("relative", "13800000002", "Huang Lan", "x")
-    stranger = await store.add_user("relative", "13800000003", "Stranger", "x")
-    inmate_a = await store.add_inmate(gaoming.id, "GM-001", "Chen Jian")
-    inmate_b = await store.add_inmate(gaoming.id, "GM-002", "Huang Bo")
+async def seed(store: Database, extra_officers: int = 0) -> World:
+    gaoming = await prisons.add_prison(store, "GM", "Gaoming Prison", "Foshan")
+    sanshui = await prisons.add_prison(store, "SS", "Sanshui Prison", "Foshan")
+    officer = await accounts.add_user(
+        store, "officer", "officer.li", "Officer Li", "x", [gaoming.id]
+    )
+    other = await accounts.add_user(
+        store, "officer", "officer.zhao", "Officer Zhao", "x", [sanshui.id]
+    )
+    supervisor = await accounts.add_user(
+        store, "supervisor", "sup.wang", "Wang Fang", "x", [gaoming.id]
+    )
+    relative = await accounts.add_user(store, "relative", "13800000001", "Chen Mei", "x")
+    relative_b = await accounts.add_user(store, "relative", "13800000002", "Huang Lan", "x")
+    stranger = await accounts.add_user(store, "relative", "13800000003", "Stranger", "x")
+    inmate_a = await prisons.add_inmate(store, gaoming.id, "GM-001", "Chen Jian")
+    inmate_b = await prisons.add_inmate(store, gaoming.id, "GM-002", "Huang Bo")
     for who, inmate in ((relative, inmate_a), (relative_b, inmate_b)):
-        link = await store.request_link(who.id, inmate.id, "mother", "household register")
-        await store.decide_link(link, "verified", officer.id, None)
-    conv = await store.open_conversation(relative.id, inmate_a.id)
-    conv_b = await store.open_conversation(relative_b.id, inmate_b.id)
+        link = await links.request_link(store, who.id, inmate.id, "mother", "household register")
+        await links.decide_link(store, link, "verified", officer.id, None)
+    conv = await conversations.open_conversation(store, relative.id, inmate_a.id)
+    conv_b = await conversations.open_conversation(store, relative_b.id, inmate_b.id)
     world = World(
         gaoming, sanshui, officer, other, supervisor, relative, relative_b, stranger, conv, conv_b
     )
     for n in range(extra_officers):
         world.extra_officers.append(
-            await store.add_user("officer", f"officer.{n}", f"Officer {n}", "x", [gaoming.id])
+            await accounts.add_user(
+                store, "officer", f"officer.{n}", f"Officer {n}", "x", [gaoming.id]
+            )
         )
     for user in [officer, other, supervisor, relative, relative_b, stranger, *world.extra_officers]:
         world.tokens[user.login] = await sessions.issue(store, user, days=1)
@@ -63,9 +73,11 @@ class Staff:
     admin: User
 
 
-async def seed_staff(store: Store, world: World) -> Staff:
-    other = await store.add_user("supervisor", "sup.sun", "Sun Li", "x", [world.sanshui.id])
-    admin = await store.add_user("admin", "admin.he", "He Ping", "x")
+async def seed_staff(store: Database, world: World) -> Staff:
+    other = await accounts.add_user(
+        store, "supervisor", "sup.sun", "Sun Li", "x", [world.sanshui.id]
+    )
+    admin = await accounts.add_user(store, "admin", "admin.he", "He Ping", "x")
     for user in (other, admin):
         world.tokens[user.login] = await sessions.issue(store, user, days=1)
     return Staff(other, admin)

@@ -10,6 +10,7 @@ import msgspec
 from aiohttp import web
 
 from channels.protocol import CloseCode
+from domain.records import Prison, Role
 from server import passwords
 from server.api.base import (
     ApiError,
@@ -25,9 +26,11 @@ from server.api.base import (
     reply,
     user_out,
 )
-from server.app import GATEWAY, STORE
+from server.keys import DB, GATEWAY
 from server.policy import check_action
-from storage.base import Conflict, NotFound, Prison, Role
+from storage import accounts, audit_trail, prisons, sessions
+from storage.errors import Conflict, NotFound
+from storage.sql import utcnow
 
 Login = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9._-]{2,39}$")]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"\S")]
@@ -79,14 +82,14 @@ def prison_out(prison: Prison) -> PrisonOut:
 async def list_users(request: web.Request) -> web.Response:
     check_action(await principal(request), "admin")
     wanted = query(request, UsersQuery)
-    users = await request.app[STORE].users(role=wanted.role, limit=wanted.limit)
+    users = await accounts.users(request.app[DB], role=wanted.role, limit=wanted.limit)
     return reply(UserList([user_out(u) for u in users]))
 
 
 async def create_user(request: web.Request) -> web.Response:
     who = check_action(await principal(request), "admin")
     form = await body(request, NewStaff)
-    store = request.app[STORE]
+    store = request.app[DB]
     prison_ids = sorted(set(form.prison_ids))
     if form.role == "officer" and len(prison_ids) != 1:
         raise invalid("prison_ids", "an officer belongs to exactly one prison")
@@ -94,7 +97,7 @@ async def create_user(request: web.Request) -> web.Response:
         raise invalid("prison_ids", "a supervisor belongs to one or more prisons")
     if form.role == "admin" and prison_ids:
         raise invalid("prison_ids", "an admin belongs to the bureau, not to a prison")
-    known = {p.id for p in await store.prisons()}
+    known = {p.id for p in await prisons.prisons(store)}
     if set(prison_ids) - known:
         raise invalid("prison_ids", f"no prison with id {min(set(prison_ids) - known)}")
     try:
@@ -103,52 +106,76 @@ async def create_user(request: web.Request) -> web.Response:
         raise invalid("password", str(exc)) from None
     password_hash = await asyncio.to_thread(passwords.hash_password, form.password)
     try:
-        user = await store.add_user(form.role, form.login, form.name, password_hash, prison_ids)
+        async with store.write() as sql:
+            user = await accounts.insert_user(
+                sql, form.role, form.login, form.name, password_hash, prison_ids
+            )
+            await audit_trail.record(
+                sql,
+                at=utcnow(),
+                actor_id=who.id,
+                action="user.create",
+                object_type="user",
+                object_id=user.id,
+                prison_id=None,
+                after={"role": user.role, "login": user.login, "name": user.name}
+                | {"prison_ids": prison_ids},
+            )
     except Conflict:
         raise ApiError(409, "conflict", "this login is taken") from None
-    after = {"role": user.role, "login": user.login, "name": user.name}
-    await store.audit(
-        who.id, "user.create", "user", user.id, None, None, after | {"prison_ids": prison_ids}
-    )
     return reply(user_out(user), 201)
 
 
 async def revoke_sessions(request: web.Request) -> web.Response:
     who = check_action(await principal(request), "admin")
-    store = request.app[STORE]
+    store = request.app[DB]
     try:
-        user = await store.user(path_id(request))
+        user = await accounts.user(store, path_id(request))
     except NotFound:
         raise ApiError(404, "not_found", "no such user") from None
-    revoked = await store.revoke_user_sessions(user.id)
+    async with store.write() as sql:
+        revoked = await sessions.revoke_user_sessions_in(sql, user.id)
+        await audit_trail.record(
+            sql,
+            at=utcnow(),
+            actor_id=who.id,
+            action="user.revoke_sessions",
+            object_type="user",
+            object_id=user.id,
+            prison_id=None,
+            before={"live_sessions": revoked},
+            after={"live_sessions": 0},
+        )
     request.app[GATEWAY].close_user(user.id, CloseCode.NOT_AUTHENTICATED, "sessions revoked")
-    await store.audit(
-        who.id,
-        "user.revoke_sessions",
-        "user",
-        user.id,
-        None,
-        {"live_sessions": revoked},
-        {"live_sessions": 0},
-    )
     return reply(Revoked(revoked))
 
 
 async def list_prisons(request: web.Request) -> web.Response:
     check_action(await principal(request), "admin")
-    return reply(PrisonList([prison_out(p) for p in await request.app[STORE].prisons()]))
+    return reply(PrisonList([prison_out(p) for p in await prisons.prisons(request.app[DB])]))
 
 
 async def create_prison(request: web.Request) -> web.Response:
     who = check_action(await principal(request), "admin")
     form = await body(request, NewPrison)
-    store = request.app[STORE]
+    store = request.app[DB]
     try:
-        prison = await store.add_prison(form.code, form.name.strip(), form.city.strip())
+        async with store.write() as sql:
+            prison = await prisons.insert_prison(
+                sql, form.code, form.name.strip(), form.city.strip()
+            )
+            await audit_trail.record(
+                sql,
+                at=utcnow(),
+                actor_id=who.id,
+                action="prison.create",
+                object_type="prison",
+                object_id=prison.id,
+                prison_id=prison.id,
+                after={"code": prison.code, "name": prison.name, "city": prison.city},
+            )
     except Conflict:
         raise ApiError(409, "conflict", "this prison code is taken") from None
-    after = {"code": prison.code, "name": prison.name, "city": prison.city}
-    await store.audit(who.id, "prison.create", "prison", prison.id, prison.id, None, after)
     return reply(prison_out(prison), 201)
 
 

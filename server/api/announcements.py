@@ -30,11 +30,12 @@ from server.api.base import (
     query,
     reply,
 )
-from server.app import HUB, STORE
 from server.audience import AnnouncementPosted, tell
+from server.keys import DB, HUB
 from server.policy import check_announcement, check_complaints_and_announcements
 from storage import announcements as stored
-from storage.base import NotFound
+from storage import prisons
+from storage.errors import NotFound
 from storage.prisons_public import PublicAnnouncement, public_announcement
 from storage.sql import utcnow
 
@@ -65,7 +66,7 @@ async def post_announcement(request: web.Request) -> web.Response:
     who = check_announcement(await principal(request), form.prison_id)
     try:
         posted = await stored.post(
-            request.app[STORE].db,
+            request.app[DB],
             stored.NewAnnouncement(
                 author_id=who.id,
                 title=form.title.strip(),
@@ -91,14 +92,14 @@ async def post_announcement(request: web.Request) -> web.Response:
 
 async def list_announcements(request: web.Request) -> web.Response:
     wanted = query(request, AnnouncementsQuery)
-    store = request.app[STORE]
+    store = request.app[DB]
     if wanted.prison is not None:
         try:
-            await store.prison(wanted.prison)
+            await prisons.prison(store, wanted.prison)
         except NotFound:
             raise ApiError(404, "not_found", "no such prison") from None
     found = await stored.announcements(
-        store.db, prison_id=wanted.prison, before=wanted.before, limit=wanted.limit
+        store, prison_id=wanted.prison, before=wanted.before, limit=wanted.limit
     )
     return reply(AnnouncementList([public_announcement(a) for a in found]))
 

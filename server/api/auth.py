@@ -26,11 +26,13 @@ from server.api.base import (
     reply,
     user_out,
 )
-from server.app import GATEWAY, SETTINGS, STORE
+from server.keys import DB, GATEWAY, SETTINGS
 from server.passwords import WeakPassword
 from server.policy import check_action
 from server.throttle import LoginThrottle
-from storage.base import Conflict
+from storage.accounts import id_number_last4
+from storage.errors import Conflict
+from storage.sessions import revoke_session
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +78,7 @@ async def register(request: web.Request) -> web.Response:
     form = await body(request, Register)
     try:
         user = await accounts.register_relative(
-            request.app[STORE],
+            request.app[DB],
             request.app[SETTINGS].secret,
             phone=form.phone,
             name=form.name,
@@ -104,7 +106,7 @@ async def login(request: web.Request) -> web.Response:
     form = await body(request, Login)
     try:
         user = await accounts.login(
-            request.app[STORE],
+            request.app[DB],
             request.app[THROTTLE],
             form.login,
             form.password,
@@ -117,7 +119,7 @@ async def login(request: web.Request) -> web.Response:
     except accounts.LoginFailed as exc:
         raise ApiError(401, "invalid_credentials", str(exc)) from None
     days = request.app[SETTINGS].session_days
-    token = await sessions.issue(request.app[STORE], user, days)
+    token = await sessions.issue(request.app[DB], user, days)
     response = reply(LoggedIn(token, user_out(user), days * 86400))
     response.set_cookie(
         sessions.COOKIE,
@@ -136,7 +138,7 @@ async def logout(request: web.Request) -> web.Response:
     token, _ = sessions.presented_token(request)
     assert token is not None  # a principal came from it
     digest = sessions.token_hash(token)
-    await request.app[STORE].revoke_session(digest)
+    await revoke_session(request.app[DB], digest)
     request.app[GATEWAY].close_user(
         who.id, CloseCode.NOT_AUTHENTICATED, "signed out", session=digest
     )
@@ -147,7 +149,7 @@ async def logout(request: web.Request) -> web.Response:
 
 async def me(request: web.Request) -> web.Response:
     who = check_action(await principal(request), "session")
-    last4 = await request.app[STORE].id_number_last4(who.id)
+    last4 = await id_number_last4(request.app[DB], who.id)
     return reply(Me(user_out(who.user), sorted(who.verified_inmates), last4))
 
 

@@ -31,11 +31,11 @@ import msgspec
 from aiohttp import web
 
 from channels.text import INVALID_TEXT, storable
+from domain.records import Role
 from server import sessions
-from server.app import SETTINGS, STORE
 from server.errors import answer_and_close
+from server.keys import DB, SETTINGS
 from server.policy import Denied, NotSignedIn, Principal
-from storage.base import Role
 
 PREFIX = "/api/v1"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -210,7 +210,7 @@ async def principal(request: web.Request) -> Principal | None:
     token, _ = sessions.presented_token(request)
     who = None
     if token is not None:
-        store = request.app[STORE]
+        store = request.app[DB]
         user = await sessions.user_for(store, token)
         if user is not None:
             who = await sessions.principal_for(store, user)

@@ -24,6 +24,7 @@ import msgspec
 from aiohttp import web
 
 from channels.protocol import ComplaintEvent
+from domain.records import Conversation, Role
 from server.api.base import (
     ApiError,
     Id,
@@ -36,8 +37,8 @@ from server.api.base import (
     query,
     reply,
 )
-from server.app import HUB, SETTINGS, STORE
 from server.audience import ComplaintChanged, tell
+from server.keys import DB, HUB, SETTINGS
 from server.policy import (
     ComplaintAction,
     ComplaintFacts,
@@ -50,10 +51,11 @@ from server.policy import (
     complaint_scope,
     signed_in,
 )
+from storage import accounts, conversations, prisons
 from storage import complaints as stored
-from storage.base import Conflict, Conversation, NotFound, Role, Store
 from storage.complaints import Complaint, ComplaintScope, ComplaintState, NewComplaint
-from storage.sql import utcnow
+from storage.errors import Conflict, NotFound
+from storage.sql import Database, utcnow
 
 Category = Annotated[str, msgspec.Meta(min_length=1, max_length=60, pattern=r"\S")]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=4000, pattern=r"\S")]
@@ -145,12 +147,12 @@ def complaint_out(complaint: Complaint, now: datetime) -> ComplaintOut:
     )
 
 
-async def complaint_detail(store: Store, complaint: Complaint, now: datetime) -> ComplaintDetail:
+async def complaint_detail(store: Database, complaint: Complaint, now: datetime) -> ComplaintDetail:
     history = [
         ComplaintHistoryOut(
             e.state, e.message, e.at, PersonOut(e.actor_id, e.actor_name, e.actor_role)
         )
-        for e in await stored.history(store.db, complaint.id)
+        for e in await stored.history(store, complaint.id)
     ]
     fields = msgspec.structs.asdict(complaint_out(complaint, now))
     return ComplaintDetail(**fields, history=history)
@@ -166,21 +168,21 @@ async def _tell(app: web.Application, complaint: Complaint, message: str) -> Non
     event = ComplaintEvent(
         id=complaint.id, reference=complaint.reference, state=complaint.state, message=message
     )
-    store = app[STORE]
-    users = [await store.user(i) for i in await stored.candidates(store.db, complaint)]
+    store = app[DB]
+    users = [await accounts.user(store, i) for i in await stored.candidates(store, complaint)]
     tell(app[HUB], ComplaintChanged(event, facts(complaint), users))
 
 
-async def _filing(store: Store, who: Principal, form: FileComplaint) -> ComplaintFiling:
+async def _filing(store: Database, who: Principal, form: FileComplaint) -> ComplaintFiling:
     """What the complaint names, looked up for the policy."""
     inmate_prison = None
     if form.inmate_id is not None:
         with contextlib.suppress(NotFound):
-            inmate_prison = (await store.inmate(form.inmate_id)).prison_id
+            inmate_prison = (await prisons.inmate(store, form.inmate_id)).prison_id
     conversation: Conversation | None = None
     if form.conversation_id is not None:
         with contextlib.suppress(NotFound):
-            conversation = await store.conversation(form.conversation_id)
+            conversation = await conversations.conversation(store, form.conversation_id)
     followed = set(who.followed_prisons) if who.user.role == "relative" else set()
     return ComplaintFiling(
         prison_id=form.prison_id,
@@ -197,7 +199,7 @@ async def file_complaint(request: web.Request) -> web.Response:
     form = await body(request, FileComplaint)
     if complaint_needs_inmate(who) and form.inmate_id is None:
         raise invalid("inmate_id", "an officer files a complaint on behalf of a named inmate")
-    store, settings = request.app[STORE], request.app[SETTINGS]
+    store, settings = request.app[DB], request.app[SETTINGS]
     filing = await _filing(store, who, form)
     check_complaint_filing(who, filing)
     inmate_id = form.inmate_id
@@ -209,7 +211,7 @@ async def file_complaint(request: web.Request) -> web.Response:
     now = utcnow()
     try:
         complaint = await stored.file_complaint(
-            store.db,
+            store,
             NewComplaint(
                 prison_id=form.prison_id,
                 complainant_id=who.id,
@@ -233,7 +235,7 @@ async def list_complaints(request: web.Request) -> web.Response:
     wanted = query(request, ComplaintsQuery)
     now = utcnow()
     found = await stored.complaints(
-        request.app[STORE].db,
+        request.app[DB],
         ComplaintScope(rule.complainant_id, rule.prison_ids),
         now=now,
         state=wanted.state,
@@ -248,9 +250,7 @@ async def list_complaints(request: web.Request) -> web.Response:
 async def _authorized(request: web.Request, action: ComplaintAction) -> tuple[Principal, Complaint]:
     who = signed_in(await principal(request))
     try:
-        complaint: Complaint | None = await stored.complaint(
-            request.app[STORE].db, path_id(request)
-        )
+        complaint: Complaint | None = await stored.complaint(request.app[DB], path_id(request))
     except NotFound:
         complaint = None
     check_complaint(who, None if complaint is None else facts(complaint), action)
@@ -260,20 +260,20 @@ async def _authorized(request: web.Request, action: ComplaintAction) -> tuple[Pr
 
 async def get_complaint(request: web.Request) -> web.Response:
     _, complaint = await _authorized(request, "read")
-    return reply(await complaint_detail(request.app[STORE], complaint, utcnow()))
+    return reply(await complaint_detail(request.app[DB], complaint, utcnow()))
 
 
 async def _move(
     request: web.Request, complaint: Complaint, who: Principal, to: ComplaintState, message: str
 ) -> web.Response:
-    store = request.app[STORE]
+    store = request.app[DB]
     now = utcnow()
     try:
         moved = await stored.transition(
-            store.db, complaint.id, to, actor_id=who.id, message=message, now=now
+            store, complaint.id, to, actor_id=who.id, message=message, now=now
         )
     except Conflict:
-        current = await stored.complaint(store.db, complaint.id)
+        current = await stored.complaint(store, complaint.id)
         raise ApiError(
             409, "conflict", f"a complaint that is {current.state} cannot become {to}"
         ) from None

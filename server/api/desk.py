@@ -33,6 +33,7 @@ from aiohttp import web
 
 from channels.broker import BrokerUnavailable
 from channels.protocol import ConversationEvent
+from domain.records import ConversationState, Message, MessageKind, NewMessage
 from server.api.base import (
     ApiError,
     Id,
@@ -46,8 +47,8 @@ from server.api.base import (
     query,
     reply,
 )
-from server.app import GATEWAY, HUB, ROSTER, SEND_PATH, SETTINGS, STORE
 from server.audience import ThreadChanged, tell
+from server.keys import DB, GATEWAY, HUB, ROSTER, SEND_PATH, SETTINGS
 from server.policy import (
     Principal,
     ThreadChange,
@@ -63,16 +64,8 @@ from server.policy import (
     signed_in,
     thread_scope,
 )
-from storage import audit_trail, desk
-from storage.base import (
-    Conflict,
-    ConversationState,
-    Message,
-    MessageKind,
-    NewMessage,
-    NotFound,
-    StoreUnavailable,
-)
+from storage import audit_trail, desk, links, messages, prisons
+from storage.errors import Conflict, NotFound, StoreUnavailable
 from storage.sql import utcnow
 
 ShortName = Annotated[
@@ -282,7 +275,7 @@ def canned_out(canned: desk.Canned) -> CannedOut:
 
 async def _thread(request: web.Request) -> desk.Thread | None:
     try:
-        return await desk.thread(request.app[STORE].db, path_id(request))
+        return await desk.thread(request.app[DB], path_id(request))
     except NotFound:
         return None
 
@@ -335,7 +328,7 @@ async def _announce(
         waiting_since=thread.wait_started_at if thread.state in OPEN else None,
     )
     try:
-        verified = await request.app[STORE].verified_inmates(thread.relative_id)
+        verified = await links.verified_inmates(request.app[DB], thread.relative_id)
     except StoreUnavailable:  # the change is committed: answer it; the relative re-reads
         log.warning("conversation event not sent to the relative", extra={"conv": thread.id})
         verified = frozenset()
@@ -348,20 +341,20 @@ async def _announce(
 
 async def get_duty(request: web.Request) -> web.Response:
     who = signed_in(await principal(request))
-    store, roster = request.app[STORE], request.app[ROSTER]
+    store, roster = request.app[DB], request.app[ROSTER]
     role = who.user.role
     scope = duty_scope(who)
-    prisons = tuple(p.id for p in await store.prisons()) if scope is None else scope
+    shown = scope if scope is not None else tuple(p.id for p in await prisons.prisons(store))
     names = duty_names_shown(who)
     rows = []
     try:
-        for prison in prisons:
+        for prison in shown:
             now = await roster.now(prison, staff=names)
             officers = [PersonOut(o.id, o.name) for o in now.officers or []]
             rows.append(PrisonDutyOut(prison, now.on_duty, officers if names else msgspec.UNSET))
     except BrokerUnavailable:
         raise ApiError(503, "unavailable", "presence is unavailable; try again") from None
-    said = await desk.said_on_duty(store.db, who.id) if role == "officer" else msgspec.UNSET
+    said = await desk.said_on_duty(store, who.id) if role == "officer" else msgspec.UNSET
     return reply(DutyOut(rows, said))
 
 
@@ -369,7 +362,7 @@ async def put_duty(request: web.Request) -> web.Response:
     who = check_duty(await principal(request))
     wanted = await body(request, DutyBody)
     changed = await desk.set_duty(
-        request.app[STORE].db, who.id, who.user.prison_ids, wanted.on_duty, utcnow()
+        request.app[DB], who.id, who.user.prison_ids, wanted.on_duty, utcnow()
     )
     request.app[GATEWAY].duty_changed(who.id)  # every process, even unchanged
     return reply(DutySet(wanted.on_duty, changed))
@@ -387,7 +380,7 @@ async def list_threads(request: web.Request) -> web.Response:
         None if state == "all" else OPEN if state == "open" else (state,)
     )
     found = await desk.threads(
-        request.app[STORE].db,
+        request.app[DB],
         relative_id=scope.relative_id,
         prison_ids=scope.prison_ids,
         inmate_ids=scope.inmate_ids,
@@ -404,7 +397,7 @@ async def open_thread(request: web.Request) -> web.Response:
     who = check_open_thread(who, wanted.inmate_id)
     try:
         thread, created = await desk.open_thread(
-            request.app[STORE].db, who.id, wanted.inmate_id, utcnow()
+            request.app[DB], who.id, wanted.inmate_id, utcnow()
         )
     except NotFound:
         raise ApiError(404, "not_found", "no such inmate") from None
@@ -419,18 +412,19 @@ async def get_thread(request: web.Request) -> web.Response:
 async def history(request: web.Request) -> web.Response:
     who, thread = await _authorized(request, "read")
     wanted = query(request, HistoryQuery)
-    store = request.app[STORE]
+    store = request.app[DB]
     if audits_opening(who):  # audited before anything is shown
-        await audit_trail.opened(store.db, who.id, thread, "history", utcnow())
-    messages = await store.messages(
+        await audit_trail.opened(store, who.id, thread, "history", utcnow())
+    page = await messages.messages(
+        store,
         thread.id,
         after=wanted.after,
         before=wanted.before,
         limit=wanted.limit,
         include_notes=shows_staff_side(who),
     )
-    last = max([thread.last_seq, *(m.seq for m in messages)])  # read before the page
-    return reply(MessagePage([message_out(m) for m in messages], last))
+    last = max([thread.last_seq, *(m.seq for m in page)])  # read before the page
+    return reply(MessagePage([message_out(m) for m in page], last))
 
 
 async def send(request: web.Request) -> web.Response:
@@ -440,13 +434,13 @@ async def send(request: web.Request) -> web.Response:
     action: Literal["send", "note"] = "note" if form.kind == "note" else "send"
     who = check_thread(who, thread.conversation if thread else None, action)
     assert thread is not None
-    store, settings = request.app[STORE], request.app[SETTINGS]
+    store, settings = request.app[DB], request.app[SETTINGS]
     if (form.body is None) == (form.canned is None):
         raise invalid("body", "send either a body or the short name of a canned reply")
     if form.canned is not None:
         canned_prisons(who, thread.prison_id)  # officers (and supervisors, who cannot send)
         try:
-            text = (await desk.canned_by_name(store.db, thread.prison_id, form.canned)).body
+            text = (await desk.canned_by_name(store, thread.prison_id, form.canned)).body
         except NotFound:
             raise invalid("canned", f"no canned reply named {form.canned!r} here") from None
     else:
@@ -477,7 +471,7 @@ async def send(request: web.Request) -> web.Response:
 async def claim(request: web.Request) -> web.Response:
     who, thread = await _authorized(request, "claim")
     with _conflicts():
-        claimed, changed = await desk.claim(request.app[STORE].db, thread.id, who.id, utcnow())
+        claimed, changed = await desk.claim(request.app[DB], thread.id, who.id, utcnow())
     if changed:
         await _announce(request, "claimed", claimed, who.id)
     return reply(thread_out(who, claimed, utcnow()))
@@ -489,7 +483,7 @@ async def transfer(request: web.Request) -> web.Response:
     try:
         with _conflicts():
             moved = await desk.transfer(
-                request.app[STORE].db, thread.id, who.id, form.officer_id, form.note, utcnow()
+                request.app[DB], thread.id, who.id, form.officer_id, form.note, utcnow()
             )
     except desk.NotAnOfficer:
         raise invalid("officer_id", "not another officer of this prison") from None
@@ -500,7 +494,7 @@ async def transfer(request: web.Request) -> web.Response:
 async def resolve(request: web.Request) -> web.Response:
     who, thread = await _authorized(request, "resolve")
     with _conflicts():
-        done = await desk.resolve(request.app[STORE].db, thread.id, who.id, utcnow())
+        done = await desk.resolve(request.app[DB], thread.id, who.id, utcnow())
     await _announce(request, "resolved", done, who.id)
     return reply(thread_out(who, done, utcnow()))
 
@@ -510,7 +504,7 @@ async def rate(request: web.Request) -> web.Response:
     form = await body(request, RateBody)
     with _conflicts():
         rated = await desk.rate(
-            request.app[STORE].db, thread.id, who.id, form.rating, form.comment, utcnow()
+            request.app[DB], thread.id, who.id, form.rating, form.comment, utcnow()
         )
     return reply(thread_out(who, rated, utcnow()))
 
@@ -521,7 +515,7 @@ async def rate(request: web.Request) -> web.Response:
 async def list_canned(request: web.Request) -> web.Response:
     who = signed_in(await principal(request))
     prisons = canned_prisons(who, query(request, CannedQuery).prison)
-    found = await desk.canned_replies(request.app[STORE].db, prisons)
+    found = await desk.canned_replies(request.app[DB], prisons)
     return reply(CannedList([canned_out(c) for c in found]))
 
 
@@ -529,7 +523,7 @@ async def _canned(request: web.Request) -> tuple[Principal, desk.Canned]:
     who = signed_in(await principal(request))
     canned_prisons(who)  # roles without canned replies: forbidden before any lookup
     try:
-        found: desk.Canned | None = await desk.canned_reply(request.app[STORE].db, path_id(request))
+        found: desk.Canned | None = await desk.canned_reply(request.app[DB], path_id(request))
     except NotFound:
         found = None
     who = check_canned(who, found.prison_id if found else None)
@@ -551,7 +545,7 @@ async def add_canned(request: web.Request) -> web.Response:
     who = check_canned(who, prison)
     try:
         canned = await desk.add_canned(
-            request.app[STORE].db, prison, form.short_name, form.body, who.id, utcnow()
+            request.app[DB], prison, form.short_name, form.body, who.id, utcnow()
         )
     except Conflict:
         raise _taken(form.short_name) from None
@@ -563,7 +557,7 @@ async def edit_canned(request: web.Request) -> web.Response:
     form = await body(request, CannedEdit)
     try:
         edited = await desk.update_canned(
-            request.app[STORE].db, canned.id, form.short_name, form.body, who.id, utcnow()
+            request.app[DB], canned.id, form.short_name, form.body, who.id, utcnow()
         )
     except Conflict:
         raise _taken(form.short_name) from None
@@ -575,7 +569,7 @@ async def edit_canned(request: web.Request) -> web.Response:
 async def delete_canned(request: web.Request) -> web.Response:
     who, canned = await _canned(request)
     try:
-        await desk.delete_canned(request.app[STORE].db, canned.id, who.id, utcnow())
+        await desk.delete_canned(request.app[DB], canned.id, who.id, utcnow())
     except NotFound:
         raise ApiError(404, "not_found", "no such canned reply") from None
     return web.Response(status=204)

@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 from aiohttp import web
 
+from domain.records import Conversation, Inmate, NewMessage
 from server.api.base import (
     ApiError,
     Id,
@@ -42,8 +43,8 @@ from server.api.base import (
     query,
     reply,
 )
-from server.app import HUB, SEND_PATH, SETTINGS, STORE
 from server.audience import CardUpdated, tell
+from server.keys import DB, HUB, SEND_PATH, SETTINGS
 from server.policy import (
     Principal,
     check_fact,
@@ -51,8 +52,8 @@ from server.policy import (
     inmate_list_prisons,
     signed_in,
 )
-from storage import inmate_info, visits
-from storage.base import Conversation, Inmate, NewMessage, NotFound
+from storage import conversations, inmate_info, visits
+from storage.errors import NotFound
 from storage.inmate_info import InfoPatch, InmateInfo, Refused
 from storage.sql import utcnow
 from storage.visit_rules import VisitRules
@@ -110,7 +111,7 @@ class FactOut(msgspec.Struct, frozen=True):
 
 
 async def _card(request: web.Request, inmate: Inmate, info: InmateInfo) -> InmateCard:
-    db = request.app[STORE].db
+    db = request.app[DB]
     upcoming = await visits.upcoming_approved(db, inmate.id, utcnow())
     rules = await visits.visit_rules(db, inmate.prison_id)
     return InmateCard(
@@ -127,7 +128,7 @@ async def _card(request: web.Request, inmate: Inmate, info: InmateInfo) -> Inmat
 async def _lookup(request: web.Request) -> tuple[Principal, Inmate | None, InmateInfo]:
     who = signed_in(await principal(request))
     try:
-        inmate, info = await inmate_info.card(request.app[STORE].db, path_id(request))
+        inmate, info = await inmate_info.card(request.app[DB], path_id(request))
     except NotFound:
         return who, None, InmateInfo()
     return who, inmate, info
@@ -144,7 +145,7 @@ async def list_inmates(request: web.Request) -> web.Response:
     wanted = query(request, InmatesQuery)
     prisons = inmate_list_prisons(who, wanted.prison)
     found = await inmate_info.inmates_in(
-        request.app[STORE].db, prisons, after=wanted.after, limit=wanted.limit
+        request.app[DB], prisons, after=wanted.after, limit=wanted.limit
     )
     return reply(InmateList([InmateOut(i.id, i.prison_id, i.number, i.name) for i in found]))
 
@@ -156,9 +157,7 @@ async def patch_inmate(request: web.Request) -> web.Response:
     if patch.is_empty():
         raise invalid(None, "name at least one thing to change")
     try:
-        updated = await inmate_info.update_info(
-            request.app[STORE].db, inmate.id, patch, who.id, utcnow()
-        )
+        updated = await inmate_info.update_info(request.app[DB], inmate.id, patch, who.id, utcnow())
     except NotFound:
         raise ApiError(404, "not_found", "no such inmate") from None
     except Refused as refused:
@@ -254,18 +253,18 @@ def fact_text(
 
 async def post_fact(request: web.Request) -> web.Response:
     who = signed_in(await principal(request))
-    store = request.app[STORE]
+    store = request.app[DB]
     try:
-        found: Conversation | None = await store.conversation(path_id(request))
+        found: Conversation | None = await conversations.conversation(store, path_id(request))
     except NotFound:
         found = None
     conv = check_fact(who, found)
     form = await body(request, FactRequest)
-    _, info = await inmate_info.card(store.db, conv.inmate_id)
+    _, info = await inmate_info.card(store, conv.inmate_id)
     now = utcnow()
     upcoming = [
         CardVisit(v.id, v.slot_start, v.visitors)
-        for v in await visits.upcoming_approved(store.db, conv.inmate_id, now)
+        for v in await visits.upcoming_approved(store, conv.inmate_id, now)
     ]
     text = fact_text(form.field, info, upcoming, request.app[SETTINGS].zone, now)
     if text is None:

@@ -3,8 +3,9 @@
 A request naming an unknown prison or inmate number gets the same answer as a real one: it is
 stored as claimed with no inmate (``matched: false`` to the prison's officers, who can reject
 it), so the API cannot be used to find out which inmates exist. Every decision is audited in
-the same transaction (``Store.transition_link``), told to the relative live (a ``link`` frame
-on its user topic) and applied at once to its open sockets (``Gateway.refresh_user``).
+the same transaction (``storage.links.transition_link``), told to the relative live (a
+``link`` frame on its user topic) and applied at once to its open sockets
+(``Gateway.refresh_user``).
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
+from domain.records import FamilyLink, LinkClaim, LinkState, Prison
 from server.api.base import ApiError, Id, Limit, Route, body, path_id, principal, query, reply
-from server.app import GATEWAY, HUB, STORE
 from server.audience import LinkDecided, tell
+from server.keys import DB, GATEWAY, HUB
 from server.policy import (
     LinkAction,
     Principal,
@@ -27,7 +29,9 @@ from server.policy import (
     shows_link_details,
     signed_in,
 )
-from storage.base import Conflict, FamilyLink, LinkClaim, LinkState, NotFound, Prison, Store
+from storage import links, prisons
+from storage.errors import Conflict, NotFound
+from storage.sql import Database
 
 Text = Annotated[str, msgspec.Meta(max_length=2000)]
 Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=1000, pattern=r"\S")]
@@ -105,10 +109,12 @@ def link_out(who: Principal, link: FamilyLink) -> LinkOut:
     )
 
 
-async def _prison(store: Store, named: str | int) -> Prison | None:
+async def _prison(store: Database, named: str | int) -> Prison | None:
     try:
         return await (
-            store.prison(named) if isinstance(named, int) else store.prison_by_code(named)
+            prisons.prison(store, named)
+            if isinstance(named, int)
+            else prisons.prison_by_code(store, named)
         )
     except NotFound:
         return None
@@ -117,12 +123,12 @@ async def _prison(store: Store, named: str | int) -> Prison | None:
 async def request_link(request: web.Request) -> web.Response:
     who = check_action(await principal(request), "link.request")
     form = await body(request, LinkRequest)
-    store = request.app[STORE]
+    store = request.app[DB]
     prison = await _prison(
         store, form.prison if isinstance(form.prison, int) else form.prison.strip()
     )
     number = form.inmate_number.strip()
-    inmate = await store.inmate_by_number(prison.id, number) if prison else None
+    inmate = await prisons.inmate_by_number(store, prison.id, number) if prison else None
     claim = LinkClaim(
         relative_id=who.id,
         prison_claim=str(form.prison).strip(),
@@ -133,7 +139,7 @@ async def request_link(request: web.Request) -> web.Response:
         inmate_id=inmate.id if inmate else None,
     )
     try:
-        link = await store.claim_link(claim)
+        link = await links.claim_link(store, claim)
     except Conflict:
         raise ApiError(
             409, "conflict", "you already have an open request or link for this inmate"
@@ -145,19 +151,20 @@ async def list_links(request: web.Request) -> web.Response:
     who = signed_in(await principal(request))
     scope = link_scope(who)
     wanted = query(request, LinksQuery)
-    links = await request.app[STORE].links(
+    found = await links.links(
+        request.app[DB],
         relative_id=scope.relative_id,
         prison_ids=scope.prison_ids,
         state=wanted.state,
         limit=wanted.limit,
     )
-    return reply(LinkList([link_out(who, link) for link in links]))
+    return reply(LinkList([link_out(who, link) for link in found]))
 
 
 async def _authorized(request: web.Request, action: LinkAction) -> tuple[Principal, FamilyLink]:
     who = signed_in(await principal(request))
     try:
-        link: FamilyLink | None = await request.app[STORE].link(path_id(request))
+        link: FamilyLink | None = await links.link(request.app[DB], path_id(request))
     except NotFound:
         link = None
     return who, check_link(who, link, action)
@@ -180,8 +187,8 @@ async def _decide(
     if to_state == "verified" and link.inmate_id is None:
         raise ApiError(409, "conflict", "this request names no inmate of the prison: reject it")
     try:
-        decided = await request.app[STORE].transition_link(
-            link.id, from_state, to_state, who.id, reason
+        decided = await links.transition_link(
+            request.app[DB], link.id, from_state, to_state, who.id, reason
         )
     except Conflict:
         raise ApiError(409, "conflict", f"this link is {link.state}, not {from_state}") from None

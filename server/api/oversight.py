@@ -23,11 +23,11 @@ from aiohttp import web
 
 from channels.broker import BrokerUnavailable
 from server.api.base import ApiError, Id, Limit, Route, principal, query, reply
-from server.app import ROSTER, SETTINGS, STORE
+from server.keys import DB, ROSTER, SETTINGS
 from server.policy import audit_scope, check_overview, signed_in
 from storage import audit_trail
 from storage.audit_trail import TrailEntry, TrailQuery
-from storage.base import NotFound
+from storage.errors import NotFound
 from storage.overview import (
     AnsweredLate,
     PrisonOverview,
@@ -118,7 +118,7 @@ async def audit(request: web.Request) -> web.Response:
     if action is not None and action.endswith(".*"):
         prefix, action = action[:-1], None
     found = await audit_trail.entries(
-        request.app[STORE].db,
+        request.app[DB],
         TrailQuery(
             prison_ids=scope,
             actor_id=wanted.actor,
@@ -142,7 +142,7 @@ async def overview(request: web.Request) -> web.Response:
     check_overview(who, wanted.prison)
     try:
         loaded = await prison_overview(
-            request.app[STORE].db, wanted.prison, utcnow(), request.app[SETTINGS].zone
+            request.app[DB], wanted.prison, utcnow(), request.app[SETTINGS].zone
         )
     except NotFound:
         raise ApiError(404, "not_found", "no such prison") from None

@@ -11,9 +11,10 @@ import msgspec
 from aiohttp import web
 
 from server.api.base import ApiError, Route, body, invalid, path_id, principal, reply
-from server.app import STORE
+from server.keys import DB
 from server.policy import check_complaints_and_announcements
-from storage.base import NotFound
+from storage import accounts
+from storage.errors import NotFound
 from storage.prisons_public import (
     PublicPrison,
     PublicPrisonSummary,
@@ -30,11 +31,11 @@ class PublicPrisonList(msgspec.Struct, frozen=True):
 
 
 async def list_prisons(request: web.Request) -> web.Response:
-    return reply(PublicPrisonList(await public_prisons(request.app[STORE].db)))
+    return reply(PublicPrisonList(await public_prisons(request.app[DB])))
 
 
 async def get_prison(request: web.Request) -> web.Response:
-    page = await public_prison(request.app[STORE].db, path_id(request), utcnow())
+    page = await public_prison(request.app[DB], path_id(request), utcnow())
     if page is None:
         raise ApiError(404, "not_found", "no such prison")
     return reply(page)
@@ -45,13 +46,13 @@ async def set_profile(request: web.Request) -> web.Response:
     form = await body(request, SupervisorProfile)
     if not photo_allowed(form.photo):
         raise invalid("photo", "a photo is a same-origin /static/ path or a data:image/ URL")
-    store = request.app[STORE]
+    store = request.app[DB]
     supervisor_id = path_id(request)
     try:
         profile = await set_supervisor_profile(
-            store.db, supervisor_id, form, actor_id=who.id, now=utcnow()
+            store, supervisor_id, form, actor_id=who.id, now=utcnow()
         )
-        user = await store.user(supervisor_id)
+        user = await accounts.user(store, supervisor_id)
     except NotFound:
         raise ApiError(404, "not_found", "no such supervisor") from None
     return reply(

@@ -23,7 +23,7 @@ import msgspec
 from aiohttp import web
 
 from server.api.base import ApiError, Id, Route, invalid, principal, query, reply
-from server.app import SETTINGS, STORE
+from server.keys import DB, SETTINGS
 from server.policy import check_figures, figure_prisons
 from storage import figures
 from storage.figures import BureauDay, PrisonFigures
@@ -83,7 +83,7 @@ async def prison_stats(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     now = clock()
     first, last = date_range(wanted.from_, wanted.to, settings.zone, now)
-    db = request.app[STORE].db
+    db = request.app[DB]
     named = await figures.prisons(db, scope)
     if wanted.prison is not None and not named:
         raise ApiError(404, "not_found", "no such prison")
@@ -97,7 +97,7 @@ async def bureau_stats(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     now = clock()
     first, last = date_range(wanted.from_, wanted.to, settings.zone, now)
-    days = await figures.bureau_figures(request.app[STORE].db, first, last, settings.zone, now)
+    days = await figures.bureau_figures(request.app[DB], first, last, settings.zone, now)
     return reply(BureauReply(first, last, settings.timezone, now, days))
 
 

@@ -29,6 +29,7 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
+from domain.records import Inmate
 from server.api.base import (
     ApiError,
     Id,
@@ -41,8 +42,8 @@ from server.api.base import (
     query,
     reply,
 )
-from server.app import HUB, SETTINGS, STORE
 from server.audience import VisitDecided, VisitRequested, tell
+from server.keys import DB, HUB, SETTINGS
 from server.policy import (
     Principal,
     VisitAction,
@@ -52,8 +53,8 @@ from server.policy import (
     signed_in,
     visit_scope,
 )
-from storage import visits
-from storage.base import Conflict, Inmate, NotFound
+from storage import prisons, visits
+from storage.errors import Conflict, NotFound
 from storage.inmate_info import Refused
 from storage.sql import utcnow
 from storage.visit_rules import VisitRules
@@ -123,9 +124,9 @@ def visit_out(who: Principal, visit: Visit) -> VisitOut:
 async def request_visit(request: web.Request) -> web.Response:
     who = signed_in(await principal(request))
     form = await body(request, VisitRequest)
-    store = request.app[STORE]
+    store = request.app[DB]
     try:
-        found: Inmate | None = await store.inmate(form.inmate_id)
+        found: Inmate | None = await prisons.inmate(store, form.inmate_id)
     except NotFound:
         found = None
     inmate = check_visit_request(who, found)
@@ -134,7 +135,7 @@ async def request_visit(request: web.Request) -> web.Response:
         raise invalid("visitor_names", f"name each of the {form.visitors} visitors")
     try:
         visit = await visits.request_visit(
-            store.db,
+            store,
             relative_id=who.id,
             inmate_id=inmate.id,
             slot_start=form.slot_start,
@@ -169,7 +170,7 @@ async def list_visits(request: web.Request) -> web.Response:
     inmate_ids = _narrow(scope.inmate_ids, wanted.inmate)
     prison_ids = _narrow(scope.prison_ids, wanted.prison)
     found = await visits.visits(
-        request.app[STORE].db,
+        request.app[DB],
         relative_id=scope.relative_id,
         inmate_ids=inmate_ids,
         prison_ids=prison_ids,
@@ -182,7 +183,7 @@ async def list_visits(request: web.Request) -> web.Response:
 async def _authorized(request: web.Request, action: VisitAction) -> tuple[Principal, Visit]:
     who = signed_in(await principal(request))
     try:
-        found: Visit | None = await visits.visit(request.app[STORE].db, path_id(request))
+        found: Visit | None = await visits.visit(request.app[DB], path_id(request))
     except NotFound:
         found = None
     return who, check_visit(who, found, action)
@@ -193,7 +194,7 @@ async def _decide(request: web.Request, approve: bool) -> web.Response:
     reason = None if approve else (await body(request, Decline)).reason.strip()
     try:
         decided = await visits.decide_visit(
-            request.app[STORE].db,
+            request.app[DB],
             visit.id,
             approve=approve,
             reason=reason,
@@ -204,7 +205,7 @@ async def _decide(request: web.Request, approve: bool) -> web.Response:
     except NotFound:
         raise ApiError(404, "not_found", "no such visit request") from None
     except Conflict:
-        current = await visits.visit(request.app[STORE].db, visit.id)
+        current = await visits.visit(request.app[DB], visit.id)
         raise ApiError(409, "conflict", f"this request is {current.state}, not pending") from None
     except Refused as refused:
         raise ApiError(409, refused.code, refused.message, field=refused.field) from None
@@ -221,10 +222,10 @@ async def decline_visit(request: web.Request) -> web.Response:
 
 
 async def set_visit_rules(request: web.Request) -> web.Response:
-    store = request.app[STORE]
+    store = request.app[DB]
     prison_id = path_id(request)
     try:
-        known: int | None = (await store.prison(prison_id)).id
+        known: int | None = (await prisons.prison(store, prison_id)).id
     except NotFound:
         known = None
     who = check_visit_rules(await principal(request), known)
@@ -234,7 +235,7 @@ async def set_visit_rules(request: web.Request) -> web.Response:
             raise invalid("hours", f"window {n + 1} ends before it starts")
     rules = msgspec.structs.replace(rules, days=sorted(set(rules.days)))
     try:
-        stored = await visits.set_visit_rules(store.db, prison_id, rules, who.id, utcnow())
+        stored = await visits.set_visit_rules(store, prison_id, rules, who.id, utcnow())
     except NotFound:
         raise ApiError(404, "not_found", "no such prison") from None
     return reply(stored)

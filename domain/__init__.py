@@ -1,0 +1,1 @@
+"""The domain vocabulary shared by storage, channels and the policy."""

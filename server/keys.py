@@ -1,0 +1,23 @@
+"""The application's ``AppKey``s: what ``build_app`` (server/app.py) puts on the aiohttp
+application and every handler reads. In a module of their own, so a handler depends on the
+keys and not on the module that builds the app (which imports every handler)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from channels.broker import Broker
+from channels.hub import Hub
+from server.config import Settings
+from server.duty import DutyRoster
+from server.gateway import Gateway
+from server.sending import SendPath
+from storage.sql import Database
+
+SETTINGS = web.AppKey("settings", Settings)
+DB = web.AppKey("db", Database)
+BROKER = web.AppKey("broker", Broker)
+HUB = web.AppKey("hub", Hub)
+GATEWAY = web.AppKey("gateway", Gateway)
+SEND_PATH = web.AppKey("send_path", SendPath)
+ROSTER = web.AppKey("roster", DutyRoster)

@@ -1,0 +1,76 @@
+"""Conversations: the thread between one relative and one inmate's prison.
+
+A conversation is made on first use (``open_conversation``) and never deleted; its ``state``,
+``cycle`` and ``last_seq`` are moved only by the append's life-cycle trigger (migration 0007)
+and by the desk's claims, transfers and resolutions (``storage/desk.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from domain.records import Conversation
+from storage.errors import NotFound
+from storage.sql import Database, Row, Sql, ids_in
+
+_SELECT = (
+    "SELECT id, prison_id, inmate_id, relative_id, state, assigned_officer_id, last_seq,"
+    " created_at FROM conversations"
+)
+
+
+def _conversation(sql: Sql, row: Row) -> Conversation:
+    return Conversation(
+        row["id"],
+        row["prison_id"],
+        row["inmate_id"],
+        row["relative_id"],
+        row["state"],
+        row["assigned_officer_id"],
+        row["last_seq"],
+        sql.when(row["created_at"]),
+    )
+
+
+async def open_conversation(db: Database, relative_id: int, inmate_id: int) -> Conversation:
+    """The thread between this relative and the inmate's prison; created on first use.
+    ``NotFound`` if there is no such inmate."""
+    async with db.write() as sql:
+        await sql.execute(
+            "INSERT INTO conversations (prison_id, inmate_id, relative_id)"
+            " SELECT prison_id, id, $1 FROM inmates WHERE id = $2"
+            " ON CONFLICT (relative_id, inmate_id) DO NOTHING",
+            relative_id,
+            inmate_id,
+        )
+        row = await sql.fetchrow(
+            _SELECT + " WHERE relative_id = $1 AND inmate_id = $2", relative_id, inmate_id
+        )
+        if row is None:
+            raise NotFound(f"inmate {inmate_id}")
+        return _conversation(sql, row)
+
+
+async def conversation(db: Database, conversation_id: int) -> Conversation:
+    async with db.read() as sql:
+        row = await sql.fetchrow(_SELECT + " WHERE id = $1", conversation_id)
+        if row is None:
+            raise NotFound(f"conversation {conversation_id}")
+        return _conversation(sql, row)
+
+
+async def conversations_of(db: Database, relative_id: int) -> list[Conversation]:
+    async with db.read() as sql:
+        rows = await sql.fetch(_SELECT + " WHERE relative_id = $1 ORDER BY id", relative_id)
+        return [_conversation(sql, r) for r in rows]
+
+
+async def last_seqs(db: Database, conversation_ids: Sequence[int]) -> dict[int, int]:
+    """Each named conversation's last seq (those that do not exist are left out)."""
+    if not conversation_ids:
+        return {}
+    async with db.read() as sql:
+        rows = await sql.fetch(
+            "SELECT id, last_seq FROM conversations WHERE id IN " + ids_in(conversation_ids)
+        )
+    return {r["id"]: r["last_seq"] for r in rows}

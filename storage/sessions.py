@@ -1,0 +1,58 @@
+"""Sign-in sessions. Tokens are stored only as hashes; a session ends when it expires, when
+it is revoked, or when its user is disabled."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from domain.records import User
+from storage.accounts import user_of, user_select
+from storage.sql import Database, Sql, utcnow
+
+
+async def create_session(
+    db: Database, user_id: int, token_hash: bytes, expires_at: datetime
+) -> None:
+    async with db.write() as sql:
+        await sql.execute(
+            "INSERT INTO sessions (user_id, token_hash, expires_at) VALUES ($1, $2, $3)",
+            user_id,
+            token_hash,
+            expires_at,
+        )
+
+
+async def session_user(db: Database, token_hash: bytes, now: datetime) -> User | None:
+    """The user of a live (unexpired, unrevoked) session of an enabled account, else None."""
+    async with db.read() as sql:
+        row = await sql.fetchrow(
+            user_select(db) + " JOIN sessions s ON s.user_id = u.id WHERE s.token_hash = $1"
+            " AND s.revoked_at IS NULL AND s.expires_at > $2 AND NOT u.disabled",
+            token_hash,
+            now,
+        )
+    return None if row is None else user_of(row)
+
+
+async def revoke_session(db: Database, token_hash: bytes) -> None:
+    async with db.write() as sql:
+        await sql.execute(
+            "UPDATE sessions SET revoked_at = $2 WHERE token_hash = $1 AND revoked_at IS NULL",
+            token_hash,
+            utcnow(),
+        )
+
+
+async def revoke_user_sessions(db: Database, user_id: int) -> int:
+    """Revoke every live session of a user; the number revoked."""
+    async with db.write() as sql:
+        return await revoke_user_sessions_in(sql, user_id)
+
+
+async def revoke_user_sessions_in(sql: Sql, user_id: int) -> int:
+    """``revoke_user_sessions`` inside the caller's transaction (to audit it there)."""
+    return await sql.execute(
+        "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+        user_id,
+        utcnow(),
+    )
