@@ -41,8 +41,7 @@ def sort(exc: BaseException) -> BaseException:
             return StoreUnavailable(f"PostgreSQL unavailable: {type(exc).__name__}")
         if state[:2] in _REFUSED_CLASSES:
             return Refused(f"PostgreSQL refused: {type(exc).__name__}")
-        return exc
-    if isinstance(exc, TimeoutError | OSError | asyncpg.InterfaceError):
+    elif isinstance(exc, TimeoutError | OSError | asyncpg.InterfaceError):
         # InterfaceError covers "another operation is in progress" and a closed pool
         return StoreUnavailable(f"PostgreSQL unavailable: {type(exc).__name__}")
     return exc
