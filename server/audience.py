@@ -49,7 +49,7 @@ from channels.protocol import (
     VisitEvent,
     encode,
 )
-from domain.records import FamilyLink, Message, User
+from domain.records import FamilyLink, Message, User, Visit
 from server.policy import (
     BureauRelatives,
     ComplaintFacts,
@@ -69,7 +69,6 @@ from server.policy import (
     thread_change_audience,
     visit_audience,
 )
-from storage.visits import Visit
 
 
 class Publisher(Protocol):

@@ -20,8 +20,7 @@ from typing import Literal
 
 import msgspec
 
-from domain.records import STAFF_ROLES, Conversation, FamilyLink, Inmate, MessageKind, User
-from storage.visits import Visit
+from domain.records import STAFF_ROLES, Conversation, FamilyLink, Inmate, MessageKind, User, Visit
 
 ConversationAction = Literal["read", "send", "note", "typing", "mark_read", "watch"]
 

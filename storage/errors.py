@@ -6,7 +6,7 @@ these at one place, so callers decide on meaning, not on the database underneath
 - ``StoreUnavailable``: the database could not answer (down, cut, out of connection slots,
   a statement timeout, a connection busy with another operation). Nothing was committed; the
   caller answers ``unavailable`` and acknowledges nothing; trying again later may succeed.
-- ``Refused``: the database will never store this input (a value it cannot represent, a
+- ``Unstorable``: the database will never store this input (a value it cannot represent, a
   check it breaks). Trying again cannot succeed; the caller refuses that one input, and a
   batch is split so the other inputs in it still go through.
 - ``Conflict``: a uniqueness rule was broken; ``what`` names it (a constraint or column).
@@ -24,7 +24,7 @@ class StoreUnavailable(StoreError):
     """The database cannot be reached or did not answer in time. Nothing was committed."""
 
 
-class Refused(StoreError):
+class Unstorable(StoreError):
     """The database refused this input for good (it cannot be stored as it is)."""
 
 

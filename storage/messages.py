@@ -8,7 +8,9 @@ returned in ascending ``seq``.
 
 from __future__ import annotations
 
-from domain.records import Message
+from datetime import datetime
+
+from domain.records import Message, NewMessage
 from storage.sql import Database, Row, Sql, clamp_limit, utcnow
 
 MESSAGE_SELECT = """
@@ -16,6 +18,22 @@ SELECT m.id, m.conversation_id, m.seq, m.sender_id, m.sender_role, u.name AS sen
        m.cid, m.kind, m.body, m.created_at
 FROM messages m JOIN users u ON u.id = m.sender_id
 """
+
+
+def stored(item: NewMessage, message_id: int, seq: int, created_at: datetime) -> Message:
+    """The message ``item`` became once appended, with what the database gave it."""
+    return Message(
+        message_id,
+        item.conversation_id,
+        seq,
+        item.sender_id,
+        item.sender_role,
+        item.sender_name,
+        item.cid,
+        item.kind,
+        item.body,
+        created_at,
+    )
 
 
 def message_of(sql: Sql, row: Row) -> Message:

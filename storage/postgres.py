@@ -16,9 +16,10 @@ from typing import Any, Literal
 import asyncpg
 import msgspec
 
-from domain.records import Appended, Message, NewMessage
+from domain.records import Appended, NewMessage
 from storage import migrations
-from storage.errors import Conflict, Refused, StoreUnavailable
+from storage.errors import Conflict, StoreUnavailable, Unstorable
+from storage.messages import stored
 
 _MIGRATION_LOCK = 0x6B696E6C  # "kinl": one migrator at a time across processes
 
@@ -40,7 +41,7 @@ def sort(exc: BaseException) -> BaseException:
         if state[:2] in _UNAVAILABLE_CLASSES:
             return StoreUnavailable(f"PostgreSQL unavailable: {type(exc).__name__}")
         if state[:2] in _REFUSED_CLASSES:
-            return Refused(f"PostgreSQL refused: {type(exc).__name__}")
+            return Unstorable(f"PostgreSQL refused: {type(exc).__name__}")
     elif isinstance(exc, TimeoutError | OSError | asyncpg.InterfaceError):
         # InterfaceError covers "another operation is in progress" and a closed pool
         return StoreUnavailable(f"PostgreSQL unavailable: {type(exc).__name__}")
@@ -213,18 +214,7 @@ class PostgresDatabase:
             if row is None:
                 results.append(None)
                 continue
-            message = Message(
-                row["id"],
-                item.conversation_id,
-                row["seq"],
-                item.sender_id,
-                item.sender_role,
-                item.sender_name,
-                item.cid,
-                item.kind,
-                item.body,
-                row["created_at"],
-            )
+            message = stored(item, row["id"], row["seq"], row["created_at"])
             if row["created"] and not repeat:
                 results.append(Appended(message, True, row["effect"], row["cycle"]))
             else:

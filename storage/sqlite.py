@@ -20,10 +20,10 @@ from typing import Any, Literal
 import aiosqlite
 import msgspec
 
-from domain.records import Appended, Message, NewMessage
+from domain.records import Appended, NewMessage
 from storage import migrations
-from storage.errors import Conflict, Refused, StoreUnavailable
-from storage.messages import MESSAGE_SELECT, message_of
+from storage.errors import Conflict, StoreUnavailable, Unstorable
+from storage.messages import MESSAGE_SELECT, message_of, stored
 from storage.sql import to_sqlite
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -75,9 +75,9 @@ def _sorted() -> Iterator[None]:
     except sqlite3.IntegrityError as exc:
         if "UNIQUE" in str(exc):
             raise Conflict(str(exc).rpartition(": ")[2]) from exc
-        raise Refused(str(exc)) from exc
+        raise Unstorable(str(exc)) from exc
     except (sqlite3.DataError, sqlite3.InterfaceError) as exc:
-        raise Refused(str(exc)) from exc
+        raise Unstorable(str(exc)) from exc
     except sqlite3.OperationalError as exc:
         if getattr(exc, "sqlite_errorcode", 1) & 0xFF in _UNAVAILABLE_CODES:
             raise StoreUnavailable(f"SQLite unavailable: {exc}") from exc
@@ -250,12 +250,12 @@ class SqliteDatabase:
                         datetime.now(UTC),
                     )
                 )
-            stored = await sql.fetch(
+            written = await sql.fetch(
                 "SELECT id, seq, created_at, effect, cycle FROM messages WHERE id IN ("
                 + ",".join(str(int(i)) for i in fresh or [0])
                 + ")"
             )
-        by_id = {r["id"]: r for r in stored}
+        by_id = {r["id"]: r for r in written}
         made = iter(fresh)
         for index, item in enumerate(items):
             key = (item.conversation_id, item.sender_id, item.cid)
@@ -266,17 +266,6 @@ class SqliteDatabase:
                 results[index] = None if done is None else Appended(done.message, created=False)
             elif results[index] is None:
                 row = by_id[next(made)]
-                message = Message(
-                    row["id"],
-                    item.conversation_id,
-                    row["seq"],
-                    item.sender_id,
-                    item.sender_role,
-                    item.sender_name,
-                    item.cid,
-                    item.kind,
-                    item.body,
-                    from_us(row["created_at"]),
-                )
+                message = stored(item, row["id"], row["seq"], from_us(row["created_at"]))
                 results[index] = Appended(message, True, row["effect"], row["cycle"])
         return results

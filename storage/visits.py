@@ -19,35 +19,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
 
+from domain.records import Visit, VisitState
 from storage import audit_trail
 from storage.errors import Conflict, NotFound
 from storage.inmate_info import Refused, info_from
 from storage.sql import Database, Sql, for_update, ids_in
 from storage.visit_rules import VisitRules, rules_from
-
-VisitState = Literal["pending", "approved", "declined", "cancelled"]
-
-
-class Visit(msgspec.Struct, frozen=True):
-    id: int
-    inmate_id: int
-    prison_id: int
-    relative_id: int
-    relative_name: str
-    slot_start: datetime
-    visitors: int
-    visitor_names: list[str]
-    state: VisitState
-    reason: str | None
-    decided_by: int | None
-    decided_at: datetime | None
-    created_at: datetime
-
 
 _SELECT = """
 SELECT v.id, v.inmate_id, i.prison_id, v.relative_id, u.name AS relative_name, v.slot_start,

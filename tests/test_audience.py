@@ -35,7 +35,7 @@ from channels.protocol import (
     VisitEvent,
     decode_server,
 )
-from domain.records import Conversation, FamilyLink, Message, MessageKind, Role, User
+from domain.records import Conversation, FamilyLink, Message, MessageKind, Role, User, Visit
 from server.audience import (
     AnnouncementPosted,
     CardUpdated,
@@ -73,7 +73,6 @@ from server.policy import (
     thread_change_audience,
     visit_audience,
 )
-from storage.visits import Visit
 
 AT = datetime(2026, 5, 1, 9, 30, tzinfo=UTC)
 GM, SS = 1, 2  # prisons

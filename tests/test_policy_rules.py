@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from domain.records import Conversation, FamilyLink, Inmate, User
+from domain.records import Conversation, FamilyLink, Inmate, User, Visit
 from server import policy
 from server.policy import (
     ComplaintFacts,
@@ -34,7 +34,6 @@ from server.policy import (
     ThreadScope,
     VisitScope,
 )
-from storage.visits import Visit
 
 GM, SS = 1, 2  # prisons: Gaoming, Sanshui
 A, B, C = 70, 71, 80  # inmates: A and B in Gaoming, C in Sanshui

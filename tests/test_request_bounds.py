@@ -18,7 +18,7 @@ import pytest
 
 from server import faults
 from server.config import Settings
-from storage.errors import Conflict, Refused, StoreUnavailable
+from storage.errors import Conflict, StoreUnavailable, Unstorable
 from storage.postgres import PostgresDatabase
 from storage.sqlite import SqliteDatabase
 from tests.servers import free_port, inprocess
@@ -71,7 +71,7 @@ async def test_a_body_that_never_comes_is_408_and_the_connection_closed(http_por
 def test_database_faults_are_unavailable_and_bugs_are_not() -> None:
     for fault in (StoreUnavailable("down"), TimeoutError(), ConnectionResetError()):
         assert faults.unavailable(fault), fault
-    for bug in (ValueError("x"), KeyError("k"), Refused("NUL"), Conflict("login")):
+    for bug in (ValueError("x"), KeyError("k"), Unstorable("NUL"), Conflict("login")):
         assert not faults.unavailable(bug), bug
 
 

@@ -1,6 +1,6 @@
 """Each adaptor sorts its driver's failures into ``storage.errors`` (a driver exception never
 reaches a caller): what can succeed later is ``StoreUnavailable``, what never can is
-``Refused``, a broken uniqueness rule is ``Conflict``, and a bug stays itself."""
+``Unstorable``, a broken uniqueness rule is ``Conflict``, and a bug stays itself."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from storage import postgres
-from storage.errors import Conflict, Refused, StoreError, StoreUnavailable
+from storage.errors import Conflict, StoreError, StoreUnavailable, Unstorable
 from storage.sqlite import SqliteDatabase
 
 PG_CASES: list[tuple[Exception, type[StoreError]]] = [
@@ -30,9 +30,9 @@ PG_CASES: list[tuple[Exception, type[StoreError]]] = [
     ),
     (ConnectionResetError("reset by peer"), StoreUnavailable),
     (TimeoutError(), StoreUnavailable),
-    (asyncpg.exceptions.CharacterNotInRepertoireError("invalid byte sequence 0x00"), Refused),
-    (asyncpg.exceptions.NumericValueOutOfRangeError("bigint out of range"), Refused),
-    (asyncpg.exceptions.CheckViolationError("violates check constraint"), Refused),
+    (asyncpg.exceptions.CharacterNotInRepertoireError("invalid byte sequence 0x00"), Unstorable),
+    (asyncpg.exceptions.NumericValueOutOfRangeError("bigint out of range"), Unstorable),
+    (asyncpg.exceptions.CheckViolationError("violates check constraint"), Unstorable),
     (asyncpg.exceptions.UniqueViolationError("duplicate key"), Conflict),
 ]
 
@@ -56,7 +56,7 @@ async def test_sqlite_faults_are_sorted() -> None:
             async with db.write() as sql:
                 for _ in range(2):
                     await sql.execute("INSERT INTO prisons (code, name) VALUES ('GM', 'x')")
-        with pytest.raises(Refused):
+        with pytest.raises(Unstorable):
             async with db.write() as sql:
                 await sql.execute("INSERT INTO prisons (code, name) VALUES (NULL, 'x')")
         with pytest.raises(sqlite3.OperationalError):  # a bug, not an outage

@@ -14,6 +14,7 @@ import msgspec
 import pytest
 
 from channels.protocol import VisitEvent
+from domain.records import Visit
 from storage import accounts, audit_trail, inmate_info, prisons, visits
 from storage.errors import Conflict
 from storage.inmate_info import InfoPatch, Refused
@@ -65,7 +66,7 @@ async def _seeded(store: Database, relatives: int = 2) -> Seeded:
     return Seeded(prison.id, officer.id, inmate.id, kin)
 
 
-async def _request(store: Database, s: Seeded, relative: int, at: datetime) -> visits.Visit:
+async def _request(store: Database, s: Seeded, relative: int, at: datetime) -> Visit:
     return await visits.request_visit(
         store,
         relative_id=relative,
@@ -78,7 +79,7 @@ async def _request(store: Database, s: Seeded, relative: int, at: datetime) -> v
     )
 
 
-async def _decide(store: Database, s: Seeded, visit: int, approve: bool) -> visits.Visit:
+async def _decide(store: Database, s: Seeded, visit: int, approve: bool) -> Visit:
     return await visits.decide_visit(
         store,
         visit,

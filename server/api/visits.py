@@ -29,7 +29,7 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
-from domain.records import Inmate
+from domain.records import Inmate, Visit, VisitState
 from server.api.base import (
     ApiError,
     Id,
@@ -58,7 +58,6 @@ from storage.errors import Conflict, NotFound
 from storage.inmate_info import Refused
 from storage.sql import utcnow
 from storage.visit_rules import VisitRules
-from storage.visits import Visit, VisitState
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=60, pattern=r"\S")]
 Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=1000, pattern=r"\S")]
