@@ -18,11 +18,11 @@ Guarantees
   at once, stalled or not: each holds a connection). Trade-off: items that already left in the
   same batch as a stuck conversation wait with it; the next ones do not.
 * **One item's refusal fails only that item.** When a batch fails with anything but
-  "unavailable" (the database refused some item: a ``DataError`` and the like), it is split in
-  halves and each half tried again (in order), down to the offending item, which alone gets the
-  error. A batch of n items with one bad item costs about 2 log2(n) extra statements.
-  "Unavailable" (``is_unavailable``) fails the whole batch: nothing was committed, and trying
-  again at once would not help.
+  "unavailable" (the database refused some item: ``storage.errors.Unstorable``, or a bug),
+  it is split in halves and each half tried again (in order), down to the offending item,
+  which alone gets the error. A batch of n items with one bad item costs about 2 log2(n)
+  extra statements. "Unavailable" (``is_unavailable``) fails the whole batch: nothing was
+  committed, and trying again at once would not help.
 * **Admission by drain time.** ``append`` raises ``Overloaded`` at once (callers answer
   ``rate_limited`` with its ``retry_after``) only when the server really is behind: when the
   queue, at the recent commit cost per item, would take longer than ``max_drain`` seconds to
