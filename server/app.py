@@ -27,6 +27,7 @@ from server.gateway import Gateway
 from server.ratelimit import RateLimiter
 from server.rebalance import rebalancing
 from server.sending import SendPath
+from server.wechat_platform import Platform
 from storage import Store, open_store
 from storage.group_commit import GroupCommit
 
@@ -37,6 +38,7 @@ HUB = web.AppKey("hub", Hub)
 GATEWAY = web.AppKey("gateway", Gateway)
 SEND_PATH = web.AppKey("send_path", SendPath)
 ROSTER = web.AppKey("roster", DutyRoster)
+PLATFORM = web.AppKey("wechat_platform", Platform)  # only when the WeChat channel is on
 
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:
@@ -95,6 +97,17 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     await broker.close()
 
 
+async def _outreach(app: web.Application) -> AsyncIterator[None]:
+    """The WeChat platform client (when the channel is on)."""
+    settings = app[SETTINGS]
+    platform = None
+    if settings.wechat_enabled:
+        platform = app[PLATFORM] = Platform(settings, app[STORE].db)
+    yield
+    if platform is not None:
+        await platform.close()
+
+
 async def _rebalancing(app: web.Application) -> AsyncIterator[None]:
     async with rebalancing(app[SETTINGS], app[GATEWAY]):
         yield
@@ -127,6 +140,7 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
 def build_app(settings: Settings, *, store: Store | None = None) -> web.Application:
     from server.api import add_routes  # imports this module's AppKeys
     from server.api.security import cookie_origin_guard
+    from server.wechat import add_routes as wechat_routes
 
     app = web.Application(
         middlewares=[
@@ -142,6 +156,7 @@ def build_app(settings: Settings, *, store: Store | None = None) -> web.Applicat
         app[STORE] = store
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_realtime)
+    app.cleanup_ctx.append(_outreach)  # WeChat, Web Push, SMS and the outbox
     app.cleanup_ctx.append(_rebalancing)  # a process holding too many sockets sheds some
     app.on_shutdown.append(_on_shutdown)
     web_dir = Path(settings.web_dir)
@@ -172,4 +187,5 @@ def build_app(settings: Settings, *, store: Store | None = None) -> web.Applicat
     app.router.add_get("/favicon.ico", _favicon)
     app.router.add_static("/static/", web_dir, follow_symlinks=False)
     add_routes(app)  # /api/v1 (server/api)
+    wechat_routes(app)  # /wechat, when the channel is on
     return app
