@@ -6,6 +6,7 @@ down, in order; ``on_shutdown`` drains in-flight sends and closes sockets with 1
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,6 +25,8 @@ from server.config import Settings
 from server.duty import DutyRoster
 from server.errors import errors_and_headers, oversize_guard
 from server.gateway import Gateway
+from server.outbox import Relay
+from server.push import Push
 from server.ratelimit import RateLimiter
 from server.rebalance import rebalancing
 from server.sending import SendPath
@@ -39,6 +42,8 @@ GATEWAY = web.AppKey("gateway", Gateway)
 SEND_PATH = web.AppKey("send_path", SendPath)
 ROSTER = web.AppKey("roster", DutyRoster)
 PLATFORM = web.AppKey("wechat_platform", Platform)  # only when the WeChat channel is on
+PUSH = web.AppKey("push", Push)
+RELAY = web.AppKey("relay", Relay)
 
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:
@@ -98,12 +103,35 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _outreach(app: web.Application) -> AsyncIterator[None]:
-    """The WeChat platform client (when the channel is on)."""
-    settings = app[SETTINGS]
+    """Reaching relatives outside the page: the WeChat platform client (when the channel is
+    on), Web Push, SMS, who is connected, and the outbox relay (server/outbox.py)."""
+    from server.online import Online
+    from server.outbox import Relay
+    from server.push import Push, generate_key
+    from server.sms import make_sms
+
+    settings, store, gateway = app[SETTINGS], app[STORE], app[GATEWAY]
     platform = None
     if settings.wechat_enabled:
-        platform = app[PLATFORM] = Platform(settings, app[STORE].db)
+        platform = app[PLATFORM] = Platform(settings, store.db)
+    push = app[PUSH] = Push(settings, settings.vapid_key or generate_key())
+    presence = make_presence(
+        dataclasses.replace(settings, redis_prefix=f"{settings.redis_prefix}online:")
+    )
+    online = Online(presence, gateway.sockets.user_ids, ttl=settings.presence_ttl)
+    online.start()
+    gateway.online = online
+    sms = make_sms(settings.sms_url)
+    relay = app[RELAY] = Relay(settings, store.db, online, sms, platform=platform, push=push)
+    app[SEND_PATH].on_stored = lambda message: (
+        relay.wake() if message.kind == "text" and message.sender_role == "officer" else None
+    )
+    relay.start()
     yield
+    await relay.close()
+    await online.close()
+    await sms.close()
+    await push.close()
     if platform is not None:
         await platform.close()
 

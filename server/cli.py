@@ -165,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             from server.serve import serve
 
-            return serve(config.with_secret(settings), demo=args.demo)
+            return serve(config.with_vapid(config.with_secret(settings)), demo=args.demo)
         if args.command == "bench":
             return _bench(args.workload)
         print(asyncio.run(_with_store(settings, _command(args, settings))))

@@ -76,6 +76,7 @@ class Settings:
     sms_url: str = ""  # empty: SMS are only logged
     outbox_poll: float = 1.0  # seconds between two looks at the outbox for due items
     outbox_max_attempts: int = 8  # a notification still failing after this many is failed
+    outbox_backoff: float = 2.0  # seconds before the first retry; doubled per attempt
     notify_coalesce: float = 600.0  # seconds: one unread conversation notifies once per this
 
     @property
@@ -251,6 +252,7 @@ PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "sms_url": ("KINLINE_SMS_URL", _url),
     "outbox_poll": ("KINLINE_OUTBOX_POLL", _positive_float),
     "outbox_max_attempts": ("KINLINE_OUTBOX_MAX_ATTEMPTS", _int(1, 100)),
+    "outbox_backoff": ("KINLINE_OUTBOX_BACKOFF", _positive_float),
     "notify_coalesce": ("KINLINE_NOTIFY_COALESCE", _positive_float),
     "log_format": ("KINLINE_LOG_FORMAT", _choice("auto", "json", "text")),
     "log_level": ("KINLINE_LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR")),
@@ -291,3 +293,19 @@ def with_secret(settings: Settings, var_dir: Path = Path("var")) -> Settings:
         path.write_text(secrets.token_urlsafe(32))
         path.chmod(0o600)
     return dataclasses.replace(settings, secret=path.read_text().strip())
+
+
+def with_vapid(settings: Settings, var_dir: Path = Path("var")) -> Settings:
+    """Fill in a missing VAPID key from ``var/vapid.pem`` (generated once), like the secret:
+    every process of a deployment must share it (``KINLINE_VAPID_KEY`` in production), or the
+    devices subscribed through one process could not be pushed to by another."""
+    if settings.vapid_key:
+        return settings
+    path = var_dir / "vapid.pem"
+    if not path.exists():
+        from server.push import generate_key
+
+        var_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(generate_key())
+        path.chmod(0o600)
+    return dataclasses.replace(settings, vapid_key=path.read_text())

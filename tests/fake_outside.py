@@ -138,7 +138,7 @@ async def serve(fake: Recorder) -> AsyncIterator[str]:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    if isinstance(fake, FakeWeChat):
+    if isinstance(fake, FakeWeChat | FakePushService):
         fake.url = url
     try:
         yield url
@@ -233,3 +233,99 @@ def safe_request(xml: str, token: str = TOKEN, **options: str) -> tuple[dict[str
 
 def wechat_url(base: str, query: dict[str, str]) -> str:
     return f"{base}/wechat?{urlencode(query)}"
+
+
+# Web Push: a device's keys, and a push service that decrypts what it is sent
+
+
+@dataclass
+class Device:
+    """A browser's push subscription: a P-256 key pair and a 16-byte auth secret."""
+
+    endpoint: str
+    private_key: Any
+    auth: bytes
+
+    @property
+    def subscription(self) -> dict[str, Any]:
+        from cryptography.hazmat.primitives import serialization
+
+        public = self.private_key.public_key().public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+        return {
+            "endpoint": self.endpoint,
+            "keys": {"p256dh": b64url(public), "auth": b64url(self.auth)},
+        }
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def unb64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class FakePushService(Recorder):
+    """Endpoints ``/push/{name}``: checks the VAPID header (RFC 8292: a JWT signed by the
+    application server key, ``k=`` that key), decrypts the aes128gcm body (RFC 8291) with the
+    device's keys, and records the plaintext. ``gone`` endpoints answer 410."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.url = ""
+        self.devices: dict[str, Device] = {}
+        self.gone: set[str] = set()
+        self.received: list[tuple[str, dict[str, Any]]] = []  # (device name, payload)
+
+    def device(self, name: str) -> Device:
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        made = Device(
+            f"{self.url}/push/{name}",
+            ec.generate_private_key(ec.SECP256R1()),
+            secrets.token_bytes(16),
+        )
+        self.devices[name] = made
+        return made
+
+    @staticmethod
+    def check_vapid(authorization: str) -> str:
+        """The ``k`` of a valid ``vapid t=..., k=...`` header (raises if invalid)."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+        scheme, _, params = authorization.partition(" ")
+        assert scheme == "vapid", authorization
+        fields = dict(p.strip().split("=", 1) for p in params.split(","))
+        header, claims, signature = fields["t"].split(".")
+        key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), unb64url(fields["k"]))
+        raw = unb64url(signature)
+        der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+        key.verify(der, f"{header}.{claims}".encode(), ec.ECDSA(hashes.SHA256()))
+        assert json.loads(unb64url(claims))["exp"] > time.time()
+        return fields["k"]
+
+    async def handle(self, request: web.Request) -> web.Response:
+        import http_ece  # type: ignore[import-untyped]
+
+        raw = await request.read()
+        name = request.path.rsplit("/", 1)[-1]
+        call = Call(request.path, dict(request.query), None, raw, dict(request.headers))
+        failure = await self.record(call)
+        if failure is not None:
+            return web.Response(status=failure[0])
+        if name in self.gone:
+            return web.Response(status=410)
+        self.check_vapid(request.headers["Authorization"])
+        assert request.headers["Content-Encoding"] == "aes128gcm"
+        device = self.devices[name]
+        plain = http_ece.decrypt(
+            raw, private_key=device.private_key, auth_secret=device.auth, version="aes128gcm"
+        )
+        async with self._changed:
+            self.received.append((name, json.loads(plain)))
+            self._changed.notify_all()
+        return web.Response(status=201)

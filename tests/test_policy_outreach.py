@@ -53,6 +53,23 @@ class Row:
     body: Callable[[fx.FakeWeChat, int], Any] | None = None
 
 
+def device(n: int) -> dict[str, Any]:
+    return {
+        "endpoint": f"http://127.0.0.1:9/push/matrix-{n}",
+        "keys": {"p256dh": fx.b64url(bytes(65)), "auth": fx.b64url(bytes(16))},
+    }
+
+
+CONVERSATION_READERS: dict[str, Outcome] = {
+    "anonymous": NOT_SIGNED_IN,
+    "relative_none": (404, "not_found"),
+    "relative_a": (200, None),
+    "officer": (200, None),
+    "supervisor": (200, None),
+    "admin": (404, "not_found"),
+}
+
+
 ROWS: dict[str, Row] = {
     "show binding": Row("GET", "/wechat/bind", relatives_only()),
     "bind": Row(
@@ -62,6 +79,21 @@ ROWS: dict[str, Row] = {
         body=lambda fake, n: {"code": fake.code_for(f"o-matrix-{n}")},
     ),
     "unbind": Row("DELETE", "/wechat/bind", relatives_only()),
+    "push key": Row("GET", "/push/key", relatives_only()),
+    "subscribe device": Row(
+        "POST", "/push/subscriptions", relatives_only(201), body=lambda _, n: device(n)
+    ),
+    "unsubscribe device": Row(
+        "DELETE",
+        "/push/subscriptions",
+        relatives_only(),
+        body=lambda _, n: {"endpoint": device(n)["endpoint"]},
+    ),
+    "show channel": Row("GET", "/notifications", relatives_only()),
+    "choose channel": Row(
+        "PUT", "/notifications", relatives_only(), body=lambda _, n: {"channel": "auto"}
+    ),
+    "deliveries": Row("GET", "/conversations/{conv}/deliveries", CONVERSATION_READERS),
 }
 
 
@@ -78,9 +110,8 @@ class Ctx:
         if actor != "anonymous":
             headers["Authorization"] = f"Bearer {self.world.token(self.users[actor])}"
         payload = row.body(self.fake, n) if row.body else None
-        async with self.http.request(
-            row.method, self.api + row.route, json=payload, headers=headers
-        ) as response:
+        url = self.api + row.route.format(conv=self.world.conv.id)
+        async with self.http.request(row.method, url, json=payload, headers=headers) as response:
             answer: Any = await response.json() if response.status != 204 else None
         if response.status >= 400:
             return (response.status, answer["error"]["code"])
@@ -122,7 +153,7 @@ async def test_outreach_matrix_over_http(ctx: Ctx, name: str) -> None:
 
 def test_every_outreach_route_has_a_row() -> None:
     described = {(r.method, r.path) for r in notify.ROUTES}
-    assert described == {(r.method, r.route) for r in ROWS.values()}
+    assert described == ROUTES
 
 
-ROUTES = {(r.method, r.route) for r in ROWS.values()}
+ROUTES = {(r.method, r.route.replace("{conv}", "{id}")) for r in ROWS.values()}
