@@ -64,6 +64,9 @@ DECISIONS = {
 }
 
 
+PAGES = {"link": "#/links", "complaint": "#/complaints"}  # where a decision is read
+
+
 @dataclass(frozen=True)
 class Outcome:
     state: Literal["sent", "skipped", "failed", "retry"]
@@ -186,7 +189,7 @@ class Relay:
             about = facts.inmate_name
             what = f"您关于{about}的咨询有了新回复"
             body = f"{facts.sender_name}：{facts.body}"
-            link = f"{link}#conv={item.conversation_id}"
+            link = f"{link}#/inmate/{facts.inmate_id}"  # opens the conversation
             assert item.conversation_id is not None
             since = now - timedelta(seconds=self._settings.notify_coalesce)
             told = await outbox.recently_told(
@@ -195,6 +198,7 @@ class Relay:
             coalesced = told is not None and facts.read_seq < told
         else:
             what = DECISIONS.get((item.event, item.decision or ""), "您的申请有了新进展")
+            link += PAGES.get(item.event, "#/")
             coalesced = False
         binding = None
         if self._platform is not None and choice in ("auto", "wechat"):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 
@@ -150,3 +151,32 @@ class Platform:
 
     async def create_menu(self, menu: dict[str, Any]) -> None:
         await self._with_token("/cgi-bin/menu/create", menu)
+
+
+def signed_in_url(settings: Settings, page: str) -> str:
+    """A link that passes through the platform's web authorization (snsapi_base) so that
+    ``/app`` opens with a ``code`` it can bind with (``POST /api/v1/wechat/bind``)."""
+    query = urlencode(
+        {
+            "appid": settings.wechat_appid,
+            "redirect_uri": f"{settings.public_base}{page}",
+            "response_type": "code",
+            "scope": "snsapi_base",
+            "state": "bind",
+        }
+    )
+    return f"{settings.wechat_oauth}?{query}#wechat_redirect"
+
+
+def menu(settings: Settings) -> dict[str, Any]:
+    """The account's menu: chat (signing in through web authorization), the inmate's
+    information, visits, and the prison's public page."""
+    base = settings.public_base
+    return {
+        "button": [
+            {"type": "view", "name": "在线咨询", "url": signed_in_url(settings, "/app")},
+            {"type": "view", "name": "服刑人员信息", "url": f"{base}/app#/info"},
+            {"type": "view", "name": "会见预约", "url": f"{base}/app#/visits"},
+            {"type": "view", "name": "监狱信息", "url": f"{base}/app#/prisons"},
+        ]
+    }

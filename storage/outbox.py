@@ -302,6 +302,7 @@ class Told(msgspec.Struct, frozen=True):
     """What a notification about an answer needs to say, read at send time."""
 
     phone: str | None
+    inmate_id: int
     inmate_name: str
     seq: int
     body: str
@@ -313,8 +314,8 @@ async def answer_facts(db: Database, item: Item) -> Told | None:
     """The facts of an ``answer`` row (None if its message is gone)."""
     async with db.read() as sql:
         row = await sql.fetchrow(
-            "SELECT u.phone, i.name AS inmate_name, m.seq, m.body, s.name AS sender_name,"
-            " COALESCE(r.seq, 0) AS read_seq"
+            "SELECT u.phone, i.id AS inmate_id, i.name AS inmate_name, m.seq, m.body,"
+            " s.name AS sender_name, COALESCE(r.seq, 0) AS read_seq"
             " FROM messages m JOIN conversations c ON c.id = m.conversation_id"
             " JOIN inmates i ON i.id = c.inmate_id JOIN users u ON u.id = $2"
             " JOIN users s ON s.id = m.sender_id"
@@ -327,6 +328,7 @@ async def answer_facts(db: Database, item: Item) -> Told | None:
         return None
     return Told(
         row["phone"],
+        row["inmate_id"],
         row["inmate_name"],
         row["seq"],
         row["body"],

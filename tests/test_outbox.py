@@ -160,7 +160,7 @@ async def test_outside_the_window_a_template_without_the_body(site: Site) -> Non
     await site.wx.until(lambda: len(site.wx.of(TEMPLATE)) == 1)
     call = site.wx.of(TEMPLATE)[0]
     assert call.body["touser"] == "o-chen" and call.body["template_id"] == "TPL-answered"
-    assert call.body["url"] == f"https://kinline.example.org/app#conv={w.conv.id}"
+    assert call.body["url"] == f"https://kinline.example.org/app#/inmate/{w.conv.inmate_id}"
     assert ANSWER not in call.raw.decode() and "Chen Jian" in call.raw.decode()
     assert (await site.settled(message_id)).channel == "template"
     assert site.wx.of(CUSTOM) == []
@@ -245,7 +245,7 @@ async def test_a_push_carries_no_body_and_a_gone_device_is_removed(site: Site) -
     assert name == "phone"
     assert ANSWER not in json.dumps(payload, ensure_ascii=False)
     assert "Chen Jian" in payload["body"]
-    assert payload["url"] == f"https://kinline.example.org/app#conv={w.conv.id}"
+    assert payload["url"] == f"https://kinline.example.org/app#/inmate/{w.conv.inmate_id}"
     vapid = fx.FakePushService.check_vapid(site.push.of("/push/phone")[0].headers["Authorization"])
     assert vapid == key["key"]
     done = await site.settled(message_id)

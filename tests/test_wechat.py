@@ -340,3 +340,68 @@ def test_settings_refuse_a_bad_aes_key() -> None:
         load({"KINLINE_WECHAT_AES_KEY": "short"})
     assert load({"KINLINE_WECHAT_AES_KEY": fx.AES_KEY}).wechat_aes_key == fx.AES_KEY
     assert not dataclasses.replace(Settings(), wechat_appid="x").wechat_enabled
+
+
+async def test_a_slow_commit_is_never_answered_success_before_it_commits(
+    pg_store: PostgresStore, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The conversation's row is locked by another transaction, so the text cannot commit:
+    the platform gets a 503 (no ``success``), and retries; once the lock goes, the first
+    attempt's commit lands and the retry is answered ``success`` with no second message."""
+    import asyncpg
+
+    from server import wechat as wechat_server
+
+    monkeypatch.setattr(wechat_server, "REPLY_WITHIN", 0.3)
+    world = await seed(pg_store)
+    fake = fx.FakeWeChat()
+    async with fx.serve(fake) as api:
+        settings = settings_for(pg_store, api)
+        async with inprocess(settings, pg_store) as served, aiohttp.ClientSession() as http:
+            site = Site(served.http_url, http, pg_store, world, fake)
+            await site.bind(world.relative, "o-chen")
+            text = fx.text_xml("o-chen", "held up by a lock", 8800)
+            locker = await asyncpg.connect(pg_url)
+            try:
+                lock = locker.transaction()
+                await lock.start()
+                await locker.execute(
+                    "SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE", world.conv.id
+                )
+                status, answer = await site.post(fx.signed_query(), text)
+                assert status == 503 and "success" not in answer
+                assert await site.messages(world.conv.id) == []
+                await lock.rollback()
+            finally:
+                await locker.close()
+            async with asyncio.timeout(10):  # the retry after the lock: answered success
+                while (reply := await site.post(fx.signed_query(), text)) != (200, "success"):
+                    assert reply[0] == 503
+            assert [m.cid for m in await site.messages(world.conv.id)] == ["8800"]
+
+
+async def test_kinline_wechat_menu_publishes_the_menu(
+    pg_store: PostgresStore, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server import cli
+
+    fake = fx.FakeWeChat()
+    async with fx.serve(fake) as api:
+        for name, value in {
+            "KINLINE_WECHAT_APPID": fx.APPID,
+            "KINLINE_WECHAT_SECRET": fx.SECRET,
+            "KINLINE_WECHAT_TOKEN": fx.TOKEN,
+            "KINLINE_WECHAT_API": api,
+            "KINLINE_PUBLIC_URL": "https://kinline.example.org",
+        }.items():
+            monkeypatch.setenv(name, value)
+        code = await asyncio.to_thread(cli.main, ["--database-url", pg_url, "wechat", "menu"])
+        assert code == 0
+        (call,) = fake.of("/cgi-bin/menu/create")
+        buttons = call.body["button"]
+        assert [b["name"] for b in buttons] == ["在线咨询", "服刑人员信息", "会见预约", "监狱信息"]
+        assert "scope=snsapi_base" in buttons[0]["url"]
+        assert buttons[0]["url"].startswith("https://open.weixin.qq.com/connect/oauth2/authorize?")
+        assert buttons[3]["url"] == "https://kinline.example.org/app#/prisons"
+        monkeypatch.delenv("KINLINE_WECHAT_TOKEN")
+        assert await asyncio.to_thread(cli.main, ["--database-url", pg_url, "wechat", "menu"]) == 2

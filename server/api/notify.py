@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
-from urllib.parse import urlencode
 
 import msgspec
 from aiohttp import web
@@ -33,7 +32,7 @@ from server.api.base import ApiError, Route, body, path_id, principal, reply
 from server.app import PLATFORM, PUSH, SETTINGS, STORE
 from server.policy import Denied, check_action, check_conversation
 from server.push import endpoint_allowed
-from server.wechat_platform import PlatformError
+from server.wechat_platform import PlatformError, signed_in_url
 from storage import outbox, wechat
 from storage.base import Conflict, NotFound
 from storage.outbox import Channel
@@ -59,17 +58,7 @@ def _channel_on(request: web.Request) -> None:
 
 
 def authorize_url(request: web.Request) -> str:
-    settings = request.app[SETTINGS]
-    query = urlencode(
-        {
-            "appid": settings.wechat_appid,
-            "redirect_uri": f"{settings.public_base}/app",
-            "response_type": "code",
-            "scope": "snsapi_base",
-            "state": "bind",
-        }
-    )
-    return f"{settings.wechat_oauth}?{query}#wechat_redirect"
+    return signed_in_url(request.app[SETTINGS], "/app")
 
 
 def _out(request: web.Request, binding: wechat.Binding | None) -> BindingOut:
