@@ -213,6 +213,21 @@ def build_app(settings: Settings, *, store: Store | None = None) -> web.Applicat
     for name in ("app", "console", "monitor"):
         app.router.add_get(f"/{name}", _page(name))
     app.router.add_get("/favicon.ico", _favicon)
+
+    async def _manifest(_: web.Request) -> web.FileResponse:
+        return web.FileResponse(
+            web_dir / "manifest.webmanifest", headers={"Content-Type": "application/manifest+json"}
+        )
+
+    async def _service_worker(_: web.Request) -> web.FileResponse:
+        # at the root, so its scope covers /app; never cached, so an update is seen at once
+        return web.FileResponse(
+            web_dir / "sw.js",
+            headers={"Content-Type": "text/javascript", "Cache-Control": "no-cache"},
+        )
+
+    app.router.add_get("/manifest.webmanifest", _manifest)
+    app.router.add_get("/sw.js", _service_worker)
     app.router.add_static("/static/", web_dir, follow_symlinks=False)
     add_routes(app)  # /api/v1 (server/api)
     wechat_routes(app)  # /wechat, when the channel is on
