@@ -25,11 +25,13 @@ from server.config import Settings
 from server.duty import DutyRoster
 from server.errors import errors_and_headers, oversize_guard
 from server.gateway import Gateway
+from server.online import Online
 from server.outbox import Relay
-from server.push import Push
+from server.push import Push, generate_key
 from server.ratelimit import RateLimiter
 from server.rebalance import rebalancing
 from server.sending import SendPath
+from server.sms import SmsSender, make_sms
 from server.wechat_platform import Platform
 from storage import Store, open_store
 from storage.group_commit import GroupCommit
@@ -44,6 +46,7 @@ ROSTER = web.AppKey("roster", DutyRoster)
 PLATFORM = web.AppKey("wechat_platform", Platform)  # only when the WeChat channel is on
 PUSH = web.AppKey("push", Push)
 RELAY = web.AppKey("relay", Relay)
+SMS = web.AppKey("sms", SmsSender)  # texts: notices here, codes for the accounts work
 
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:
@@ -105,11 +108,6 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
 async def _outreach(app: web.Application) -> AsyncIterator[None]:
     """Reaching relatives outside the page: the WeChat platform client (when the channel is
     on), Web Push, SMS, who is connected, and the outbox relay (server/outbox.py)."""
-    from server.online import Online
-    from server.outbox import Relay
-    from server.push import Push, generate_key
-    from server.sms import make_sms
-
     settings, store, gateway = app[SETTINGS], app[STORE], app[GATEWAY]
     platform = None
     if settings.wechat_enabled:
@@ -121,7 +119,7 @@ async def _outreach(app: web.Application) -> AsyncIterator[None]:
     online = Online(presence, gateway.sockets.user_ids, ttl=settings.presence_ttl)
     online.start()
     gateway.online = online
-    sms = make_sms(settings.sms_url)
+    sms = app[SMS] = make_sms(settings.sms_url)
     relay = app[RELAY] = Relay(settings, store.db, online, sms, platform=platform, push=push)
     app[SEND_PATH].on_stored = lambda message: (
         relay.wake() if message.kind == "text" and message.sender_role == "officer" else None

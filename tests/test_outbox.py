@@ -356,3 +356,61 @@ async def test_two_processes_send_each_notification_once(
             bodies = [c.body["text"]["content"] for c in wx.of(CUSTOM)]
             assert sorted(bodies) == sorted(f"Officer Li：answer {n}" for n in range(count))
             del b  # (both served; which one sent which is theirs to decide)
+
+
+async def test_visit_and_complaint_decisions_owe_a_notification_in_their_transaction(
+    store: Store,
+) -> None:
+    """The triggers of migration 0008 on both databases: a decided visit request and an
+    answered complaint each write one outbox row, for a relative with a way to be told; a
+    relative without one gets none."""
+    world = await seed(store)
+    db = store.db
+    now = utcnow()
+    await outbox.add_device(
+        db, world.relative.id, "https://push.example.org/x", "k" * 16, "a" * 16, now
+    )
+    async with db.write() as sql:
+        for relative in (world.relative, world.relative_b):  # relative_b has no channel
+            visit = await sql.fetchval(
+                "INSERT INTO visit_requests (inmate_id, relative_id, slot_start, visitors,"
+                " created_at) VALUES ($1, $2, $3, 1, $3) RETURNING id",
+                world.conv.inmate_id if relative is world.relative else world.conv_b.inmate_id,
+                relative.id,
+                now,
+            )
+            await sql.execute("UPDATE visit_requests SET state = 'approved' WHERE id = $1", visit)
+        complaint = await sql.fetchval(
+            "INSERT INTO complaints (reference, prison_id, complainant_id, category, body,"
+            " deadline, created_at) VALUES ('T-1', $1, $2, 'service', 'slow', $3, $3)"
+            " RETURNING id",
+            world.gaoming.id,
+            world.relative.id,
+            now,
+        )
+        await sql.execute("UPDATE complaints SET state = 'in_review' WHERE id = $1", complaint)
+        await sql.execute("UPDATE complaints SET state = 'answered' WHERE id = $1", complaint)
+    async with db.read() as sql:
+        rows = await sql.fetch("SELECT relative_id, event, decision, state FROM outbox ORDER BY id")
+    assert [(r["relative_id"], r["event"], r["decision"], r["state"]) for r in rows] == [
+        (world.relative.id, "visit", "approved", "pending"),
+        (world.relative.id, "complaint", "answered", "pending"),
+    ]
+
+
+async def test_one_access_token_is_fetched_for_every_process(pg_store: PostgresStore) -> None:
+    """Several processes (here: several platform clients on one PostgreSQL) wanting a token
+    at once: one fetches it, the others take the stored one."""
+    from server.wechat_platform import Platform
+
+    wx = fx.FakeWeChat()
+    async with fx.serve(wx) as wx_url:
+        settings = settings_for(wx_url, wx_url, wx_url)
+        platforms = [Platform(settings, pg_store.db) for _ in range(4)]
+        try:
+            tokens = await asyncio.gather(*(p.token() for p in platforms))
+        finally:
+            for platform in platforms:
+                await platform.close()
+    assert len(set(tokens)) == 1
+    assert len(wx.of("/cgi-bin/token")) == 1
