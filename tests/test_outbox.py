@@ -414,3 +414,54 @@ async def test_one_access_token_is_fetched_for_every_process(pg_store: PostgresS
                 await platform.close()
     assert len(set(tokens)) == 1
     assert len(wx.of("/cgi-bin/token")) == 1
+
+
+async def test_a_relative_connected_to_one_process_counts_as_connected_on_another(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """Presence in Redis: process A holds the relative's socket; process B's relay, asked
+    whether it is connected, says yes; once A's last socket for it closes, no."""
+    from channels.presence import RedisPresence
+    from server.online import Online
+
+    local_a: set[int] = set()
+    a = Online(
+        RedisPresence(redis_url, key_prefix=f"{redis_prefix}online:"), lambda: local_a, ttl=30
+    )
+    b = Online(RedisPresence(redis_url, key_prefix=f"{redis_prefix}online:"), set, ttl=30)
+    try:
+        assert not await b.connected(7)
+        local_a.add(7)
+        a.joined(7)
+        async with asyncio.timeout(5):
+            while not await b.connected(7):  # the heartbeat is written by a task of A's
+                await asyncio.sleep(0.01)
+        local_a.discard(7)
+        a.left(7)
+        async with asyncio.timeout(5):
+            while await b.connected(7):
+                await asyncio.sleep(0.01)
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_without_the_wechat_settings_binding_is_404_and_push_still_works(
+    store: Store,
+) -> None:
+    world = await seed(store)
+    settings = Settings(port=free_port(), secret="off", vapid_key=VAPID)
+    async with inprocess(settings, store) as served, aiohttp.ClientSession() as http:
+        headers = {"Authorization": f"Bearer {world.token(world.relative)}"}
+        async with http.get(f"{served.http_url}/api/v1/wechat/bind", headers=headers) as response:
+            assert response.status == 404
+        async with http.get(f"{served.http_url}/api/v1/notifications", headers=headers) as response:
+            shown = await response.json()
+        assert shown == {
+            "channel": "auto",
+            "devices": [],
+            "wechat_bound": False,
+            "wechat_available": False,
+        }
+        async with http.get(f"{served.http_url}/api/v1/push/key", headers=headers) as response:
+            assert response.status == 200 and len((await response.json())["key"]) == 87
