@@ -14,11 +14,13 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 from playwright.async_api import Browser, Page, expect
 
 from storage import outbox, wechat
 from storage.postgres import PostgresStore
+from storage.sql import utcnow
 from tests import fake_outside as fx
 from tests.browser import (  # noqa: F401 (fixtures)
     Pages,
@@ -160,4 +162,34 @@ async def test_the_notification_settings_on_a_phone(
     await page.locator("#wechat-unbind").click()
     await page.locator("#wechat-hint").wait_for()
     assert await wechat.binding_of(site.store.db, w.relative.id) is None
+    pages.assert_clean()
+
+
+async def test_the_console_shows_how_an_answer_reached_the_relative(
+    outreach: tuple[Site, fx.FakeWeChat], pages: Pages
+) -> None:
+    from tests.test_web_console import open_console, queue_item
+
+    site, fake = outreach
+    w = site.world
+    await wechat.bind(site.store.db, w.relative.id, "o-chen", utcnow())
+    await wechat.heard_from(site.store.db, w.relative.id, utcnow())  # the 48 h window
+    base = f"{site.base}/api/v1/conversations/{w.conv.id}/messages"
+    async with aiohttp.ClientSession() as http:
+        for who, body in ((w.relative, "他最近好吗？"), (w.officer, "他很好，请放心。")):
+            headers = {"Authorization": f"Bearer {w.token(who)}"}
+            async with http.post(base, json={"body": body}, headers=headers) as response:
+                assert response.status == 201
+    await fake.until(lambda: len(fake.of("/cgi-bin/message/custom/send")) == 1)
+    async with asyncio.timeout(10):  # the relay settles the row right after the platform answered
+        answers = [m.id for m in await site.store.messages(w.conv.id, after=1, limit=5)]
+        while [d.state for d in await outbox.deliveries(site.store.db, answers)] != ["sent"]:
+            await asyncio.sleep(0.02)
+    officer = await open_console(pages, w, w.officer)
+    await queue_item(officer, w.conv.id).click()
+    mark = officer.locator('#messages li[data-seq="2"] .delivery')
+    await expect(mark).to_have_text("已通过微信送达")
+    await expect(mark).to_have_attribute("data-channel", "wechat")
+    assert await officer.locator('#messages li[data-seq="1"] .delivery').count() == 0
+    await screenshot(officer, "console-delivery-mark")
     pages.assert_clean()

@@ -576,5 +576,12 @@ export default {
   "error.push_unsupported": "This browser cannot receive push notifications.",
   "error.endpoint_refused": "This push address is not accepted.",
   "error.invalid_code": "The WeChat authorization expired; open the page again.",
+  "console.delivery.sent.wechat": "Delivered in WeChat",
+  "console.delivery.sent.template": "WeChat notice sent",
+  "console.delivery.sent.push": "Push notification sent",
+  "console.delivery.sent.sms": "Text message sent",
+  "console.delivery.pending": "Notifying…",
+  "console.delivery.skipped": "Not notified separately",
+  "console.delivery.failed": "Notification failed",
   // === end notifications and WeChat ===
 };

@@ -579,5 +579,12 @@ export default {
   "error.push_unsupported": "此浏览器不支持推送通知。",
   "error.endpoint_refused": "此推送地址不被接受。",
   "error.invalid_code": "微信授权已失效，请重新进入。",
+  "console.delivery.sent.wechat": "已通过微信送达",
+  "console.delivery.sent.template": "已发微信通知",
+  "console.delivery.sent.push": "已推送通知",
+  "console.delivery.sent.sms": "已发短信通知",
+  "console.delivery.pending": "通知发送中",
+  "console.delivery.skipped": "未另行通知",
+  "console.delivery.failed": "通知失败",
   // === end notifications and WeChat ===
 };
