@@ -144,6 +144,20 @@ def _check_values(value: object, where: str | None = None) -> None:
             raise invalid(where, f"{where or 'a date'} must be between {EARLIEST} and {LATEST}")
 
 
+def _check_raw(value: object, where: str | None = None) -> None:
+    """``_check_values`` on a body that did not decode as its type: the same ``invalid_text``
+    answer for unstorable text, named by its JSON path, whatever else is wrong with it."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_values(key, where)
+            _check_raw(item, str(key) if where is None else f"{where}.{key}")
+    elif isinstance(value, list):
+        for item in value:
+            _check_raw(item, where)
+    elif isinstance(value, str):
+        _check_values(value, where)
+
+
 def _checked(value: T) -> T:
     _check_values(value)
     return value
@@ -167,6 +181,7 @@ async def body(request: web.Request, kind: type[T]) -> T:
     try:
         decoded = msgspec.json.decode(data, type=kind)
     except msgspec.ValidationError as exc:
+        _check_raw(msgspec.json.decode(data))  # unstorable text is named first, wherever it is
         raise invalid(_field(str(exc)), str(exc)) from None
     except msgspec.DecodeError:
         raise invalid(None, "the body is not valid JSON") from None
