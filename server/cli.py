@@ -105,7 +105,7 @@ def _command(args: argparse.Namespace, settings: Settings) -> Callable[[Database
 
     async def user_add(store: Database) -> str:
         try:
-            check_strength(args.password)
+            check_strength(args.password, (args.login, args.name))
         except WeakPassword as exc:
             raise CliError(str(exc)) from None
         if args.role == "officer" and len(args.prison) != 1:

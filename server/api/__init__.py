@@ -19,6 +19,7 @@ from server.api import (
     openapi,
     oversight,
     prisons,
+    staff,
     stats,
     visits,
 )
@@ -29,6 +30,7 @@ AREAS: tuple[list[Route], ...] = (
     auth.ROUTES,
     links.ROUTES,
     admin.ROUTES,
+    staff.ROUTES,
     desk.ROUTES,
     stats.ROUTES,
     inmates.ROUTES,

@@ -8,6 +8,7 @@ process.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Annotated
 
@@ -15,7 +16,7 @@ import msgspec
 from aiohttp import web
 
 from channels.protocol import CloseCode
-from server import accounts, identity, sessions
+from server import accounts, identity, passwords, sessions
 from server.api.base import (
     ApiError,
     Route,
@@ -30,9 +31,11 @@ from server.keys import DB, GATEWAY, SETTINGS
 from server.passwords import WeakPassword
 from server.policy import check_action
 from server.throttle import LoginThrottle
-from storage.accounts import id_number_last4
+from storage import audit_trail
+from storage.accounts import id_number_last4, password_hash, write_password_hash
 from storage.errors import Conflict
-from storage.sessions import revoke_session
+from storage.sessions import revoke_session, revoke_user_sessions_in
+from storage.sql import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -85,14 +88,14 @@ async def register(request: web.Request) -> web.Response:
             password=form.password,
             id_number=form.id_number,
         )
+    except identity.InvalidIdNumber as exc:
+        raise invalid("id_number", str(exc)) from None
     except WeakPassword as exc:
         raise invalid("password", str(exc)) from None
     except identity.NoSecret:
         log.error("registration refused: KINLINE_SECRET is not set")
         raise ApiError(503, "unavailable", "registration is not configured") from None
-    except Conflict as exc:
-        if "id_number" in exc.what:
-            raise ApiError(409, "conflict", "this id number is already registered") from None
+    except Conflict:
         raise ApiError(409, "conflict", "this phone number is already registered") from None
     return reply(Registered(user_out(user)), 201)
 
@@ -118,6 +121,8 @@ async def login(request: web.Request) -> web.Response:
         ) from None
     except accounts.LoginFailed as exc:
         raise ApiError(401, "invalid_credentials", str(exc)) from None
+    except accounts.AccountDisabled as exc:
+        raise ApiError(403, "account_disabled", str(exc)) from None
     days = request.app[SETTINGS].session_days
     token = await sessions.issue(request.app[DB], user, days)
     response = reply(LoggedIn(token, user_out(user), days * 86400))
@@ -147,6 +152,51 @@ async def logout(request: web.Request) -> web.Response:
     return response
 
 
+class PasswordChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    old_password: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    new_password: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+
+
+class PasswordChanged(msgspec.Struct, frozen=True):
+    sessions_ended: int  # the account's other sessions, now ended
+
+
+async def change_password(request: web.Request) -> web.Response:
+    """The signed-in user's own password, given the old one: every other session of it ends
+    (and its sockets close); this one stays. Audited."""
+    who = check_action(await principal(request), "session")
+    form = await body(request, PasswordChange)
+    db = request.app[DB]
+    stored = await password_hash(db, who.id)
+    if not await asyncio.to_thread(passwords.verify, stored, form.old_password):
+        raise invalid("old_password", "the old password is not right")
+    user = who.user
+    try:
+        passwords.check_strength(form.new_password, (user.login, user.name, user.phone))
+    except WeakPassword as exc:
+        raise invalid("new_password", str(exc)) from None
+    fresh = await asyncio.to_thread(passwords.hash_password, form.new_password)
+    token, _ = sessions.presented_token(request)
+    current = sessions.token_hash(token) if token else None
+    async with db.write() as sql:
+        await write_password_hash(sql, who.id, fresh)
+        ended = await revoke_user_sessions_in(sql, who.id, keep=current)
+        await audit_trail.record(
+            sql,
+            at=utcnow(),
+            actor_id=who.id,
+            action="user.password_changed",
+            object_type="user",
+            object_id=who.id,
+            prison_id=None,
+            after={"sessions_ended": ended},
+        )
+    request.app[GATEWAY].close_user(
+        who.id, CloseCode.NOT_AUTHENTICATED, "password changed", keep=current
+    )
+    return reply(PasswordChanged(ended))
+
+
 async def me(request: web.Request) -> web.Response:
     who = check_action(await principal(request), "session")
     last4 = await id_number_last4(request.app[DB], who.id)
@@ -173,7 +223,17 @@ ROUTES = [
         "anyone",
         body=Login,
         reply=LoggedIn,
-        errors=(400, 401, 413, 429),
+        errors=(400, 401, 403, 413, 429),
+    ),
+    Route(
+        "POST",
+        "/auth/password",
+        change_password,
+        "Change one's own password with the old one; the other sessions end (audited)",
+        "signed in",
+        body=PasswordChange,
+        reply=PasswordChanged,
+        errors=(400, 401, 413),
     ),
     Route(
         "POST",
