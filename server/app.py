@@ -6,6 +6,7 @@ down, in order; ``on_shutdown`` drains in-flight sends and closes sockets with 1
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,10 +27,28 @@ from server.config import Settings
 from server.duty import DutyRoster
 from server.errors import errors_and_headers, oversize_guard
 from server.gateway import Gateway
-from server.keys import BROKER, DB, GATEWAY, HUB, ROSTER, SEND_PATH, SETTINGS
+from server.keys import (
+    BROKER,
+    DB,
+    GATEWAY,
+    HUB,
+    PLATFORM,
+    PUSH,
+    RELAY,
+    ROSTER,
+    SEND_PATH,
+    SETTINGS,
+    SMS,
+)
+from server.online import Online
+from server.outbox import Relay
+from server.push import Push, generate_key
 from server.ratelimit import RateLimiter
 from server.rebalance import rebalancing
 from server.sending import SendPath
+from server.sms import make_sms
+from server.wechat import add_routes as wechat_routes
+from server.wechat_platform import Platform
 from storage import open_database
 from storage.group_commit import GroupCommit
 from storage.sql import Database
@@ -91,6 +110,35 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     await broker.close()
 
 
+async def _outreach(app: web.Application) -> AsyncIterator[None]:
+    """Reaching relatives outside the page: the WeChat platform client (when the channel is
+    on), Web Push, SMS, who is connected, and the outbox relay (server/outbox.py)."""
+    settings, store, gateway = app[SETTINGS], app[DB], app[GATEWAY]
+    platform = None
+    if settings.wechat_enabled:
+        platform = app[PLATFORM] = Platform(settings, store)
+    push = app[PUSH] = Push(settings, settings.vapid_key or generate_key())
+    presence = make_presence(
+        dataclasses.replace(settings, redis_prefix=f"{settings.redis_prefix}online:")
+    )
+    online = Online(presence, gateway.sockets.user_ids, ttl=settings.presence_ttl)
+    online.start()
+    gateway.online = online
+    sms = app[SMS] = make_sms(settings.sms_url)
+    relay = app[RELAY] = Relay(settings, store, online, sms, platform=platform, push=push)
+    app[SEND_PATH].on_stored = lambda message: (
+        relay.wake() if message.kind == "text" and message.sender_role == "officer" else None
+    )
+    relay.start()
+    yield
+    await relay.close()
+    await online.close()
+    await sms.close()
+    await push.close()
+    if platform is not None:
+        await platform.close()
+
+
 async def _rebalancing(app: web.Application) -> AsyncIterator[None]:
     async with rebalancing(app[SETTINGS], app[GATEWAY]):
         yield
@@ -135,6 +183,7 @@ def build_app(settings: Settings, *, store: Database | None = None) -> web.Appli
         app[DB] = store
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_realtime)
+    app.cleanup_ctx.append(_outreach)  # WeChat, Web Push, SMS and the outbox
     app.cleanup_ctx.append(_rebalancing)  # a process holding too many sockets sheds some
     app.on_shutdown.append(_on_shutdown)
     web_dir = Path(settings.web_dir)
@@ -163,6 +212,22 @@ def build_app(settings: Settings, *, store: Database | None = None) -> web.Appli
     for name in ("app", "console", "monitor"):
         app.router.add_get(f"/{name}", _page(name))
     app.router.add_get("/favicon.ico", _favicon)
+
+    async def _manifest(_: web.Request) -> web.FileResponse:
+        return web.FileResponse(
+            web_dir / "manifest.webmanifest", headers={"Content-Type": "application/manifest+json"}
+        )
+
+    async def _service_worker(_: web.Request) -> web.FileResponse:
+        # at the root, so its scope covers /app; never cached, so an update is seen at once
+        return web.FileResponse(
+            web_dir / "sw.js",
+            headers={"Content-Type": "text/javascript", "Cache-Control": "no-cache"},
+        )
+
+    app.router.add_get("/manifest.webmanifest", _manifest)
+    app.router.add_get("/sw.js", _service_worker)
     app.router.add_static("/static/", web_dir, follow_symlinks=False)
     add_routes(app)  # /api/v1 (server/api)
+    wechat_routes(app)  # /wechat, when the channel is on
     return app

@@ -67,6 +67,11 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--number", required=True)
     add.add_argument("--name", required=True)
 
+    wechat = commands.add_parser("wechat", help="the WeChat Official Account").add_subparsers(
+        dest="action", required=True
+    )
+    wechat.add_parser("menu", help="publish the account's menu (chat, information, visits...)")
+
     serve = commands.add_parser("serve", help="serve HTTP and WebSocket")
     serve.add_argument("--host")
     serve.add_argument("--port")
@@ -135,7 +140,26 @@ def _command(args: argparse.Namespace, settings: Settings) -> Callable[[Database
 
         return "seeded the demo\n" + "\n".join(await seed(store, config.with_secret(settings)))
 
+    async def wechat_menu(store: Database) -> str:
+        from server.wechat_platform import Platform, PlatformError, menu
+
+        if not settings.wechat_enabled:
+            raise CliError(
+                "the WeChat channel is off: set KINLINE_WECHAT_APPID, _SECRET and _TOKEN"
+            )
+        platform = Platform(settings, store)
+        published = menu(settings)
+        try:
+            await platform.create_menu(published)
+        except PlatformError as exc:
+            raise CliError(f"WeChat refused the menu: {exc}") from None
+        finally:
+            await platform.close()
+        names = ", ".join(button["name"] for button in published["button"])
+        return f"published the WeChat menu: {names}"
+
     commands: dict[tuple[str, str | None], Callable[[Database], Awaitable[str]]] = {
+        ("wechat", "menu"): wechat_menu,
         ("migrate", None): _migrate,
         ("demo", None): demo,
         ("prison", "add"): prison_add,
@@ -166,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             from server.serve import serve
 
-            return serve(config.with_secret(settings), demo=args.demo)
+            return serve(config.with_vapid(config.with_secret(settings)), demo=args.demo)
         if args.command == "bench":
             return _bench(args.workload)
         print(asyncio.run(_with_store(settings, _command(args, settings))))

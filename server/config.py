@@ -60,6 +60,35 @@ class Settings:
     timezone: str = "Asia/Shanghai"  # the bureau's local day: visit hours, per-day figures
     complaint_days: int = 15  # a complaint's answer is due this many days after it is filed
     web_dir: str = field(default_factory=lambda: str(Path(__file__).parent.parent / "web"))
+    # Reaching relatives outside the page (DESIGN.md section 8). The WeChat channel is on
+    # when the app id, secret and token are all set; otherwise /wechat answers 404.
+    wechat_appid: str = ""
+    wechat_secret: str = ""
+    wechat_token: str = ""
+    wechat_aes_key: str = ""  # the EncodingAESKey (43 characters): safe mode
+    wechat_template_id: str = ""  # the "your question was answered" template
+    wechat_api: str = "https://api.weixin.qq.com"
+    wechat_oauth: str = "https://open.weixin.qq.com/connect/oauth2/authorize"
+    public_url: str = ""  # links in notifications; empty: http://host:port
+    vapid_subject: str = "mailto:admin@kinline.invalid"
+    vapid_key: str = ""  # PEM of the VAPID private key; generated into ./var when unset
+    push_endpoints: tuple[str, ...] = ()  # push endpoint prefixes allowed besides public https
+    sms_url: str = ""  # empty: SMS are only logged
+    outbox_poll: float = 1.0  # seconds between two looks at the outbox for due items
+    outbox_max_attempts: int = 8  # a notification still failing after this many is failed
+    outbox_backoff: float = 2.0  # seconds before the first retry; doubled per attempt
+    notify_coalesce: float = 600.0  # seconds: one unread conversation notifies once per this
+
+    @property
+    def wechat_enabled(self) -> bool:
+        return bool(self.wechat_appid and self.wechat_secret and self.wechat_token)
+
+    @property
+    def public_base(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
 
     @property
     def zone(self) -> ZoneInfo:
@@ -137,6 +166,37 @@ def _timezone(text: str) -> str:
     return text
 
 
+def _aes_key(text: str) -> str:
+    import base64
+    import binascii
+
+    if not text:
+        return text
+    try:
+        key = base64.b64decode(text + "=", validate=True)
+    except binascii.Error:
+        raise ValueError("not an EncodingAESKey (43 characters of base64)") from None
+    if len(text) != 43 or len(key) != 32:
+        raise ValueError("not an EncodingAESKey (43 characters of base64)")
+    return text
+
+
+def _url(text: str) -> str:
+    if not text:
+        return text
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{text!r} is not an http(s) URL")
+    return text.rstrip("/")
+
+
+def _prefixes(text: str) -> tuple[str, ...]:
+    prefixes = tuple(p.strip() for p in text.split(",") if p.strip())
+    for prefix in prefixes:
+        _url(prefix)
+    return prefixes
+
+
 def _choice(*allowed: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if text not in allowed:
@@ -178,6 +238,22 @@ PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "session_days": ("KINLINE_SESSION_DAYS", _int(1)),
     "timezone": ("KINLINE_TIMEZONE", _timezone),
     "complaint_days": ("KINLINE_COMPLAINT_DAYS", _int(1, 365)),
+    "wechat_appid": ("KINLINE_WECHAT_APPID", str),
+    "wechat_secret": ("KINLINE_WECHAT_SECRET", str),
+    "wechat_token": ("KINLINE_WECHAT_TOKEN", str),
+    "wechat_aes_key": ("KINLINE_WECHAT_AES_KEY", _aes_key),
+    "wechat_template_id": ("KINLINE_WECHAT_TEMPLATE_ID", str),
+    "wechat_api": ("KINLINE_WECHAT_API", _url),
+    "wechat_oauth": ("KINLINE_WECHAT_OAUTH", _url),
+    "public_url": ("KINLINE_PUBLIC_URL", _url),
+    "vapid_subject": ("KINLINE_VAPID_SUBJECT", str),
+    "vapid_key": ("KINLINE_VAPID_KEY", str),
+    "push_endpoints": ("KINLINE_PUSH_ENDPOINTS", _prefixes),
+    "sms_url": ("KINLINE_SMS_URL", _url),
+    "outbox_poll": ("KINLINE_OUTBOX_POLL", _positive_float),
+    "outbox_max_attempts": ("KINLINE_OUTBOX_MAX_ATTEMPTS", _int(1, 100)),
+    "outbox_backoff": ("KINLINE_OUTBOX_BACKOFF", _positive_float),
+    "notify_coalesce": ("KINLINE_NOTIFY_COALESCE", _positive_float),
     "log_format": ("KINLINE_LOG_FORMAT", _choice("auto", "json", "text")),
     "log_level": ("KINLINE_LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR")),
 }
@@ -217,3 +293,19 @@ def with_secret(settings: Settings, var_dir: Path = Path("var")) -> Settings:
         path.write_text(secrets.token_urlsafe(32))
         path.chmod(0o600)
     return dataclasses.replace(settings, secret=path.read_text().strip())
+
+
+def with_vapid(settings: Settings, var_dir: Path = Path("var")) -> Settings:
+    """Fill in a missing VAPID key from ``var/vapid.pem`` (generated once), like the secret:
+    every process of a deployment must share it (``KINLINE_VAPID_KEY`` in production), or the
+    devices subscribed through one process could not be pushed to by another."""
+    if settings.vapid_key:
+        return settings
+    path = var_dir / "vapid.pem"
+    if not path.exists():
+        from server.push import generate_key
+
+        var_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(generate_key())
+        path.chmod(0o600)
+    return dataclasses.replace(settings, vapid_key=path.read_text())

@@ -66,6 +66,7 @@ from server.connection import Connection, cap_send_buffer
 from server.control import ControlPlane
 from server.duty import DutyRoster
 from server.errors import json_error
+from server.online import Online
 from server.policy import Denied, Principal, audits_opening
 from server.sending import SendPath
 from server.shutdown import Draining
@@ -110,6 +111,7 @@ class Gateway:
             look_window=settings.look_window,
         )
         self.draining = Draining()
+        self.online: Online | None = None  # relatives connected anywhere (server/online.py)
         # the control plane, on every process (server/control.py)
         self.close_user = self.control.close_user
         self.refresh_user = self.control.refresh_user
@@ -170,12 +172,17 @@ class Gateway:
             return ws
         self.sockets.add(conn)
         metrics.open_sockets.inc()
+        relative = principal.user.role == "relative"
+        if relative and self.online is not None:
+            self.online.joined(principal.id)  # the outbox holds its notifications meanwhile
         try:
             await self._serve(conn)
         finally:
             conn.ended = True  # a refresh still running must not join anything any more
             metrics.open_sockets.dec()
             self.sockets.remove(conn, principal.id)
+            if relative and self.online is not None:
+                self.online.left(principal.id)
             for topic in list(conn.topics):
                 await self.hub.leave(topic, conn)
         return ws

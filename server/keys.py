@@ -11,7 +11,11 @@ from channels.hub import Hub
 from server.config import Settings
 from server.duty import DutyRoster
 from server.gateway import Gateway
+from server.outbox import Relay
+from server.push import Push
 from server.sending import SendPath
+from server.sms import SmsSender
+from server.wechat_platform import Platform
 from storage.sql import Database
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -21,3 +25,7 @@ HUB = web.AppKey("hub", Hub)
 GATEWAY = web.AppKey("gateway", Gateway)
 SEND_PATH = web.AppKey("send_path", SendPath)
 ROSTER = web.AppKey("roster", DutyRoster)
+PLATFORM = web.AppKey("wechat_platform", Platform)  # only when the WeChat channel is on
+PUSH = web.AppKey("push", Push)
+RELAY = web.AppKey("relay", Relay)
+SMS = web.AppKey("sms", SmsSender)  # texts: notices, and codes for registration and resets

@@ -95,12 +95,17 @@ class NotSignedIn(Exception):
 ALL_ROLES: frozenset[str] = frozenset({"relative", "officer", "supervisor", "admin"})
 
 # Actions that name no object, and the roles that may take them.
-ApiAction = Literal["session", "link.request", "link.list", "admin"]
+ApiAction = Literal["session", "link.request", "link.list", "admin", "notify", "delivery.read"]
 API_ACTIONS: dict[str, frozenset[str]] = {
     "session": ALL_ROLES,  # who am I, log out
     "link.request": frozenset({"relative"}),
     "link.list": ALL_ROLES,  # each sees its own scope (link_scope)
     "admin": frozenset({"admin"}),  # prisons, staff accounts, session revocation
+    # a relative's own ways of being told: WeChat binding, Web Push devices, channel choice
+    "notify": frozenset({"relative"}),
+    # whether and how a notification reached a relative (each sees its own scope: a relative
+    # its own, staff the conversations they may read)
+    "delivery.read": ALL_ROLES,
 }
 
 LinkAction = Literal["read", "verify", "reject", "revoke"]

@@ -33,6 +33,7 @@ import functools
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 
 from channels import metrics
 from channels.hub import Hub
@@ -68,6 +69,8 @@ class SendPath:
         self._rechecks: set[asyncio.Future[None]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
+        # told of every message this process stored (the outbox relay looks at once)
+        self.on_stored: Callable[[Message], None] | None = None
 
     async def send(self, conn: Connection, frame: Send, received: float) -> None:
         """Authorize and queue the message; its ack (or error) follows once it is committed."""
@@ -170,6 +173,8 @@ class SendPath:
         message = appended.message
         if appended.created:
             tell(self._hub, MessageStored(message))
+            if self.on_stored is not None:
+                self.on_stored(message)
             self._announce(appended, conv)
         elif message.kind == "text" and message.sender_role == "relative":  # a retried question
             self._recheck(message, conv)

@@ -30,6 +30,10 @@ class Sockets:
         group = self._by_user.get(user_id)
         return len(group) if group else 0
 
+    def user_ids(self) -> set[int]:
+        """The users with a socket on this process."""
+        return set(self._by_user)
+
     def of_user(self, user_id: int) -> list[Connection]:
         return list(self._by_user.get(user_id, ()))
 

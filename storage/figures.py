@@ -40,6 +40,9 @@ Definitions (the same words are in the API description, ``server/api/stats.py``)
   A complaint's state at a moment is that of its last ``complaint_events`` row before it
   (``received`` before the first); one with no events at all has had its current state since
   it was filed.
+- ``wechat_followers`` = WeChat users following the Official Account at the cutoff, from each
+  follower's first subscription and its last change (following now: since that change;
+  unfollowed now: until it), bound to a relative or not.
 """
 
 from __future__ import annotations
@@ -309,6 +312,7 @@ class BureauDay(msgspec.Struct, frozen=True, kw_only=True):
     complaints_filed: int
     complaints_open: int
     complaints_overdue: int
+    wechat_followers: int = 0  # following the WeChat Official Account at the cutoff
 
 
 async def bureau_figures(
@@ -337,6 +341,13 @@ async def bureau_figures(
         )
         spans = await _verified_spans(sql, starts[-1])
         complaints = await _complaint_histories(sql, starts[-1])
+        wechat = [
+            (sql.when(r["first_at"]), bool(r["following"]), sql.when(r["changed_at"]))
+            for r in await sql.fetch(
+                "SELECT first_at, following, changed_at FROM wechat_followers WHERE first_at < $1",
+                starts[-1],
+            )
+        ]
 
     waits: list[list[Wait]] = [[] for _ in cutoffs]
     convs: list[set[int]] = [set() for _ in cutoffs]
@@ -380,6 +391,11 @@ async def bureau_figures(
                 complaints_filed=filed,
                 complaints_open=opened,
                 complaints_overdue=overdue,
+                wechat_followers=sum(
+                    1
+                    for first_at, following, changed_at in wechat
+                    if first_at < cutoff and following == (changed_at < cutoff)
+                ),
             )
         )
     return out

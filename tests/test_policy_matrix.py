@@ -457,6 +457,7 @@ def area_matrix_routes() -> set[tuple[str, str]]:
         test_policy_desk,
         test_policy_figures,
         test_policy_information,
+        test_policy_outreach,
         test_policy_watching_and_audit,
     )
 
@@ -469,6 +470,7 @@ def area_matrix_routes() -> set[tuple[str, str]]:
         *((r.method, r.route) for r in test_policy_complaints_and_announcements.ROWS.values()),
         *(tuple(name.split(" ", 1)) for name in test_policy_watching_and_audit.HTTP_EXPECTED),
         *(("GET", path) for path in test_policy_figures.MATRIX),
+        *test_policy_outreach.ROUTES,
     ]
     return {(method, "/api/v1" + bare(path)) for method, path in rows}
 

@@ -16,6 +16,7 @@ from server.api import (
     desk,
     inmates,
     links,
+    notify,
     openapi,
     oversight,
     prisons,
@@ -39,6 +40,7 @@ AREAS: tuple[list[Route], ...] = (
     complaints.ROUTES,
     announcements.ROUTES,
     oversight.ROUTES,
+    notify.ROUTES,
     openapi.ROUTES,
 )
 

@@ -1,7 +1,8 @@
 // The relative app (/app): boot, the hash router, the views. Mobile first.
 //
 // Routes: #/ home (my inmates) | #/links | #/inmate/{id} (chat) | #/inmate/{id}/info |
-// #/inmate/{id}/visits | #/announcements | #/complaints | #/prisons | #/prison/{id}.
+// #/inmate/{id}/visits | #/announcements | #/complaints | #/prisons | #/prison/{id} |
+// #/notifications; #/info and #/visits (the WeChat menu) open the first inmate's pages.
 // Signed out: sign in / register (and the public prison pages).
 
 import { onSignedOut } from "/static/lib/api.js";
@@ -14,6 +15,7 @@ import { complaintsView } from "/static/app/complaints.js";
 import { homeView } from "/static/app/home.js";
 import { infoView } from "/static/app/info.js";
 import { linksView } from "/static/app/links.js";
+import { bindFromWeChat, notifyView, registerServiceWorker } from "/static/app/notify.js";
 import { announcementsView } from "/static/app/news.js";
 import { prisonsView, prisonView } from "/static/app/prisons.js";
 import { AppState } from "/static/app/state.js";
@@ -26,6 +28,7 @@ const NAV = [
   ["#/announcements", "nav.announcements"],
   ["#/complaints", "nav.complaints"],
   ["#/prisons", "nav.prisons"],
+  ["#/notifications", "nav.notifications"],
 ];
 
 const ROUTES = [
@@ -37,7 +40,15 @@ const ROUTES = [
   [/^#\/complaints$/, (ctx) => complaintsView(ctx)],
   [/^#\/prisons$/, (ctx) => prisonsView(ctx)],
   [/^#\/prison\/(\d+)$/, (ctx, id) => prisonView(ctx, Number(id))],
+  [/^#\/notifications$/, () => notifyView()],
+  [/^#\/(info|visits)$/, (ctx, page) => firstInmate(ctx, page)],
 ];
+
+function firstInmate(ctx, page) {
+  const [first] = ctx.verifiedInmates;
+  if (first === undefined) return homeView(ctx);
+  return page === "info" ? infoView(ctx, first) : visitsView(ctx, first);
+}
 
 const root = $("#page");
 let state = null; // AppState while signed in
@@ -93,6 +104,7 @@ async function start() {
     renderSignedOut(main, me);
     return;
   }
+  await bindFromWeChat(); // back from WeChat's web authorization with a code
   state = new AppState(me);
   const header = pageHeader({ titleKey: "brand.name", me, nav: NAV, onSignOut: signedOut });
   const banner = connectionBanner(state.socket);
@@ -152,4 +164,5 @@ onLocaleChange(() => {
   if (current && current.rerender) current.rerender();
 });
 
+registerServiceWorker();
 start();

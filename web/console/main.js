@@ -53,6 +53,7 @@ queue = new Queue({
   onOpen: (id) => openConversation(id),
 });
 queue.unread = (id) => unread.of(id);
+const DELIVERY_REFRESH_MS = 10000;
 const thread = new Thread($("#messages"), { meId: myId });
 const card = new InmateCard($("#card-body"));
 const links = new LinkRequests({ list: $("#links"), empty: $("#links-empty"), counter: $("#count-links") });
@@ -182,6 +183,7 @@ async function openConversation(id) {
     const messages = page.messages || [];
     thread.add(...messages);
     showEarlier(messages.length >= HISTORY_PAGE && thread.firstSeq > 1);
+    loadDeliveries(id);
   } catch (err) {
     if (current !== id) return; // (thread.lastSeq would be the other conversation's)
     toastError(err);
@@ -191,6 +193,19 @@ async function openConversation(id) {
   markRead();
   compose.focus({ preventScroll: true });
 }
+
+// whether and how each answer reached the relative (WeChat, push, SMS), refreshed while open
+async function loadDeliveries(id) {
+  try {
+    const found = await api.get(`/conversations/${id}/deliveries`);
+    if (current === id) thread.showDeliveries(found.items || []);
+  } catch {
+    // not shown: the conversation itself matters more, and the next refresh tries again
+  }
+}
+setInterval(() => {
+  if (current !== null && document.visibilityState === "visible") loadDeliveries(current);
+}, DELIVERY_REFRESH_MS);
 
 function keepWatching(conv) {
   return Boolean(conv) && (conv.state === "waiting" || conv.state === "active");

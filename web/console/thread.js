@@ -113,7 +113,32 @@ export class Thread {
       const el = this._render(entry.message);
       entry.el.replaceWith(el);
       entry.el = el;
+      this._markDelivery(entry);
     }
+  }
+
+  /** How each answer's notification reached the relative (GET .../deliveries items). */
+  showDeliveries(items) {
+    for (const delivery of items) {
+      const entry = delivery.seq === null ? null : this.bySeq.get(delivery.seq);
+      if (!entry) continue;
+      entry.delivery = delivery;
+      this._markDelivery(entry);
+    }
+  }
+
+  _markDelivery(entry) {
+    const d = entry.delivery;
+    if (!d) return;
+    let el = entry.el.querySelector(".delivery");
+    if (!el) {
+      el = h("span", { class: "delivery" });
+      entry.el.append(el);
+    }
+    el.dataset.state = d.state;
+    el.dataset.channel = d.channel || "";
+    setText(el, t(d.state === "sent" ? `console.delivery.sent.${d.channel}` : `console.delivery.${d.state}`));
+    el.title = d.detail || "";
   }
 
   _render(m) {

@@ -1,0 +1,159 @@
+// Notifications (#/notifications): how I am told of an answer when the app is closed, my
+// WeChat binding, and Web Push on this device. Also the return from WeChat's web
+// authorization (/app?code=...&state=bind), which binds the OpenID (bindFromWeChat).
+
+import { api } from "/static/lib/api.js";
+import { h, replace } from "/static/lib/dom.js";
+import { formatDateTime, t } from "/static/lib/i18n.js";
+import { notice, tx } from "/static/lib/ui.js";
+import { toast, view } from "/static/app/view.js";
+
+const CHANNELS = ["auto", "wechat", "push", "sms", "none"];
+
+/** Register the service worker (push notifications; installable app). */
+export async function registerServiceWorker() {
+  if (!("serviceWorker" in navigator)) return null;
+  try {
+    return await navigator.serviceWorker.register("/sw.js", { scope: "/" });
+  } catch {
+    return null; // not fatal: the app works without it, only without push
+  }
+}
+
+/** Back from WeChat's web authorization: bind the code, then drop it from the address. */
+export async function bindFromWeChat() {
+  const params = new URLSearchParams(location.search);
+  const code = params.get("code");
+  if (!code || params.get("state") !== "bind") return;
+  history.replaceState(null, "", location.pathname + location.hash);
+  try {
+    await api.post("/wechat/bind", { code });
+    toast(t("notify.wechat.boundNow"));
+  } catch (err) {
+    toast(t("notify.wechat.bindFailed", { reason: err.message || err.code }));
+  }
+}
+
+function inWeChat() {
+  return /MicroMessenger/i.test(navigator.userAgent);
+}
+
+function pushSupported() {
+  return "serviceWorker" in navigator && "PushManager" in window && "Notification" in window;
+}
+
+function keyBytes(base64url) {
+  const padded = base64url.replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - (base64url.length % 4)) % 4);
+  return Uint8Array.from(atob(padded), (c) => c.charCodeAt(0));
+}
+
+export function notifyView() {
+  const out = notice();
+  const body = h("div", { id: "notify" }, tx("p", "common.loading", {}, { class: "muted" }));
+  let settings = null;
+  let binding = null;
+
+  const load = async () => {
+    try {
+      settings = await api.get("/notifications");
+      binding = settings.wechat_available ? await api.get("/wechat/bind") : null;
+      out.clear();
+    } catch (err) {
+      out.error(err);
+    }
+    render();
+  };
+
+  const act = async (work) => {
+    out.clear();
+    try {
+      await work();
+    } catch (err) {
+      out.error(err);
+    }
+    await load();
+  };
+
+  const channelChoice = () =>
+    h(
+      "fieldset",
+      { class: "field notify-channel", id: "notify-channel" },
+      tx("legend", "notify.channel.title"),
+      CHANNELS.filter((c) => c !== "wechat" || (settings && settings.wechat_available)).map((channel) =>
+        h(
+          "label",
+          { class: "notify-choice" },
+          h("input", {
+            type: "radio",
+            name: "channel",
+            value: channel,
+            checked: settings.channel === channel,
+            on: { change: () => act(() => api.put("/notifications", { channel })) },
+          }),
+          tx("span", `notify.channel.${channel}`),
+        ),
+      ),
+      tx("small", "notify.channel.privacy", {}, { class: "hint" }),
+    );
+
+  const wechatPart = () => {
+    if (!settings.wechat_available) return null;
+    const parts = [tx("h2", "notify.wechat.title")];
+    if (binding && binding.bound) {
+      parts.push(
+        h("p", { id: "wechat-bound" }, t("notify.wechat.bound", { openid: binding.openid, at: formatDateTime(binding.bound_at) })),
+        tx("button", "notify.wechat.unbind", {}, { type: "button", class: "button", id: "wechat-unbind", on: { click: () => act(() => api.delete("/wechat/bind")) } }),
+      );
+    } else if (inWeChat() && binding) {
+      parts.push(tx("a", "notify.wechat.bind", {}, { class: "button primary", id: "wechat-bind", href: binding.authorize_url }));
+    } else {
+      parts.push(tx("p", "notify.wechat.openInWeChat", {}, { class: "muted", id: "wechat-hint" }));
+    }
+    return h("section", { class: "card" }, parts);
+  };
+
+  const pushPart = () => {
+    const parts = [tx("h2", "notify.push.title"), h("p", { class: "muted", id: "push-devices" }, t("notify.push.devices", { n: settings.devices.length }))];
+    if (!pushSupported()) {
+      parts.push(tx("p", "notify.push.unsupported", {}, { class: "muted", id: "push-unsupported" }));
+    } else {
+      parts.push(
+        tx("button", "notify.push.enable", {}, { type: "button", class: "button primary", id: "push-enable", on: { click: () => act(enablePush) } }),
+        " ",
+        tx("button", "notify.push.disable", {}, { type: "button", class: "button", id: "push-disable", on: { click: () => act(disablePush) } }),
+      );
+    }
+    return h("section", { class: "card" }, parts);
+  };
+
+  const render = () => {
+    if (!settings) {
+      replace(body);
+      return;
+    }
+    replace(body, channelChoice(), wechatPart(), pushPart());
+  };
+
+  const el = h("section", { class: "view" }, tx("h1", "notify.title"), out, body);
+  load();
+  return view(el, { rerender: render });
+}
+
+async function enablePush() {
+  const permission = await Notification.requestPermission();
+  if (permission !== "granted") throw { code: "push_denied", message: t("notify.push.denied") };
+  const registration = (await registerServiceWorker()) && (await navigator.serviceWorker.ready);
+  if (!registration) throw { code: "push_unsupported", message: t("notify.push.unsupported") };
+  const { key } = await api.get("/push/key");
+  const subscription = await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: keyBytes(key) });
+  await api.post("/push/subscriptions", subscription.toJSON());
+  toast(t("notify.push.enabled"));
+}
+
+async function disablePush() {
+  const registration = await navigator.serviceWorker.getRegistration("/");
+  const subscription = registration && (await registration.pushManager.getSubscription());
+  if (!subscription) return;
+  await api.delete("/push/subscriptions", { body: { endpoint: subscription.endpoint } });
+  await subscription.unsubscribe();
+}
