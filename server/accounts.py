@@ -68,7 +68,7 @@ async def login(
     if user is None or not ok:
         throttle.failed(login_name, address)
         raise LoginFailed("wrong login or password")
-    throttle.succeeded(login_name)
+    throttle.succeeded(login_name, address)
     if passwords.needs_rehash(stored):
         fresh = await asyncio.to_thread(passwords.hash_password, password)
         await accounts.set_password_hash(store, user.id, fresh)

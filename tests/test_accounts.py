@@ -329,17 +329,29 @@ async def test_admin_creates_prisons_and_staff_who_can_log_in_and_it_is_audited(
     assert "officer.hz" in {u["login"] for u in users["users"]}
 
 
-def test_a_throttled_account_may_try_again_once_its_failures_leave_the_window() -> None:
+def test_a_throttled_client_may_try_again_once_its_failures_leave_the_window() -> None:
     now = [0.0]
     throttle = LoginThrottle(clock=lambda: now[0])
     for _ in range(5):
         throttle.failed("Officer.Qin", "10.0.0.1")
-    assert throttle.retry_after("officer.qin", "10.0.0.2") == 15 * 60
+    assert throttle.retry_after("officer.qin", "10.0.0.1") == 15 * 60
     now[0] = 14 * 60.0
-    assert throttle.retry_after("officer.qin", "10.0.0.2") == 60
+    assert throttle.retry_after("officer.qin", "10.0.0.1") == 60
     now[0] = 15 * 60.0
-    assert throttle.retry_after("officer.qin", "10.0.0.2") == 0
+    assert throttle.retry_after("officer.qin", "10.0.0.1") == 0
     assert throttle.retry_after("someone.else", "10.0.0.1") == 0  # address limit is higher
+
+
+def test_a_client_that_has_not_failed_is_never_refused_for_another() -> None:
+    """Regression: ten wrong passwords from anyone locked the officer out for 15 minutes
+    even with the right password, from its own desk."""
+    throttle = LoginThrottle(clock=lambda: 0.0)
+    for _ in range(50):
+        throttle.failed("officer.chen", "203.0.113.5")  # someone guessing
+    assert throttle.retry_after("officer.chen", "203.0.113.5") > 0
+    assert throttle.retry_after("officer.chen", "10.1.2.3") == 0  # the officer's desk
+    throttle.succeeded("officer.chen", "10.1.2.3")
+    assert throttle.retry_after("officer.chen", "203.0.113.5") > 0  # still refused
 
 
 @pytest.mark.parametrize("action", ["prison.create", "user.create", "user.revoke_sessions"])

@@ -16,7 +16,7 @@ import msgspec
 from aiohttp import web
 
 from channels.protocol import CloseCode
-from server import accounts, identity, passwords, sessions
+from server import accounts, clients, identity, passwords, sessions
 from server.api.base import (
     ApiError,
     Route,
@@ -100,11 +100,6 @@ async def register(request: web.Request) -> web.Response:
     return reply(Registered(user_out(user)), 201)
 
 
-def _secure(request: web.Request) -> bool:
-    origins = request.app[SETTINGS].origins
-    return request.secure or (bool(origins) and all(o.startswith("https://") for o in origins))
-
-
 async def login(request: web.Request) -> web.Response:
     form = await body(request, Login)
     try:
@@ -113,7 +108,7 @@ async def login(request: web.Request) -> web.Response:
             request.app[THROTTLE],
             form.login,
             form.password,
-            request.remote or "unknown",
+            clients.address(request),
         )
     except accounts.Throttled as exc:
         raise ApiError(
@@ -133,7 +128,7 @@ async def login(request: web.Request) -> web.Response:
         path="/",
         httponly=True,
         samesite="Strict",
-        secure=_secure(request),
+        secure=clients.over_tls(request),
     )
     return response
 
