@@ -8,13 +8,14 @@ which must not stall every socket of the event loop. An unknown login is verifie
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from domain.records import User
 from server import identity, passwords
 from server.throttle import LoginThrottle
 from storage import accounts
 from storage.errors import NotFound
-from storage.sql import Database
+from storage.sql import Database, Sql
 
 
 class LoginFailed(Exception):
@@ -31,21 +32,40 @@ class Throttled(Exception):
         self.retry_after = retry_after
 
 
+class InvalidCode(Exception):
+    """The phone's SMS code is wrong, expired, spent or was never sent (one answer for all)."""
+
+
 async def register_relative(
-    store: Database, secret: str, *, phone: str, name: str, password: str, id_number: str
+    store: Database,
+    secret: str,
+    *,
+    phone: str,
+    name: str,
+    password: str,
+    id_number: str,
+    proof: Callable[[Sql], Awaitable[bool]] | None = None,
 ) -> User:
-    """A new relative account. Raises ``identity.InvalidIdNumber``, ``WeakPassword``,
-    ``identity.NoSecret`` or ``Conflict("login")`` (the phone is registered). An id number
-    in use already is a claim under review, not a refusal (``storage.accounts.add_relative``)."""
+    """A new relative account, made only if ``proof`` (spending the phone's SMS code in the
+    account's transaction) holds. Raises ``InvalidCode``, ``identity.InvalidIdNumber``,
+    ``WeakPassword``, ``identity.NoSecret`` or ``Conflict("login")`` (the phone is
+    registered). An id number in use already is a claim under review, not a refusal
+    (``storage.accounts.insert_relative``)."""
     problem = identity.problem(id_number)
     if problem is not None:
         raise identity.InvalidIdNumber(problem)
     passwords.check_strength(password, (phone, name, id_number))
     digest = identity.digest(secret, id_number)
     password_hash = await asyncio.to_thread(passwords.hash_password, password)
-    return await accounts.add_relative(
-        store, phone, name.strip(), password_hash, digest, identity.last4(id_number)
-    )
+    user = None
+    async with store.write() as sql:  # the code is spent only with the account made
+        if proof is None or await proof(sql):
+            user = await accounts.insert_relative(
+                sql, phone, name.strip(), password_hash, digest, identity.last4(id_number)
+            )
+    if user is None:  # committed: the wrong try counts against the code
+        raise InvalidCode("the code is not right, or has expired; ask for a new one")
+    return user
 
 
 async def login(

@@ -24,12 +24,14 @@ from channels.presence import MemoryPresence, Presence
 from server import clients, faults, health
 from server.api import add_routes
 from server.api.security import cookie_origin_guard
+from server.codes import Codes
 from server.config import Settings
 from server.duty import DutyRoster
 from server.errors import errors_and_headers, oversize_guard
 from server.gateway import Gateway
 from server.keys import (
     BROKER,
+    CODES,
     DB,
     GATEWAY,
     HUB,
@@ -126,6 +128,7 @@ async def _outreach(app: web.Application) -> AsyncIterator[None]:
     online.start()
     gateway.online = online
     sms = app[SMS] = make_sms(settings.sms_url)
+    app[CODES] = Codes(store, sms, settings)
     relay = app[RELAY] = Relay(settings, store, online, sms, platform=platform, push=push)
     app[SEND_PATH].on_stored = lambda message: (
         relay.wake() if message.kind == "text" and message.sender_role == "officer" else None

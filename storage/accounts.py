@@ -82,28 +82,42 @@ async def add_relative(
     An id number already held by another account does not stop it: the account is made
     with the number as a claim under review (``id_conflict``, migration 0012)."""
     async with db.write() as sql:
-        taken = await sql.fetchval(
-            "SELECT 1 FROM users WHERE id_number_hash = $1 OR id_number_claim = $1",
+        return await insert_relative(
+            sql, phone, name, password_hash, id_number_hash, id_number_last4
+        )
+
+
+async def insert_relative(
+    sql: Sql,
+    phone: str,
+    name: str,
+    password_hash: str,
+    id_number_hash: bytes,
+    id_number_last4: str,
+) -> User:
+    """``add_relative`` inside the caller's transaction (with the phone's code spent)."""
+    taken = await sql.fetchval(
+        "SELECT 1 FROM users WHERE id_number_hash = $1 OR id_number_claim = $1",
+        id_number_hash,
+    )
+    user_id = await sql.fetchval(
+        "INSERT INTO users (role, login, name, password_hash, phone, id_number_hash,"
+        " id_number_claim, id_conflict, id_number_last4)"
+        " VALUES ('relative', $1, $2, $3, $1, $4, $5, $6, $7) RETURNING id",
+        phone,
+        name,
+        password_hash,
+        None if taken else id_number_hash,
+        id_number_hash if taken else None,
+        bool(taken),
+        id_number_last4,
+    )
+    if taken:  # the earlier account is under review as well
+        await sql.execute(
+            "UPDATE users SET id_conflict = $2 WHERE id_number_hash = $1",
             id_number_hash,
+            True,
         )
-        user_id = await sql.fetchval(
-            "INSERT INTO users (role, login, name, password_hash, phone, id_number_hash,"
-            " id_number_claim, id_conflict, id_number_last4)"
-            " VALUES ('relative', $1, $2, $3, $1, $4, $5, $6, $7) RETURNING id",
-            phone,
-            name,
-            password_hash,
-            None if taken else id_number_hash,
-            id_number_hash if taken else None,
-            bool(taken),
-            id_number_last4,
-        )
-        if taken:  # the earlier account is under review as well
-            await sql.execute(
-                "UPDATE users SET id_conflict = $2 WHERE id_number_hash = $1",
-                id_number_hash,
-                True,
-            )
     return User(user_id, "relative", phone, name, (), phone)
 
 

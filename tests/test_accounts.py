@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,7 @@ from server.throttle import LoginThrottle
 from storage import accounts, audit_trail, prisons
 from storage.postgres import PostgresDatabase
 from storage.sessions import create_session
+from tests.fake_outside import FakeSms, serve
 from tests.servers import free_port, inprocess
 from tests.world import Staff, World, seed, seed_staff
 
@@ -45,6 +47,7 @@ class Site:
     staff: Staff
     app: Any
     pg_url: str
+    sms: FakeSms
 
     async def call(
         self, method: str, path: str, json: Any = None, token: str | None = None
@@ -61,22 +64,50 @@ class Site:
 async def site(pg_store: PostgresDatabase, pg_url: str) -> AsyncIterator[Site]:
     world = await seed(pg_store)
     staff = await seed_staff(pg_store, world)
-    settings = Settings(database_url=pg_url, port=free_port(), secret=SECRET)
-    async with (
-        inprocess(settings, pg_store) as served,
-        aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http,
-    ):
-        yield Site(
-            served.http_url,
-            served.http_url + "/api/v1",
-            served.ws_url,
-            http,
-            pg_store,
-            world,
-            staff,
-            served.app,
-            pg_url,
-        )
+    sms = FakeSms()
+    async with serve(sms) as sms_url:
+        settings = Settings(database_url=pg_url, port=free_port(), secret=SECRET, sms_url=sms_url)
+        async with (
+            inprocess(settings, pg_store) as served,
+            aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http,
+        ):
+            yield Site(
+                served.http_url,
+                served.http_url + "/api/v1",
+                served.ws_url,
+                http,
+                pg_store,
+                world,
+                staff,
+                served.app,
+                pg_url,
+                sms,
+            )
+
+
+async def texted(site: Site, phone: str, path: str = "/auth/register/code") -> str:
+    """Ask for a code for ``phone`` and read the text the phone got."""
+    before = len(site.sms.calls)
+    status, reply, _ = await site.call("POST", path, {"phone": phone})
+    assert (status, reply) == (202, {"sent": "if it can be used"})
+    await site.sms.until(lambda: len(site.sms.calls) > before)
+    [call] = site.sms.calls[before:]
+    assert call.body["phone"] == phone
+    text: str = call.body["text"]
+    return text
+
+
+async def code(site: Site, phone: str, path: str = "/auth/register/code") -> str:
+    found = re.search(r"\b(\d{6})\b", await texted(site, phone, path))
+    assert found, "no code in the text"
+    return found.group(1)
+
+
+async def register(site: Site, form: dict[str, Any]) -> tuple[int, Any]:
+    status, reply, _ = await site.call(
+        "POST", "/auth/register", {**form, "code": await code(site, form["phone"])}
+    )
+    return status, reply
 
 
 async def socket(site: Site, token: str) -> ClientConnection:
@@ -92,7 +123,7 @@ async def socket(site: Site, token: str) -> ClientConnection:
 async def test_a_relative_registers_logs_in_with_its_phone_and_gets_a_session(
     site: Site,
 ) -> None:
-    status, registered, _ = await site.call("POST", "/auth/register", RELATIVE)
+    status, registered = await register(site, RELATIVE)
     assert status == 201 and registered["user"]["role"] == "relative"
     status, logged, response = await site.call(
         "POST", "/auth/login", {"login": RELATIVE["phone"], "password": PASSWORD}
@@ -139,7 +170,7 @@ async def test_a_relative_registers_logs_in_with_its_phone_and_gets_a_session(
 async def test_registration_refuses_bad_input_naming_the_field(
     site: Site, change: dict[str, Any], field: str
 ) -> None:
-    body = {**RELATIVE, **change}
+    body = {**RELATIVE, "code": "123456", **change}
     body = {k: v for k, v in body.items() if v is not None}
     status, reply, _ = await site.call("POST", "/auth/register", body)
     assert (status, reply["error"]["code"], reply["error"]["field"]) == (
@@ -153,12 +184,9 @@ async def test_an_id_number_in_use_locks_nobody_out(site: Site) -> None:
     """Regression: anyone who knew a relative's id number could register it first and lock
     the real relative out for good (409). Now the second account is made too, and both are
     marked for the officer deciding their link requests, who checks documents."""
-    assert (await site.call("POST", "/auth/register", RELATIVE))[0] == 201
-    status, reply, _ = await site.call("POST", "/auth/register", {**RELATIVE, "name": "X"})
-    assert (status, reply["error"]["code"]) == (409, "conflict")  # the same phone: once
+    assert (await register(site, RELATIVE))[0] == 201
     same_number = {**RELATIVE, "phone": "13900000002", "id_number": "110105 19491231 002X"}
-    status, _, _ = await site.call("POST", "/auth/register", same_number)
-    assert status == 201
+    assert (await register(site, same_number))[0] == 201
     claimants = [u for u in await accounts.users(site.store) if u.login.startswith("139")]
     assert len(claimants) == 2
     async with site.store.read() as sql:
@@ -399,3 +427,68 @@ async def test_an_admin_change_whose_audit_entry_fails_is_not_made(site: Site, a
         async with site.store.write() as sql:
             await sql.execute("DROP TRIGGER fail_audit ON audit_entries")
             await sql.execute("DROP FUNCTION fail_audit()")
+
+
+async def test_the_code_answers_say_nothing_of_who_is_registered(site: Site) -> None:
+    """Regression: registration said whether a phone was registered (whether someone is a
+    prisoner's relative) and was not throttled. Now the answers are the same for a known
+    and an unknown phone; only the phone itself learns, by the text it gets."""
+    known = site.world.relative.login  # a relative's login is its phone
+    told = await texted(site, known)
+    assert "already has an account" in told and not re.search(r"\d{6}", told)
+    guessed = {**RELATIVE, "phone": known, "code": "000000"}
+    status, reply, _ = await site.call("POST", "/auth/register", guessed)
+    unknown = {**RELATIVE, "phone": "13900000077", "code": "000000"}
+    status2, reply2, _ = await site.call("POST", "/auth/register", unknown)
+    assert (status, reply) == (status2, reply2)
+    assert (status, reply["error"]["code"]) == (400, "invalid_code")
+    before = len(site.sms.calls)
+    status, reply, _ = await site.call("POST", "/auth/reset/code", {"phone": "13900000078"})
+    assert (status, reply) == (202, {"sent": "if it can be used"})  # as for a known phone
+    assert len(site.sms.calls) == before  # nobody to text
+
+
+async def test_a_code_is_spent_once_and_gives_out_after_five_wrong_tries(site: Site) -> None:
+    right = await code(site, RELATIVE["phone"])
+    for _ in range(5):
+        wrong = {**RELATIVE, "code": "999999" if right != "999999" else "888888"}
+        status, reply, _ = await site.call("POST", "/auth/register", wrong)
+        assert (status, reply["error"]["code"]) == (400, "invalid_code")
+    status, reply, _ = await site.call("POST", "/auth/register", {**RELATIVE, "code": right})
+    assert (status, reply["error"]["code"]) == (400, "invalid_code")  # too many tries
+    assert (await register(site, RELATIVE))[0] == 201  # a new code works
+    status, reply, _ = await site.call("POST", "/auth/register", {**RELATIVE, "code": right})
+    assert status in (400, 409)  # nothing made twice
+
+
+async def test_codes_are_throttled_per_phone(site: Site) -> None:
+    for _ in range(5):
+        await texted(site, "13900000055")
+    status, reply, response = await site.call(
+        "POST", "/auth/register/code", {"phone": "13900000055"}
+    )
+    assert (status, reply["error"]["code"]) == (429, "rate_limited")
+    assert int(response.headers["Retry-After"]) > 0
+
+
+async def test_a_password_reset_by_sms_ends_every_session(site: Site) -> None:
+    assert (await register(site, RELATIVE))[0] == 201
+    status, logged, _ = await site.call(
+        "POST", "/auth/login", {"login": RELATIVE["phone"], "password": PASSWORD}
+    )
+    assert status == 200
+    reset_code = await code(site, RELATIVE["phone"], "/auth/reset/code")
+    fresh = "a brand new passphrase"
+    form = {"phone": RELATIVE["phone"], "code": "000001", "new_password": fresh}
+    status, reply, _ = await site.call("POST", "/auth/reset", form)
+    assert (status, reply["error"]["code"]) == (400, "invalid_code")
+    status, reply, _ = await site.call("POST", "/auth/reset", {**form, "code": reset_code})
+    assert (status, reply) == (200, {"sessions_ended": 1})
+    assert (await site.call("GET", "/me", token=logged["token"]))[0] == 401
+    status, _, _ = await site.call(
+        "POST", "/auth/login", {"login": RELATIVE["phone"], "password": fresh}
+    )
+    assert status == 200
+    assert (await site.call("POST", "/auth/reset", {**form, "code": reset_code}))[0] == 400
+    [entry] = await audit_trail.audit_entries(site.store, action="user.password_reset")
+    assert entry.after == {"by": "sms", "sessions_ended": 1}

@@ -14,6 +14,7 @@ from server.api import (
     auth,
     complaints,
     desk,
+    export,
     inmates,
     links,
     notify,
@@ -29,6 +30,7 @@ from server.throttle import LoginThrottle
 
 AREAS: tuple[list[Route], ...] = (
     auth.ROUTES,
+    export.ROUTES,
     links.ROUTES,
     admin.ROUTES,
     staff.ROUTES,

@@ -9,8 +9,9 @@ process.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from aiohttp import web
@@ -27,13 +28,15 @@ from server.api.base import (
     reply,
     user_out,
 )
-from server.keys import DB, GATEWAY, SETTINGS
+from server.codes import TooMany
+from server.keys import CODES, DB, GATEWAY, SETTINGS
 from server.passwords import WeakPassword
 from server.policy import check_action
 from server.throttle import LoginThrottle
 from storage import audit_trail
-from storage.accounts import id_number_last4, password_hash, write_password_hash
-from storage.errors import Conflict
+from storage.accounts import credentials, id_number_last4, password_hash, write_password_hash
+from storage.errors import Conflict, NotFound
+from storage.phone_codes import Purpose
 from storage.sessions import revoke_session, revoke_user_sessions_in
 from storage.sql import utcnow
 
@@ -49,11 +52,29 @@ IdNumber = Annotated[
 ]
 
 
+Code = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$", description="the 6 digits sent")]
+
+
 class Register(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     phone: Phone
     name: Name
     password: Password
     id_number: IdNumber
+    code: Code | None = None  # required unless KINLINE_VERIFY_PHONE=0
+
+
+class CodeRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    phone: Phone
+
+
+class Reset(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    phone: Phone
+    code: Code
+    new_password: Password
+
+
+class Accepted(msgspec.Struct, frozen=True):
+    sent: Literal["if it can be used"] = "if it can be used"
 
 
 class Login(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -77,17 +98,55 @@ class Me(msgspec.Struct, frozen=True):
     id_number_last4: str | None = None
 
 
+def _throttled(exc: TooMany) -> ApiError:
+    return ApiError(429, "rate_limited", str(exc), headers={"Retry-After": str(exc.retry_after)})
+
+
+async def _send_code(request: web.Request, purpose: Purpose) -> web.Response:
+    """202 whatever the phone (``server.codes``): the answer never tells who is registered."""
+    form = await body(request, CodeRequest)
+    try:
+        await request.app[CODES].send(form.phone, purpose, clients.address(request), utcnow())
+    except TooMany as exc:
+        raise _throttled(exc) from None
+    return reply(Accepted(), 202)
+
+
+async def register_code(request: web.Request) -> web.Response:
+    return await _send_code(request, "register")
+
+
+async def reset_code(request: web.Request) -> web.Response:
+    return await _send_code(request, "reset")
+
+
 async def register(request: web.Request) -> web.Response:
     form = await body(request, Register)
+    codes, settings = request.app[CODES], request.app[SETTINGS]
+    try:
+        codes.attempt(clients.address(request))
+    except TooMany as exc:
+        raise _throttled(exc) from None
+    proof = None
+    if settings.verify_phone:
+        if form.code is None:
+            raise invalid("code", "ask for a code first: POST /auth/register/code")
+        code, now = form.code, utcnow()
+        proof = functools.partial(
+            codes.redeem, phone=form.phone, purpose="register", code=code, now=now
+        )
     try:
         user = await accounts.register_relative(
             request.app[DB],
-            request.app[SETTINGS].secret,
+            settings.secret,
             phone=form.phone,
             name=form.name,
             password=form.password,
             id_number=form.id_number,
+            proof=proof,
         )
+    except accounts.InvalidCode as exc:
+        raise ApiError(400, "invalid_code", str(exc), field="code") from None
     except identity.InvalidIdNumber as exc:
         raise invalid("id_number", str(exc)) from None
     except WeakPassword as exc:
@@ -192,6 +251,48 @@ async def change_password(request: web.Request) -> web.Response:
     return reply(PasswordChanged(ended))
 
 
+async def reset(request: web.Request) -> web.Response:
+    """A new password by the code texted to the account's phone: every session ends."""
+    form = await body(request, Reset)
+    db, codes = request.app[DB], request.app[CODES]
+    try:
+        codes.attempt(clients.address(request))
+    except TooMany as exc:
+        raise _throttled(exc) from None
+    try:
+        user, _ = await credentials(db, form.phone)
+    except NotFound:
+        user = None
+    if user is not None:
+        try:
+            passwords.check_strength(form.new_password, (user.login, user.name, user.phone))
+        except WeakPassword as exc:
+            raise invalid("new_password", str(exc)) from None
+    fresh = await asyncio.to_thread(passwords.hash_password, form.new_password)
+    done, ended = False, 0
+    async with db.write() as sql:
+        if user is not None and await codes.redeem(
+            sql, phone=form.phone, purpose="reset", code=form.code, now=utcnow()
+        ):
+            await write_password_hash(sql, user.id, fresh)
+            ended = await revoke_user_sessions_in(sql, user.id)
+            await audit_trail.record(
+                sql,
+                at=utcnow(),
+                actor_id=user.id,
+                action="user.password_reset",
+                object_type="user",
+                object_id=user.id,
+                prison_id=None,
+                after={"by": "sms", "sessions_ended": ended},
+            )
+            done = True
+    if not done or user is None:  # committed: a wrong try counts against the code
+        raise ApiError(400, "invalid_code", "the code is not right, or has expired", field="code")
+    request.app[GATEWAY].close_user(user.id, CloseCode.NOT_AUTHENTICATED, "password reset")
+    return reply(PasswordChanged(ended))
+
+
 async def me(request: web.Request) -> web.Response:
     who = check_action(await principal(request), "session")
     last4 = await id_number_last4(request.app[DB], who.id)
@@ -209,6 +310,39 @@ ROUTES = [
         reply=Registered,
         status=201,
         errors=(400, 409, 413),
+    ),
+    Route(
+        "POST",
+        "/auth/register/code",
+        register_code,
+        "Text a code to a phone to register it; 202 whatever the phone (known phones are"
+        " told they have an account)",
+        "anyone",
+        body=CodeRequest,
+        reply=Accepted,
+        status=202,
+        errors=(400, 413, 429),
+    ),
+    Route(
+        "POST",
+        "/auth/reset/code",
+        reset_code,
+        "Text a password-reset code to an account's phone; 202 whatever the phone",
+        "anyone",
+        body=CodeRequest,
+        reply=Accepted,
+        status=202,
+        errors=(400, 413, 429),
+    ),
+    Route(
+        "POST",
+        "/auth/reset",
+        reset,
+        "A new password by the texted code; every session ends (audited)",
+        "anyone",
+        body=Reset,
+        reply=PasswordChanged,
+        errors=(400, 413, 429),
     ),
     Route(
         "POST",

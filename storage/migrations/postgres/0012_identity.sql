@@ -7,3 +7,17 @@
 ALTER TABLE users ADD COLUMN id_number_claim bytea;
 ALTER TABLE users ADD COLUMN id_conflict boolean NOT NULL DEFAULT false;
 CREATE INDEX users_id_number_claim ON users (id_number_claim) WHERE id_number_claim IS NOT NULL;
+
+-- Codes sent by SMS to prove a phone (registration) or to reset a password. Only a keyed
+-- hash of the code is kept; a code is single-use, short-lived and allows a few tries.
+CREATE TABLE phone_codes (
+    id         bigserial PRIMARY KEY,
+    phone      text NOT NULL,
+    purpose    text NOT NULL CHECK (purpose IN ('register', 'reset')),
+    code_hash  bytea NOT NULL,
+    created_at timestamptz NOT NULL,
+    expires_at timestamptz NOT NULL,
+    attempts   integer NOT NULL DEFAULT 0,
+    used_at    timestamptz
+);
+CREATE INDEX phone_codes_phone ON phone_codes (phone, purpose, created_at);
