@@ -141,6 +141,8 @@ class FamilyLink(msgspec.Struct, frozen=True):
     relative_name: str = ""
     relative_phone: str | None = None
     relative_id_last4: str | None = None
+    # another account gave the same id number: the officer checks documents before deciding
+    relative_id_conflict: bool = False
 
 
 VisitState = Literal["pending", "approved", "declined", "cancelled"]

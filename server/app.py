@@ -7,6 +7,7 @@ down, in order; ``on_shutdown`` drains in-flight sends and closes sockets with 1
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,15 +21,17 @@ from channels.broker import Broker
 from channels.broker_memory import MemoryBroker
 from channels.hub import Hub
 from channels.presence import MemoryPresence, Presence
-from server import faults, health
+from server import clients, faults, health
 from server.api import add_routes
 from server.api.security import cookie_origin_guard
+from server.codes import Codes
 from server.config import Settings
 from server.duty import DutyRoster
 from server.errors import errors_and_headers, oversize_guard
 from server.gateway import Gateway
 from server.keys import (
     BROKER,
+    CODES,
     DB,
     GATEWAY,
     HUB,
@@ -125,6 +128,7 @@ async def _outreach(app: web.Application) -> AsyncIterator[None]:
     online.start()
     gateway.online = online
     sms = app[SMS] = make_sms(settings.sms_url)
+    app[CODES] = Codes(store, sms, settings)
     relay = app[RELAY] = Relay(settings, store, online, sms, platform=platform, push=push)
     app[SEND_PATH].on_stored = lambda message: (
         relay.wake() if message.kind == "text" and message.sender_role == "officer" else None
@@ -153,7 +157,18 @@ async def _readyz(request: web.Request) -> web.Response:
     return web.json_response({"ready": ready, **checks}, status=200 if ready else 503)
 
 
-async def _metrics(_: web.Request) -> web.Response:
+async def _metrics(request: web.Request) -> web.Response:
+    """Prometheus text, for the scraper only: with ``KINLINE_METRICS_TOKEN`` set, to a request
+    bearing it; without, to clients on this machine (behind trusted proxies, the real
+    client). Anyone else gets 404, as for a page that is not there."""
+    token = request.app[SETTINGS].metrics_token
+    if token:
+        given = request.headers.get("Authorization", "")
+        allowed = hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+    else:
+        allowed = clients.is_loopback(request)
+    if not allowed:
+        raise web.HTTPNotFound()
     registry = REGISTRY
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
         from prometheus_client import multiprocess

@@ -78,6 +78,11 @@ class Settings:
     outbox_max_attempts: int = 8  # a notification still failing after this many is failed
     outbox_backoff: float = 2.0  # seconds before the first retry; doubled per attempt
     notify_coalesce: float = 600.0  # seconds: one unread conversation notifies once per this
+    # Identity and the edge (issue 14)
+    trusted_proxies: tuple[str, ...] = ()  # networks whose X-Forwarded-For/-Proto are believed
+    metrics_token: str = ""  # /metrics needs "Bearer <token>"; empty: loopback clients only
+    verify_phone: bool = True  # registration needs the SMS code sent to the phone
+    code_minutes: int = 10  # an SMS code's lifetime
 
     @property
     def wechat_enabled(self) -> bool:
@@ -197,6 +202,26 @@ def _prefixes(text: str) -> tuple[str, ...]:
     return prefixes
 
 
+def _networks(text: str) -> tuple[str, ...]:
+    import ipaddress
+
+    networks = tuple(n.strip() for n in text.split(",") if n.strip())
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ValueError(f"{network!r} is not an address or network like 10.0.0.0/8") from None
+    return networks
+
+
+def _flag(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected 1 or 0")
+
+
 def _choice(*allowed: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if text not in allowed:
@@ -254,6 +279,10 @@ PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "outbox_max_attempts": ("KINLINE_OUTBOX_MAX_ATTEMPTS", _int(1, 100)),
     "outbox_backoff": ("KINLINE_OUTBOX_BACKOFF", _positive_float),
     "notify_coalesce": ("KINLINE_NOTIFY_COALESCE", _positive_float),
+    "trusted_proxies": ("KINLINE_TRUSTED_PROXIES", _networks),
+    "metrics_token": ("KINLINE_METRICS_TOKEN", str),
+    "verify_phone": ("KINLINE_VERIFY_PHONE", _flag),
+    "code_minutes": ("KINLINE_CODE_MINUTES", _int(1, 60)),
     "log_format": ("KINLINE_LOG_FORMAT", _choice("auto", "json", "text")),
     "log_level": ("KINLINE_LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR")),
 }

@@ -47,6 +47,7 @@ class Control(msgspec.Struct, frozen=True):
     code: int = CloseCode.NOT_AUTHENTICATED
     reason: str = ""
     session: str | None = None  # only the sockets of this session (hex of its token hash)
+    keep: str | None = None  # all but the sockets of this session (a password change)
 
 
 class ControlPlane:
@@ -76,10 +77,19 @@ class ControlPlane:
         code: int = 4401,
         reason: str = "signed out",
         session: bytes | None = None,
+        keep: bytes | None = None,
     ) -> None:
         """Close a user's sockets on every process: all of them, or those of one session
-        (its token hash) when ``session`` is given (logout, session or account revoked)."""
-        control = Control("close", user_id, code, reason, session.hex() if session else None)
+        (its token hash) when ``session`` is given (logout, session or account revoked), or
+        all but those of the session ``keep`` (a password change from that session)."""
+        control = Control(
+            "close",
+            user_id,
+            code,
+            reason,
+            session.hex() if session else None,
+            keep.hex() if keep else None,
+        )
         self.hub.publish(CONTROL_TOPIC, msgspec.json.encode(control))
 
     def refresh_user(self, user_id: int) -> None:
@@ -106,7 +116,7 @@ class ControlPlane:
         conns = self.sockets.of_user(control.user)
         if control.op == "close":
             for conn in conns:
-                if control.session in (None, conn.session):
+                if control.session in (None, conn.session) and conn.session != control.keep:
                     conn.kick(control.code, control.reason)
         elif control.op == "duty":
             user = conns[0].principal.user if conns else None

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from channels.broker import Broker
 from channels.hub import Hub
+from server.codes import Codes
 from server.config import Settings
 from server.duty import DutyRoster
 from server.gateway import Gateway
@@ -28,4 +29,5 @@ ROSTER = web.AppKey("roster", DutyRoster)
 PLATFORM = web.AppKey("wechat_platform", Platform)  # only when the WeChat channel is on
 PUSH = web.AppKey("push", Push)
 RELAY = web.AppKey("relay", Relay)
+CODES = web.AppKey("codes", Codes)  # SMS codes for registration and resets
 SMS = web.AppKey("sms", SmsSender)  # texts: notices, and codes for registration and resets

@@ -1,11 +1,23 @@
-"""Password hashing (argon2id) and the minimum rules a new password must meet."""
+"""Password hashing (argon2id) and the rules a new password must meet.
+
+Strength is judged by zxcvbn (an estimator of guesses from dictionaries, keyboard patterns,
+dates and repeats; score 0-4) with the person's own phone, name, login and id number as
+extra dictionary words, plus two plain rules: at least ``MIN_LENGTH`` characters, and none of
+those personal strings inside the password. Only the first ``JUDGED_CHARS`` characters are
+judged (zxcvbn's cost grows with length; a longer password is stronger anyway).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from zxcvbn import zxcvbn
 
 MIN_LENGTH = 10
+MIN_SCORE = 3  # zxcvbn: "safely unguessable: moderate protection from offline slow-hash attack"
+JUDGED_CHARS = 100
 # The most common passwords and their obvious variants; a real list is checked in full.
 COMMON = frozenset(
     {
@@ -54,11 +66,19 @@ class WeakPassword(ValueError):
     pass
 
 
-def check_strength(password: str) -> None:
+def check_strength(password: str, personal: Iterable[str | None] = ()) -> None:
+    """Raise ``WeakPassword`` (its text says why) unless ``password`` may be used by the person
+    whose phone, name, login or id number ``personal`` holds."""
     if len(password) < MIN_LENGTH:
         raise WeakPassword(f"a password needs at least {MIN_LENGTH} characters")
     if password.lower() in COMMON or len(set(password)) < 4:
         raise WeakPassword("this password is too common")
+    mine = [p.strip().lower() for p in personal if p and len(p.strip()) >= 4]
+    squeezed = "".join(password.lower().split())
+    if any("".join(p.split()) in squeezed for p in mine):
+        raise WeakPassword("a password may not contain your phone, name or id number")
+    if zxcvbn(password[:JUDGED_CHARS], user_inputs=mine)["score"] < MIN_SCORE:
+        raise WeakPassword("this password is too easy to guess; use a few unrelated words")
 
 
 def hash_password(password: str) -> str:

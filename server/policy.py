@@ -176,6 +176,39 @@ def shows_link_details(who: Principal, link: FamilyLink) -> bool:
     return who.is_staff or link.state == "verified"
 
 
+# --- the staff life cycle and passwords ---
+# The admin disables and re-enables accounts, changes a staff account's name and prisons, and
+# sets a new password for anyone; never for itself through these routes (its own password
+# goes through the signed-in change, so the bureau cannot lock itself out by a slip).
+# An officer may set a new password only for a relative who has a family link (any state)
+# with its own prison: the staff-assisted reset at the visit desk, for a relative without its
+# phone. Everyone changes its own password with the old one.
+AccountAction = Literal["disable", "enable", "edit", "reset_password"]
+
+
+def check_account(
+    who: Principal | None, target: User, action: AccountAction, linked_prisons: Iterable[int] = ()
+) -> User:
+    """``target`` if ``who`` may take ``action`` on it; ``Denied("forbidden")`` otherwise.
+    ``linked_prisons``: the prisons ``target`` (a relative) has family links with."""
+    who = signed_in(who)
+    role = who.user.role
+    if role == "admin":
+        if target.id == who.id:
+            raise Denied("forbidden", "an admin does not act on its own account here")
+        if action == "edit" and target.role == "relative":
+            raise Denied("forbidden", "a relative's account is its own to edit")
+        return target
+    if (
+        role == "officer"
+        and action == "reset_password"
+        and target.role == "relative"
+        and set(linked_prisons) & set(who.user.prison_ids)
+    ):
+        return target
+    raise Denied("forbidden", f"a {role} may not {action.replace('_', ' ')} this account")
+
+
 # --- watching and the audit trail: supervisors watch, read the audit trail and the overview ---
 # Supervisors watch conversations of their prisons read-only (``CONVERSATION_ACTIONS`` above:
 # "read" and "watch" only, so no send, note, typing or read mark) and every look is audited.

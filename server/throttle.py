@@ -1,10 +1,15 @@
-"""Login throttling: failed attempts per account and per client address.
+"""Login throttling: failed attempts per (account, client) and per client.
 
 Each key keeps the times of its recent failures (a sliding window). At ``limit`` failures the
 key is refused until the oldest one leaves the window; the caller answers 429 with that many
 seconds in ``Retry-After``. Unknown logins are counted like known ones, so the answer never
-says whether an account exists. A success clears the account's count, not the address's (one
-valid account must not let an address keep guessing others).
+says whether an account exists. A success clears that client's count for the account, not
+the client's own count (one valid account must not let a client keep guessing others).
+
+Why not per account alone: ten wrong passwords from anyone used to lock ``officer.chen`` out
+for 15 minutes even with the right one; a client that has not failed is now never refused
+because another one did. The client is its address as ``server.clients.address`` finds it
+(behind trusted proxies, the real one: otherwise every user behind the proxy would share it).
 
 Trade-off: the counts live in this process. With N workers an attacker gets at most N times
 the limit, still bounded; sharing them (Redis) is the next step if that matters.
@@ -71,24 +76,24 @@ class FailureWindow:
 
 class LoginThrottle:
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self.per_account = FailureWindow(ACCOUNT_LIMIT, clock=clock)
+        self.per_account = FailureWindow(ACCOUNT_LIMIT, clock=clock)  # per (account, client)
         self.per_address = FailureWindow(ADDRESS_LIMIT, clock=clock)
 
     @staticmethod
-    def _account(login: str) -> str:
-        return login.strip().lower()
+    def _key(login: str, address: str) -> str:
+        return f"{login.strip().lower()}|{address}"
 
     def retry_after(self, login: str, address: str) -> int:
         """Whole seconds to wait (0: go ahead)."""
         wait = max(
-            self.per_account.retry_after(self._account(login)),
+            self.per_account.retry_after(self._key(login, address)),
             self.per_address.retry_after(address),
         )
         return math.ceil(wait)
 
     def failed(self, login: str, address: str) -> None:
-        self.per_account.failed(self._account(login))
+        self.per_account.failed(self._key(login, address))
         self.per_address.failed(address)
 
-    def succeeded(self, login: str) -> None:
-        self.per_account.reset(self._account(login))
+    def succeeded(self, login: str, address: str) -> None:
+        self.per_account.reset(self._key(login, address))

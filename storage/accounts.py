@@ -78,17 +78,45 @@ async def add_relative(
     id_number_hash: bytes,
     id_number_last4: str,
 ) -> User:
-    """A relative whose login is its phone. ``Conflict`` whose ``what`` names ``login`` or
-    ``id_number_hash`` when either is taken."""
+    """A relative whose login is its phone; ``Conflict("login")`` when the phone is taken.
+    An id number already held by another account does not stop it: the account is made
+    with the number as a claim under review (``id_conflict``, migration 0012)."""
     async with db.write() as sql:
-        user_id = await sql.fetchval(
-            "INSERT INTO users (role, login, name, password_hash, phone, id_number_hash,"
-            " id_number_last4) VALUES ('relative', $1, $2, $3, $1, $4, $5) RETURNING id",
-            phone,
-            name,
-            password_hash,
+        return await insert_relative(
+            sql, phone, name, password_hash, id_number_hash, id_number_last4
+        )
+
+
+async def insert_relative(
+    sql: Sql,
+    phone: str,
+    name: str,
+    password_hash: str,
+    id_number_hash: bytes,
+    id_number_last4: str,
+) -> User:
+    """``add_relative`` inside the caller's transaction (with the phone's code spent)."""
+    taken = await sql.fetchval(
+        "SELECT 1 FROM users WHERE id_number_hash = $1 OR id_number_claim = $1",
+        id_number_hash,
+    )
+    user_id = await sql.fetchval(
+        "INSERT INTO users (role, login, name, password_hash, phone, id_number_hash,"
+        " id_number_claim, id_conflict, id_number_last4)"
+        " VALUES ('relative', $1, $2, $3, $1, $4, $5, $6, $7) RETURNING id",
+        phone,
+        name,
+        password_hash,
+        None if taken else id_number_hash,
+        id_number_hash if taken else None,
+        bool(taken),
+        id_number_last4,
+    )
+    if taken:  # the earlier account is under review as well
+        await sql.execute(
+            "UPDATE users SET id_conflict = $2 WHERE id_number_hash = $1",
             id_number_hash,
-            id_number_last4,
+            True,
         )
     return User(user_id, "relative", phone, name, (), phone)
 
@@ -122,10 +150,57 @@ async def credentials(db: Database, login: str) -> tuple[User, str]:
     return user_of(row), row["password_hash"]
 
 
+async def disabled_password_hash(db: Database, login: str) -> str | None:
+    """The password hash of the *disabled* account with this login, if there is one: a login
+    with the right password is then told the account is disabled, a wrong one learns nothing."""
+    async with db.read() as sql:
+        found: str | None = await sql.fetchval(
+            "SELECT password_hash FROM users WHERE login = $1 AND disabled", login
+        )
+    return found
+
+
 async def set_password_hash(db: Database, user_id: int, password_hash: str) -> None:
     async with db.write() as sql:
+        await write_password_hash(sql, user_id, password_hash)
+
+
+async def write_password_hash(sql: Sql, user_id: int, password_hash: str) -> None:
+    """``set_password_hash`` inside the caller's transaction (to audit it there)."""
+    await sql.execute("UPDATE users SET password_hash = $2 WHERE id = $1", user_id, password_hash)
+
+
+async def password_hash(db: Database, user_id: int) -> str:
+    """A user's stored password hash (to check its old password before a change)."""
+    async with db.read() as sql:
+        found: str | None = await sql.fetchval(
+            "SELECT password_hash FROM users WHERE id = $1", user_id
+        )
+    if found is None:
+        raise NotFound(f"user {user_id}")
+    return found
+
+
+async def set_disabled(sql: Sql, user_id: int, disabled: bool) -> bool:
+    """Disable or re-enable an account inside the caller's transaction; whether it changed."""
+    changed = await sql.execute(
+        "UPDATE users SET disabled = $2 WHERE id = $1 AND disabled <> $2", user_id, disabled
+    )
+    return changed > 0
+
+
+async def is_disabled(db: Database, user_id: int) -> bool:
+    async with db.read() as sql:
+        return bool(await sql.fetchval("SELECT disabled FROM users WHERE id = $1", user_id))
+
+
+async def update_staff(sql: Sql, user_id: int, name: str, prison_ids: Sequence[int]) -> None:
+    """A staff account's name and prisons, inside the caller's transaction."""
+    await sql.execute("UPDATE users SET name = $2 WHERE id = $1", user_id, name)
+    await sql.execute("DELETE FROM user_prisons WHERE user_id = $1", user_id)
+    for prison_id in sorted(set(prison_ids)):
         await sql.execute(
-            "UPDATE users SET password_hash = $2 WHERE id = $1", user_id, password_hash
+            "INSERT INTO user_prisons (user_id, prison_id) VALUES ($1, $2)", user_id, prison_id
         )
 
 

@@ -18,7 +18,7 @@ from storage.sql import Database, Row, Sql, clamp_limit, ids_in, utcnow
 LINK_SELECT = """
 SELECT l.id, l.relative_id, l.prison_id, l.prison_claim, l.inmate_number, l.inmate_id,
        l.relationship, l.evidence, l.state, l.reason, l.decided_by, l.decided_at, l.created_at,
-       u.name AS relative_name, u.phone AS relative_phone, u.id_number_last4
+       u.name AS relative_name, u.phone AS relative_phone, u.id_number_last4, u.id_conflict
 FROM family_links l JOIN users u ON u.id = l.relative_id
 """
 
@@ -42,6 +42,7 @@ def _link(sql: Sql, row: Row) -> FamilyLink:
         row["relative_name"],
         row["relative_phone"],
         row["id_number_last4"],
+        bool(row["id_conflict"]),
     )
 
 

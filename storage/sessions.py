@@ -49,10 +49,19 @@ async def revoke_user_sessions(db: Database, user_id: int) -> int:
         return await revoke_user_sessions_in(sql, user_id)
 
 
-async def revoke_user_sessions_in(sql: Sql, user_id: int) -> int:
-    """``revoke_user_sessions`` inside the caller's transaction (to audit it there)."""
+async def revoke_user_sessions_in(sql: Sql, user_id: int, keep: bytes | None = None) -> int:
+    """``revoke_user_sessions`` inside the caller's transaction (to audit it there); all but
+    the session whose token hash is ``keep`` when it is given (a password change)."""
+    if keep is None:
+        return await sql.execute(
+            "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+            user_id,
+            utcnow(),
+        )
     return await sql.execute(
-        "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+        "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL"
+        " AND token_hash <> $3",
         user_id,
         utcnow(),
+        keep,
     )

@@ -137,7 +137,7 @@ def web_settings(pg_url: str, redis_url: str | None, redis_prefix: str, **change
         send_rate=100.0,
         send_burst=100,
         log_level="WARNING",
-        **changes,
+        **({"verify_phone": False} | changes),
     )
 
 

@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,13 +26,14 @@ from server.throttle import LoginThrottle
 from storage import accounts, audit_trail, prisons
 from storage.postgres import PostgresDatabase
 from storage.sessions import create_session
+from tests.fake_outside import FakeSms, serve
 from tests.servers import free_port, inprocess
 from tests.world import Staff, World, seed, seed_staff
 
 SECRET = "accounts-secret"
 PASSWORD = "a long passphrase here"
 RELATIVE = {"phone": "13900000001", "name": "Zhou Min", "password": PASSWORD,
-            "id_number": "44010119900101123x"}  # fmt: skip
+            "id_number": "11010519491231002x"}  # fmt: skip
 
 
 @dataclass
@@ -45,6 +47,7 @@ class Site:
     staff: Staff
     app: Any
     pg_url: str
+    sms: FakeSms
 
     async def call(
         self, method: str, path: str, json: Any = None, token: str | None = None
@@ -61,22 +64,50 @@ class Site:
 async def site(pg_store: PostgresDatabase, pg_url: str) -> AsyncIterator[Site]:
     world = await seed(pg_store)
     staff = await seed_staff(pg_store, world)
-    settings = Settings(database_url=pg_url, port=free_port(), secret=SECRET)
-    async with (
-        inprocess(settings, pg_store) as served,
-        aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http,
-    ):
-        yield Site(
-            served.http_url,
-            served.http_url + "/api/v1",
-            served.ws_url,
-            http,
-            pg_store,
-            world,
-            staff,
-            served.app,
-            pg_url,
-        )
+    sms = FakeSms()
+    async with serve(sms) as sms_url:
+        settings = Settings(database_url=pg_url, port=free_port(), secret=SECRET, sms_url=sms_url)
+        async with (
+            inprocess(settings, pg_store) as served,
+            aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http,
+        ):
+            yield Site(
+                served.http_url,
+                served.http_url + "/api/v1",
+                served.ws_url,
+                http,
+                pg_store,
+                world,
+                staff,
+                served.app,
+                pg_url,
+                sms,
+            )
+
+
+async def texted(site: Site, phone: str, path: str = "/auth/register/code") -> str:
+    """Ask for a code for ``phone`` and read the text the phone got."""
+    before = len(site.sms.calls)
+    status, reply, _ = await site.call("POST", path, {"phone": phone})
+    assert (status, reply) == (202, {"sent": "if it can be used"})
+    await site.sms.until(lambda: len(site.sms.calls) > before)
+    [call] = site.sms.calls[before:]
+    assert call.body["phone"] == phone
+    text: str = call.body["text"]
+    return text
+
+
+async def code(site: Site, phone: str, path: str = "/auth/register/code") -> str:
+    found = re.search(r"\b(\d{6})\b", await texted(site, phone, path))
+    assert found, "no code in the text"
+    return found.group(1)
+
+
+async def register(site: Site, form: dict[str, Any]) -> tuple[int, Any]:
+    status, reply, _ = await site.call(
+        "POST", "/auth/register", {**form, "code": await code(site, form["phone"])}
+    )
+    return status, reply
 
 
 async def socket(site: Site, token: str) -> ClientConnection:
@@ -92,7 +123,7 @@ async def socket(site: Site, token: str) -> ClientConnection:
 async def test_a_relative_registers_logs_in_with_its_phone_and_gets_a_session(
     site: Site,
 ) -> None:
-    status, registered, _ = await site.call("POST", "/auth/register", RELATIVE)
+    status, registered = await register(site, RELATIVE)
     assert status == 201 and registered["user"]["role"] == "relative"
     status, logged, response = await site.call(
         "POST", "/auth/login", {"login": RELATIVE["phone"], "password": PASSWORD}
@@ -103,7 +134,7 @@ async def test_a_relative_registers_logs_in_with_its_phone_and_gets_a_session(
     assert cookie["httponly"] and cookie["samesite"] == "Strict"
     assert not cookie["secure"]  # plain http here; see test_web_security for TLS
     status, me, _ = await site.call("GET", "/me", token=logged["token"])
-    assert (status, me["id_number_last4"], me["verified_inmates"]) == (200, "123X", [])
+    assert (status, me["id_number_last4"], me["verified_inmates"]) == (200, "002X", [])
     async with site.http.get(
         site.api + "/me", headers={"Cookie": f"{sessions.COOKIE}={logged['token']}"}
     ) as by_cookie:
@@ -115,7 +146,7 @@ async def test_a_relative_registers_logs_in_with_its_phone_and_gets_a_session(
         tokens = await conn.fetch("SELECT token_hash FROM sessions")
     finally:
         await conn.close()
-    expected = hmac.new(SECRET.encode(), b"44010119900101123X", hashlib.sha256).digest()
+    expected = hmac.new(SECRET.encode(), b"11010519491231002X", hashlib.sha256).digest()
     assert bytes(row["id_number_hash"]) == expected
     assert "4401011990" not in repr(dict(row))  # never in clear
     assert row["password_hash"].startswith("$argon2id$")
@@ -131,6 +162,7 @@ async def test_a_relative_registers_logs_in_with_its_phone_and_gets_a_session(
         ({"phone": "call me"}, "phone"),
         ({"name": ""}, "name"),
         ({"id_number": "12"}, "id_number"),
+        ({"id_number": "110105194912310021"}, "id_number"),  # its check character is wrong
         ({"id_number": None}, "id_number"),
         ({"admin": True}, "admin"),
     ],
@@ -138,7 +170,7 @@ async def test_a_relative_registers_logs_in_with_its_phone_and_gets_a_session(
 async def test_registration_refuses_bad_input_naming_the_field(
     site: Site, change: dict[str, Any], field: str
 ) -> None:
-    body = {**RELATIVE, **change}
+    body = {**RELATIVE, "code": "123456", **change}
     body = {k: v for k, v in body.items() if v is not None}
     status, reply, _ = await site.call("POST", "/auth/register", body)
     assert (status, reply["error"]["code"], reply["error"]["field"]) == (
@@ -148,16 +180,18 @@ async def test_registration_refuses_bad_input_naming_the_field(
     )
 
 
-async def test_a_phone_or_an_id_number_registers_once(site: Site) -> None:
-    assert (await site.call("POST", "/auth/register", RELATIVE))[0] == 201
-    status, reply, _ = await site.call(
-        "POST", "/auth/register", {**RELATIVE, "id_number": "1" * 18}
-    )
-    assert (status, reply["error"]["code"]) == (409, "conflict")
-    same_person = {**RELATIVE, "phone": "13900000002", "id_number": "440101 19900101 123X"}
-    status, reply, _ = await site.call("POST", "/auth/register", same_person)
-    assert (status, reply["error"]["code"]) == (409, "conflict")
-    assert "id number" in reply["error"]["message"]
+async def test_an_id_number_in_use_locks_nobody_out(site: Site) -> None:
+    """Regression: anyone who knew a relative's id number could register it first and lock
+    the real relative out for good (409). Now the second account is made too, and both are
+    marked for the officer deciding their link requests, who checks documents."""
+    assert (await register(site, RELATIVE))[0] == 201
+    same_number = {**RELATIVE, "phone": "13900000002", "id_number": "110105 19491231 002X"}
+    assert (await register(site, same_number))[0] == 201
+    claimants = [u for u in await accounts.users(site.store) if u.login.startswith("139")]
+    assert len(claimants) == 2
+    async with site.store.read() as sql:
+        flagged = await sql.fetch("SELECT id FROM users WHERE id_conflict ORDER BY id")
+    assert [r["id"] for r in flagged] == sorted(u.id for u in claimants)
 
 
 async def test_a_wrong_password_and_an_unknown_login_look_the_same(
@@ -323,17 +357,29 @@ async def test_admin_creates_prisons_and_staff_who_can_log_in_and_it_is_audited(
     assert "officer.hz" in {u["login"] for u in users["users"]}
 
 
-def test_a_throttled_account_may_try_again_once_its_failures_leave_the_window() -> None:
+def test_a_throttled_client_may_try_again_once_its_failures_leave_the_window() -> None:
     now = [0.0]
     throttle = LoginThrottle(clock=lambda: now[0])
     for _ in range(5):
         throttle.failed("Officer.Qin", "10.0.0.1")
-    assert throttle.retry_after("officer.qin", "10.0.0.2") == 15 * 60
+    assert throttle.retry_after("officer.qin", "10.0.0.1") == 15 * 60
     now[0] = 14 * 60.0
-    assert throttle.retry_after("officer.qin", "10.0.0.2") == 60
+    assert throttle.retry_after("officer.qin", "10.0.0.1") == 60
     now[0] = 15 * 60.0
-    assert throttle.retry_after("officer.qin", "10.0.0.2") == 0
+    assert throttle.retry_after("officer.qin", "10.0.0.1") == 0
     assert throttle.retry_after("someone.else", "10.0.0.1") == 0  # address limit is higher
+
+
+def test_a_client_that_has_not_failed_is_never_refused_for_another() -> None:
+    """Regression: ten wrong passwords from anyone locked the officer out for 15 minutes
+    even with the right password, from its own desk."""
+    throttle = LoginThrottle(clock=lambda: 0.0)
+    for _ in range(50):
+        throttle.failed("officer.chen", "203.0.113.5")  # someone guessing
+    assert throttle.retry_after("officer.chen", "203.0.113.5") > 0
+    assert throttle.retry_after("officer.chen", "10.1.2.3") == 0  # the officer's desk
+    throttle.succeeded("officer.chen", "10.1.2.3")
+    assert throttle.retry_after("officer.chen", "203.0.113.5") > 0  # still refused
 
 
 @pytest.mark.parametrize("action", ["prison.create", "user.create", "user.revoke_sessions"])
@@ -381,3 +427,68 @@ async def test_an_admin_change_whose_audit_entry_fails_is_not_made(site: Site, a
         async with site.store.write() as sql:
             await sql.execute("DROP TRIGGER fail_audit ON audit_entries")
             await sql.execute("DROP FUNCTION fail_audit()")
+
+
+async def test_the_code_answers_say_nothing_of_who_is_registered(site: Site) -> None:
+    """Regression: registration said whether a phone was registered (whether someone is a
+    prisoner's relative) and was not throttled. Now the answers are the same for a known
+    and an unknown phone; only the phone itself learns, by the text it gets."""
+    known = site.world.relative.login  # a relative's login is its phone
+    told = await texted(site, known)
+    assert "already has an account" in told and not re.search(r"\d{6}", told)
+    guessed = {**RELATIVE, "phone": known, "code": "000000"}
+    status, reply, _ = await site.call("POST", "/auth/register", guessed)
+    unknown = {**RELATIVE, "phone": "13900000077", "code": "000000"}
+    status2, reply2, _ = await site.call("POST", "/auth/register", unknown)
+    assert (status, reply) == (status2, reply2)
+    assert (status, reply["error"]["code"]) == (400, "invalid_code")
+    before = len(site.sms.calls)
+    status, reply, _ = await site.call("POST", "/auth/reset/code", {"phone": "13900000078"})
+    assert (status, reply) == (202, {"sent": "if it can be used"})  # as for a known phone
+    assert len(site.sms.calls) == before  # nobody to text
+
+
+async def test_a_code_is_spent_once_and_gives_out_after_five_wrong_tries(site: Site) -> None:
+    right = await code(site, RELATIVE["phone"])
+    for _ in range(5):
+        wrong = {**RELATIVE, "code": "999999" if right != "999999" else "888888"}
+        status, reply, _ = await site.call("POST", "/auth/register", wrong)
+        assert (status, reply["error"]["code"]) == (400, "invalid_code")
+    status, reply, _ = await site.call("POST", "/auth/register", {**RELATIVE, "code": right})
+    assert (status, reply["error"]["code"]) == (400, "invalid_code")  # too many tries
+    assert (await register(site, RELATIVE))[0] == 201  # a new code works
+    status, reply, _ = await site.call("POST", "/auth/register", {**RELATIVE, "code": right})
+    assert status in (400, 409)  # nothing made twice
+
+
+async def test_codes_are_throttled_per_phone(site: Site) -> None:
+    for _ in range(5):
+        await texted(site, "13900000055")
+    status, reply, response = await site.call(
+        "POST", "/auth/register/code", {"phone": "13900000055"}
+    )
+    assert (status, reply["error"]["code"]) == (429, "rate_limited")
+    assert int(response.headers["Retry-After"]) > 0
+
+
+async def test_a_password_reset_by_sms_ends_every_session(site: Site) -> None:
+    assert (await register(site, RELATIVE))[0] == 201
+    status, logged, _ = await site.call(
+        "POST", "/auth/login", {"login": RELATIVE["phone"], "password": PASSWORD}
+    )
+    assert status == 200
+    reset_code = await code(site, RELATIVE["phone"], "/auth/reset/code")
+    fresh = "a brand new passphrase"
+    form = {"phone": RELATIVE["phone"], "code": "000001", "new_password": fresh}
+    status, reply, _ = await site.call("POST", "/auth/reset", form)
+    assert (status, reply["error"]["code"]) == (400, "invalid_code")
+    status, reply, _ = await site.call("POST", "/auth/reset", {**form, "code": reset_code})
+    assert (status, reply) == (200, {"sessions_ended": 1})
+    assert (await site.call("GET", "/me", token=logged["token"]))[0] == 401
+    status, _, _ = await site.call(
+        "POST", "/auth/login", {"login": RELATIVE["phone"], "password": fresh}
+    )
+    assert status == 200
+    assert (await site.call("POST", "/auth/reset", {**form, "code": reset_code}))[0] == 400
+    [entry] = await audit_trail.audit_entries(site.store, action="user.password_reset")
+    assert entry.after == {"by": "sms", "sessions_ended": 1}

@@ -27,8 +27,11 @@ from server import passwords, sessions
 from server.config import Settings
 from storage import accounts, links, prisons
 from storage.postgres import PostgresDatabase
+from tests.idnumbers import valid_id
 from tests.servers import free_port, inprocess
 from tests.world import Staff, World, seed, seed_staff
+
+PASSWORD = "a long passphrase here"
 
 ACTORS = (
     "anonymous",
@@ -149,6 +152,25 @@ async def _own_session(ctx: Ctx, actor: str) -> dict[str, Any]:
     return {"_token": await sessions.issue(ctx.store, ctx.users[actor], days=1)}
 
 
+async def _own_password(ctx: Ctx, actor: str) -> dict[str, Any]:
+    """The actor's password set to ``PASSWORD`` and a session of its own (a change ends its
+    other sessions)."""
+    if actor == "anonymous":
+        return {}
+    user = ctx.users[actor]
+    await accounts.set_password_hash(ctx.store, user.id, passwords.hash_password(PASSWORD))
+    return {"_token": await sessions.issue(ctx.store, user, days=1)}
+
+
+async def _linked_relative(ctx: Ctx, _: str) -> dict[str, Any]:
+    """A relative with a pending link to an inmate of Gaoming (the officer's prison)."""
+    n = next(ctx.counter)
+    user = await accounts.add_user(ctx.store, "relative", f"1370000{n:04d}", "Temp", "x")
+    inmate = await ctx.fresh_inmate()
+    await links.request_link(ctx.store, user.id, inmate, "son", "card")
+    return {"user": user.id}
+
+
 async def _some_user(ctx: Ctx, _: str) -> dict[str, Any]:
     n = next(ctx.counter)
     user = await accounts.add_user(
@@ -167,7 +189,7 @@ HTTP_ROWS: dict[str, HttpRow] = {
             "phone": f"1390000{n:04d}",
             "name": "New Relative",
             "password": "a long passphrase here",
-            "id_number": f"4401011990{n:07d}X",
+            "id_number": valid_id(n),
         },
     ),
     "login": HttpRow(
@@ -178,6 +200,29 @@ HTTP_ROWS: dict[str, HttpRow] = {
     ),
     "logout": HttpRow("POST", "/auth/logout", table(ok(204)), prepare=_own_session),
     "me": HttpRow("GET", "/me", SIGNED_IN),
+    "export own data": HttpRow("GET", "/me/export", SIGNED_IN),
+    "register code": HttpRow(
+        "POST",
+        "/auth/register/code",
+        table(ok(202), anonymous=ok(202)),
+        body=lambda n: {"phone": f"1360000{n:04d}"},
+    ),
+    "reset code": HttpRow(
+        "POST",
+        "/auth/reset/code",
+        table(ok(202), anonymous=ok(202)),
+        body=lambda n: {"phone": f"1350000{n:04d}"},
+    ),
+    "reset by code": HttpRow(  # anyone may try; a wrong code is the same answer for all
+        "POST",
+        "/auth/reset",
+        table(Outcome(400, "invalid_code"), anonymous=Outcome(400, "invalid_code")),
+        body=lambda n: {
+            "phone": f"1340000{n:04d}",
+            "code": "000000",
+            "new_password": "a long passphrase here",
+        },
+    ),
     "request link": HttpRow(
         "POST",
         "/links",
@@ -219,6 +264,36 @@ HTTP_ROWS: dict[str, HttpRow] = {
     "revoke sessions": HttpRow(
         "POST", "/admin/users/{user}/revoke-sessions", ADMIN_ONLY, prepare=_some_user
     ),
+    "disable user": HttpRow("POST", "/admin/users/{user}/disable", ADMIN_ONLY, prepare=_some_user),
+    "enable user": HttpRow("POST", "/admin/users/{user}/enable", ADMIN_ONLY, prepare=_some_user),
+    "edit staff": HttpRow(
+        "PATCH",
+        "/admin/users/{user}",
+        ADMIN_ONLY,
+        prepare=_some_user,
+        body=lambda _: {"name": "Renamed"},
+    ),
+    "set a staff password": HttpRow(
+        "POST",
+        "/admin/users/{user}/password",
+        ADMIN_ONLY,
+        prepare=_some_user,
+        body=lambda n: {"new_password": f"a fresh passphrase number {n}"},
+    ),
+    "set a relative's password": HttpRow(
+        "POST",
+        "/admin/users/{user}/password",
+        table(FORBIDDEN, officer=ok(), admin=ok()),
+        prepare=_linked_relative,
+        body=lambda n: {"new_password": f"a fresh passphrase number {n}"},
+    ),
+    "change own password": HttpRow(
+        "POST",
+        "/auth/password",
+        SIGNED_IN,
+        prepare=_own_password,
+        body=lambda n: {"old_password": PASSWORD, "new_password": f"a new passphrase no {n}"},
+    ),
     "list prisons": HttpRow("GET", "/admin/prisons", ADMIN_ONLY),
     "create prison": HttpRow(
         "POST",
@@ -254,8 +329,13 @@ async def ctx(pg_store: PostgresDatabase, pg_url: str) -> AsyncIterator[Ctx]:
     await pg_store.append_messages(
         [NewMessage(world.conv.id, world.relative.id, "relative", "seed-1", "first question")]
     )
-    settings = Settings(
-        database_url=pg_url, port=free_port(), secret="matrix", send_rate=500, send_burst=500
+    settings = Settings(  # registration's SMS code is tested in test_accounts
+        database_url=pg_url,
+        port=free_port(),
+        secret="matrix",
+        send_rate=500,
+        send_burst=500,
+        verify_phone=False,
     )
     users = {
         "relative_none": world.stranger,

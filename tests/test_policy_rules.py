@@ -479,7 +479,44 @@ DESK: dict[str, tuple[Check, dict[str, object]]] = {
     ),
 }
 
-TABLES = {"links": LINKS, "complaints": COMPLAINTS, "information": INFORMATION, "desk": DESK}
+# the staff life cycle and passwords: on an officer of Gaoming, on relative A (a link with
+# Gaoming), on a relative with no link, on the admin itself
+OFFICER_GM, ADMIN = _user(10, "officer", GM), _user(30, "admin")
+RELATIVE, STRANGER = _user(101, "relative"), _user(100, "relative")
+
+
+def account(target: User, action: Any, linked: tuple[int, ...] = ()) -> Check:
+    return lambda w: decide(lambda: policy.check_account(w, target, action, linked) and OK)
+
+
+ACCOUNTS: dict[str, tuple[Check, dict[str, object]]] = {
+    #                                   anon rel_n rel_a rel_b off off_o sup sup_o admin
+    "disable an officer": (account(OFFICER_GM, "disable"), row(U, F, F, F, F, F, F, F, OK)),
+    "enable an officer": (account(OFFICER_GM, "enable"), row(U, F, F, F, F, F, F, F, OK)),
+    "edit an officer": (account(OFFICER_GM, "edit"), row(U, F, F, F, F, F, F, F, OK)),
+    "edit a relative": (account(RELATIVE, "edit", (GM,)), row(U, F, F, F, F, F, F, F, F)),
+    "reset an officer's password": (
+        account(OFFICER_GM, "reset_password"),
+        row(U, F, F, F, F, F, F, F, OK),
+    ),
+    "reset the password of a relative linked with Gaoming": (
+        account(RELATIVE, "reset_password", (GM,)),
+        row(U, F, F, F, OK, F, F, F, OK),
+    ),
+    "reset the password of a relative with no link": (
+        account(STRANGER, "reset_password"),
+        row(U, F, F, F, F, F, F, F, OK),
+    ),
+    "disable the admin itself": (account(ADMIN, "disable"), row(U, F, F, F, F, F, F, F, F)),
+}
+
+TABLES = {
+    "links": LINKS,
+    "accounts": ACCOUNTS,
+    "complaints": COMPLAINTS,
+    "information": INFORMATION,
+    "desk": DESK,
+}
 CELLS = [(section, name) for section, rows in TABLES.items() for name in rows]
 
 

@@ -95,6 +95,7 @@ async def test_a_tick_sheds_only_what_is_above_the_share(
     assert await Rebalancer(busy, a, settings).tick() == 0  # alone so far: nothing to do
     assert await Rebalancer(idle, b, settings).tick() == 0  # below its share: never sheds
     rebalancer = Rebalancer(busy, a, settings)
+    assert await rebalancer.tick() == 0  # an excess seen once: confirmed on the next tick
     assert await rebalancer.tick() == 30  # share 100; at most 30 a tick
     assert busy.open_count == 170
     idle.open_count = 30  # where they reconnected
@@ -105,6 +106,24 @@ async def test_a_tick_sheds_only_what_is_above_the_share(
     await Rebalancer(idle, b, settings).tick()
     assert await rebalancer.tick() == 0  # share 100, threshold 115: balanced enough
     assert busy.shed_calls == [30, 30]
+
+
+async def test_a_burst_seen_against_stale_counts_sheds_nothing(
+    loads_pair: tuple[RedisLoads, RedisLoads, list[float]],
+) -> None:
+    """Regression: in the chat benchmark two workers each took 50 sockets within a second;
+    one ticked with its peer's count still 0 from before the burst and closed 25 of its 50
+    (share 25), 1012 for a balanced load. An excess now counts only when seen twice."""
+    a, b, _ = loads_pair
+    settings = Settings(rebalance_tolerance=0.1, rebalance_slack=16, rebalance_max_shed=100)
+    first, second = FakeSockets(0), FakeSockets(0)
+    one, two = Rebalancer(first, a, settings), Rebalancer(second, b, settings)
+    assert (await one.tick(), await two.tick()) == (0, 0)
+    first.open_count = second.open_count = 100  # the burst; b has not reported it yet
+    assert await one.tick() == 0  # sees 100 against b's stale 0
+    assert await two.tick() == 0
+    assert await one.tick() == 0  # fresh counts: balanced
+    assert first.shed_calls == [] and second.shed_calls == []
 
 
 def _held(readers: list[Reader]) -> Counter[str | None]:

@@ -39,14 +39,18 @@ async def test_a_relative_logs_in_with_its_phone_and_its_id_number_is_only_a_has
     assert (await accounts.credentials(store, "13800000001"))[1] == "h2"
 
 
-async def test_a_phone_or_an_id_number_registers_once(store: Database) -> None:
+async def test_a_phone_registers_once_and_a_shared_id_number_is_flagged(store: Database) -> None:
     await _setup(store)
     with pytest.raises(Conflict) as same_phone:
         await accounts.add_relative(store, "13800000001", "Other", "h", b"\x02" * 32, "0000")
     assert "login" in same_phone.value.what
-    with pytest.raises(Conflict) as same_id:
-        await accounts.add_relative(store, "13800000009", "Other", "h", b"\x01" * 32, "123X")
-    assert "id_number_hash" in same_id.value.what
+    second = await accounts.add_relative(  # the same id number: a claim under review
+        store, "13800000009", "Other", "h", b"\x01" * 32, "123X"
+    )
+    async with store.read() as sql:
+        rows = await sql.fetch("SELECT id, id_conflict FROM users WHERE role = 'relative'")
+    assert len(rows) == 2 and second.id in {r["id"] for r in rows}
+    assert all(r["id_conflict"] for r in rows)  # both, for the officer to check documents
 
 
 async def test_users_list_by_role_and_sessions_revoke_per_user(store: Database) -> None:

@@ -14,12 +14,14 @@ from server.api import (
     auth,
     complaints,
     desk,
+    export,
     inmates,
     links,
     notify,
     openapi,
     oversight,
     prisons,
+    staff,
     stats,
     visits,
 )
@@ -28,8 +30,10 @@ from server.throttle import LoginThrottle
 
 AREAS: tuple[list[Route], ...] = (
     auth.ROUTES,
+    export.ROUTES,
     links.ROUTES,
     admin.ROUTES,
+    staff.ROUTES,
     desk.ROUTES,
     stats.ROUTES,
     inmates.ROUTES,

@@ -101,7 +101,7 @@ async def create_user(request: web.Request) -> web.Response:
     if set(prison_ids) - known:
         raise invalid("prison_ids", f"no prison with id {min(set(prison_ids) - known)}")
     try:
-        passwords.check_strength(form.password)
+        passwords.check_strength(form.password, (form.login, form.name))
     except passwords.WeakPassword as exc:
         raise invalid("password", str(exc)) from None
     password_hash = await asyncio.to_thread(passwords.hash_password, form.password)

@@ -62,6 +62,7 @@ class RelativeOut(msgspec.Struct, frozen=True):
     name: str
     phone: str | None
     id_number_last4: str | None
+    id_conflict: bool = False  # another account gave the same id number: check documents
 
 
 class LinkOut(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -101,7 +102,11 @@ def link_out(who: Principal, link: FamilyLink) -> LinkOut:
         matched=(link.inmate_id is not None) if who.is_staff else None,
         relative=(
             RelativeOut(
-                link.relative_id, link.relative_name, link.relative_phone, link.relative_id_last4
+                link.relative_id,
+                link.relative_name,
+                link.relative_phone,
+                link.relative_id_last4,
+                link.relative_id_conflict,
             )
             if who.is_staff
             else None
