@@ -144,11 +144,23 @@ export function chatView(ctx, inmateId) {
         replace(list, tx("li", key, {}, { class: "muted empty" }));
       }
     }
-    if (wanted.length > lastCount && wanted.length) {
-      wanted[wanted.length - 1][1].scrollIntoView({ block: "nearest" });
-    }
+    if (wanted.length > lastCount && wanted.length) showNewest();
     lastCount = wanted.length;
     markRead();
+  }
+
+  // The newest message just above the composer: the page scrolled to its end (the chat is
+  // the page's last part; the composer, sticky at the bottom, cannot be scrolled into view,
+  // it always is). The first render happens before the view is on the page, where scrolling
+  // does nothing (the chat opened at its oldest message): then once it is.
+  function showNewest() {
+    const toEnd = () => {
+      if (!list.isConnected) return;
+      const page = document.scrollingElement;
+      page.scrollTop = page.scrollHeight;
+    };
+    if (list.isConnected) toEnd();
+    else requestAnimationFrame(toEnd);
   }
 
   function markRead() {

@@ -1,0 +1,229 @@
+"""What a first user hits (issue 16), measured in a real Chromium against a real server on
+PostgreSQL and Redis (tests/browser.py): rows that fit their box, a composer on screen, a chat
+scrolled to its newest message, every tab on a phone, and axe-core with no serious or critical
+violation on each page.
+
+Each test names the bug it guards against; each also fails on any console error, uncaught page
+error or CSP violation on its pages (``Pages.assert_clean``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+import aiohttp
+from playwright.async_api import BrowserContext, Page, ViewportSize, expect
+
+from storage.base import User
+from tests.browser import (  # noqa: F401 (fixtures)
+    Pages,
+    Site,
+    browser_fixture,
+    chromium_fixture,
+    pages_fixture,
+    screenshot,
+    site_fixture,
+)
+from tests.servers import ROOT
+
+AXE = ROOT / "tests" / "vendor" / "axe-core" / "axe.min.js"
+ENGLISH = "localStorage.setItem('kinline.locale', 'en');"
+
+
+async def api(site: Site, method: str, path: str, user: User, body: Any = None) -> Any:
+    """Call the API as ``user`` (bearer token: no cookie, no Origin needed)."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(
+            method,
+            f"{site.base}/api/v1{path}",
+            json=body,
+            headers={"Authorization": f"Bearer {site.world.token(user)}"},
+        ) as response,
+    ):
+        assert response.status < 300, (response.status, await response.text())
+        return await response.json() if response.status != 204 else None
+
+
+async def context(
+    pages: Pages,
+    user: User | None,
+    site: Site,
+    *,
+    size: Literal["phone", "desktop"] = "phone",
+    english: bool = False,
+    axe: bool = False,
+) -> BrowserContext:
+    made = await pages.context(site.world.token(user) if user else None, size)
+    if english:
+        await made.add_init_script(ENGLISH)
+    if axe:
+        # an init script runs outside the page's CSP (the pages allow only their own scripts)
+        await made.add_init_script(path=str(AXE))
+    return made
+
+
+async def open_page(pages: Pages, made: BrowserContext, path: str, label: str) -> Page:
+    return await pages.open(path, context=made, label=label)
+
+
+async def console(
+    pages: Pages, site: Site, user: User, *, english: bool = False, viewport: ViewportSize | None = None
+) -> Page:
+    made = await context(pages, user, site, size="desktop", english=english)
+    page = await open_page(pages, made, "/console", f"console:{user.login}")
+    if viewport:
+        await page.set_viewport_size(viewport)
+    await expect(page.locator("body")).to_have_attribute("data-ready", "1")
+    await expect(page.locator("body")).to_have_attribute("data-socket", "connected")
+    return page
+
+
+async def converse(site: Site, turns: int) -> None:
+    """``turns`` messages in Chen Mei's thread, the relative and Officer Li in turn."""
+    world = site.world
+    for n in range(turns):
+        who = world.relative if n % 2 == 0 else world.officer
+        await api(
+            site,
+            "POST",
+            f"/conversations/{world.conv.id}/messages",
+            who,
+            {"body": f"第 {n + 1} 条消息：" + "请问会见的安排和需要带的证件。" * 3},
+        )
+
+
+# Every element of a row that shows text, with how far its content runs past its own box and
+# past the row's (a clipped row: content wider than the box, or a child outside it).
+_CLIPPED = """(rows) => rows.map((row) => {
+  const box = row.getBoundingClientRect();
+  const out = [...row.querySelectorAll('*')].filter((e) => e.textContent.trim()).map((e) => {
+    const r = e.getBoundingClientRect();
+    return {cls: e.className, left: r.left - box.left, right: box.right - r.right,
+            over: e.scrollWidth - e.clientWidth};
+  }).filter((e) => e.left < -0.5 || e.right < -0.5 || e.over > 0);
+  return {conv: row.dataset.conv, over: row.scrollWidth - row.clientWidth, out};
+})"""
+
+
+async def test_queue_rows_show_the_name_the_timer_and_the_state_whole(
+    pages: Pages, site: Site
+) -> None:
+    """Bug: queue rows clipped at both edges (the global button style, nowrap and centred,
+    inside a 20rem column), worse in English. Each row's content fits its box, in both
+    languages, at 1024 px."""
+    world = site.world
+    await api(
+        site, "POST", f"/conversations/{world.conv.id}/messages", world.relative, {"body": "在吗？"}
+    )
+    await api(
+        site,
+        "POST",
+        f"/conversations/{world.conv_b.id}/messages",
+        world.relative_b,
+        {"body": "你好"},
+    )
+    await api(site, "POST", f"/conversations/{world.conv_b.id}/claim", world.officer)
+    for english in (False, True):
+        page = await console(
+            pages, site, world.officer, english=english, viewport={"width": 1024, "height": 768}
+        )
+        rows = page.locator("#queue button.item")
+        await expect(rows).to_have_count(2)
+        await expect(rows.locator(".timer")).to_have_count(1)
+        measured = await rows.evaluate_all(_CLIPPED)
+        await screenshot(page, f"first-use-queue-{'en' if english else 'zh'}", full_page=False)
+        for row in measured:
+            assert row["over"] <= 0 and not row["out"], (english, row)
+    pages.assert_clean()
+
+
+async def test_the_console_composer_stays_on_screen_with_a_long_conversation(
+    pages: Pages, site: Site
+) -> None:
+    """Bug: the conversation pane did not scroll by itself: the whole page grew, and with nine
+    messages the composer was below the fold (y=1900 at 1024x768). The page does not scroll,
+    the message list does, the composer is inside the viewport and the newest message shows."""
+    world = site.world
+    await converse(site, 9)
+    for viewport in ({"width": 1440, "height": 900}, {"width": 1024, "height": 768}):
+        page = await console(pages, site, world.officer, viewport=viewport)  # type: ignore[arg-type]
+        await page.locator(f'#queue button.item[data-conv="{world.conv.id}"]').click()
+        await expect(page.locator("#messages li.msg")).to_have_count(9)
+        composer = await page.locator("#send").bounding_box()
+        assert composer is not None
+        assert composer["y"] + composer["height"] <= viewport["height"], (viewport, composer)
+        page_scroll = await page.evaluate(
+            "() => document.scrollingElement.scrollHeight - window.innerHeight"
+        )
+        assert page_scroll <= 0, (viewport, page_scroll)
+        newest = page.locator("#messages li.msg").last
+        await expect(newest).to_be_in_viewport()
+        listed = await page.locator("#messages").evaluate(
+            "e => [e.scrollHeight > e.clientHeight, e.scrollTop + e.clientHeight >= e.scrollHeight - 2]"
+        )
+        assert listed == [True, True], listed  # the list scrolls, and is at its end
+        await screenshot(page, f"first-use-console-{viewport['width']}", full_page=False)
+    pages.assert_clean()
+
+
+async def test_the_relative_chat_opens_at_the_newest_message(pages: Pages, site: Site) -> None:
+    """Bug: the relative's chat opened at the oldest message, the latest answer below the
+    fold. Opened (and reloaded) with twelve messages, the newest is on screen, above the
+    composer, and the composer too."""
+    world = site.world
+    await converse(site, 12)
+    made = await context(pages, world.relative, site)
+    page = await open_page(pages, made, "/app", "app")
+    await expect(page.locator("body")).to_have_attribute("data-socket", "connected")
+    await page.locator(f'a[href="#/inmate/{world.conv.inmate_id}"]').first.click()
+    for attempt in ("opened", "reloaded"):
+        bubbles = page.locator("#messages li.bubble")
+        await expect(bubbles).to_have_count(12)
+        newest = bubbles.last
+        await expect(newest).to_contain_text("第 12 条消息")
+        await expect(newest).to_be_in_viewport()
+        box = await newest.bounding_box()
+        composer = await page.locator("#composer").bounding_box()
+        assert box is not None and composer is not None
+        assert box["y"] + box["height"] <= composer["y"] + 1, (attempt, box, composer)
+        assert composer["y"] + composer["height"] <= 740, (attempt, composer)
+        await screenshot(page, f"first-use-chat-{attempt}", full_page=False)
+        await page.reload()
+    pages.assert_clean()
+
+
+async def test_every_tab_of_the_app_is_on_screen_at_360_px_in_english(
+    pages: Pages, site: Site
+) -> None:
+    """Bug: in English at 360 px the fifth tab was off-screen (the row scrolled sideways)."""
+    made = await context(pages, site.world.relative, site, english=True)
+    page = await open_page(pages, made, "/app", "app:en")
+    tabs = page.locator("nav.tabs a")
+    await expect(tabs).to_have_count(5)
+    await expect(tabs.first).to_have_text("Home")
+    for tab in await tabs.all():
+        box = await tab.bounding_box()
+        assert box is not None
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 360, (await tab.text_content(), box)
+    nav = await page.locator("nav.tabs").evaluate("e => e.scrollWidth - e.clientWidth")
+    assert nav <= 0, nav
+    await screenshot(page, "first-use-tabs-en", full_page=False)
+    pages.assert_clean()
+
+
+def _serious(results: dict[str, Any]) -> list[str]:
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at "
+        + "; ".join(json.dumps(n["target"]) + " " + n.get("failureSummary", "") for n in v["nodes"][:3])
+        for v in results["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+async def axe(page: Page) -> list[str]:
+    results: dict[str, Any] = await page.evaluate(
+        "() => axe.run(document, {resultTypes: ['violations']})"
+    )
+    return _serious(results)
