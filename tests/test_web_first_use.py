@@ -227,3 +227,32 @@ async def axe(page: Page) -> list[str]:
         "() => axe.run(document, {resultTypes: ['violations']})"
     )
     return _serious(results)
+
+
+async def test_families_see_no_service_endpoints_and_a_newcomer_finds_registration(
+    pages: Pages, site: Site
+) -> None:
+    """Bugs: the landing page showed families ``/healthz /readyz /openapi.json``; the
+    registration sat below the sign-in form (below the fold on a phone) with no word on why
+    the id number is asked or how it is kept."""
+    landing = await open_page(pages, await context(pages, None, site), "/", "landing")
+    await expect(landing.locator(".doors a")).to_have_count(3)
+    text = await landing.locator("body").inner_text()
+    for endpoint in ("/healthz", "/readyz", "openapi"):
+        assert endpoint not in text, endpoint
+    assert await landing.locator('a[href="/healthz"], a[href*="openapi"]').count() == 0
+
+    page = await open_page(pages, await context(pages, None, site, english=True), "/app", "app:signed-out")
+    way_in = page.locator("#to-register")
+    await expect(way_in).to_have_text("No account yet? Register")
+    await expect(way_in).to_be_in_viewport()  # on a 360x740 phone, without scrolling
+    await way_in.click()
+    phone = page.locator("#register [name=phone]")
+    await expect(phone).to_be_focused()
+    await expect(phone).to_be_in_viewport()
+    id_number = page.locator("#register [name=id_number]")
+    why = page.locator("#" + (await id_number.get_attribute("aria-describedby") or "none"))
+    await expect(why).to_contain_text("check that you are the inmate's relative")
+    await expect(why).to_contain_text("never stores the number itself")
+    await screenshot(page, "first-use-register-en", full_page=False)
+    pages.assert_clean()
