@@ -322,7 +322,7 @@ async def test_rating_visits_announcements_and_the_card_arrive_live(
         "prison_id": world.gaoming.id,
     }
     await api(site, "POST", "/announcements", officer, notice)
-    await expect(page.locator("#announcements li h3")).to_have_text("春节会见安排")
+    await expect(page.locator("#announcements li h2")).to_have_text("春节会见安排")
     pages.assert_clean()
 
 

@@ -10,6 +10,7 @@ error or CSP violation on its pages (``Pages.assert_clean``).
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Literal
 
 import aiohttp
@@ -213,12 +214,16 @@ async def test_every_tab_of_the_app_is_on_screen_at_360_px_in_english(
     pages.assert_clean()
 
 
+# Moderate in axe's scale, but each was a bug of issue 16: held to as well.
+NAMED = {"page-has-heading-one", "heading-order", "landmark-one-main"}
+
+
 def _serious(results: dict[str, Any]) -> list[str]:
     return [
         f"{v['id']} ({v['impact']}): {v['help']} at "
         + "; ".join(json.dumps(n["target"]) + " " + n.get("failureSummary", "") for n in v["nodes"][:3])
         for v in results["violations"]
-        if v["impact"] in ("serious", "critical")
+        if v["impact"] in ("serious", "critical") or v["id"] in NAMED
     ]
 
 
@@ -255,4 +260,52 @@ async def test_families_see_no_service_endpoints_and_a_newcomer_finds_registrati
     await expect(why).to_contain_text("check that you are the inmate's relative")
     await expect(why).to_contain_text("never stores the number itself")
     await screenshot(page, "first-use-register-en", full_page=False)
+    pages.assert_clean()
+
+
+async def test_axe_finds_no_serious_or_critical_violation_on_any_page(
+    pages: Pages, site: Site
+) -> None:
+    """Bugs (axe-core): white on green "on duty" failed contrast; no h1 on the signed-out app;
+    heading levels skipped in announcements; no main landmark on the sign-in pages. axe-core
+    (tests/vendor/axe-core, MPL-2.0) runs on every page, signed out and in, in both languages."""
+    world = site.world
+    await api(
+        site,
+        "POST",
+        "/announcements",
+        world.officer,
+        {"prison_id": world.gaoming.id, "title": "会见安排调整", "body": "本周六会见照常进行。"},
+    )
+    await converse(site, 3)
+    visited = [
+        (None, "/", "desktop"),
+        (None, "/app", "phone"),
+        (None, "/console", "desktop"),
+        (None, "/monitor", "desktop"),
+        (world.relative, "/app", "phone"),
+        (world.relative, f"/app#/inmate/{world.conv.inmate_id}", "phone"),
+        (world.relative, "/app#/announcements", "phone"),
+        (world.relative, "/app#/links", "phone"),
+        (world.relative, "/app#/complaints", "phone"),
+        (world.relative, f"/app#/inmate/{world.conv.inmate_id}/visits", "phone"),
+        (world.officer, "/console", "desktop"),
+        (world.supervisor, "/monitor", "desktop"),
+    ]
+    found: list[str] = []
+    for english in (False, True):
+        for user, path, size in visited:
+            made = await context(pages, user, site, size=size, english=english, axe=True)  # type: ignore[arg-type]
+            page = await open_page(pages, made, path, f"axe:{path}")
+            await page.wait_for_load_state("networkidle")
+            if path == "/console" and user is not None:
+                await expect(page.locator("body")).to_have_attribute("data-socket", "connected")
+                await page.locator("#duty-toggle").check()
+                await expect(page.locator("#duty")).to_have_class(re.compile(r"\bon\b"))
+                await page.locator(f'#queue button.item[data-conv="{world.conv.id}"]').click()
+                await expect(page.locator("#messages li.msg")).to_have_count(3)
+            found += [f"{'en' if english else 'zh'} {path} ({user.login if user else '-'}): {v}" for v in await axe(page)]
+            await made.close()
+            pages.contexts.remove(made)
+    assert not found, "\n".join(found)
     pages.assert_clean()

@@ -51,6 +51,6 @@ export function authView({ onSignedIn }) {
       }),
     ),
   );
-  const el = h("div", { class: "two-col" }, signin, register);
+  const el = h("div", {}, tx("h1", "auth.title"), h("div", { class: "two-col" }, signin, register));
   return view(el);
 }

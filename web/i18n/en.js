@@ -149,6 +149,7 @@ export default {
   "nav.announcements": "News",
   "nav.complaints": "Complaints",
   "nav.prisons": "Prisons",
+  "auth.title": "Sign in or create a family account",
   "auth.signInTitle": "Family sign-in",
   "auth.registerTitle": "Create a family account",
   "auth.phone": "Phone number",

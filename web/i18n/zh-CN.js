@@ -152,6 +152,7 @@ export default {
   "nav.announcements": "公告",
   "nav.complaints": "投诉",
   "nav.prisons": "监狱信息",
+  "auth.title": "家属登录与注册",
   "auth.signInTitle": "家属登录",
   "auth.registerTitle": "注册家属账号",
   "auth.phone": "手机号",
