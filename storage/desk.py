@@ -184,6 +184,22 @@ async def threads(
         return [_thread(sql, row) for row in await sql.fetch(query, *args)]
 
 
+async def read_by_others(db: Database, conv_ids: Sequence[int], user_id: int) -> dict[int, int]:
+    """Per conversation, the highest seq someone other than ``user_id`` marked read: what the
+    live ``read`` events told a page before it was reloaded (conversations nobody else read
+    are left out)."""
+    if not conv_ids:
+        return {}
+    async with db.read() as sql:
+        rows = await sql.fetch(
+            "SELECT conversation_id, MAX(seq) AS seq FROM read_cursors"
+            f" WHERE conversation_id IN {ids_in(conv_ids)} AND user_id <> $1"
+            " GROUP BY conversation_id",
+            user_id,
+        )
+    return {int(row["conversation_id"]): int(row["seq"]) for row in rows}
+
+
 async def open_thread(
     db: Database, relative_id: int, inmate_id: int, now: datetime
 ) -> tuple[Thread, bool]:

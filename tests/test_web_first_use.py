@@ -26,6 +26,7 @@ from tests.browser import (  # noqa: F401 (fixtures)
     screenshot,
     site_fixture,
 )
+from tests.realtime import Reader, client
 from tests.servers import ROOT
 
 AXE = ROOT / "tests" / "vendor" / "axe-core" / "axe.min.js"
@@ -308,4 +309,27 @@ async def test_axe_finds_no_serious_or_critical_violation_on_any_page(
             await made.close()
             pages.contexts.remove(made)
     assert not found, "\n".join(found)
+    pages.assert_clean()
+
+
+async def test_read_receipts_survive_a_reload(pages: Pages, site: Site) -> None:
+    """Bug: read receipts were lost after a reload (only live ``read`` events filled them):
+    a question the officer had read showed "delivered" again."""
+    world = site.world
+    made = await context(pages, world.relative, site)
+    page = await open_page(pages, made, f"/app#/inmate/{world.conv.inmate_id}", "app")
+    await expect(page.locator("body")).to_have_attribute("data-socket", "connected")
+    await page.locator("#compose").fill("他这周的劳动安排是什么？")
+    await page.locator("#send").click()
+    bubble = page.locator("#messages .bubble.own")
+    await expect(bubble).to_have_attribute("data-status", "sent")
+    seq = int(await bubble.get_attribute("data-seq") or 0)
+    async with Reader(client(site.base.replace("http", "ws") + "/ws", world.token(world.officer))) as officer:
+        await officer.client.read(world.conv.id, seq)
+        await expect(bubble).to_have_attribute("data-status", "read")  # live
+    await page.reload()
+    await expect(page.locator("body")).to_have_attribute("data-socket", "connected")
+    bubble = page.locator("#messages .bubble.own")
+    await expect(bubble).to_have_attribute("data-status", "read")  # after the reload too
+    await expect(bubble.locator(".status")).to_have_text("已读")
     pages.assert_clean()

@@ -171,6 +171,9 @@ class ThreadOut(msgspec.Struct, frozen=True):
     created_at: datetime
     updated_at: datetime
     handover_note: str | msgspec.UnsetType | None = msgspec.UNSET  # staff only
+    # the highest seq read by someone other than the caller (GET only): read receipts that
+    # outlive a reload
+    read_seq: int | msgspec.UnsetType = msgspec.UNSET
 
 
 class ThreadList(msgspec.Struct, frozen=True):
@@ -226,7 +229,12 @@ class CannedList(msgspec.Struct, frozen=True):
     canned: list[CannedOut]
 
 
-def thread_out(who: Principal, thread: desk.Thread, now: datetime) -> ThreadOut:
+def thread_out(
+    who: Principal,
+    thread: desk.Thread,
+    now: datetime,
+    read_seq: int | msgspec.UnsetType = msgspec.UNSET,
+) -> ThreadOut:
     started, replied = thread.wait_started_at, thread.first_reply_at
     open_ = thread.state in OPEN
     if started is None:
@@ -257,6 +265,7 @@ def thread_out(who: Principal, thread: desk.Thread, now: datetime) -> ThreadOut:
         created_at=thread.created_at,
         updated_at=thread.updated_at,
         handover_note=(thread.handover_note or None) if shows_staff_side(who) else msgspec.UNSET,
+        read_seq=read_seq,
     )
 
 
@@ -395,7 +404,8 @@ async def list_threads(request: web.Request) -> web.Response:
         limit=wanted.limit,
     )
     now = utcnow()
-    return reply(ThreadList([thread_out(who, t, now) for t in found]))
+    read = await desk.read_by_others(request.app[STORE].db, [t.id for t in found], who.id)
+    return reply(ThreadList([thread_out(who, t, now, read.get(t.id, 0)) for t in found]))
 
 
 async def open_thread(request: web.Request) -> web.Response:
@@ -413,7 +423,8 @@ async def open_thread(request: web.Request) -> web.Response:
 
 async def get_thread(request: web.Request) -> web.Response:
     who, thread = await _authorized(request, "read")
-    return reply(thread_out(who, thread, utcnow()))
+    read = await desk.read_by_others(request.app[STORE].db, [thread.id], who.id)
+    return reply(thread_out(who, thread, utcnow(), read.get(thread.id, 0)))
 
 
 async def history(request: web.Request) -> web.Response:
