@@ -421,9 +421,9 @@ INMATE_ACTIONS: dict[str, frozenset[str]] = {
     "supervisor": frozenset({"read"}),
     "admin": frozenset(),
 }
-VisitAction = Literal["read", "decide"]
+VisitAction = Literal["read", "decide", "cancel"]
 VISIT_ACTIONS: dict[str, frozenset[str]] = {
-    "relative": frozenset({"read"}),
+    "relative": frozenset({"read", "cancel"}),  # its own (sees_visit), never another's
     "officer": frozenset({"read", "decide"}),
     "supervisor": frozenset({"read"}),
     "admin": frozenset(),

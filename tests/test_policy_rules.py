@@ -349,6 +349,10 @@ INFORMATION: dict[str, tuple[Check, dict[str, object]]] = {
         lambda w: decide(lambda: policy.check_visit(w, VISIT, "decide")),
         row(U, N, F, N, OK, N, F, N, N),
     ),
+    "cancel a visit request": (
+        lambda w: decide(lambda: policy.check_visit(w, VISIT, "cancel")),
+        row(U, N, OK, N, F, N, F, N, N),
+    ),
     "read a missing visit request": (
         lambda w: decide(lambda: policy.check_visit(w, None, "read")),
         row(U, N, N, N, N, N, N, N, N),

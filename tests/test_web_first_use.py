@@ -333,3 +333,58 @@ async def test_read_receipts_survive_a_reload(pages: Pages, site: Site) -> None:
     await expect(bubble).to_have_attribute("data-status", "read")  # after the reload too
     await expect(bubble.locator(".status")).to_have_text("已读")
     pages.assert_clean()
+
+
+async def test_a_relative_cancels_a_visit_request_and_the_desk_sees_it_go(
+    pages: Pages, site: Site
+) -> None:
+    """Bug: a relative could not cancel a visit request. It withdraws a pending one (after a
+    confirmation); the officer's list of requests loses it live; a declined one offers no
+    cancel, and the API refuses it with 409."""
+    world = site.world
+    await api(
+        site,
+        "PUT",
+        f"/prisons/{world.gaoming.id}/visit-rules",
+        world.officer,
+        {"days": [1, 2, 3, 4, 5, 6, 7], "hours": [{"start": "08:00", "end": "17:00"}]},
+    )
+    slot = "2030-03-05T09:30:00+08:00"
+    first = await api(
+        site, "POST", "/visits", world.relative, {"inmate_id": world.conv.inmate_id, "slot_start": slot, "visitors": 1}
+    )
+    officer = await console(pages, site, world.officer)
+    await expect(officer.locator("#count-visits")).to_have_text("1")
+
+    made = await context(pages, world.relative, site)
+    page = await open_page(pages, made, f"/app#/inmate/{world.conv.inmate_id}/visits", "app")
+    item = page.locator(f'#visits li[data-visit="{first["id"]}"]')
+    await expect(item).to_have_attribute("data-state", "pending")
+    await item.locator('button[data-action="cancel"]').click()
+    await item.locator('button[data-action="cancel-no"]').click()  # changed its mind: kept
+    await expect(item).to_have_attribute("data-state", "pending")
+    await item.locator('button[data-action="cancel"]').click()
+    await item.locator('button[data-action="cancel-yes"]').click()
+    await expect(item).to_have_attribute("data-state", "cancelled")
+    await expect(item.locator(".badge")).to_have_text("已取消")
+    await expect(item.locator('button[data-action="cancel"]')).to_have_count(0)
+    await expect(officer.locator("#count-visits")).to_have_text("")  # live, on the desk
+    trail = await api(site, "GET", "/audit?action=visit.cancelled", world.supervisor)
+    assert [e["object_id"] for e in trail["entries"]] == [first["id"]], trail
+
+    second = await api(
+        site, "POST", "/visits", world.relative, {"inmate_id": world.conv.inmate_id, "slot_start": slot, "visitors": 1}
+    )
+    await api(site, "POST", f"/visits/{second['id']}/decline", world.officer, {"reason": "名额已满"})
+    declined = page.locator(f'#visits li[data-visit="{second["id"]}"]')
+    await expect(declined).to_have_attribute("data-state", "declined")
+    await expect(declined.locator('button[data-action="cancel"]')).to_have_count(0)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{site.base}/api/v1/visits/{second['id']}/cancel",
+            headers={"Authorization": f"Bearer {world.token(world.relative)}"},
+        ) as refused,
+    ):
+        assert refused.status == 409 and (await refused.json())["error"]["code"] == "conflict"
+    pages.assert_clean()

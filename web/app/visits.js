@@ -62,6 +62,34 @@ export function visitsView(ctx, inmateId) {
           : null,
     );
   };
+  // A request not declined, not cancelled and not begun can be withdrawn: one button, then a
+  // second one to confirm (an approved slot given up by a slip would be hard to get back).
+  const cancellable = (v) => (v.state === "pending" || v.state === "approved") && Date.parse(v.slot_start) > Date.now();
+  const cancelBox = (v) => {
+    const result = notice();
+    const box = h("div", { class: "actions" });
+    const ask = () =>
+      replace(box, tx("button", "visits.cancel", {}, { type: "button", data: { action: "cancel" }, on: { click: confirm } }));
+    const confirm = () =>
+      replace(
+        box,
+        tx("span", "visits.cancelSure"),
+        tx("button", "visits.cancelYes", {}, { type: "button", class: "danger", data: { action: "cancel-yes" }, on: { click: cancel } }),
+        tx("button", "visits.cancelNo", {}, { type: "button", data: { action: "cancel-no" }, on: { click: ask } }),
+      );
+    const cancel = async (event) => {
+      event.currentTarget.disabled = true;
+      try {
+        await api.post(`/visits/${v.id}/cancel`, {});
+        await load();
+      } catch (err) {
+        result.error(err);
+        ask();
+      }
+    };
+    ask();
+    return [box, result];
+  };
   const renderList = () => {
     replace(list, 
       ...(visits.length
@@ -72,6 +100,7 @@ export function visitsView(ctx, inmateId) {
               h("div", { class: "row" }, h("strong", { class: "grow" }, formatDateTime(v.slot_start)), badge("visitState", v.state)),
               h("p", { class: "muted" }, t("visits.people", { n: v.visitors }), v.visitor_names && v.visitor_names.length ? ` · ${formatList(v.visitor_names)}` : ""),
               v.reason ? h("p", {}, t("visits.reason", { reason: v.reason })) : null,
+              cancellable(v) ? cancelBox(v) : null,
             ),
           )
         : [tx("li", "visits.none", {}, { class: "muted empty" })]),
