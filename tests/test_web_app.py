@@ -281,6 +281,7 @@ async def test_rating_visits_announcements_and_the_card_arrive_live(
     await page.locator("#compose").press("Enter")
     await expect(page.locator("#messages .bubble.own")).to_have_attribute("data-status", "sent")
     await expect(page.locator("#conv-state")).to_have_text("等待回复")
+    await api(site, "PUT", "/duty", officer, {"on_duty": True})  # off duty: 409
     await api(site, "POST", f"/conversations/{world.conv.id}/claim", officer, {})
     await expect(page.locator("#conv-state")).to_have_text("处理中")
     await api(site, "POST", f"/conversations/{world.conv.id}/resolve", officer, {})

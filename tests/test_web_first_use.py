@@ -71,7 +71,12 @@ async def open_page(pages: Pages, made: BrowserContext, path: str, label: str) -
 
 
 async def console(
-    pages: Pages, site: Site, user: User, *, english: bool = False, viewport: ViewportSize | None = None
+    pages: Pages,
+    site: Site,
+    user: User,
+    *,
+    english: bool = False,
+    viewport: ViewportSize | None = None,
 ) -> Page:
     made = await context(pages, user, site, size="desktop", english=english)
     page = await open_page(pages, made, "/console", f"console:{user.login}")
@@ -126,6 +131,7 @@ async def test_queue_rows_show_the_name_the_timer_and_the_state_whole(
         world.relative_b,
         {"body": "你好"},
     )
+    await api(site, "PUT", "/duty", world.officer, {"on_duty": True})
     await api(site, "POST", f"/conversations/{world.conv_b.id}/claim", world.officer)
     for english in (False, True):
         page = await console(
@@ -163,7 +169,8 @@ async def test_the_console_composer_stays_on_screen_with_a_long_conversation(
         newest = page.locator("#messages li.msg").last
         await expect(newest).to_be_in_viewport()
         listed = await page.locator("#messages").evaluate(
-            "e => [e.scrollHeight > e.clientHeight, e.scrollTop + e.clientHeight >= e.scrollHeight - 2]"
+            "e => [e.scrollHeight > e.clientHeight,"
+            " e.scrollTop + e.clientHeight >= e.scrollHeight - 2]"
         )
         assert listed == [True, True], listed  # the list scrolls, and is at its end
         await screenshot(page, f"first-use-console-{viewport['width']}", full_page=False)
@@ -222,7 +229,9 @@ NAMED = {"page-has-heading-one", "heading-order", "landmark-one-main"}
 def _serious(results: dict[str, Any]) -> list[str]:
     return [
         f"{v['id']} ({v['impact']}): {v['help']} at "
-        + "; ".join(json.dumps(n["target"]) + " " + n.get("failureSummary", "") for n in v["nodes"][:3])
+        + "; ".join(
+            json.dumps(n["target"]) + " " + n.get("failureSummary", "") for n in v["nodes"][:3]
+        )
         for v in results["violations"]
         if v["impact"] in ("serious", "critical") or v["id"] in NAMED
     ]
@@ -248,7 +257,9 @@ async def test_families_see_no_service_endpoints_and_a_newcomer_finds_registrati
         assert endpoint not in text, endpoint
     assert await landing.locator('a[href="/healthz"], a[href*="openapi"]').count() == 0
 
-    page = await open_page(pages, await context(pages, None, site, english=True), "/app", "app:signed-out")
+    page = await open_page(
+        pages, await context(pages, None, site, english=True), "/app", "app:signed-out"
+    )
     way_in = page.locator("#to-register")
     await expect(way_in).to_have_text("No account yet? Register")
     await expect(way_in).to_be_in_viewport()  # on a 360x740 phone, without scrolling
@@ -305,7 +316,10 @@ async def test_axe_finds_no_serious_or_critical_violation_on_any_page(
                 await expect(page.locator("#duty")).to_have_class(re.compile(r"\bon\b"))
                 await page.locator(f'#queue button.item[data-conv="{world.conv.id}"]').click()
                 await expect(page.locator("#messages li.msg")).to_have_count(3)
-            found += [f"{'en' if english else 'zh'} {path} ({user.login if user else '-'}): {v}" for v in await axe(page)]
+            found += [
+                f"{'en' if english else 'zh'} {path} ({user.login if user else '-'}): {v}"
+                for v in await axe(page)
+            ]
             await made.close()
             pages.contexts.remove(made)
     assert not found, "\n".join(found)
@@ -324,7 +338,9 @@ async def test_read_receipts_survive_a_reload(pages: Pages, site: Site) -> None:
     bubble = page.locator("#messages .bubble.own")
     await expect(bubble).to_have_attribute("data-status", "sent")
     seq = int(await bubble.get_attribute("data-seq") or 0)
-    async with Reader(client(site.base.replace("http", "ws") + "/ws", world.token(world.officer))) as officer:
+    async with Reader(
+        client(site.base.replace("http", "ws") + "/ws", world.token(world.officer))
+    ) as officer:
         await officer.client.read(world.conv.id, seq)
         await expect(bubble).to_have_attribute("data-status", "read")  # live
     await page.reload()
@@ -351,7 +367,11 @@ async def test_a_relative_cancels_a_visit_request_and_the_desk_sees_it_go(
     )
     slot = "2030-03-05T09:30:00+08:00"
     first = await api(
-        site, "POST", "/visits", world.relative, {"inmate_id": world.conv.inmate_id, "slot_start": slot, "visitors": 1}
+        site,
+        "POST",
+        "/visits",
+        world.relative,
+        {"inmate_id": world.conv.inmate_id, "slot_start": slot, "visitors": 1},
     )
     officer = await console(pages, site, world.officer)
     await expect(officer.locator("#count-visits")).to_have_text("1")
@@ -373,9 +393,15 @@ async def test_a_relative_cancels_a_visit_request_and_the_desk_sees_it_go(
     assert [e["object_id"] for e in trail["entries"]] == [first["id"]], trail
 
     second = await api(
-        site, "POST", "/visits", world.relative, {"inmate_id": world.conv.inmate_id, "slot_start": slot, "visitors": 1}
+        site,
+        "POST",
+        "/visits",
+        world.relative,
+        {"inmate_id": world.conv.inmate_id, "slot_start": slot, "visitors": 1},
     )
-    await api(site, "POST", f"/visits/{second['id']}/decline", world.officer, {"reason": "名额已满"})
+    await api(
+        site, "POST", f"/visits/{second['id']}/decline", world.officer, {"reason": "名额已满"}
+    )
     declined = page.locator(f'#visits li[data-visit="{second["id"]}"]')
     await expect(declined).to_have_attribute("data-state", "declined")
     await expect(declined.locator('button[data-action="cancel"]')).to_have_count(0)

@@ -134,6 +134,7 @@ async def test_figures_complaints_and_the_english_monitor(pages: Pages, site: Si
     world = site.world
     # one answered and resolved cycle today
     await ask(site, "他的工作岗位是什么？")
+    await api(site, "PUT", "/duty", world.officer, {"on_duty": True})  # off duty: 409
     await api(site, "POST", f"/conversations/{world.conv.id}/claim", world.officer)
     await api(
         site,

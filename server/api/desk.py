@@ -15,8 +15,15 @@
 - ``PUT /duty`` stores the flag and tells every process (``Gateway.duty_changed``): an
   officer counts on duty while it said so and has a socket open (``server/duty.py``).
 
+- An officer claims, resolves and is handed a thread only while on duty (409 ``off_duty``);
+  going off duty returns every thread it holds to the queue (``released``, via ``off_duty``),
+  so none is left held by someone who left. ``POST /conversations/{id}/release`` returns one
+  to the queue with an optional note. The bureau admin lists every prison's threads (never
+  their messages) and transfers, releases or resolves one whoever holds it.
+
 Error codes: the stable ones; 409 ``conflict`` names the holder of a thread, or says why the
-state does not allow the change (or that the cycle is rated already, or the short name taken).
+state does not allow the change (or that the cycle is rated already, or the short name taken);
+409 ``off_duty``: the officer acting, or the colleague named, is not on duty.
 """
 
 from __future__ import annotations
@@ -51,12 +58,14 @@ from server.audience import ThreadChanged, tell
 from server.policy import (
     Principal,
     ThreadChange,
+    acts_for_any_holder,
     audits_opening,
     canned_prisons,
     check_canned,
     check_duty,
     check_open_thread,
     check_thread,
+    desk_duty_required,
     duty_names_shown,
     duty_scope,
     shows_staff_side,
@@ -124,6 +133,10 @@ class SendBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class TransferBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     officer_id: Id
     note: Note
+
+
+class ReleaseBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    note: Note | None = None  # for whoever takes it next (staff only)
 
 
 class RateBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -297,7 +310,8 @@ async def _thread(request: web.Request) -> desk.Thread | None:
 
 
 async def _authorized(
-    request: web.Request, action: Literal["read", "claim", "transfer", "resolve", "rate"]
+    request: web.Request,
+    action: Literal["read", "claim", "transfer", "resolve", "release", "rate"],
 ) -> tuple[Principal, desk.Thread]:
     who = signed_in(await principal(request))
     thread = await _thread(request)
@@ -319,11 +333,13 @@ def _conflicts() -> Iterator[None]:
         ) from None
     except desk.WrongState as wrong:
         raise ApiError(409, "conflict", str(wrong)) from None
+    except desk.OffDuty as off:
+        raise ApiError(409, "off_duty", str(off)) from None
 
 
 async def _announce(
     request: web.Request,
-    event: Literal["claimed", "transferred", "resolved"],
+    event: Literal["claimed", "transferred", "resolved", "released"],
     thread: desk.Thread,
     by: int,
     note: str | None = None,
@@ -377,11 +393,13 @@ async def get_duty(request: web.Request) -> web.Response:
 async def put_duty(request: web.Request) -> web.Response:
     who = check_duty(await principal(request))
     wanted = await body(request, DutyBody)
-    changed = await desk.set_duty(
+    change = await desk.change_duty(
         request.app[STORE].db, who.id, who.user.prison_ids, wanted.on_duty, utcnow()
     )
     request.app[GATEWAY].duty_changed(who.id)  # every process, even unchanged
-    return reply(DutySet(wanted.on_duty, changed))
+    for thread in change.released:  # back in the queue: told like any release
+        await _announce(request, "released", thread, who.id)
+    return reply(DutySet(wanted.on_duty, change.changed))
 
 
 # threads
@@ -488,7 +506,13 @@ async def send(request: web.Request) -> web.Response:
 async def claim(request: web.Request) -> web.Response:
     who, thread = await _authorized(request, "claim")
     with _conflicts():
-        claimed, changed = await desk.claim(request.app[STORE].db, thread.id, who.id, utcnow())
+        claimed, changed = await desk.claim(
+            request.app[STORE].db,
+            thread.id,
+            who.id,
+            utcnow(),
+            require_duty=desk_duty_required(who),
+        )
     if changed:
         await _announce(request, "claimed", claimed, who.id)
     return reply(thread_out(who, claimed, utcnow()))
@@ -500,7 +524,14 @@ async def transfer(request: web.Request) -> web.Response:
     try:
         with _conflicts():
             moved = await desk.transfer(
-                request.app[STORE].db, thread.id, who.id, form.officer_id, form.note, utcnow()
+                request.app[STORE].db,
+                thread.id,
+                who.id,
+                form.officer_id,
+                form.note,
+                utcnow(),
+                require_duty=True,  # whoever hands it over, to a colleague on duty
+                reassign=acts_for_any_holder(who),
             )
     except desk.NotAnOfficer:
         raise invalid("officer_id", "not another officer of this prison") from None
@@ -511,9 +542,32 @@ async def transfer(request: web.Request) -> web.Response:
 async def resolve(request: web.Request) -> web.Response:
     who, thread = await _authorized(request, "resolve")
     with _conflicts():
-        done = await desk.resolve(request.app[STORE].db, thread.id, who.id, utcnow())
+        done = await desk.resolve(
+            request.app[STORE].db,
+            thread.id,
+            who.id,
+            utcnow(),
+            require_duty=desk_duty_required(who),
+            any_holder=acts_for_any_holder(who),
+        )
     await _announce(request, "resolved", done, who.id)
     return reply(thread_out(who, done, utcnow()))
+
+
+async def release(request: web.Request) -> web.Response:
+    who, thread = await _authorized(request, "release")
+    form = await body(request, ReleaseBody) if request.can_read_body else ReleaseBody()
+    with _conflicts():
+        back = await desk.release(
+            request.app[STORE].db,
+            thread.id,
+            who.id,
+            utcnow(),
+            note=form.note.strip() if form.note else None,
+            any_holder=acts_for_any_holder(who),
+        )
+    await _announce(request, "released", back, who.id, back.handover_note)
+    return reply(thread_out(who, back, utcnow()))
 
 
 async def rate(request: web.Request) -> web.Response:
@@ -672,8 +726,9 @@ ROUTES: list[Route] = [
         "POST",
         "/conversations/{id}/claim",
         claim,
-        "Claim a waiting thread (exclusive: 409 `conflict` names the officer who has it)",
-        "officer of its prison",
+        "Claim a waiting thread (exclusive: 409 `conflict` names the officer who has it;"
+        " 409 `off_duty` when I am not on duty)",
+        "officer of its prison, on duty",
         reply=ThreadOut,
         errors=_Life,
     ),
@@ -681,9 +736,10 @@ ROUTES: list[Route] = [
         "POST",
         "/conversations/{id}/transfer",
         transfer,
-        "Hand an active thread I hold to another officer of the prison, with a note for "
-        "staff (409 `conflict` if I do not hold it)",
-        "officer of its prison holding it",
+        "Hand an active thread I hold to another officer of the prison on duty, with a note"
+        " for staff (409 `conflict` if I do not hold it, `off_duty` if the colleague is not on"
+        " duty); the admin reassigns any open thread",
+        "officer of its prison holding it; admin",
         body=TransferBody,
         reply=ThreadOut,
         errors=(400, *_Life, 413),
@@ -692,10 +748,22 @@ ROUTES: list[Route] = [
         "POST",
         "/conversations/{id}/resolve",
         resolve,
-        "Resolve a waiting thread, or an active one I hold (409 `conflict` otherwise)",
-        "officer of its prison",
+        "Resolve a waiting thread, or an active one I hold (409 `conflict` otherwise, 409"
+        " `off_duty` when I am not on duty); the admin resolves any open thread",
+        "officer of its prison, on duty; admin",
         reply=ThreadOut,
         errors=_Life,
+    ),
+    Route(
+        "POST",
+        "/conversations/{id}/release",
+        release,
+        "Return an active thread to the queue (waiting, held by nobody) with an optional note"
+        " for staff; going off duty does this to every thread the officer holds",
+        "officer of its prison holding it; admin (whoever holds it)",
+        body=ReleaseBody,
+        reply=ThreadOut,
+        errors=(400, *_Life, 413),
     ),
     Route(
         "POST",

@@ -407,6 +407,11 @@ socket.on("conversation", async (event) => {
     if (!counted && !(event.conv === current && document.visibilityState === "visible")) unread.bump(event.conv);
     sound.chime();
   }
+  if (event.event === "released") {
+    // back in the queue (its holder went off duty, or let it go): a question for all of us
+    if (!socket.watching.has(event.conv)) socket.watch(event.conv);
+    if (event.by !== myId) sound.chime();
+  }
   if (event.event === "transferred" && event.officer === myId && event.by !== myId) {
     toast(t("console.chat.transferredToMe", { note: event.note || "" }));
     sound.chime();

@@ -194,8 +194,9 @@ export class Queue {
     );
     // the button exists before the timer: a question already past the target is marked
     // overdue by the timer's first tick, inside waitTimer itself
+    // an answered thread back in the queue (its holder went off duty) is not late: no timer
     const timer =
-      conv.state === "waiting" && conv.waiting_since
+      conv.state === "waiting" && conv.waiting_since && !conv.first_reply_at
         ? waitTimer(conv.waiting_since, {
             target: RESPONSE_TARGET_S,
             onOverdue: () => button.classList.add("overdue"),

@@ -45,6 +45,7 @@ export default {
   "error.not_authenticated": "Please sign in first.",
   "error.invalid_credentials": "Wrong login or password.",
   "error.forbidden": "You are not allowed to do this.",
+  "error.off_duty": "Go on duty first: an officer off duty does not take, resolve or receive conversations.",
   "error.forbidden_origin": "Requests from this origin are not allowed; use the site's own pages.",
   "error.not_found": "Not found, or you may not see it.",
   "error.method_not_allowed": "This action is not supported.",

@@ -48,6 +48,7 @@ export default {
   "error.not_authenticated": "请先登录。",
   "error.invalid_credentials": "账号或密码不正确。",
   "error.forbidden": "您没有权限进行此操作。",
+  "error.off_duty": "请先开始值班：未值班的干警不能认领、解决或接收会话。",
   "error.forbidden_origin": "请求来源不被允许，请从本站页面操作。",
   "error.not_found": "未找到相关内容，或您无权查看。",
   "error.method_not_allowed": "不支持此操作。",
