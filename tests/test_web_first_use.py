@@ -414,3 +414,35 @@ async def test_a_relative_cancels_a_visit_request_and_the_desk_sees_it_go(
     ):
         assert refused.status == 409 and (await refused.json())["error"]["code"] == "conflict"
     pages.assert_clean()
+
+
+async def test_a_link_request_needs_a_real_number_and_a_chosen_relationship(
+    pages: Pages, site: Site
+) -> None:
+    """Bugs: a link request for an inmate number the prison does not hold was accepted (to
+    wait for a person to reject it); the relationship silently defaulted to "spouse"."""
+    world = site.world
+    made = await context(pages, world.stranger, site)
+    page = await open_page(pages, made, "/app#/links", "app:links")
+    form = page.locator("#link-form")
+    relationship = form.locator("[name=relationship]")
+    await expect(relationship).to_have_value("")  # nothing chosen for the relative
+    await form.locator("[name=prison]").select_option("GM")
+    await form.locator("[name=inmate_number]").fill("GM-999")
+    await form.locator("button[type=submit]").click()
+    assert await relationship.evaluate("e => e.validity.valueMissing")  # not sent unchosen
+    await relationship.select_option("sibling")
+    pages.allowed.append("the server responded with a status of 400")  # Chromium logs it
+    await form.locator("button[type=submit]").click()
+    await expect(form.locator(".notice-error")).to_have_text(
+        "该监狱没有这个服刑人员编号，请核对监狱通知书上的编号。"
+    )
+    await expect(page.locator("#links li[data-link]")).to_have_count(0)  # nothing waits
+    await form.locator("[name=inmate_number]").fill("GM-002")
+    await form.locator("button[type=submit]").click()
+    item = page.locator("#links li[data-link]")
+    await expect(item).to_have_attribute("data-state", "pending")
+    await expect(item).to_contain_text("兄弟姐妹")
+    links = await api(site, "GET", "/links", world.stranger)
+    assert [x["relationship"] for x in links["links"]] == ["sibling"]
+    pages.assert_clean()
