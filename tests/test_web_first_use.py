@@ -446,3 +446,63 @@ async def test_a_link_request_needs_a_real_number_and_a_chosen_relationship(
     links = await api(site, "GET", "/links", world.stranger)
     assert [x["relationship"] for x in links["links"]] == ["sibling"]
     pages.assert_clean()
+
+
+async def test_a_complaints_answer_is_shown_and_its_conversation_is_a_link(
+    pages: Pages, site: Site
+) -> None:
+    """Bugs: a supervisor's answer to a complaint was hidden in a collapsed section; the
+    deadline still showed after the answer; a complaint's conversation was plain text, not a
+    link (in the app and in the monitor)."""
+    world = site.world
+    await converse(site, 1)
+    filed = await api(
+        site,
+        "POST",
+        "/complaints",
+        world.relative,
+        {
+            "prison_id": world.gaoming.id,
+            "category": "会见",
+            "body": "会见排队两个小时。",
+            "conversation_id": world.conv.id,
+        },
+    )
+    made = await context(pages, world.relative, site)
+    page = await open_page(pages, made, "/app#/complaints", "app:complaints")
+    item = page.locator(f'#complaints li[data-complaint="{filed["id"]}"]')
+    await expect(item.locator(".app-due")).to_be_visible()  # due: no answer yet
+    await expect(item.locator(".app-answer")).to_have_count(0)
+    answer = "已核实，下周起增加一个会见窗口。"
+    await api(
+        site,
+        "POST",
+        f"/complaints/{filed['id']}/transition",
+        world.supervisor,
+        {"state": "answered", "message": answer},
+    )
+    shown = item.locator(".app-answer")
+    await expect(shown).to_be_visible()  # live, without opening anything
+    await expect(shown.locator(".pre")).to_have_text(answer)
+    await expect(shown).to_contain_text("Wang Fang")
+    await expect(item).to_have_attribute("data-state", "answered")
+    await expect(item.locator(".app-due")).to_have_count(0)
+    await screenshot(page, "first-use-complaint-answer", full_page=False)
+    await item.locator("a.app-complaint-conv").click()
+    await expect(page).to_have_url(re.compile(rf"#/inmate/{world.conv.inmate_id}$"))
+    await expect(page.locator("#messages li.bubble")).to_have_count(1)
+
+    made = await context(pages, world.supervisor, site, size="desktop")
+    board = await open_page(pages, made, "/monitor", "monitor")
+    await expect(board.locator("body")).to_have_attribute("data-ready", "1")
+    await board.locator("#tab-complaints").click()
+    await board.locator(f'#complaints button.item[data-complaint="{filed["id"]}"]').click()
+    detail = board.locator("#complaint")
+    await expect(detail.locator(".complaint-body")).to_have_text("会见排队两个小时。")
+    await expect(detail.locator("dt", has_text="答复期限")).to_have_count(0)  # answered
+    link = detail.locator("button.complaint-conv")
+    await link.click()
+    await expect(board.locator("#panel-overview")).to_be_visible()
+    await expect(board.locator("body")).to_have_attribute("data-watching", str(world.conv.id))
+    await expect(board.locator("#watch-messages li.msg")).to_have_count(1)
+    pages.assert_clean()

@@ -255,6 +255,8 @@ export default {
   "complaints.reference": "Reference {reference}",
   "complaints.history": "History",
   "complaints.due": "Answer due by {date}",
+  "complaints.answer": "The supervisors' answer",
+  "complaints.conversation": "The conversation it is about",
   "links.title": "Family links",
   "links.intro": "Ask to be linked to an inmate; once an officer of the prison verifies it you can read the information and chat.",
   "links.prison": "Prison",

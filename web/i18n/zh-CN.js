@@ -256,6 +256,8 @@ export default {
   "complaints.none": "暂无投诉。",
   "complaints.filed": "投诉已提交，编号 {reference}。",
   "complaints.reference": "编号 {reference}",
+  "complaints.answer": "监督员的答复",
+  "complaints.conversation": "相关的对话",
   "complaints.history": "处理记录",
   "complaints.due": "答复期限：{date}",
   "links.title": "亲属关系",

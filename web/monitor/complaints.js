@@ -25,8 +25,9 @@ const NEXT = {
 };
 
 export class Complaints {
-  constructor({ socket, prisons, meId, onCount }) {
+  constructor({ socket, prisons, meId, onCount, onOpenConversation = () => {} }) {
     this.prisons = prisons; // id -> {name, code}
+    this.onOpenConversation = onOpenConversation; // watch it in the overview
     this.meId = meId;
     this.onCount = onCount;
     this.items = [];
@@ -126,8 +127,23 @@ export class Complaints {
       ["monitor.complaints.category", category(c.category)],
       ["monitor.complaints.complainant", `${c.complainant.name} (${t(`role.${c.complainant.role}`)})${c.on_behalf ? ` · ${t("monitor.complaints.onBehalf")}` : ""}`],
       ["monitor.complaints.filed", formatDateTime(c.created_at)],
-      ["monitor.complaints.deadline", formatDateTime(c.deadline)],
-      c.conversation_id ? ["monitor.complaints.conversation", t("monitor.conversation", { id: c.conversation_id })] : null,
+      // due only while no answer is given (it read as still due after the answer)
+      c.state === "answered" || c.state === "closed" ? null : ["monitor.complaints.deadline", formatDateTime(c.deadline)],
+      c.conversation_id
+        ? [
+            "monitor.complaints.conversation",
+            h(
+              "button",
+              {
+                type: "button",
+                class: "link-button complaint-conv",
+                data: { conv: c.conversation_id },
+                on: { click: () => this.onOpenConversation(c.conversation_id) },
+              },
+              t("monitor.conversation", { id: c.conversation_id }),
+            ),
+          ]
+        : null,
     ].filter(Boolean);
     const history = h(
       "ol",

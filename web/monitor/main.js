@@ -32,6 +32,10 @@ const complaints = new Complaints({
   socket,
   prisons,
   meId: me.user.id,
+  onOpenConversation: (conv) => {
+    board.select("tab-overview");
+    overview.watch(conv);
+  },
   onCount: (n) => {
     $("#count-complaints").textContent = n ? String(n) : "";
   },
