@@ -506,3 +506,39 @@ async def test_a_complaints_answer_is_shown_and_its_conversation_is_a_link(
     await expect(board.locator("body")).to_have_attribute("data-watching", str(world.conv.id))
     await expect(board.locator("#watch-messages li.msg")).to_have_count(1)
     pages.assert_clean()
+
+
+async def test_a_hand_over_with_nobody_on_duty_says_so_and_slash_says_there_are_none(
+    pages: Pages, site: Site
+) -> None:
+    """Bugs: transfer with no colleague on duty showed an empty list with no explanation;
+    "/" promised canned replies that did not exist. Now the form says nobody is on duty and
+    offers to return the thread to the queue with the note; "/" says where replies are made."""
+    world = site.world
+    await converse(site, 1)
+    page = await console(pages, site, world.officer)
+    await page.locator("#duty-toggle").check()
+    await expect(page.locator("#duty")).to_have_class(re.compile(r"\bon\b"))
+    await page.locator(f'#queue button.item[data-conv="{world.conv.id}"]').click()
+    await page.locator("#act-claim").click()
+    await expect(page.locator("#act-transfer")).to_be_enabled()
+    await page.locator("#act-transfer").click()
+    none = page.locator("#transfer-none")
+    await expect(none).to_be_visible()
+    await expect(none).to_contain_text("现在没有其他干警值班")
+    await expect(page.locator("#transfer-to")).to_be_disabled()
+    await expect(page.locator("#transfer-form button[type=submit]")).to_be_disabled()
+    await page.locator("#transfer-note").fill("家属问会见，规则已发，待确认日期")
+    await page.locator("#transfer-release").click()
+    await expect(page.locator("#chat-notice")).to_have_text("已退回队列。")
+    thread = await api(site, "GET", f"/conversations/{world.conv.id}", world.officer)
+    assert (thread["state"], thread["assigned_officer"]) == ("waiting", None)
+    assert thread["handover_note"] == "家属问会见，规则已发，待确认日期"
+    await expect(page.locator("#chat-sub")).to_contain_text("家属问会见")
+
+    await page.locator("#compose").press_sequentially("/")
+    hint = page.locator("#canned li.canned-none")
+    await expect(hint).to_have_text("还没有常用语：请在“常用语”标签页添加。")
+    await page.locator("#compose").press("Escape")
+    await expect(hint).to_have_count(0)
+    pages.assert_clean()

@@ -137,7 +137,7 @@ function renderHead() {
   if (!conv) return;
   chatTitle.textContent = t("console.chat.title", { relative: conv.relative_name, inmate: conv.inmate_name });
   const parts = [h("span", { class: ["state-badge", conv.state], data: { state: conv.state } }, t(`convState.${conv.state}`))];
-  if (conv.state === "waiting" && conv.waiting_since) {
+  if (conv.state === "waiting" && conv.waiting_since && !conv.first_reply_at) {
     parts.push(" ", t("console.chat.waiting"), " ", waitTimer(conv.waiting_since, { target: RESPONSE_TARGET_S }));
   }
   if (conv.state === "active") {
@@ -146,7 +146,7 @@ function renderHead() {
       : t("console.queue.heldBy", { name: conv.assigned_officer_name || officerName(conv.assigned_officer_id) || `#${conv.assigned_officer_id}` });
     parts.push(" · ", holder);
   }
-  if (conv.handover_note && conv.state === "active") {
+  if (conv.handover_note && (conv.state === "active" || conv.state === "waiting")) {
     parts.push(h("span", { class: "handover" }, " · ", t("console.chat.handover", { note: conv.handover_note })));
   }
   clear(chatSub).append(...parts);
@@ -284,6 +284,11 @@ function fillTransferTargets() {
     if (id !== myId) transferTo.append(h("option", { value: id }, name));
   }
   transferTo.value = chosen;
+  // nobody to hand it to: say so (the list was just empty), and offer the queue instead
+  const nobody = transferTo.options.length <= 1;
+  show($("#transfer-none"), nobody);
+  transferTo.disabled = nobody;
+  transferForm.querySelector("button[type=submit]").disabled = nobody;
 }
 
 function hideTransfer() {
@@ -307,6 +312,15 @@ transferButton.addEventListener("click", async () => {
   show(transferForm, true);
   transferButton.setAttribute("aria-expanded", "true");
   transferTo.focus();
+});
+$("#transfer-release").addEventListener("click", async () => {
+  const note = $("#transfer-note").value.trim();
+  if (await lifeCycle($("#transfer-release"), "release", note ? { note } : {})) {
+    transferForm.reset();
+    hideTransfer();
+    say("console.chat.released", {}, true);
+  }
+  $("#transfer-release").disabled = false;
 });
 $("#transfer-cancel").addEventListener("click", () => {
   hideTransfer();
