@@ -304,7 +304,8 @@ async def test_rating_visits_announcements_and_the_card_arrive_live(
     # a visit request, decided by the officer, changes state live
     await page.locator("a[href$='/visits']").first.click()
     form = page.locator("#visit-form")
-    await form.locator("[name=slot_start]").fill("2030-03-05T09:30")
+    await form.locator("[name=day]").select_option(index=1)  # the first day offered
+    await form.locator("[name=time]").select_option("09:30")
     await form.locator("[name=visitor_names]").fill("Chen Mei, Chen Hua")
     await form.locator("button[type=submit]").click()
     item = page.locator("#visits li[data-visit]")

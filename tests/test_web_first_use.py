@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date, datetime
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import aiohttp
 from playwright.async_api import BrowserContext, Page, ViewportSize, expect
@@ -541,4 +543,58 @@ async def test_a_hand_over_with_nobody_on_duty_says_so_and_slash_says_there_are_
     await expect(hint).to_have_text("还没有常用语：请在“常用语”标签页添加。")
     await page.locator("#compose").press("Escape")
     await expect(hint).to_have_count(0)
+    pages.assert_clean()
+
+
+async def test_the_visit_form_offers_only_what_the_rules_allow(pages: Pages, site: Site) -> None:
+    """Bug: the visit form was a free date-time picker that allowed 20 visitors against rules
+    of Tue/Thu/Sat, set hours and at most 3 people: four refusals in a row before one went
+    through. The form offers the rules' days and hours and at most their visitors, and the
+    first thing a relative picks goes through."""
+    world = site.world
+    rules = {
+        "days": [2, 4, 6],
+        "hours": [{"start": "09:00", "end": "11:30"}, {"start": "14:00", "end": "16:30"}],
+        "max_visitors": 3,
+    }
+    await api(site, "PUT", f"/prisons/{world.gaoming.id}/visit-rules", world.officer, rules)
+    made = await context(pages, world.relative, site)
+    page = await open_page(pages, made, f"/app#/inmate/{world.conv.inmate_id}/visits", "visits")
+    form = page.locator("#visit-form")
+    assert await form.locator("input[type=datetime-local]").count() == 0
+    days = form.locator("[name=day] option:not([value=''])")
+    await expect(days).not_to_have_count(0)
+    offered = [await o.get_attribute("value") or "" for o in await days.all()]
+    weekdays = {date.fromisoformat(d).isoweekday() for d in offered}
+    assert weekdays <= {2, 4, 6} and len(offered) >= 11, offered  # four weeks of them
+    times = await form.locator("[name=time] option:not([value=''])").all_text_contents()
+    assert times == [
+        "09:00",
+        "09:30",
+        "10:00",
+        "10:30",
+        "11:00",
+        "14:00",
+        "14:30",
+        "15:00",
+        "15:30",
+        "16:00",
+    ]
+    visitors = form.locator("[name=visitors]")
+    await expect(visitors).to_have_attribute("max", "3")
+    await visitors.fill("20")
+    await form.locator("[name=day]").select_option(offered[0])
+    await form.locator("[name=time]").select_option("14:30")
+    await form.locator("button[type=submit]").click()
+    assert await visitors.evaluate("e => e.validity.rangeOverflow")  # not sent: over 3
+    await visitors.fill("3")
+    await form.locator("button[type=submit]").click()
+    await expect(form.locator(".notice-ok")).to_have_text("会见申请已提交。")  # first try
+    item = page.locator("#visits li[data-visit]")
+    await expect(item).to_have_attribute("data-state", "pending")
+    [stored] = (await api(site, "GET", "/visits", world.relative))["visits"]
+    local = datetime.fromisoformat(stored["slot_start"]).astimezone(ZoneInfo("Asia/Shanghai"))
+    assert local.isoformat() == f"{offered[0]}T14:30:00+08:00"
+    assert stored["visitors"] == 3
+    await screenshot(page, "first-use-visit-form", full_page=True)
     pages.assert_clean()
