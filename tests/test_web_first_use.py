@@ -598,3 +598,36 @@ async def test_the_visit_form_offers_only_what_the_rules_allow(pages: Pages, sit
     assert stored["visitors"] == 3
     await screenshot(page, "first-use-visit-form", full_page=True)
     pages.assert_clean()
+
+
+async def test_a_fact_card_is_shown_in_the_readers_language(pages: Pages, site: Site) -> None:
+    """Bug: a fact card inserted into the chat was one bubble holding the sentence in both
+    languages. It is stored structured; the Chinese reader sees the Chinese sentence only,
+    the English reader (and the officer who switches) the English one only."""
+    world = site.world
+    await converse(site, 1)
+    deposit = {"movement": {"kind": "deposit", "amount_fen": 31250, "note": "家属汇款"}}
+    await api(site, "PATCH", f"/inmates/{world.conv.inmate_id}", world.officer, deposit)
+    await api(
+        site, "POST", f"/conversations/{world.conv.id}/facts", world.officer, {"field": "balance"}
+    )
+    history = await api(site, "GET", f"/conversations/{world.conv.id}/messages", world.relative)
+    [stored] = [m for m in history["messages"] if m["kind"] == "system"]
+    assert json.loads(stored["body"])["values"] == {"balance_fen": 31250}
+
+    for english, expected, absent in (
+        (False, "零用钱余额 312.50 元", "Pocket-money"),
+        (True, "Pocket-money balance 312.50 yuan", "零用钱"),
+    ):
+        made = await context(pages, world.relative, site, english=english)
+        page = await open_page(pages, made, f"/app#/inmate/{world.conv.inmate_id}", "app")
+        fact = page.locator("#messages li.bubble.system .body")
+        await expect(fact).to_contain_text(expected)
+        assert absent not in (await fact.inner_text()), english
+    officer = await console(pages, site, world.officer)
+    await officer.locator(f'#queue button.item[data-conv="{world.conv.id}"]').click()
+    card = officer.locator("#messages li.kind-system .bubble")
+    await expect(card).to_have_text(re.compile(r"^零用钱余额 312\.50 元（截至 .*狱政信息记录）$"))
+    await officer.locator("select.locale-switch").select_option("en")
+    await expect(card).to_have_text(re.compile(r"^Pocket-money balance 312\.50 yuan as of .*\)$"))
+    pages.assert_clean()

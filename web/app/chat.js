@@ -8,6 +8,7 @@ import { clear, h, replace } from "/static/lib/dom.js";
 import { errorText, formatDateTime, formatTime, t } from "/static/lib/i18n.js";
 import { notice, tx } from "/static/lib/ui.js";
 import { api, ApiError } from "/static/lib/api.js";
+import { shownBody } from "/static/lib/facts.js";
 import { badge, inmateHead, inmateTabs, view } from "/static/app/view.js";
 
 /** Set a text only when it differs (a live region would otherwise hear it again). */
@@ -76,7 +77,7 @@ export function chatView(ctx, inmateId) {
     const kind = message ? message.kind : "text";
     let li = elements.get(key);
     if (!li) {
-      const body = message ? message.body : entry.body;
+      const body = message ? shownBody(message.kind, message.body) : entry.body;
       const sender = own ? null : kind === "system" ? t("chat.system") : message.sender.name;
       li = h(
         "li",
