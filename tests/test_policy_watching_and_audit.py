@@ -165,6 +165,8 @@ HTTP_EXPECTED: dict[str, tuple[int, ...]] = {
     # anonymous relative stranger officer off_oth supervisor sup_other admin
     "GET /audit": (401, 403, 403, 403, 403, 200, 200, 200),
     "GET /audit?prison=GM": (401, 403, 403, 403, 403, 200, 403, 200),
+    "GET /audit/actors": (401, 403, 403, 403, 403, 200, 200, 200),  # whoever reads the trail
+    "GET /audit/actors?prison=GM": (401, 403, 403, 403, 403, 200, 403, 200),
     "GET /overview?prison=GM": (401, 403, 403, 403, 403, 200, 403, 200),
     "GET /overview?prison=SS": (401, 403, 403, 403, 403, 403, 200, 200),
 }
@@ -175,6 +177,8 @@ async def test_the_http_matrix(site: Site) -> None:
     requests: dict[str, tuple[str, dict[str, Any]]] = {
         "GET /audit": ("/audit", {}),
         "GET /audit?prison=GM": ("/audit", {"prison": gm}),
+        "GET /audit/actors": ("/audit/actors", {}),
+        "GET /audit/actors?prison=GM": ("/audit/actors", {"prison": gm}),
         "GET /overview?prison=GM": ("/overview", {"prison": gm}),
         "GET /overview?prison=SS": ("/overview", {"prison": ss}),
     }

@@ -498,6 +498,8 @@ async def test_a_complaints_answer_is_shown_and_its_conversation_is_a_link(
     board = await open_page(pages, made, "/monitor", "monitor")
     await expect(board.locator("body")).to_have_attribute("data-ready", "1")
     await board.locator("#tab-complaints").click()
+    # the state filter offers the states (its options were written as "[object ...]" text)
+    await expect(board.locator("#complaint-state option")).to_have_count(6)
     await board.locator(f'#complaints button.item[data-complaint="{filed["id"]}"]').click()
     detail = board.locator("#complaint")
     await expect(detail.locator(".complaint-body")).to_have_text("会见排队两个小时。")
@@ -630,4 +632,55 @@ async def test_a_fact_card_is_shown_in_the_readers_language(pages: Pages, site: 
     await expect(card).to_have_text(re.compile(r"^零用钱余额 312\.50 元（截至 .*狱政信息记录）$"))
     await officer.locator("select.locale-switch").select_option("en")
     await expect(card).to_have_text(re.compile(r"^Pocket-money balance 312\.50 yuan as of .*\)$"))
+    pages.assert_clean()
+
+
+async def test_the_audit_trail_speaks_the_supervisors_language(pages: Pages, site: Site) -> None:
+    """Bug: the audit trail showed supervisors raw keys and values (``complaint.answered``,
+    ``balance_fen: 50000``, ISO timestamps with microseconds, a JSON blob), and its actor
+    filter was a numeric id. Actions are labelled, values are money, local times and state
+    names, and the person is chosen by name."""
+    world = site.world
+    deposit = {"movement": {"kind": "deposit", "amount_fen": 50000, "note": "家属汇款"}}
+    await api(site, "PATCH", f"/inmates/{world.conv.inmate_id}", world.officer, deposit)
+    filed = await api(
+        site,
+        "POST",
+        "/complaints",
+        world.relative,
+        {"prison_id": world.gaoming.id, "category": "会见", "body": "排队太久"},
+    )
+    await api(
+        site,
+        "POST",
+        f"/complaints/{filed['id']}/transition",
+        world.supervisor,
+        {"state": "answered", "message": "已增加窗口。"},
+    )
+    made = await context(pages, world.supervisor, site, size="desktop")
+    board = await open_page(pages, made, "/monitor", "monitor")
+    await expect(board.locator("body")).to_have_attribute("data-ready", "1")
+    await board.locator("#tab-audit").click()
+    table = board.locator("#audit-table tbody")
+    answered = table.locator("tr[data-action='complaint.answered']")
+    await expect(answered).to_have_count(1)
+    await expect(answered.locator(".action")).to_have_text("答复投诉")
+    updated = table.locator("tr[data-action='inmate.updated']")
+    await expect(updated.locator("td.values").last).to_contain_text("余额: 500.00 元")
+    text = await table.inner_text()
+    for raw in ("complaint.answered", "balance_fen", "amount_fen", "{", '"', "T0", "Z;"):
+        assert raw not in text, (raw, text)
+    assert re.search(r"\d{2}:\d{2}:\d{2}\.\d", text) is None  # no microseconds anywhere
+
+    actor = board.locator("#audit-actor")
+    await expect(actor.locator("option", has_text="Officer Li")).to_have_count(1)
+    await actor.select_option(label="Officer Li (干警)")
+    await board.locator('#audit-form button[type="submit"]').click()
+    await expect(table.locator("tr[data-action='complaint.answered']")).to_have_count(0)
+    await expect(table.locator("tr[data-action='inmate.updated']")).to_have_count(1)
+    await board.locator("select.locale-switch").select_option("en")
+    await expect(table.locator("tr[data-action='inmate.updated'] .action")).to_have_text(
+        "Updated inmate information"
+    )
+    await screenshot(board, "first-use-audit", full_page=False)
     pages.assert_clean()

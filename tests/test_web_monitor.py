@@ -117,7 +117,7 @@ async def test_a_supervisor_watches_a_conversation_live_and_cannot_type(
 
     # ... and the audit trail shows the supervisor opening it (history and watch)
     await board.locator("#tab-audit").click()
-    await board.locator('#audit-form input[name="action"]').fill("conversation.opened")
+    await board.locator('#audit-form select[name="action"]').select_option("conversation.opened")
     await board.locator('#audit-form button[type="submit"]').click()
     rows = board.locator("#audit-table tbody tr[data-action='conversation.opened']")
     await expect(rows).to_have_count(2)

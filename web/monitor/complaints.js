@@ -5,7 +5,7 @@
 // `complaint` events (on the supervisor's own user topic) refresh the list and the detail.
 
 import { api } from "/static/lib/api.js";
-import { h, clear, show } from "/static/lib/dom.js";
+import { h, clear, replace, show } from "/static/lib/dom.js";
 import { t, tOr, errorText, formatDate, formatDateTime, onLocaleChange } from "/static/lib/i18n.js";
 import { toast } from "/static/console/staff.js";
 
@@ -52,7 +52,8 @@ export class Complaints {
 
   fillStates() {
     const chosen = this.stateSelect.value;
-    clear(this.stateSelect).append(
+    replace(
+      this.stateSelect, // dom.js's replace: the native append would write an array as text
       h("option", { value: "" }, t("monitor.complaints.anyState")),
       STATES.map((s) => h("option", { value: s }, t(`monitor.cstate.${s}`))),
     );
