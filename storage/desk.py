@@ -102,6 +102,7 @@ class OffDuty(Exception):
 class DutyChange(msgspec.Struct, frozen=True):
     changed: bool  # a flag changed
     released: list[Thread]  # threads the officer held, back in the queue (going off duty)
+    handed: list[Thread] = []  # threads the officer held, handed to the colleague it chose
 
 
 # threads
@@ -596,18 +597,36 @@ async def set_duty(
 
 
 async def change_duty(
-    db: Database, officer_id: int, prison_ids: Sequence[int], on_duty: bool, now: datetime
+    db: Database,
+    officer_id: int,
+    prison_ids: Sequence[int],
+    on_duty: bool,
+    now: datetime,
+    *,
+    hand_to: int | None = None,
+    note: str | None = None,
 ) -> DutyChange:
     """Record the officer's duty flag for its prisons (audited ``duty.changed`` per prison
-    whose flag changed). Going off duty also returns every thread it holds in those prisons
-    to the queue (``conversation.released`` via ``off_duty``), in the same transaction: a
-    thread held by an officer who left was stuck (active, its new questions in no queue, its
-    colleagues refused)."""
+    whose flag changed). Going off duty also hands every thread it holds in those prisons on,
+    in the same transaction: to the colleague ``hand_to`` (audited ``conversation.transferred``
+    with ``note``, via ``off_duty``), or else back to the queue with ``note``
+    (``conversation.released`` via ``off_duty``): a thread held by an officer who left was
+    stuck (active, its new questions in no queue, its colleagues refused). ``NotAnOfficer``
+    when ``hand_to`` is not another officer of a thread's prison, ``OffDuty`` when it is not
+    on duty there: then nothing changes at all."""
     changed = False
     released: list[Thread] = []
+    handed: list[Thread] = []
     async with db.write() as sql:
-        # one change of an officer's flags at a time (its flags may not have rows yet)
-        await sql.execute("SELECT id FROM users WHERE id = $1" + for_update(db), officer_id)
+        # one change of an officer's flags at a time (its flags may not have rows yet); with a
+        # colleague, both rows, in id order (two officers handing to each other never deadlock)
+        people = {officer_id}
+        if hand_to is not None and not on_duty:
+            people.add(hand_to)
+        await sql.execute(
+            f"SELECT id FROM users WHERE id IN {ids_in(sorted(people))} ORDER BY id"
+            + for_update(db)
+        )
         for prison_id in sorted(set(prison_ids)):
             was = await sql.fetchval(
                 "SELECT on_duty FROM duty WHERE user_id = $1 AND prison_id = $2",
@@ -647,9 +666,55 @@ async def change_duty(
                 officer_id,
             )
             for row in held:
-                await _release(sql, row, row["id"], officer_id, now, "off_duty", None)
-                released.append(await _read_thread(sql, row["id"]))
-    return DutyChange(changed, released)
+                if hand_to is None:
+                    await _release(sql, row, row["id"], officer_id, now, "off_duty", note)
+                    released.append(await _read_thread(sql, row["id"]))
+                    continue
+                await _hand_over(sql, row, officer_id, hand_to, note, now)
+                handed.append(await _read_thread(sql, row["id"]))
+    return DutyChange(changed, released, handed)
+
+
+async def _hand_over(
+    sql: Sql, row: Row, officer_id: int, to: int, note: str | None, now: datetime
+) -> None:
+    """One held thread to the colleague ``to`` (locked by the caller), going off duty."""
+    prison_id = row["prison_id"]
+    target = await sql.fetchval(
+        "SELECT u.id FROM users u JOIN user_prisons p ON p.user_id = u.id"
+        " WHERE u.id = $1 AND u.role = 'officer' AND p.prison_id = $2 AND u.disabled = $3",
+        to,
+        prison_id,
+        False,
+    )
+    if target is None or to == officer_id:
+        raise NotAnOfficer(f"user {to} is not another officer of this prison")
+    on = await sql.fetchval(
+        "SELECT on_duty FROM duty WHERE user_id = $1 AND prison_id = $2", to, prison_id
+    )
+    if not on:
+        raise OffDuty(to, target=True)
+    await sql.execute(
+        "UPDATE conversations SET assigned_officer_id = $2, handover_note = $3, updated_at = $4"
+        " WHERE id = $1",
+        row["id"],
+        to,
+        note,
+        now,
+    )
+    after: dict[str, Any] = {"state": "active", "officer_id": to, "cycle": row["cycle"]}
+    after |= {"note": note, "via": "off_duty"} if note else {"via": "off_duty"}
+    await _audit(
+        sql,
+        now,
+        officer_id,
+        "conversation.transferred",
+        "conversation",
+        row["id"],
+        prison_id,
+        {"state": "active", "officer_id": officer_id, "cycle": row["cycle"]},
+        after,
+    )
 
 
 # canned replies

@@ -150,3 +150,54 @@ async def test_the_admin_unsticks_a_thread_whoever_holds_it(site: Site) -> None:
         "conversation.resolved",
         "conversation.transferred",
     ]
+
+
+async def test_going_off_duty_hands_held_threads_to_a_chosen_colleague_with_a_note(
+    site: Site,  # noqa: F811
+) -> None:
+    """Hand-over (issue 16): going off duty hands every thread I hold to a colleague on duty,
+    with a note, in one change; a colleague off duty (or of another prison) refuses the whole
+    change, and I stay on duty holding them. Without a colleague, the note goes to the queue."""
+    w = site.world
+    colleague = w.extra_officers[0]
+    await duty(site, w.officer, True)
+    await ask(site, "请问会见要带什么？")
+    status, _ = await site.call("POST", f"/conversations/{w.conv.id}/claim", w.officer)
+    assert status == 200
+    handover = {"on_duty": False, "hand_to": colleague.id, "note": "已告知规则，待家属回复日期"}
+    status, refused = await site.call("PUT", "/duty", w.officer, handover)
+    assert (status, refused["error"]["code"]) == (409, "off_duty")  # the colleague is off
+    status, got = await site.call("GET", "/duty", w.officer)
+    assert got["on_duty"] is True  # nothing changed
+    assert (await thread_of(site, w.officer))["assigned_officer"]["id"] == w.officer.id
+    status, refused = await site.call(
+        "PUT", "/duty", w.officer, {**handover, "hand_to": w.other_officer.id}
+    )
+    assert (status, refused["error"]["field"]) == (400, "hand_to")  # not of this prison
+
+    await duty(site, colleague, True)
+    async with Reader(client(site.ws, w.token(colleague))) as other:
+        await other.client.watch(w.conv.id)
+        status, _ = await site.call("PUT", "/duty", w.officer, handover)
+        assert status == 200
+        await other.until(lambda: any(e.event == "transferred" for e in events(other)))
+        [moved] = [e for e in events(other) if e.event == "transferred"]
+        assert (moved.officer, moved.by, moved.note) == (
+            colleague.id,
+            w.officer.id,
+            "已告知规则，待家属回复日期",
+        )
+    mine = await thread_of(site, colleague)
+    assert (mine["state"], mine["assigned_officer"]["id"]) == ("active", colleague.id)
+    assert mine["handover_note"] == "已告知规则，待家属回复日期"
+
+    # the colleague leaves with no one to hand to: the thread and the note go to the queue
+    await duty(site, w.officer, True)
+    status, _ = await site.call("PUT", "/duty", colleague, {"on_duty": False, "note": "请跟进"})
+    assert status == 200
+    back = await thread_of(site, w.officer)
+    assert (back["state"], back["assigned_officer"], back["handover_note"]) == (
+        "waiting",
+        None,
+        "请跟进",
+    )

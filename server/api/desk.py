@@ -103,6 +103,10 @@ OPEN: tuple[ConversationState, ...] = ("waiting", "active")
 
 class DutyBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     on_duty: bool
+    # going off duty: the colleague (on duty) to hand the threads I hold to, else the queue;
+    # and a hand-over note for whoever takes them (staff only)
+    hand_to: Id | None = None
+    note: Note | None = None
 
 
 class ThreadsQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -393,12 +397,27 @@ async def get_duty(request: web.Request) -> web.Response:
 async def put_duty(request: web.Request) -> web.Response:
     who = check_duty(await principal(request))
     wanted = await body(request, DutyBody)
-    change = await desk.change_duty(
-        request.app[STORE].db, who.id, who.user.prison_ids, wanted.on_duty, utcnow()
-    )
+    if wanted.on_duty and (wanted.hand_to is not None or wanted.note is not None):
+        raise invalid("hand_to", "hand_to and note go with going off duty")
+    note = wanted.note.strip() if wanted.note else None
+    try:
+        with _conflicts():
+            change = await desk.change_duty(
+                request.app[STORE].db,
+                who.id,
+                who.user.prison_ids,
+                wanted.on_duty,
+                utcnow(),
+                hand_to=wanted.hand_to,
+                note=note,
+            )
+    except desk.NotAnOfficer:
+        raise invalid("hand_to", "not another officer of this prison") from None
     request.app[GATEWAY].duty_changed(who.id)  # every process, even unchanged
     for thread in change.released:  # back in the queue: told like any release
-        await _announce(request, "released", thread, who.id)
+        await _announce(request, "released", thread, who.id, note)
+    for thread in change.handed:
+        await _announce(request, "transferred", thread, who.id, note)
     return reply(DutySet(wanted.on_duty, change.changed))
 
 
@@ -662,11 +681,13 @@ ROUTES: list[Route] = [
         "PUT",
         "/duty",
         put_duty,
-        "Go on or off duty (audited); counted on duty while a socket is open",
+        "Go on or off duty (audited); counted on duty while a socket is open. Going off duty"
+        " hands every thread I hold to hand_to (an officer on duty; 409 off_duty otherwise) or"
+        " back to the queue, with the note",
         "officer",
         body=DutyBody,
         reply=DutySet,
-        errors=(400, 401, 403, 413),
+        errors=(400, 401, 403, 409, 413),
     ),
     Route(
         "GET",
