@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 from playwright.async_api import BrowserContext, Page, ViewportSize, expect
 
+from server import sessions
 from storage.base import User
 from tests.browser import (  # noqa: F401 (fixtures)
     Pages,
@@ -683,4 +684,39 @@ async def test_the_audit_trail_speaks_the_supervisors_language(pages: Pages, sit
         "Updated inmate information"
     )
     await screenshot(board, "first-use-audit", full_page=False)
+    pages.assert_clean()
+
+
+async def test_going_off_duty_in_the_console_hands_held_threads_to_a_colleague(
+    pages: Pages, site: Site
+) -> None:
+    """Hand-over (issue 16): an officer who goes off duty while holding a conversation is
+    asked to whom it goes (a colleague on duty, or the queue) and with what note; the
+    colleague is told at once and holds it."""
+    world = site.world
+    wu = await site.store.add_user("officer", "officer.wu", "Officer Wu", "x", [world.gaoming.id])
+    world.tokens[wu.login] = await sessions.issue(site.store, wu, days=1)
+    await converse(site, 1)
+    li = await console(pages, site, world.officer)
+    other = await console(pages, site, wu)
+    for page in (li, other):
+        await page.locator("#duty-toggle").check()
+        await expect(page.locator("#duty")).to_have_class(re.compile(r"\bon\b"))
+    await li.locator(f'#queue button.item[data-conv="{world.conv.id}"]').click()
+    await li.locator("#act-claim").click()
+    await expect(li.locator("#chat-sub")).to_contain_text("由我处理")
+    await li.locator("#duty-toggle").click()  # stays checked until the hand-over is chosen
+    form = li.locator("#offduty")
+    await expect(form).to_be_visible()
+    await expect(li.locator("#offduty-held")).to_have_text("您正在处理 1 个会话，下班前请交给谁？")
+    await expect(li.locator("#duty")).to_have_class(re.compile(r"\bon\b"))  # not yet off
+    await li.locator("#offduty-to").select_option(label="Officer Wu")
+    await li.locator("#offduty-note").fill("家属在等会见日期")
+    await form.locator("button[type=submit]").click()
+    await expect(form).to_be_hidden()
+    await expect(li.locator("#duty")).not_to_have_class(re.compile(r"\bon\b"))
+    await expect(other.locator("#toast")).to_contain_text("家属在等会见日期")
+    thread = await api(site, "GET", f"/conversations/{world.conv.id}", wu)
+    assert thread["assigned_officer"]["id"] == wu.id
+    assert thread["handover_note"] == "家属在等会见日期"
     pages.assert_clean()

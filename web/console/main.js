@@ -97,19 +97,75 @@ async function loadDuty() {
   }
 }
 
-dutyToggle.addEventListener("change", async () => {
-  const wanted = dutyToggle.checked;
+async function putDuty(wanted, handOver = {}) {
   dutyToggle.disabled = true;
   try {
-    await api.put("/duty", { on_duty: wanted });
+    await api.put("/duty", { on_duty: wanted, ...handOver });
     showDuty(wanted);
     toast(t(wanted ? "console.duty.nowOn" : "console.duty.nowOff"));
+    return true;
   } catch (err) {
     showDuty(!wanted);
     toastError(err);
+    return false;
   } finally {
     dutyToggle.disabled = false;
   }
+}
+
+// Going off duty while holding conversations: first say to whom they go (a colleague on
+// duty, or back to the queue) and with what note; the server moves them all at once.
+const offDuty = $("#offduty");
+const offDutyTo = $("#offduty-to");
+
+function heldByMe() {
+  return [...queue.threads.values()].filter((c) => c.state === "active" && c.assigned_officer_id === myId);
+}
+
+async function askHandOver(held) {
+  i18nText($("#offduty-held"), "console.offduty.held", { n: held.length });
+  try {
+    const got = await api.get("/duty"); // who is on duty now, names included
+    for (const prison of got.prisons || []) dutyOf(prison.prison_id, prison.officers);
+  } catch {
+    // the names from presence events are enough
+  }
+  const colleagues = new Map();
+  for (const names of onDuty.values()) for (const [id, name] of names) if (id !== myId) colleagues.set(id, name);
+  clear(offDutyTo);
+  offDutyTo.append(h("option", { value: "" }, t("console.offduty.queue")));
+  for (const [id, name] of [...colleagues.entries()].sort((a, b) => a[1].localeCompare(b[1]))) {
+    offDutyTo.append(h("option", { value: id }, name));
+  }
+  show(offDuty, true);
+  offDutyTo.focus();
+}
+
+dutyToggle.addEventListener("change", async () => {
+  const wanted = dutyToggle.checked;
+  const held = wanted ? [] : heldByMe();
+  if (held.length) {
+    showDuty(true); // still on duty until the hand-over is chosen
+    await askHandOver(held);
+    return;
+  }
+  await putDuty(wanted);
+});
+
+offDuty.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const to = Number(offDutyTo.value);
+  const note = $("#offduty-note").value.trim();
+  const handOver = { ...(to ? { hand_to: to } : {}), ...(note ? { note } : {}) };
+  if (await putDuty(false, handOver)) {
+    offDuty.reset();
+    show(offDuty, false);
+  }
+});
+$("#offduty-stay").addEventListener("click", () => {
+  offDuty.reset();
+  show(offDuty, false);
+  dutyToggle.focus();
 });
 
 socket.on("presence", (presence) => {
