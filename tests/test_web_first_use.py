@@ -720,3 +720,54 @@ async def test_going_off_duty_in_the_console_hands_held_threads_to_a_colleague(
     assert thread["assigned_officer"]["id"] == wu.id
     assert thread["handover_note"] == "家属在等会见日期"
     pages.assert_clean()
+
+
+# Desktop notifications as the page makes them (headless Chromium shows none): recorded.
+_NOTIFICATIONS = """
+window.__notified = [];
+window.Notification = class {
+  constructor(title, options) { window.__notified.push([title, (options || {}).body || ""]); }
+  static get permission() { return "granted"; }
+  static requestPermission() { return Promise.resolve("granted"); }
+};
+"""
+
+
+async def test_a_question_past_the_target_alerts_the_desk_and_the_monitor_once(
+    pages: Pages, site: Site
+) -> None:
+    """Routing (issue 16): a question waiting past the response target alerts the console
+    (desktop notification and sound) and the supervisor's monitor, once per question, however
+    often the queue is redrawn."""
+    world = site.world
+    await converse(site, 1)
+    async with site.store.db.write() as sql:
+        for table, key in (("conversations", "id"), ("conversation_cycles", "conversation_id")):
+            await sql.execute(
+                f"UPDATE {table} SET wait_started_at = wait_started_at - interval '10 minutes'"
+                f" WHERE {key} = $1",
+                world.conv.id,
+            )
+    made = await context(pages, world.officer, site, size="desktop")
+    await made.add_init_script(_NOTIFICATIONS)
+    desk = await open_page(pages, made, "/console", "console")
+    await expect(desk.locator("body")).to_have_attribute("data-ready", "1")
+    await expect(desk.locator("body")).to_have_attribute("data-late-alerts", "1")
+    await api(  # the queue redrawn: no second alert for the same question
+        site,
+        "POST",
+        f"/conversations/{world.conv_b.id}/messages",
+        world.relative_b,
+        {"body": "在吗"},
+    )
+    await expect(desk.locator(f'#queue button.item[data-conv="{world.conv_b.id}"]')).to_be_visible()
+    notified = await desk.evaluate("() => window.__notified")
+    assert notified == [["有咨询超过响应时限", "Chen Mei 关于 Chen Jian 的咨询仍在等待答复"]]
+    assert await desk.locator("body").get_attribute("data-late-alerts") == "1"
+
+    made = await context(pages, world.supervisor, site, size="desktop")
+    await made.add_init_script(_NOTIFICATIONS)
+    board = await open_page(pages, made, "/monitor", "monitor")
+    await expect(board.locator("body")).to_have_attribute("data-late-alerts", "1")
+    assert (await board.evaluate("() => window.__notified"))[0][0] == "有咨询超过响应时限"
+    pages.assert_clean()

@@ -26,7 +26,7 @@ import { Thread } from "/static/console/thread.js";
 import { InmateCard } from "/static/console/card.js";
 import { LinkRequests, VisitRequests } from "/static/console/requests.js";
 import { CannedManager, CannedPicker } from "/static/console/canned.js";
-import { sound, Unread } from "/static/console/alerts.js";
+import { late, sound, Unread } from "/static/console/alerts.js";
 
 const HISTORY_PAGE = 50;
 const REQUESTS_REFRESH_MS = 60_000;
@@ -53,6 +53,12 @@ queue = new Queue({
   onOpen: (id) => openConversation(id),
 });
 queue.unread = (id) => unread.of(id);
+queue.onLate = (conv) =>
+  late.alert(
+    `${conv.id}:${conv.cycle}`,
+    t("console.late.title"),
+    t("console.late.body", { relative: conv.relative_name || "", inmate: conv.inmate_name || "" }),
+  );
 const thread = new Thread($("#messages"), { meId: myId });
 const card = new InmateCard($("#card-body"));
 const links = new LinkRequests({ list: $("#links"), empty: $("#links-empty"), counter: $("#count-links") });
@@ -143,6 +149,7 @@ async function askHandOver(held) {
 
 dutyToggle.addEventListener("change", async () => {
   const wanted = dutyToggle.checked;
+  if (wanted) late.ask(); // a click: the moment a browser lets a page ask
   const held = wanted ? [] : heldByMe();
   if (held.length) {
     showDuty(true); // still on duty until the hand-over is chosen

@@ -350,6 +350,8 @@ export default {
   "console.offduty.queue": "Back to the queue (anyone on duty)",
   "console.offduty.go": "Go off duty",
   "console.offduty.stay": "Stay on duty",
+  "console.late.title": "A question is past the response target",
+  "console.late.body": "{relative} about {inmate} is still waiting for an answer",
   "console.transfer.noteNeeded": "Write a hand-over note.",
   "console.transfer.none": "No other officer is on duty, so there is nobody to hand over to. You can return the conversation to the queue with your note: the next officer on duty sees it.",
   "console.transfer.release": "Return to the queue",

@@ -357,6 +357,8 @@ export default {
   "console.offduty.queue": "退回队列（值班干警都能看到）",
   "console.offduty.go": "下班",
   "console.offduty.stay": "继续值班",
+  "console.late.title": "有咨询超过响应时限",
+  "console.late.body": "{relative} 关于 {inmate} 的咨询仍在等待答复",
   "console.transfer.noteNeeded": "请填写交接说明。",
   "console.compose.mode": "消息类型",
   "console.compose.reply": "回复家属",
