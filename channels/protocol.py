@@ -311,7 +311,7 @@ class ConversationEvent(_ServerBase, tag="conversation", frozen=True):
     """A life-cycle change. To the prison's staff with every field; to the relative (on its
     user topic) without ``note`` (a hand-over note is internal)."""
 
-    event: Literal["created", "claimed", "transferred", "resolved", "reopened"]
+    event: Literal["created", "claimed", "transferred", "resolved", "reopened", "released"]
     conv: int
     state: str
     officer: int | None = None  # assigned officer after the change

@@ -224,6 +224,19 @@ async def _conversation(
             )
 
 
+# The composer promises canned replies after "/": the demo has a few per prison.
+CANNED = (
+    (
+        "visit",
+        "会见时间为每周二、周四、周六 9:00-11:30 和 14:00-16:30，每次最多 3 人，"
+        "两次会见至少相隔 30 天，请在应用里预约并携带身份证。",
+    ),
+    ("money", "零用钱可通过监狱财务窗口或指定账户存入，到账后会在应用的信息页显示。"),
+    ("health", "服刑人员身体状况稳定，如有变化狱医会及时处理，我们也会在这里告知您。"),
+    ("thanks", "感谢您的耐心，如有其他问题请随时留言。"),
+)
+
+
 async def seed(store: Database, settings: Settings) -> list[str]:
     """Seed idempotently; return the lines that tell the operator how to sign in."""
     now = utcnow()
@@ -249,6 +262,11 @@ async def seed(store: Database, settings: Settings) -> list[str]:
     for prison in demo.prisons.values():
         if await visits.visit_rules(store, prison.id) != RULES:
             await visits.set_visit_rules(store, prison.id, RULES, admin.id, now)
+    for code, prison in demo.prisons.items():
+        if not await desk.canned_replies(store, [prison.id]):
+            author = demo.users["officer.li" if code == "GM" else "officer.zhou"]
+            for short_name, body in CANNED:
+                await desk.add_canned(store, prison.id, short_name, body, author.id, now)
     for code, number, name in INMATES:
         demo.inmates[number] = await _inmate(store, demo.prisons[code], number, name)
         officer = demo.users["officer.li" if code == "GM" else "officer.zhou"]

@@ -458,9 +458,9 @@ INMATE_ACTIONS: dict[str, frozenset[str]] = {
     "supervisor": frozenset({"read"}),
     "admin": frozenset(),
 }
-VisitAction = Literal["read", "decide"]
+VisitAction = Literal["read", "decide", "cancel"]
 VISIT_ACTIONS: dict[str, frozenset[str]] = {
-    "relative": frozenset({"read"}),
+    "relative": frozenset({"read", "cancel"}),  # its own (sees_visit), never another's
     "officer": frozenset({"read", "decide"}),
     "supervisor": frozenset({"read"}),
     "admin": frozenset(),
@@ -582,19 +582,21 @@ def check_visit_rules(who: Principal | None, prison_id: int | None) -> Principal
 # A relative opens the thread about an inmate it is verified for, reads it (never the notes),
 # sends, and rates an answer once per cycle. Supervisors read the threads and queues of their
 # prisons and the canned replies, and change nothing (each history read is audited:
-# ``audits_opening``). The admin has no part in conversations. Sending and reading follow
-# ``CONVERSATION_ACTIONS``, the same rules as the socket. Who holds a thread is a fact of the
-# moment, settled by the store under the thread's lock (409 naming the holder): the policy
-# says who may try.
+# ``audits_opening``). The admin reads no conversation, but lists the threads of every prison
+# and unsticks one whoever holds it: hands it to an officer on duty, returns it to the queue,
+# or resolves it. Sending and reading follow ``CONVERSATION_ACTIONS``, the same rules as the
+# socket. Who holds a thread, and whether an officer is on duty, are facts of the moment,
+# settled by the store under the rows' locks (409 naming the holder, 409 ``off_duty``): the
+# policy says who may try.
 
-DeskAction = Literal["claim", "transfer", "resolve", "rate"]
+DeskAction = Literal["claim", "transfer", "resolve", "release", "rate"]
 DESK_ACTIONS: dict[str, frozenset[str]] = {
     "relative": frozenset({"rate"}),
-    "officer": frozenset({"claim", "transfer", "resolve"}),
+    "officer": frozenset({"claim", "transfer", "resolve", "release"}),
     "supervisor": frozenset(),
-    "admin": frozenset(),
+    "admin": frozenset({"transfer", "resolve", "release"}),
 }
-THREAD_LISTERS: frozenset[str] = frozenset({"relative", "officer", "supervisor"})
+THREAD_LISTERS: frozenset[str] = frozenset({"relative", "officer", "supervisor", "admin"})
 CANNED_READERS: frozenset[str] = frozenset({"officer", "supervisor"})
 CANNED_WRITERS: frozenset[str] = frozenset({"officer"})
 DUTY_SETTERS: frozenset[str] = frozenset({"officer"})
@@ -608,9 +610,11 @@ def check_thread(
     """``who`` if it may do ``action`` on the thread; one it may not see (or none) is
     ``not_found``, a visible one whose action its role may not take ``forbidden``."""
     who = signed_in(who)
+    role = who.user.role
+    if conv is not None and role == "admin" and action in DESK_ACTIONS["admin"]:
+        return who  # any prison's thread, without reading it
     if conv is None or not sees_conversation(who, conv):
         raise Denied("not_found", "no such conversation")
-    role = who.user.role
     allowed = (
         CONVERSATION_ACTIONS[role] if action in ("read", "send", "note") else DESK_ACTIONS[role]
     )
@@ -630,11 +634,14 @@ class ThreadScope:
 
 def thread_scope(who: Principal | None, prison: int | None = None) -> ThreadScope:
     """A relative lists its own threads; officers and supervisors the queue of their prisons
-    (or of the one named, if theirs: another is ``forbidden``); the admin nothing."""
+    (or of the one named, if theirs: another is ``forbidden``); the admin every prison's (or
+    the one named), to find a thread to unstick."""
     who = signed_in(who)
     role = who.user.role
     if role not in THREAD_LISTERS:
         raise Denied("forbidden", f"a {role} may not list conversations")
+    if role == "admin":
+        return ThreadScope(prison_ids=None if prison is None else (prison,))
     if role == "relative":
         return ThreadScope(
             relative_id=who.id,
@@ -657,6 +664,18 @@ def check_open_thread(who: Principal | None, inmate_id: int) -> Principal:
     if inmate_id not in who.verified_inmates:
         raise Denied("not_found", "no such inmate")
     return who
+
+
+def desk_duty_required(who: Principal) -> bool:
+    """An officer claims, resolves and hands over only while on duty (and to a colleague on
+    duty); the admin is on no duty."""
+    return who.user.role == "officer"
+
+
+def acts_for_any_holder(who: Principal) -> bool:
+    """The admin transfers, releases and resolves a thread whoever holds it (an officer only
+    its own)."""
+    return who.user.role == "admin"
 
 
 def shows_staff_side(who: Principal) -> bool:
@@ -767,7 +786,7 @@ def activity_audience(conv_id: int) -> Watchers:
     return Watchers(conv_id)
 
 
-ThreadEventKind = Literal["created", "reopened", "claimed", "transferred", "resolved"]
+ThreadEventKind = Literal["created", "reopened", "claimed", "transferred", "resolved", "released"]
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,24 @@ class NotAnOfficer(Exception):
     """A transfer's target is not an officer of the thread's prison (or is the giver)."""
 
 
+class OffDuty(Exception):
+    """The officer who would act, or the colleague a thread would be handed to, is not on
+    duty in the thread's prison: an off-duty officer holds nothing (going off duty returns its
+    threads to the queue), so it neither claims, resolves nor is handed a thread."""
+
+    def __init__(self, officer_id: int, *, target: bool) -> None:
+        who = "the colleague" if target else "you"
+        super().__init__(f"{who} (officer {officer_id}) must be on duty for this")
+        self.officer_id = officer_id
+        self.target = target
+
+
+class DutyChange(msgspec.Struct, frozen=True):
+    changed: bool  # a flag changed
+    released: list[Thread]  # threads the officer held, back in the queue (going off duty)
+    handed: list[Thread] = []  # threads the officer held, handed to the colleague it chose
+
+
 # threads
 
 _THREAD = """
@@ -185,6 +203,22 @@ async def threads(
         return [_thread(sql, row) for row in await sql.fetch(query, *args)]
 
 
+async def read_by_others(db: Database, conv_ids: Sequence[int], user_id: int) -> dict[int, int]:
+    """Per conversation, the highest seq someone other than ``user_id`` marked read: what the
+    live ``read`` events told a page before it was reloaded (conversations nobody else read
+    are left out)."""
+    if not conv_ids:
+        return {}
+    async with db.read() as sql:
+        rows = await sql.fetch(
+            "SELECT conversation_id, MAX(seq) AS seq FROM read_cursors"
+            f" WHERE conversation_id IN {ids_in(conv_ids)} AND user_id <> $1"
+            " GROUP BY conversation_id",
+            user_id,
+        )
+    return {int(row["conversation_id"]): int(row["seq"]) for row in rows}
+
+
 async def open_thread(
     db: Database, relative_id: int, inmate_id: int, now: datetime
 ) -> tuple[Thread, bool]:
@@ -210,6 +244,30 @@ async def open_thread(
 
 
 # the life cycle, by staff and by the relative
+
+
+async def _require_duty(
+    db: Database, sql: Sql, officer_id: int, prison_id: int, *, target: bool
+) -> None:
+    """``OffDuty`` unless the officer said it is on duty in the prison. Locks the officer's
+    row first (before the thread's, the order ``change_duty`` takes them in), so going off
+    duty and a claim are one after the other: a thread is never left held by an officer who
+    went off duty meanwhile."""
+    await sql.execute("SELECT id FROM users WHERE id = $1" + for_update(db), officer_id)
+    on = await sql.fetchval(
+        "SELECT on_duty FROM duty WHERE user_id = $1 AND prison_id = $2", officer_id, prison_id
+    )
+    if not on:
+        raise OffDuty(officer_id, target=target)
+
+
+async def _prison_of(sql: Sql, conv_id: int) -> int:
+    prison: int | None = await sql.fetchval(
+        "SELECT prison_id FROM conversations WHERE id = $1", conv_id
+    )
+    if prison is None:
+        raise NotFound(f"conversation {conv_id}")
+    return prison
 
 
 async def _locked(db: Database, sql: Sql, conv_id: int) -> Row:
@@ -257,11 +315,16 @@ async def _holder(sql: Sql, row: Row) -> Held:
     return Held(holder, name or "another officer")
 
 
-async def claim(db: Database, conv_id: int, officer_id: int, now: datetime) -> tuple[Thread, bool]:
+async def claim(
+    db: Database, conv_id: int, officer_id: int, now: datetime, *, require_duty: bool = False
+) -> tuple[Thread, bool]:
     """waiting -> active, held by ``officer_id``; whether it changed (claiming a thread one
     already holds changes nothing). ``Held`` if another officer has it, ``WrongState`` if
-    there is no open question to claim."""
+    there is no open question to claim; with ``require_duty`` (the desk's handlers; scripted
+    histories leave it off) ``OffDuty`` unless the officer is on duty."""
     async with db.write() as sql:
+        if require_duty:
+            await _require_duty(db, sql, officer_id, await _prison_of(sql, conv_id), target=False)
         row = await _locked(db, sql, conv_id)
         state, holder = row["state"], row["assigned_officer_id"]
         if state == "active" and holder == officer_id:
@@ -292,17 +355,29 @@ async def claim(db: Database, conv_id: int, officer_id: int, now: datetime) -> t
 
 
 async def transfer(
-    db: Database, conv_id: int, by: int, to: int, note: str, now: datetime
+    db: Database,
+    conv_id: int,
+    by: int,
+    to: int,
+    note: str,
+    now: datetime,
+    *,
+    require_duty: bool = False,
+    reassign: bool = False,
 ) -> Thread:
     """Hand an active thread from its holder ``by`` to officer ``to`` of the same prison,
     keeping the hand-over note. ``Held`` if ``by`` does not hold it, ``WrongState`` unless
-    active, ``NotAnOfficer`` if ``to`` is not another officer of the prison."""
+    active, ``NotAnOfficer`` if ``to`` is not another officer of the prison; with
+    ``require_duty``, ``OffDuty`` unless ``to`` is on duty. ``reassign`` (the bureau admin):
+    ``by`` need not hold it, and a waiting thread is given to ``to`` as well."""
     async with db.write() as sql:
+        if require_duty:
+            await _require_duty(db, sql, to, await _prison_of(sql, conv_id), target=True)
         row = await _locked(db, sql, conv_id)
         state, holder = row["state"], row["assigned_officer_id"]
-        if state != "active":
+        if state != "active" and not (reassign and state == "waiting"):
             raise WrongState(state, f"only an active conversation is transferred, not {state}")
-        if holder != by:
+        if holder != by and not reassign:
             raise await _holder(sql, row)
         target = await sql.fetchval(
             "SELECT u.id FROM users u JOIN user_prisons p ON p.user_id = u.id"
@@ -311,11 +386,11 @@ async def transfer(
             row["prison_id"],
             False,
         )
-        if target is None or to == by:
+        if target is None or to == holder:
             raise NotAnOfficer(f"user {to} is not another officer of this prison")
         await sql.execute(
-            "UPDATE conversations SET assigned_officer_id = $2, handover_note = $3,"
-            " updated_at = $4 WHERE id = $1",
+            "UPDATE conversations SET state = 'active', assigned_officer_id = $2,"
+            " handover_note = $3, updated_at = $4 WHERE id = $1",
             conv_id,
             to,
             note,
@@ -329,22 +404,33 @@ async def transfer(
             "conversation",
             conv_id,
             row["prison_id"],
-            {"state": state, "officer_id": by, "cycle": row["cycle"]},
-            {"state": state, "officer_id": to, "cycle": row["cycle"], "note": note},
+            {"state": state, "officer_id": holder, "cycle": row["cycle"]},
+            {"state": "active", "officer_id": to, "cycle": row["cycle"], "note": note},
         )
         return await _read_thread(sql, conv_id)
 
 
-async def resolve(db: Database, conv_id: int, by: int, now: datetime) -> Thread:
+async def resolve(
+    db: Database,
+    conv_id: int,
+    by: int,
+    now: datetime,
+    *,
+    require_duty: bool = False,
+    any_holder: bool = False,
+) -> Thread:
     """waiting | active -> resolved, recorded on the cycle (``resolved_at``, ``resolved_by``).
-    An active thread is resolved by its holder only (``Held`` otherwise); ``WrongState``
-    unless waiting or active."""
+    An active thread is resolved by its holder only (``Held`` otherwise; ``any_holder``: the
+    bureau admin, whoever holds it); ``WrongState`` unless waiting or active; with
+    ``require_duty``, ``OffDuty`` unless ``by`` is on duty."""
     async with db.write() as sql:
+        if require_duty:
+            await _require_duty(db, sql, by, await _prison_of(sql, conv_id), target=False)
         row = await _locked(db, sql, conv_id)
         state, holder = row["state"], row["assigned_officer_id"]
         if state not in ("waiting", "active"):
             raise WrongState(state, f"nothing to resolve: the conversation is {state}")
-        if state == "active" and holder != by:
+        if state == "active" and holder != by and not any_holder:
             raise await _holder(sql, row)
         await sql.execute(
             "UPDATE conversations SET state = 'resolved', updated_at = $2 WHERE id = $1",
@@ -370,6 +456,59 @@ async def resolve(db: Database, conv_id: int, by: int, now: datetime) -> Thread:
             {"state": state, "officer_id": holder, "cycle": row["cycle"]},
             {"state": "resolved", "officer_id": holder, "cycle": row["cycle"]},
         )
+        return await _read_thread(sql, conv_id)
+
+
+async def _release(
+    sql: Sql, row: Row, conv_id: int, by: int, now: datetime, via: str, note: str | None
+) -> None:
+    """active -> waiting, held by nobody, audited ``conversation.released`` (``via``: who or
+    what let it go). The cycle and its wait start are kept: an unanswered question is as late
+    as it was, and still counted so in the figures."""
+    await sql.execute(
+        "UPDATE conversations SET state = 'waiting', assigned_officer_id = NULL,"
+        " handover_note = $2, updated_at = $3 WHERE id = $1",
+        conv_id,
+        note,
+        now,
+    )
+    after: dict[str, Any] = {"state": "waiting", "officer_id": None, "cycle": row["cycle"]}
+    after["via"] = via
+    if note:
+        after["note"] = note
+    await _audit(
+        sql,
+        now,
+        by,
+        "conversation.released",
+        "conversation",
+        conv_id,
+        row["prison_id"],
+        {"state": "active", "officer_id": row["assigned_officer_id"], "cycle": row["cycle"]},
+        after,
+    )
+
+
+async def release(
+    db: Database,
+    conv_id: int,
+    by: int,
+    now: datetime,
+    *,
+    note: str | None = None,
+    any_holder: bool = False,
+) -> Thread:
+    """An active thread back to the queue (waiting, held by nobody), with an optional note
+    for whoever takes it. By its holder (``Held`` otherwise; ``any_holder``: the bureau
+    admin, whoever holds it); ``WrongState`` unless active."""
+    async with db.write() as sql:
+        row = await _locked(db, sql, conv_id)
+        state, holder = row["state"], row["assigned_officer_id"]
+        if state != "active":
+            raise WrongState(state, f"only an active conversation is released, not {state}")
+        if holder != by and not any_holder:
+            raise await _holder(sql, row)
+        await _release(sql, row, conv_id, by, now, "admin" if holder != by else "holder", note)
         return await _read_thread(sql, conv_id)
 
 
@@ -454,12 +593,41 @@ async def said_on_duty(db: Database, officer_id: int) -> bool:
 async def set_duty(
     db: Database, officer_id: int, prison_ids: Sequence[int], on_duty: bool, now: datetime
 ) -> bool:
+    """``change_duty``; whether anything changed."""
+    return (await change_duty(db, officer_id, prison_ids, on_duty, now)).changed
+
+
+async def change_duty(
+    db: Database,
+    officer_id: int,
+    prison_ids: Sequence[int],
+    on_duty: bool,
+    now: datetime,
+    *,
+    hand_to: int | None = None,
+    note: str | None = None,
+) -> DutyChange:
     """Record the officer's duty flag for its prisons (audited ``duty.changed`` per prison
-    whose flag changed); whether anything changed."""
+    whose flag changed). Going off duty also hands every thread it holds in those prisons on,
+    in the same transaction: to the colleague ``hand_to`` (audited ``conversation.transferred``
+    with ``note``, via ``off_duty``), or else back to the queue with ``note``
+    (``conversation.released`` via ``off_duty``): a thread held by an officer who left was
+    stuck (active, its new questions in no queue, its colleagues refused). ``NotAnOfficer``
+    when ``hand_to`` is not another officer of a thread's prison, ``OffDuty`` when it is not
+    on duty there: then nothing changes at all."""
     changed = False
+    released: list[Thread] = []
+    handed: list[Thread] = []
     async with db.write() as sql:
-        # one change of an officer's flags at a time (its flags may not have rows yet)
-        await sql.execute("SELECT id FROM users WHERE id = $1" + for_update(db), officer_id)
+        # one change of an officer's flags at a time (its flags may not have rows yet); with a
+        # colleague, both rows, in id order (two officers handing to each other never deadlock)
+        people = {officer_id}
+        if hand_to is not None and not on_duty:
+            people.add(hand_to)
+        await sql.execute(
+            f"SELECT id FROM users WHERE id IN {ids_in(sorted(people))} ORDER BY id"
+            + for_update(db)
+        )
         for prison_id in sorted(set(prison_ids)):
             was = await sql.fetchval(
                 "SELECT on_duty FROM duty WHERE user_id = $1 AND prison_id = $2",
@@ -491,7 +659,63 @@ async def set_duty(
                     {"on_duty": before},
                     {"on_duty": on_duty},
                 )
-    return changed
+        if not on_duty:
+            held = await sql.fetch(
+                "SELECT id, state, cycle, prison_id, assigned_officer_id FROM conversations"
+                " WHERE assigned_officer_id = $1 AND state = 'active'"
+                f" AND prison_id IN {ids_in(prison_ids)} ORDER BY id" + for_update(db),
+                officer_id,
+            )
+            for row in held:
+                if hand_to is None:
+                    await _release(sql, row, row["id"], officer_id, now, "off_duty", note)
+                    released.append(await _read_thread(sql, row["id"]))
+                    continue
+                await _hand_over(sql, row, officer_id, hand_to, note, now)
+                handed.append(await _read_thread(sql, row["id"]))
+    return DutyChange(changed, released, handed)
+
+
+async def _hand_over(
+    sql: Sql, row: Row, officer_id: int, to: int, note: str | None, now: datetime
+) -> None:
+    """One held thread to the colleague ``to`` (locked by the caller), going off duty."""
+    prison_id = row["prison_id"]
+    target = await sql.fetchval(
+        "SELECT u.id FROM users u JOIN user_prisons p ON p.user_id = u.id"
+        " WHERE u.id = $1 AND u.role = 'officer' AND p.prison_id = $2 AND u.disabled = $3",
+        to,
+        prison_id,
+        False,
+    )
+    if target is None or to == officer_id:
+        raise NotAnOfficer(f"user {to} is not another officer of this prison")
+    on = await sql.fetchval(
+        "SELECT on_duty FROM duty WHERE user_id = $1 AND prison_id = $2", to, prison_id
+    )
+    if not on:
+        raise OffDuty(to, target=True)
+    await sql.execute(
+        "UPDATE conversations SET assigned_officer_id = $2, handover_note = $3, updated_at = $4"
+        " WHERE id = $1",
+        row["id"],
+        to,
+        note,
+        now,
+    )
+    after: dict[str, Any] = {"state": "active", "officer_id": to, "cycle": row["cycle"]}
+    after |= {"note": note, "via": "off_duty"} if note else {"via": "off_duty"}
+    await _audit(
+        sql,
+        now,
+        officer_id,
+        "conversation.transferred",
+        "conversation",
+        row["id"],
+        prison_id,
+        {"state": "active", "officer_id": officer_id, "cycle": row["cycle"]},
+        after,
+    )
 
 
 # canned replies

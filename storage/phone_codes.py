@@ -61,9 +61,7 @@ async def redeem(
     if row is None or row["attempts"] >= MAX_ATTEMPTS:
         return False
     if bytes(row["code_hash"]) != code_hash:
-        await sql.execute(
-            "UPDATE phone_codes SET attempts = attempts + 1 WHERE id = $1", row["id"]
-        )
+        await sql.execute("UPDATE phone_codes SET attempts = attempts + 1 WHERE id = $1", row["id"])
         return False
     await sql.execute("UPDATE phone_codes SET used_at = $2 WHERE id = $1", row["id"], now)
     return True

@@ -165,7 +165,7 @@ async def request_visit(
     now: datetime,
     zone: ZoneInfo,
 ) -> Visit:
-    """Store a pending request if the slot keeps the rules. ``NotFound`` (no such inmate),
+    """Database a pending request if the slot keeps the rules. ``NotFound`` (no such inmate),
     ``Refused`` (a rule, named by its code), ``Conflict`` (already one pending)."""
     async with db.write() as sql:
         row = await sql.fetchrow(
@@ -251,6 +251,43 @@ async def upcoming_approved(db: Database, inmate_id: int, now: datetime) -> list
             now,
         )
         return [_visit(sql, r) for r in rows]
+
+
+async def cancel_visit(db: Database, visit_id: int, *, relative_id: int, now: datetime) -> Visit:
+    """The relative withdraws its request: a pending one, or an approved one that has not
+    started. Audited (``visit.cancelled``, the relative as actor) in the same transaction, so
+    the desk sees why an approved slot is free again. ``NotFound``; ``Conflict("state")``
+    when it was declined, cancelled already, or its slot has begun."""
+    lock = for_update(db)
+    async with db.write() as sql:
+        row = await sql.fetchrow(_SELECT + " WHERE v.id = $1", visit_id)
+        if row is None:
+            raise NotFound(f"visit {visit_id}")
+        current = _visit(sql, row)
+        state_now = await sql.fetchval(
+            "SELECT state FROM visit_requests WHERE id = $1" + lock, visit_id
+        )
+        if state_now not in ("pending", "approved") or current.slot_start <= now:
+            raise Conflict("state")
+        await sql.execute(
+            "UPDATE visit_requests SET state = 'cancelled', decided_at = $1 WHERE id = $2",
+            now,
+            visit_id,
+        )
+        await audit_trail.record(
+            sql,
+            at=now,
+            actor_id=relative_id,
+            action="visit.cancelled",
+            object_type="visit",
+            object_id=visit_id,
+            prison_id=current.prison_id,
+            before={"state": state_now},
+            after={"state": "cancelled"},
+        )
+        cancelled = await sql.fetchrow(_SELECT + " WHERE v.id = $1", visit_id)
+        assert cancelled is not None
+        return _visit(sql, cancelled)
 
 
 async def decide_visit(

@@ -35,6 +35,12 @@ async def test_seeding_twice_changes_nothing_and_the_world_is_usable(store: Data
     assert await counts(store) == first  # idempotent: nothing made twice
 
     gaoming = await prisons.prison_by_code(store, "GM")
+    for code in ("GM", "SH"):  # the composer's "/" has replies to offer (issue 16)
+        prison = await prisons.prison_by_code(store, code)
+        assert {c.short_name for c in await desk.canned_replies(store, [prison.id])} >= {
+            "visit",
+            "money",
+        }
     published = await supervisors(store, gaoming.id)
     assert len(published) == 3
     assert all(s.title and s.photo.startswith("/static/photos/") and s.phone for s in published)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -63,6 +63,12 @@ async def site(
         yield Site(served.http_url + "/api/v1", served.ws_url, http, pg_store, world)
 
 
+async def put_on_duty(site: Site, *officers: Any) -> None:
+    """Said on duty (an officer off duty claims, resolves and is handed nothing: 409)."""
+    for officer in officers:
+        await desk.set_duty(site.store, officer.id, officer.prison_ids, True, datetime.now(UTC))
+
+
 def events(reader: Reader) -> list[ConversationEvent]:
     return [f for f in reader.frames if isinstance(f, ConversationEvent)]
 
@@ -78,6 +84,7 @@ def has(reader: Reader, count: int) -> Callable[[], bool]:
 async def test_the_life_cycle_end_to_end_over_real_sockets(site: Site) -> None:
     w = site.world
     colleague = w.extra_officers[0]
+    await put_on_duty(site, w.officer, colleague)
     conv = w.conv.id
     async with (
         Reader(client(site.ws, w.token(w.relative))) as relative,
@@ -481,6 +488,7 @@ async def test_an_answer_to_a_waiting_question_claims_it(site: Site) -> None:
     the audit trail has the claim "via reply"."""
     w = site.world
     colleague = w.extra_officers[0]
+    await put_on_duty(site, w.officer, colleague)
     conv = w.conv.id
     async with (
         Reader(client(site.ws, w.token(w.relative))) as relative,

@@ -5,6 +5,7 @@ fact cards arrive in the conversation."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -13,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from channels.protocol import InfoEvent, MessageEvent
-from server.api.inmates import CardVisit, fact_text
+from server.api.inmates import CardVisit, fact_card
 from storage import accounts, audit_trail, links, prisons
 from storage.inmate_info import (
     HealthIn,
@@ -330,10 +331,17 @@ async def test_a_fact_card_arrives_on_the_relatives_socket_as_a_system_message(
     _, seen = await site.call("GET", f"/inmates/{w.conv.inmate_id}", w.relative)
     recorded = datetime.fromisoformat(seen["info"]["money"]["updated_at"])
     local = recorded.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
-    assert fact.body == (
-        f"零用钱余额 312.50 元（截至 {local}，来源：狱政信息记录）/ "
-        f"Pocket-money balance 312.50 yuan as of {local} (source: prison records)"
-    )
+    card = json.loads(fact.body)  # structured: each reader is shown its own language
+    assert card == {
+        "as_of": seen["info"]["money"]["updated_at"].replace("+00:00", "Z"),
+        "fact": "balance",
+        "source": "prison_records",
+        "text": {
+            "zh-CN": f"零用钱余额 312.50 元（截至 {local}，来源：狱政信息记录）",
+            "en": f"Pocket-money balance 312.50 yuan as of {local} (source: prison records)",
+        },
+        "values": {"balance_fen": 31250},
+    }
     # a fact card is not the relative's to post, nor another prison's officer's
     status, _ = await site.call(
         "POST", f"/conversations/{conv}/facts", w.relative, {"field": "balance"}
@@ -372,15 +380,22 @@ def test_fact_cards_state_the_record_with_its_source_and_local_time() -> None:
         7,
         NOW,
     )
-    assert fact_text("health", info, [], zone, NOW) == (
-        "健康状况：住院治疗，appendix（截至 2026-11-25 14:05，来源：狱政信息记录）/ "
-        "Health: hospitalised (appendix) as of 2026-11-25 14:05 (source: prison records)"
-    )
-    term = fact_text("term", info, [], zone, NOW)
+    health = fact_card("health", info, [], zone, NOW)
+    assert health is not None and health.text == {
+        "zh-CN": "健康状况：住院治疗，appendix（截至 2026-11-25 14:05，来源：狱政信息记录）",
+        "en": "Health: hospitalised (appendix) as of 2026-11-25 14:05 (source: prison records)",
+    }
+    assert health.values == {"status": "hospitalised", "note": "appendix"}
+    term = fact_card("term", info, [], zone, NOW)
     assert term is not None
-    assert "预计释放日期 2028-08-31" in term and "减刑（粤06刑更123号）" in term
-    assert "latest change: commutation on 2026-06-01" in term
+    assert "预计释放日期 2028-08-31" in term.text["zh-CN"]
+    assert "减刑（粤06刑更123号）" in term.text["zh-CN"]
+    assert "latest change: commutation on 2026-06-01" in term.text["en"]
+    assert term.values["latest_change"]["kind"] == "commutation"
     visit = CardVisit(1, datetime(2026, 12, 8, 2, 0, tzinfo=UTC), 2)
-    visits_text = fact_text("visits", info, [visit], zone, NOW)
-    assert visits_text is not None and "approved visits: 2026-12-08 10:00" in visits_text
-    assert fact_text("work", info, [], zone, NOW) is None  # never recorded: no fact to state
+    visits_card = fact_card("visits", info, [visit], zone, NOW)
+    assert visits_card is not None
+    assert "approved visits: 2026-12-08 10:00" in visits_card.text["en"]
+    assert visits_card.values["approved"] == ["2026-12-08 10:00"]
+    assert json.loads(visits_card.body())["fact"] == "visits"
+    assert fact_card("work", info, [], zone, NOW) is None  # never recorded: no fact to state

@@ -46,8 +46,10 @@ class DeskRow:
 
 async def thread_in(ctx: Ctx, state: ConversationState) -> Values:
     """A fresh thread of relative A about a fresh inmate of Gaoming, in ``state``; held by the
-    Gaoming officer when active."""
+    Gaoming officer when active. That officer is on duty (an officer off duty works no thread:
+    409 ``off_duty``, after the policy's answer)."""
     w = ctx.world
+    await desk.set_duty(ctx.store, w.officer.id, [w.gaoming.id], True, utcnow())
     inmate = await ctx.fresh_inmate()
     link = await links.request_link(ctx.store, w.relative.id, inmate, "father", "card")
     await links.decide_link(ctx.store, link, "verified", w.officer.id, None)
@@ -85,6 +87,7 @@ async def _handover(ctx: Ctx, actor: str) -> Values:
         ctx.store, "officer", f"colleague.{n}", "Colleague", "x", [ctx.world.gaoming.id]
     )
     await sessions.issue(ctx.store, colleague, days=1)
+    await desk.set_duty(ctx.store, colleague.id, [ctx.world.gaoming.id], True, utcnow())
     return {**values, "colleague": colleague.id}
 
 
@@ -103,10 +106,10 @@ async def _thread_with_canned(ctx: Ctx, actor: str) -> Values:
 # who may do what, the usual shapes
 THREAD_READERS = table(NOT_FOUND, relative_a=ok(), officer=ok(), supervisor=ok())
 OFFICER_WORKS = table(NOT_FOUND, relative_a=FORBIDDEN, officer=ok(), supervisor=FORBIDDEN)
-LISTERS = table(ok(), admin=FORBIDDEN)
-OWN_PRISON_LISTERS = table(
-    ok(), officer_other=FORBIDDEN, supervisor_other=FORBIDDEN, admin=FORBIDDEN
-)
+# the admin unsticks a thread of any prison (held by an officer who left), without reading it
+UNSTICKERS = table(NOT_FOUND, relative_a=FORBIDDEN, officer=ok(), supervisor=FORBIDDEN, admin=ok())
+LISTERS = table(ok())
+OWN_PRISON_LISTERS = table(ok(), officer_other=FORBIDDEN, supervisor_other=FORBIDDEN)
 STAFF_ONLY = table(
     FORBIDDEN, officer=ok(), officer_other=ok(), supervisor=ok(), supervisor_other=ok()
 )
@@ -165,12 +168,15 @@ DESK_ROWS: dict[str, DeskRow] = {
     "transfer": DeskRow(
         "POST",
         "/conversations/{conv}/transfer",
-        OFFICER_WORKS,
+        UNSTICKERS,
         prepare=_handover,
         body=lambda _, v: {"officer_id": v["colleague"], "note": "over to you"},
     ),
     "resolve": DeskRow(
-        "POST", "/conversations/{conv}/resolve", OFFICER_WORKS, prepare=in_state("active")
+        "POST", "/conversations/{conv}/resolve", UNSTICKERS, prepare=in_state("active")
+    ),
+    "release to the queue": DeskRow(
+        "POST", "/conversations/{conv}/release", UNSTICKERS, prepare=in_state("active")
     ),
     "rate": DeskRow(
         "POST",

@@ -144,6 +144,11 @@ async def _one_declined(ctx: Ctx) -> None:
     assert len(await visits.visits(ctx.store, state="declined")) == 1
 
 
+async def _one_cancelled(ctx: Ctx) -> None:
+    """Only relative A, who asked, withdrew its request."""
+    assert len(await visits.visits(ctx.store, state="cancelled")) == 1
+
+
 async def _one_requested(ctx: Ctx) -> None:
     found = await visits.visits(ctx.store, relative_id=ctx.world.relative.id)
     assert [v.state for v in found] == ["pending"]
@@ -233,6 +238,13 @@ ROWS: dict[str, Row] = {
         prepare=_pending_visit,
         body=lambda _: {"reason": "no slot"},
         after=_one_declined,
+    ),
+    "cancel visit": Row(
+        "POST",
+        "/visits/{visit}/cancel",
+        table(NOT_FOUND, relative_a=ok(), officer=FORBIDDEN, supervisor=FORBIDDEN),
+        prepare=_pending_visit,  # relative A's
+        after=_one_cancelled,
     ),
     "set visit rules": Row(
         "PUT",

@@ -128,7 +128,8 @@ class HttpRow:
     method: str
     path: str  # under /api/v1; {names} are filled from prepare()
     expect: dict[str, Outcome]
-    prepare: Prepare = _nothing  # fresh objects for one cell; "_token" replaces the actor's
+    # fresh objects for one cell; "_token" replaces the actor's, "_body" the cell's body
+    prepare: Prepare = _nothing
     body: Callable[[int], dict[str, Any]] | None = None  # n: unique per cell
 
     @property
@@ -136,6 +137,13 @@ class HttpRow:
         """The route as registered (placeholders renamed to the route's ``{id}``)."""
         parts = self.path.split("/")
         return "/api/v1" + "/".join("{id}" if p.startswith("{") else p for p in parts)
+
+
+async def _link_request(ctx: Ctx, _: str) -> dict[str, Any]:
+    """A request naming a fresh inmate of Gaoming (a number the prison does not hold is
+    refused at once, 400 ``inmate_not_found``): the cell's body, as ``_body``."""
+    inmate = await prisons.inmate(ctx.store, await ctx.fresh_inmate())
+    return {"_body": {"prison": "GM", "inmate_number": inmate.number, "relationship": "son"}}
 
 
 async def _pending(ctx: Ctx, _: str) -> dict[str, Any]:
@@ -227,7 +235,7 @@ HTTP_ROWS: dict[str, HttpRow] = {
         "POST",
         "/links",
         RELATIVES,
-        body=lambda n: {"prison": "GM", "inmate_number": f"X-{n}", "relationship": "son"},
+        prepare=_link_request,
     ),
     "list links": HttpRow("GET", "/links", SIGNED_IN),
     "read link": HttpRow("GET", "/links/{link}", LINK_READ, prepare=_pending),
@@ -366,6 +374,7 @@ async def http_cell(ctx: Ctx, row: HttpRow, actor: str) -> Outcome:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     n = next(ctx.counter)
     payload = row.body(n) if row.body else ({} if row.method == "POST" else None)
+    payload = values.pop("_body", payload)
     async with ctx.http.request(
         row.method, ctx.api + row.path.format(**values), json=payload, headers=headers
     ) as response:

@@ -348,6 +348,10 @@ INFORMATION: dict[str, tuple[Check, dict[str, object]]] = {
         lambda w: decide(lambda: policy.check_visit(w, VISIT, "decide")),
         row(U, N, F, N, OK, N, F, N, N),
     ),
+    "cancel a visit request": (
+        lambda w: decide(lambda: policy.check_visit(w, VISIT, "cancel")),
+        row(U, N, OK, N, F, N, F, N, N),
+    ),
     "read a missing visit request": (
         lambda w: decide(lambda: policy.check_visit(w, None, "read")),
         row(U, N, N, N, N, N, N, N, N),
@@ -406,8 +410,10 @@ DESK: dict[str, tuple[Check, dict[str, object]]] = {
     "send in the thread": (thread("send"), row(U, N, OK, N, OK, N, F, N, N)),
     "note in the thread": (thread("note"), row(U, N, F, N, OK, N, F, N, N)),
     "claim the thread": (thread("claim"), row(U, N, F, N, OK, N, F, N, N)),
-    "transfer the thread": (thread("transfer"), row(U, N, F, N, OK, N, F, N, N)),
-    "resolve the thread": (thread("resolve"), row(U, N, F, N, OK, N, F, N, N)),
+    # the admin unsticks any prison's thread (one held by an officer who left), unread
+    "transfer the thread": (thread("transfer"), row(U, N, F, N, OK, N, F, N, OK)),
+    "resolve the thread": (thread("resolve"), row(U, N, F, N, OK, N, F, N, OK)),
+    "release the thread": (thread("release"), row(U, N, F, N, OK, N, F, N, OK)),
     "rate the thread": (thread("rate"), row(U, N, OK, N, F, N, F, N, N)),
     "claim a missing thread": (
         lambda w: decide(lambda: policy.check_thread(w, None, "claim")),
@@ -424,7 +430,7 @@ DESK: dict[str, tuple[Check, dict[str, object]]] = {
             ThreadScope(prison_ids=(SS,)),
             ThreadScope(prison_ids=(GM,)),
             ThreadScope(prison_ids=(SS,)),
-            F,
+            ThreadScope(),  # the admin: every prison's
         ),
     ),
     "list Gaoming's threads": (
@@ -438,12 +444,20 @@ DESK: dict[str, tuple[Check, dict[str, object]]] = {
             F,
             ThreadScope(prison_ids=(GM,)),
             F,
-            F,
+            ThreadScope(prison_ids=(GM,)),
         ),
     ),
     "open the thread about inmate A": (
         lambda w: decide(lambda: policy.check_open_thread(w, A)),
         row(U, N, OK, N, F, F, F, F, F),
+    ),
+    "must be on duty to work a thread": (
+        signed(policy.desk_duty_required),
+        row(U, False, False, False, True, True, False, False, False),
+    ),
+    "acts on a thread whoever holds it": (
+        signed(policy.acts_for_any_holder),
+        row(U, False, False, False, False, False, False, False, True),
     ),
     "sees the staff side": (
         signed(policy.shows_staff_side),

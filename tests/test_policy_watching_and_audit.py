@@ -26,7 +26,8 @@ from server.policy import (
     check_overview,
     check_thread,
 )
-from storage import messages
+from storage import desk, messages
+from storage.sql import utcnow
 from tests import test_oversight
 from tests.test_oversight import Site, raw
 
@@ -119,8 +120,9 @@ EXPECTED: dict[str, dict[str, object]] = {
     "typing":              row(U,  F,    F,       N,      "ok",   N,      "ok", N,      N),
     "mark_read":           row(U,  F,    F,       N,      "ok",   N,      "ok", N,      N),
     "claim":               row(U,  F,    F,       N,      "ok",   N,      F,    N,      N),
-    "transfer":            row(U,  F,    F,       N,      "ok",   N,      F,    N,      N),
-    "resolve":             row(U,  F,    F,       N,      "ok",   N,      F,    N,      N),
+    # the admin unsticks any thread (one held by an officer who left), without reading it
+    "transfer":            row(U,  F,    F,       N,      "ok",   N,      F,    N,      "ok"),
+    "resolve":             row(U,  F,    F,       N,      "ok",   N,      F,    N,      "ok"),
     "look is audited":     row(0,  1,    1,       1,      0,      0,      0,    0,      0),
 }  # fmt: skip
 
@@ -163,6 +165,8 @@ HTTP_EXPECTED: dict[str, tuple[int, ...]] = {
     # anonymous relative stranger officer off_oth supervisor sup_other admin
     "GET /audit": (401, 403, 403, 403, 403, 200, 200, 200),
     "GET /audit?prison=GM": (401, 403, 403, 403, 403, 200, 403, 200),
+    "GET /audit/actors": (401, 403, 403, 403, 403, 200, 200, 200),  # whoever reads the trail
+    "GET /audit/actors?prison=GM": (401, 403, 403, 403, 403, 200, 403, 200),
     "GET /overview?prison=GM": (401, 403, 403, 403, 403, 200, 403, 200),
     "GET /overview?prison=SS": (401, 403, 403, 403, 403, 403, 200, 200),
 }
@@ -173,6 +177,8 @@ async def test_the_http_matrix(site: Site) -> None:
     requests: dict[str, tuple[str, dict[str, Any]]] = {
         "GET /audit": ("/audit", {}),
         "GET /audit?prison=GM": ("/audit", {"prison": gm}),
+        "GET /audit/actors": ("/audit/actors", {}),
+        "GET /audit/actors?prison=GM": ("/audit/actors", {"prison": gm}),
         "GET /overview?prison=GM": ("/overview", {"prison": gm}),
         "GET /overview?prison=SS": ("/overview", {"prison": ss}),
     }
@@ -250,6 +256,7 @@ async def test_only_an_officer_of_the_prison_claims_over_rest(site: Site) -> Non
         [NewMessage(w.conv.id, w.relative.id, "relative", "q", "a question")]
     )
     path = f"/conversations/{w.conv.id}/claim"
+    await desk.set_duty(site.store, w.officer.id, [w.gaoming.id], True, utcnow())  # else 409
     got = {}
     for actor in ACTORS:  # denials are the policy's, decided before the thread's state
         who = user(site, actor)

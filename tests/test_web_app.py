@@ -283,6 +283,7 @@ async def test_rating_visits_announcements_and_the_card_arrive_live(
     await page.locator("#compose").press("Enter")
     await expect(page.locator("#messages .bubble.own")).to_have_attribute("data-status", "sent")
     await expect(page.locator("#conv-state")).to_have_text("等待回复")
+    await api(site, "PUT", "/duty", officer, {"on_duty": True})  # off duty: 409
     await api(site, "POST", f"/conversations/{world.conv.id}/claim", officer, {})
     await expect(page.locator("#conv-state")).to_have_text("处理中")
     await api(site, "POST", f"/conversations/{world.conv.id}/resolve", officer, {})
@@ -305,7 +306,8 @@ async def test_rating_visits_announcements_and_the_card_arrive_live(
     # a visit request, decided by the officer, changes state live
     await page.locator("a[href$='/visits']").first.click()
     form = page.locator("#visit-form")
-    await form.locator("[name=slot_start]").fill("2030-03-05T09:30")
+    await form.locator("[name=day]").select_option(index=1)  # the first day offered
+    await form.locator("[name=time]").select_option("09:30")
     await form.locator("[name=visitor_names]").fill("Chen Mei, Chen Hua")
     await form.locator("button[type=submit]").click()
     item = page.locator("#visits li[data-visit]")
@@ -324,7 +326,7 @@ async def test_rating_visits_announcements_and_the_card_arrive_live(
         "prison_id": world.gaoming.id,
     }
     await api(site, "POST", "/announcements", officer, notice)
-    await expect(page.locator("#announcements li h3")).to_have_text("春节会见安排")
+    await expect(page.locator("#announcements li h2")).to_have_text("春节会见安排")
     pages.assert_clean()
 
 

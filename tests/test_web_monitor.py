@@ -117,7 +117,7 @@ async def test_a_supervisor_watches_a_conversation_live_and_cannot_type(
 
     # ... and the audit trail shows the supervisor opening it (history and watch)
     await board.locator("#tab-audit").click()
-    await board.locator('#audit-form input[name="action"]').fill("conversation.opened")
+    await board.locator('#audit-form select[name="action"]').select_option("conversation.opened")
     await board.locator('#audit-form button[type="submit"]').click()
     rows = board.locator("#audit-table tbody tr[data-action='conversation.opened']")
     await expect(rows).to_have_count(2)
@@ -134,6 +134,7 @@ async def test_figures_complaints_and_the_english_monitor(pages: Pages, site: Si
     world = site.world
     # one answered and resolved cycle today
     await ask(site, "他的工作岗位是什么？")
+    await api(site, "PUT", "/duty", world.officer, {"on_duty": True})  # off duty: 409
     await api(site, "POST", f"/conversations/{world.conv.id}/claim", world.officer)
     await api(
         site,

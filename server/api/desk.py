@@ -15,8 +15,15 @@
 - ``PUT /duty`` stores the flag and tells every process (``Gateway.duty_changed``): an
   officer counts on duty while it said so and has a socket open (``server/duty.py``).
 
+- An officer claims, resolves and is handed a thread only while on duty (409 ``off_duty``);
+  going off duty returns every thread it holds to the queue (``released``, via ``off_duty``),
+  so none is left held by someone who left. ``POST /conversations/{id}/release`` returns one
+  to the queue with an optional note. The bureau admin lists every prison's threads (never
+  their messages) and transfers, releases or resolves one whoever holds it.
+
 Error codes: the stable ones; 409 ``conflict`` names the holder of a thread, or says why the
-state does not allow the change (or that the cycle is rated already, or the short name taken).
+state does not allow the change (or that the cycle is rated already, or the short name taken);
+409 ``off_duty``: the officer acting, or the colleague named, is not on duty.
 """
 
 from __future__ import annotations
@@ -52,12 +59,14 @@ from server.keys import DB, GATEWAY, HUB, ROSTER, SEND_PATH, SETTINGS
 from server.policy import (
     Principal,
     ThreadChange,
+    acts_for_any_holder,
     audits_opening,
     canned_prisons,
     check_canned,
     check_duty,
     check_open_thread,
     check_thread,
+    desk_duty_required,
     duty_names_shown,
     duty_scope,
     shows_staff_side,
@@ -87,6 +96,10 @@ OPEN: tuple[ConversationState, ...] = ("waiting", "active")
 
 class DutyBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     on_duty: bool
+    # going off duty: the colleague (on duty) to hand the threads I hold to, else the queue;
+    # and a hand-over note for whoever takes them (staff only)
+    hand_to: Id | None = None
+    note: Note | None = None
 
 
 class ThreadsQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -117,6 +130,10 @@ class SendBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class TransferBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     officer_id: Id
     note: Note
+
+
+class ReleaseBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    note: Note | None = None  # for whoever takes it next (staff only)
 
 
 class RateBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -164,6 +181,9 @@ class ThreadOut(msgspec.Struct, frozen=True):
     created_at: datetime
     updated_at: datetime
     handover_note: str | msgspec.UnsetType | None = msgspec.UNSET  # staff only
+    # the highest seq read by someone other than the caller (GET only): read receipts that
+    # outlive a reload
+    read_seq: int | msgspec.UnsetType = msgspec.UNSET
 
 
 class ThreadList(msgspec.Struct, frozen=True):
@@ -219,7 +239,12 @@ class CannedList(msgspec.Struct, frozen=True):
     canned: list[CannedOut]
 
 
-def thread_out(who: Principal, thread: desk.Thread, now: datetime) -> ThreadOut:
+def thread_out(
+    who: Principal,
+    thread: desk.Thread,
+    now: datetime,
+    read_seq: int | msgspec.UnsetType = msgspec.UNSET,
+) -> ThreadOut:
     started, replied = thread.wait_started_at, thread.first_reply_at
     open_ = thread.state in OPEN
     if started is None:
@@ -250,6 +275,7 @@ def thread_out(who: Principal, thread: desk.Thread, now: datetime) -> ThreadOut:
         created_at=thread.created_at,
         updated_at=thread.updated_at,
         handover_note=(thread.handover_note or None) if shows_staff_side(who) else msgspec.UNSET,
+        read_seq=read_seq,
     )
 
 
@@ -281,7 +307,8 @@ async def _thread(request: web.Request) -> desk.Thread | None:
 
 
 async def _authorized(
-    request: web.Request, action: Literal["read", "claim", "transfer", "resolve", "rate"]
+    request: web.Request,
+    action: Literal["read", "claim", "transfer", "resolve", "release", "rate"],
 ) -> tuple[Principal, desk.Thread]:
     who = signed_in(await principal(request))
     thread = await _thread(request)
@@ -303,11 +330,13 @@ def _conflicts() -> Iterator[None]:
         ) from None
     except desk.WrongState as wrong:
         raise ApiError(409, "conflict", str(wrong)) from None
+    except desk.OffDuty as off:
+        raise ApiError(409, "off_duty", str(off)) from None
 
 
 async def _announce(
     request: web.Request,
-    event: Literal["claimed", "transferred", "resolved"],
+    event: Literal["claimed", "transferred", "resolved", "released"],
     thread: desk.Thread,
     by: int,
     note: str | None = None,
@@ -361,11 +390,28 @@ async def get_duty(request: web.Request) -> web.Response:
 async def put_duty(request: web.Request) -> web.Response:
     who = check_duty(await principal(request))
     wanted = await body(request, DutyBody)
-    changed = await desk.set_duty(
-        request.app[DB], who.id, who.user.prison_ids, wanted.on_duty, utcnow()
-    )
+    if wanted.on_duty and (wanted.hand_to is not None or wanted.note is not None):
+        raise invalid("hand_to", "hand_to and note go with going off duty")
+    note = wanted.note.strip() if wanted.note else None
+    try:
+        with _conflicts():
+            change = await desk.change_duty(
+                request.app[DB],
+                who.id,
+                who.user.prison_ids,
+                wanted.on_duty,
+                utcnow(),
+                hand_to=wanted.hand_to,
+                note=note,
+            )
+    except desk.NotAnOfficer:
+        raise invalid("hand_to", "not another officer of this prison") from None
     request.app[GATEWAY].duty_changed(who.id)  # every process, even unchanged
-    return reply(DutySet(wanted.on_duty, changed))
+    for thread in change.released:  # back in the queue: told like any release
+        await _announce(request, "released", thread, who.id, note)
+    for thread in change.handed:
+        await _announce(request, "transferred", thread, who.id, note)
+    return reply(DutySet(wanted.on_duty, change.changed))
 
 
 # threads
@@ -388,7 +434,8 @@ async def list_threads(request: web.Request) -> web.Response:
         limit=wanted.limit,
     )
     now = utcnow()
-    return reply(ThreadList([thread_out(who, t, now) for t in found]))
+    read = await desk.read_by_others(request.app[DB], [t.id for t in found], who.id)
+    return reply(ThreadList([thread_out(who, t, now, read.get(t.id, 0)) for t in found]))
 
 
 async def open_thread(request: web.Request) -> web.Response:
@@ -406,7 +453,8 @@ async def open_thread(request: web.Request) -> web.Response:
 
 async def get_thread(request: web.Request) -> web.Response:
     who, thread = await _authorized(request, "read")
-    return reply(thread_out(who, thread, utcnow()))
+    read = await desk.read_by_others(request.app[DB], [thread.id], who.id)
+    return reply(thread_out(who, thread, utcnow(), read.get(thread.id, 0)))
 
 
 async def history(request: web.Request) -> web.Response:
@@ -471,7 +519,13 @@ async def send(request: web.Request) -> web.Response:
 async def claim(request: web.Request) -> web.Response:
     who, thread = await _authorized(request, "claim")
     with _conflicts():
-        claimed, changed = await desk.claim(request.app[DB], thread.id, who.id, utcnow())
+        claimed, changed = await desk.claim(
+            request.app[DB],
+            thread.id,
+            who.id,
+            utcnow(),
+            require_duty=desk_duty_required(who),
+        )
     if changed:
         await _announce(request, "claimed", claimed, who.id)
     return reply(thread_out(who, claimed, utcnow()))
@@ -483,7 +537,14 @@ async def transfer(request: web.Request) -> web.Response:
     try:
         with _conflicts():
             moved = await desk.transfer(
-                request.app[DB], thread.id, who.id, form.officer_id, form.note, utcnow()
+                request.app[DB],
+                thread.id,
+                who.id,
+                form.officer_id,
+                form.note,
+                utcnow(),
+                require_duty=True,  # whoever hands it over, to a colleague on duty
+                reassign=acts_for_any_holder(who),
             )
     except desk.NotAnOfficer:
         raise invalid("officer_id", "not another officer of this prison") from None
@@ -494,9 +555,32 @@ async def transfer(request: web.Request) -> web.Response:
 async def resolve(request: web.Request) -> web.Response:
     who, thread = await _authorized(request, "resolve")
     with _conflicts():
-        done = await desk.resolve(request.app[DB], thread.id, who.id, utcnow())
+        done = await desk.resolve(
+            request.app[DB],
+            thread.id,
+            who.id,
+            utcnow(),
+            require_duty=desk_duty_required(who),
+            any_holder=acts_for_any_holder(who),
+        )
     await _announce(request, "resolved", done, who.id)
     return reply(thread_out(who, done, utcnow()))
+
+
+async def release(request: web.Request) -> web.Response:
+    who, thread = await _authorized(request, "release")
+    form = await body(request, ReleaseBody) if request.can_read_body else ReleaseBody()
+    with _conflicts():
+        back = await desk.release(
+            request.app[DB],
+            thread.id,
+            who.id,
+            utcnow(),
+            note=form.note.strip() if form.note else None,
+            any_holder=acts_for_any_holder(who),
+        )
+    await _announce(request, "released", back, who.id, back.handover_note)
+    return reply(thread_out(who, back, utcnow()))
 
 
 async def rate(request: web.Request) -> web.Response:
@@ -591,11 +675,13 @@ ROUTES: list[Route] = [
         "PUT",
         "/duty",
         put_duty,
-        "Go on or off duty (audited); counted on duty while a socket is open",
+        "Go on or off duty (audited); counted on duty while a socket is open. Going off duty"
+        " hands every thread I hold to hand_to (an officer on duty; 409 off_duty otherwise) or"
+        " back to the queue, with the note",
         "officer",
         body=DutyBody,
         reply=DutySet,
-        errors=(400, 401, 403, 413),
+        errors=(400, 401, 403, 409, 413),
     ),
     Route(
         "GET",
@@ -655,8 +741,9 @@ ROUTES: list[Route] = [
         "POST",
         "/conversations/{id}/claim",
         claim,
-        "Claim a waiting thread (exclusive: 409 `conflict` names the officer who has it)",
-        "officer of its prison",
+        "Claim a waiting thread (exclusive: 409 `conflict` names the officer who has it;"
+        " 409 `off_duty` when I am not on duty)",
+        "officer of its prison, on duty",
         reply=ThreadOut,
         errors=_Life,
     ),
@@ -664,9 +751,10 @@ ROUTES: list[Route] = [
         "POST",
         "/conversations/{id}/transfer",
         transfer,
-        "Hand an active thread I hold to another officer of the prison, with a note for "
-        "staff (409 `conflict` if I do not hold it)",
-        "officer of its prison holding it",
+        "Hand an active thread I hold to another officer of the prison on duty, with a note"
+        " for staff (409 `conflict` if I do not hold it, `off_duty` if the colleague is not on"
+        " duty); the admin reassigns any open thread",
+        "officer of its prison holding it; admin",
         body=TransferBody,
         reply=ThreadOut,
         errors=(400, *_Life, 413),
@@ -675,10 +763,22 @@ ROUTES: list[Route] = [
         "POST",
         "/conversations/{id}/resolve",
         resolve,
-        "Resolve a waiting thread, or an active one I hold (409 `conflict` otherwise)",
-        "officer of its prison",
+        "Resolve a waiting thread, or an active one I hold (409 `conflict` otherwise, 409"
+        " `off_duty` when I am not on duty); the admin resolves any open thread",
+        "officer of its prison, on duty; admin",
         reply=ThreadOut,
         errors=_Life,
+    ),
+    Route(
+        "POST",
+        "/conversations/{id}/release",
+        release,
+        "Return an active thread to the queue (waiting, held by nobody) with an optional note"
+        " for staff; going off duty does this to every thread the officer holds",
+        "officer of its prison holding it; admin (whoever holds it)",
+        body=ReleaseBody,
+        reply=ThreadOut,
+        errors=(400, *_Life, 413),
     ),
     Route(
         "POST",

@@ -13,7 +13,14 @@
   fact card into it: a ``system`` message built from the record, labelled with its source and
   the time it was recorded (the bureau's local time), appended through the send path, so it
   reaches the conversation's sockets like any message. ``field`` is one of balance, health,
-  activity, work, term, visits.
+  activity, work, term, visits. Its body is structured, so each reader sees it in its own
+  language (it was one bubble holding the sentence in both): the JSON object (keys sorted,
+  no whitespace)
+  ``{"fact": field, "as_of": RFC 3339, "source": "prison_records", "text": {"en": ...,
+  "zh-CN": ...}, "values": {...}}``, ``values`` the recorded values the sentence states
+  (``balance_fen``; ``status``, ``note``; ``text``; ``assignment``; ``original``, ``start``,
+  ``expected_release``, ``latest_change``; ``next_visit_date``, ``approved``). The pages
+  show ``text`` in the reader's language; other clients may do the same or use ``values``.
 
 Codes beyond the common ones: ``insufficient_balance`` and ``dates_out_of_order`` (400, with
 ``field``), ``no_record`` (409: the field has never been recorded, there is no fact to state).
@@ -21,9 +28,10 @@ Codes beyond the common ones: ``insufficient_balance`` and ``dates_out_of_order`
 
 from __future__ import annotations
 
+import json
 import secrets
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -184,44 +192,71 @@ def _day(value: date | None) -> str:
     return value.isoformat() if value else "—"
 
 
-def fact_text(
+class FactCard(msgspec.Struct, frozen=True):
+    """A fact card: what the record says, in each language, and the values it states."""
+
+    fact: FactField
+    as_of: datetime
+    text: dict[str, str]  # locale -> the sentence, with its source and local time
+    values: dict[str, Any]
+    source: str = "prison_records"
+
+    def body(self) -> str:
+        """The message body: the card as JSON, keys sorted, no whitespace."""
+        return json.dumps(
+            msgspec.to_builtins(self), ensure_ascii=False, sort_keys=True, separators=(",", ":")
+        )
+
+
+def fact_card(
     field: FactField,
     info: InmateInfo,
     upcoming: list[CardVisit],
     zone: ZoneInfo,
     now: datetime,
-) -> str | None:
-    """The fact card's body, in Chinese then English, or None when nothing is recorded.
+) -> FactCard | None:
+    """The fact card, or None when nothing is recorded.
 
-    Labelled with its source and the time the part was last recorded (for ``visits``, which
-    also lists the approved visits to come, the time the card is made), in ``zone``."""
+    Each sentence is labelled with its source and the time the part was last recorded (for
+    ``visits``, which also lists the approved visits to come, the time the card is made), in
+    ``zone``."""
     zh: str
     en: str
     stamp: datetime | None
+    values: dict[str, Any]
     if field == "balance":
         money = info.money
         stamp = money.updated_at
+        values = {"balance_fen": money.balance_fen}
         zh = f"零用钱余额 {yuan(money.balance_fen)} 元"
         en = f"Pocket-money balance {yuan(money.balance_fen)} yuan"
     elif field == "health":
         health = info.health
         stamp = health.updated_at if health.status else None
         status = health.status or ""
+        values = {"status": status, "note": health.note or None}
         zh = f"健康状况：{HEALTH_ZH.get(status, status)}" + (
             f"，{health.note}" if health.note else ""
         )
         en = f"Health: {status}" + (f" ({health.note})" if health.note else "")
     elif field == "activity":
         stamp = info.activity.updated_at
+        values = {"text": info.activity.text}
         zh = f"日常活动：{info.activity.text}"
         en = f"Daily activity: {info.activity.text}"
     elif field == "work":
         stamp = info.work.updated_at
+        values = {"assignment": info.work.assignment}
         zh = f"劳动岗位：{info.work.assignment}"
         en = f"Work assignment: {info.work.assignment}"
     elif field == "term":
         term = info.term
         stamp = term.updated_at
+        values = {
+            "original": term.original,
+            "start": _day(term.start),
+            "expected_release": _day(term.expected_release),
+        }
         zh = (
             f"刑期：{term.original or '—'}，起始日期 {_day(term.start)}，"
             f"预计释放日期 {_day(term.expected_release)}"
@@ -235,10 +270,12 @@ def fact_text(
             on = last.decided_on.isoformat()
             zh += f"；最近变动：{on} {CHANGE_ZH[last.kind]}（{last.decision}）"
             en += f"; latest change: {last.kind} on {on} ({last.decision})"
+            values["latest_change"] = {"kind": last.kind, "on": on, "decision": last.decision}
     else:
         eligible = info.visits.next_visit_date
         stamp = now if (eligible or upcoming) else None
         slots = [v.slot_start.astimezone(zone).strftime("%Y-%m-%d %H:%M") for v in upcoming]
+        values = {"next_visit_date": _day(eligible), "approved": slots}
         zh = f"下次可会见日期：{_day(eligible)}" + (
             f"；已批准的会见：{'、'.join(slots)}" if slots else ""
         )
@@ -248,7 +285,15 @@ def fact_text(
     if stamp is None:
         return None
     when = stamp.astimezone(zone).strftime("%Y-%m-%d %H:%M")
-    return f"{zh}（截至 {when}，来源：{SOURCE_ZH}）/ {en} as of {when} (source: {SOURCE_EN})"
+    return FactCard(
+        fact=field,
+        as_of=stamp,
+        text={
+            "zh-CN": f"{zh}（截至 {when}，来源：{SOURCE_ZH}）",
+            "en": f"{en} as of {when} (source: {SOURCE_EN})",
+        },
+        values=values,
+    )
 
 
 async def post_fact(request: web.Request) -> web.Response:
@@ -266,10 +311,10 @@ async def post_fact(request: web.Request) -> web.Response:
         CardVisit(v.id, v.slot_start, v.visitors)
         for v in await visits.upcoming_approved(store, conv.inmate_id, now)
     ]
-    text = fact_text(form.field, info, upcoming, request.app[SETTINGS].zone, now)
-    if text is None:
+    card = fact_card(form.field, info, upcoming, request.app[SETTINGS].zone, now)
+    if card is None:
         raise ApiError(409, "no_record", f"nothing is recorded yet for {form.field}")
-    body_text = text[: request.app[SETTINGS].max_body_chars]
+    body_text = card.body()  # never cut: a cut JSON would be no card at all
     user = who.user
     try:
         message = await request.app[SEND_PATH].post(

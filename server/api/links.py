@@ -1,16 +1,22 @@
 """Family links: a relative asks, an officer of the prison verifies or rejects, staff revoke.
 
-A request naming an unknown prison or inmate number gets the same answer as a real one: it is
-stored as claimed with no inmate (``matched: false`` to the prison's officers, who can reject
-it), so the API cannot be used to find out which inmates exist. Every decision is audited in
-the same transaction (``storage.links.transition_link``), told to the relative live (a
-``link`` frame on its user topic) and applied at once to its open sockets
+A request naming a prison that does not exist is 400 ``unknown_prison`` (prisons are public);
+one naming a number the prison does not hold is 400 ``inmate_not_found`` at once, instead of
+waiting for an officer to reject it (issue 16). That answer tells whether a number exists, so
+each miss is kept (``storage/link_lookups.py``, seen by the prison's staff in the audit trail)
+and a relative with ``MISSES_PER_DAY`` misses in the last day is refused every request, real
+number or not, with 429 ``too_many_misses`` and ``Retry-After``: guessing numbers goes
+nowhere. (Until then the same answer was given for a real and an unknown number, and such
+requests stayed pending as ``matched: false``; old ones are still shown so.)
+
+Every decision is audited in the same transaction (``storage.links.transition_link``), told to the
+relative live (a ``link`` frame on its user topic) and applied at once to its open sockets
 (``Gateway.refresh_user``).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
 import msgspec
@@ -29,9 +35,12 @@ from server.policy import (
     shows_link_details,
     signed_in,
 )
-from storage import links, prisons
+from storage import link_lookups, links, prisons
 from storage.errors import Conflict, NotFound
-from storage.sql import Database
+from storage.sql import Database, utcnow
+
+MISSES_PER_DAY = 5  # numbers a relative may name that its prison does not hold, per 24 h
+MISS_WINDOW = timedelta(days=1)
 
 Text = Annotated[str, msgspec.Meta(max_length=2000)]
 Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=1000, pattern=r"\S")]
@@ -132,16 +141,36 @@ async def request_link(request: web.Request) -> web.Response:
     prison = await _prison(
         store, form.prison if isinstance(form.prison, int) else form.prison.strip()
     )
+    if prison is None:
+        raise ApiError(400, "unknown_prison", "no such prison", field="prison")
+    now = utcnow()
+    missed = await link_lookups.misses_since(store, who.id, now - MISS_WINDOW)
+    if len(missed) >= MISSES_PER_DAY:  # before the lookup: a real number is refused too
+        wait = (missed[-MISSES_PER_DAY] + MISS_WINDOW - now).total_seconds()
+        raise ApiError(
+            429,
+            "too_many_misses",
+            "too many inmate numbers that do not exist; try again later",
+            headers={"Retry-After": str(max(1, int(wait) + 1))},
+        )
     number = form.inmate_number.strip()
-    inmate = await prisons.inmate_by_number(store, prison.id, number) if prison else None
+    inmate = await prisons.inmate_by_number(store, prison.id, number)
+    if inmate is None:
+        await link_lookups.record_miss(store, who.id, prison.id, number, now)
+        raise ApiError(
+            400,
+            "inmate_not_found",
+            f"{prison.name} holds no inmate numbered {number!r}",
+            field="inmate_number",
+        )
     claim = LinkClaim(
         relative_id=who.id,
         prison_claim=str(form.prison).strip(),
         inmate_number=number,
         relationship=form.relationship.strip(),
         evidence=form.evidence,
-        prison_id=prison.id if prison else None,
-        inmate_id=inmate.id if inmate else None,
+        prison_id=prison.id,
+        inmate_id=inmate.id,
     )
     try:
         link = await links.claim_link(store, claim)
@@ -222,12 +251,14 @@ ROUTES = [
         "POST",
         "/links",
         request_link,
-        "Ask to be linked to an inmate (pending until an officer decides)",
+        "Ask to be linked to an inmate (pending until an officer decides). 400"
+        " unknown_prison, inmate_not_found (the prison holds no such number; kept, and"
+        " after 5 in a day every request is 429 too_many_misses for the rest of it)",
         "relative",
         body=LinkRequest,
         reply=LinkOut,
         status=201,
-        errors=(400, 401, 403, 409, 413),
+        errors=(400, 401, 403, 409, 413, 429),
     ),
     Route(
         "GET",

@@ -4,6 +4,8 @@
   ``next_before_id`` of a page to get the next, older one). A supervisor reads the entries of
   its prisons; the admin every entry. There is deliberately no endpoint that changes or
   deletes an entry (and the schema refuses both: ``storage/audit_trail.py``).
+- ``GET /audit/actors?prison=``: the people with entries in that trail, by name (the
+  trail's "who" filter), for whoever may read the trail.
 - ``GET /overview?prison=``: what the supervisor's monitor loads (``storage/overview.py``),
   plus the officers on duty now from the duty roster. Afterwards the monitor follows the
   ``conversation`` and ``presence`` events of the prison's staff topic, which a supervisor's
@@ -56,6 +58,14 @@ class AuditQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     until: Moment | None = None  # exclusive
     before_id: Id | None = None  # entries older than this id (paging)
     limit: Limit = 100
+
+
+class ActorsQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    prison: Id | None = None
+
+
+class ActorList(msgspec.Struct, frozen=True):
+    actors: list[audit_trail.Actor]
 
 
 class AuditPage(msgspec.Struct, frozen=True):
@@ -136,6 +146,12 @@ async def audit(request: web.Request) -> web.Response:
     return reply(AuditPage(found, more))
 
 
+async def audit_actors(request: web.Request) -> web.Response:
+    who = signed_in(await principal(request))
+    scope = audit_scope(who, query(request, ActorsQuery).prison)  # who reads the trail
+    return reply(ActorList(await audit_trail.actors(request.app[DB], scope)))
+
+
 async def overview(request: web.Request) -> web.Response:
     who = signed_in(await principal(request))
     wanted = query(request, OverviewQuery)
@@ -166,6 +182,17 @@ ROUTES = [
         "supervisor (entries of its prisons; another prison is 403); admin (every entry)",
         query=AuditQuery,
         reply=AuditPage,
+        errors=(400, 401, 403),
+    ),
+    Route(
+        "GET",
+        "/audit/actors",
+        audit_actors,
+        "The people who have entries in the audit trail (of the prison, or of all one may"
+        " read), by name: what the trail's actor filter offers",
+        "supervisor (its prisons; another prison is 403); admin (every entry)",
+        query=ActorsQuery,
+        reply=ActorList,
         errors=(400, 401, 403),
     ),
     Route(

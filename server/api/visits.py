@@ -15,6 +15,8 @@
   (409 ``visit_in_past``, 409 ``visit_rule_frequency`` when another visit of the inmate was
   approved meanwhile). Audited; a ``visit`` frame goes to the relative's user topic and to the
   prison's staff topic. Approved visits show on the inmate's card.
+- ``POST /visits/{id}/cancel``: the relative who asked withdraws a pending request, or an
+  approved one whose slot has not begun (else 409 ``conflict``); audited, told like a decision.
 - ``PUT /prisons/{id}/visit-rules``: officers of the prison or the admin replace the rules
   (``VisitRules``), audited as ``prison.visit_rules_set`` with before and after.
 
@@ -220,6 +222,23 @@ async def decline_visit(request: web.Request) -> web.Response:
     return await _decide(request, approve=False)
 
 
+async def cancel_visit(request: web.Request) -> web.Response:
+    who, visit = await _authorized(request, "cancel")
+    try:
+        cancelled = await visits.cancel_visit(
+            request.app[DB], visit.id, relative_id=who.id, now=utcnow()
+        )
+    except NotFound:
+        raise ApiError(404, "not_found", "no such visit request") from None
+    except Conflict:
+        current = await visits.visit(request.app[DB], visit.id)
+        raise ApiError(
+            409, "conflict", f"this request is {current.state} and can no longer be cancelled"
+        ) from None
+    tell(request.app[HUB], VisitDecided(cancelled))
+    return reply(visit_out(who, cancelled))
+
+
 async def set_visit_rules(request: web.Request) -> web.Response:
     store = request.app[DB]
     prison_id = path_id(request)
@@ -287,6 +306,16 @@ ROUTES = [
         body=Decline,
         reply=VisitOut,
         errors=_DecideErrors,
+    ),
+    Route(
+        "POST",
+        "/visits/{id}/cancel",
+        cancel_visit,
+        "Withdraw one's own request, pending or approved and not yet begun (audited; the"
+        " prison's staff are told live). 409 conflict: declined, cancelled or begun",
+        "the relative who asked",
+        reply=VisitOut,
+        errors=(401, 403, 404, 409),
     ),
     Route(
         "PUT",

@@ -15,7 +15,7 @@ export function authView({ onSignedIn }) {
     tx("h2", "auth.registerTitle", {}, { id: "register-title" }),
     field("auth.phone", h("input", { name: "phone", type: "tel", required: true, autocomplete: "tel", inputmode: "tel", pattern: "\\+?[0-9]{6,20}" })),
     field("auth.name", h("input", { name: "name", type: "text", required: true, autocomplete: "name", maxlength: 100 })),
-    field("auth.idNumber", h("input", { name: "id_number", type: "text", required: true, autocomplete: "off", minlength: 6, maxlength: 32 })),
+    field("auth.idNumber", h("input", { name: "id_number", type: "text", required: true, autocomplete: "off", minlength: 6, maxlength: 32 }), "auth.idNumberWhy"),
     field("auth.password", h("input", { name: "password", type: "password", required: true, autocomplete: "new-password", minlength: 10 })),
     out,
     h("div", { class: "actions" }, tx("button", "auth.register", {}, { type: "submit", class: "primary" })),
@@ -30,6 +30,27 @@ export function authView({ onSignedIn }) {
     const reply = await signIn(values.phone, values.password);
     await onSignedIn(reply);
   });
-  const el = h("div", { class: "two-col" }, signin, register);
+  // a newcomer on a phone sees the way to register at once, not only a sign-in form with the
+  // registration below the fold
+  const first = register.querySelector("input");
+  signin.append(
+    h(
+      "p",
+      { class: "app-first-time" },
+      tx("button", "auth.noAccount", {}, {
+        type: "button",
+        class: "link-button",
+        id: "to-register",
+        aria: { controls: "register" },
+        on: {
+          click: () => {
+            register.scrollIntoView({ block: "start" });
+            first.focus({ preventScroll: true });
+          },
+        },
+      }),
+    ),
+  );
+  const el = h("div", {}, tx("h1", "auth.title"), h("div", { class: "two-col" }, signin, register));
   return view(el);
 }

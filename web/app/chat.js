@@ -8,6 +8,7 @@ import { clear, h, replace } from "/static/lib/dom.js";
 import { errorText, formatDateTime, formatTime, t } from "/static/lib/i18n.js";
 import { notice, tx } from "/static/lib/ui.js";
 import { api, ApiError } from "/static/lib/api.js";
+import { shownBody } from "/static/lib/facts.js";
 import { badge, inmateHead, inmateTabs, view } from "/static/app/view.js";
 
 /** Set a text only when it differs (a live region would otherwise hear it again). */
@@ -76,7 +77,7 @@ export function chatView(ctx, inmateId) {
     const kind = message ? message.kind : "text";
     let li = elements.get(key);
     if (!li) {
-      const body = message ? message.body : entry.body;
+      const body = message ? shownBody(message.kind, message.body) : entry.body;
       const sender = own ? null : kind === "system" ? t("chat.system") : message.sender.name;
       li = h(
         "li",
@@ -144,11 +145,23 @@ export function chatView(ctx, inmateId) {
         replace(list, tx("li", key, {}, { class: "muted empty" }));
       }
     }
-    if (wanted.length > lastCount && wanted.length) {
-      wanted[wanted.length - 1][1].scrollIntoView({ block: "nearest" });
-    }
+    if (wanted.length > lastCount && wanted.length) showNewest();
     lastCount = wanted.length;
     markRead();
+  }
+
+  // The newest message just above the composer: the page scrolled to its end (the chat is
+  // the page's last part; the composer, sticky at the bottom, cannot be scrolled into view,
+  // it always is). The first render happens before the view is on the page, where scrolling
+  // does nothing (the chat opened at its oldest message): then once it is.
+  function showNewest() {
+    const toEnd = () => {
+      if (!list.isConnected) return;
+      const page = document.scrollingElement;
+      page.scrollTop = page.scrollHeight;
+    };
+    if (list.isConnected) toEnd();
+    else requestAnimationFrame(toEnd);
   }
 
   function markRead() {

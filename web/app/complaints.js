@@ -51,8 +51,22 @@ export function complaintsView(ctx) {
     await load();
   });
 
+  // The supervisors' answer is what the relative waits for: shown in the item, not behind the
+  // history toggle; the deadline only while an answer is still due.
+  const ANSWERED = new Set(["answered", "closed"]);
+  const answers = new Map(); // id -> the complaint with its history, once it has an answer
+  const answerOf = (c) => {
+    const full = answers.get(c.id) || open.get(c.id);
+    const given = full ? (full.history || []).filter((e) => e.state === "answered" && e.message) : [];
+    return given.length ? given[given.length - 1] : null;
+  };
+  const aboutLink = (c) => {
+    const conv = c.conversation_id ? ctx.conversations.get(c.conversation_id) : null;
+    return conv ? h("p", {}, tx("a", "complaints.conversation", {}, { href: `#/inmate/${conv.inmate_id}`, class: "app-complaint-conv" })) : null;
+  };
   const item = (c) => {
     const detail = open.get(c.id);
+    const answer = answerOf(c);
     const toggle = h(
       "button",
       { type: "button", class: "link-button", aria: { expanded: detail ? "true" : "false" }, on: { click: () => expand(c.id) } },
@@ -64,7 +78,17 @@ export function complaintsView(ctx) {
       h("div", { class: "row" }, h("strong", { class: "grow" }, t("complaints.reference", { reference: c.reference })), badge("complaintState", c.state)),
       h("p", { class: "muted" }, tOr(`complaintCategory.${c.category}`, c.category), " · ", formatDateTime(c.created_at)),
       h("p", { class: "pre" }, c.body),
-      c.deadline ? h("p", { class: "muted" }, t("complaints.due", { date: formatDate(c.deadline) })) : null,
+      aboutLink(c),
+      answer
+        ? h(
+            "section",
+            { class: "app-answer" },
+            tx("h3", "complaints.answer"),
+            h("p", { class: "pre" }, answer.message),
+            h("p", { class: "muted small" }, answer.by ? `${answer.by.name} · ` : "", formatDateTime(answer.at)),
+          )
+        : null,
+      c.deadline && !ANSWERED.has(c.state) ? h("p", { class: "muted app-due" }, t("complaints.due", { date: formatDate(c.deadline) })) : null,
       toggle,
       detail
         ? h(
@@ -106,6 +130,12 @@ export function complaintsView(ctx) {
       }
     }
     render();
+    // the answers (the list does not carry them): one look each, then shown in place
+    const pending = complaints.filter((c) => c.state !== "received" && !open.has(c.id));
+    const got = await Promise.all(pending.map((c) => api.get(`/complaints/${c.id}`).catch(() => null)));
+    answers.clear();
+    for (const full of got) if (full) answers.set(full.id, full);
+    if (got.length) render();
   };
 
   fill();

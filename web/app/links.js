@@ -20,8 +20,13 @@ export function linksView(ctx) {
     );
     prisonSelect.value = chosen;
     const rel = relationship.value;
-    replace(relationship, RELATIONSHIPS.map((r) => h("option", { value: r }, t(`relationship.${r}`))));
-    if (rel) relationship.value = rel;
+    // no default: a relationship nobody chose was sent as "spouse"
+    replace(
+      relationship,
+      h("option", { value: "" }, t("links.chooseRelationship")),
+      RELATIONSHIPS.map((r) => h("option", { value: r }, t(`relationship.${r}`))),
+    );
+    relationship.value = rel;
   };
   fill();
   const form = h(

@@ -6,14 +6,15 @@ import { formatDate, formatDateTime, t } from "/static/lib/i18n.js";
 import { notice, tx } from "/static/lib/ui.js";
 import { toast, view } from "/static/app/view.js";
 
-export function announcementItem(a, prisons) {
+/** One announcement; its title a heading one level below the list's (`level`). */
+export function announcementItem(a, prisons, level = 3) {
   const prisonId = a.prison_id ?? a.prison ?? null;
   const prison = prisonId !== null && prisons ? prisons.get(prisonId) : null;
   const at = a.created_at ?? a.at;
   return h(
     "li",
     { class: "app-announcement", data: { announcement: a.id } },
-    h("h3", {}, a.title),
+    h(`h${level}`, {}, a.title),
     h("p", { class: "when" }, prisonId === null ? t("announcements.bureau") : prison ? prison.name : "", " · ", formatDateTime(at)),
     a.open_day ? h("p", {}, h("strong", {}, t("announcements.openDay", { date: formatDate(a.open_day) }))) : null,
     h("p", { class: "pre" }, a.body),
@@ -26,7 +27,7 @@ export function announcementsView(ctx) {
   let items = new Map(); // id -> announcement
   const render = () => {
     const sorted = [...items.values()].sort((a, b) => b.id - a.id);
-    replace(list, ...(sorted.length ? sorted.map((a) => announcementItem(a, ctx.prisons)) : [tx("li", "announcements.none", {}, { class: "muted empty" })]));
+    replace(list, ...(sorted.length ? sorted.map((a) => announcementItem(a, ctx.prisons, 2)) : [tx("li", "announcements.none", {}, { class: "muted empty" })]));
   };
   const load = async () => {
     const prisons = ctx.followedPrisons();

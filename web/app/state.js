@@ -83,7 +83,11 @@ export class AppState {
   async loadConversations() {
     const reply = await api.get("/conversations");
     const list = Array.isArray(reply) ? reply : reply.conversations || [];
-    for (const conv of list) this.conversations.set(conv.id, conv);
+    for (const conv of list) {
+      this.conversations.set(conv.id, conv);
+      // read receipts from before this page loaded (live `read` events only add to them)
+      if ((conv.read_seq || 0) > (this.readSeq.get(conv.id) || 0)) this.readSeq.set(conv.id, conv.read_seq);
+    }
     this.emit("conversations", this.conversations);
   }
 

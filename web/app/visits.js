@@ -19,6 +19,53 @@ export function localToRfc3339(local, zone = ZONE) {
   return `${local}:00${offset}`;
 }
 
+const DAYS_AHEAD = 28; // how far ahead the form offers days
+const STEP_MIN = 30; // start times every half hour inside the visit hours
+const OPEN_HOURS = [{ start: "08:00", end: "18:00" }]; // a prison that published no hours
+
+/** Today in the bureau's zone, "YYYY-MM-DD". */
+function today(zone = ZONE) {
+  return new Intl.DateTimeFormat("en-CA", { timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit" }).format(new Date());
+}
+
+function addDays(day, n) {
+  const [y, m, d] = day.split("-").map(Number);
+  return new Date(Date.UTC(y, m - 1, d + n)).toISOString().slice(0, 10);
+}
+
+function isoWeekday(day) {
+  const [y, m, d] = day.split("-").map(Number);
+  return new Date(Date.UTC(y, m - 1, d)).getUTCDay() || 7;
+}
+
+/** The days the rules allow from tomorrow on (and from the card's next allowed date), for
+ * the next four weeks: a free date-time picker let a relative ask for any day and hour and
+ * be refused (days, hours, visitors) again and again before one went through. */
+export function allowedDays(rules, nextVisitDate = null, from = today()) {
+  const days = rules && rules.days && rules.days.length ? new Set(rules.days) : null;
+  const out = [];
+  for (let n = 1; n <= DAYS_AHEAD; n++) {
+    const day = addDays(from, n);
+    if (days && !days.has(isoWeekday(day))) continue;
+    if (nextVisitDate && day < nextVisitDate) continue;
+    out.push(day);
+  }
+  return out;
+}
+
+/** Start times inside the visit hours (start <= t < end), every half hour. */
+export function allowedTimes(rules) {
+  const windows = rules && rules.hours && rules.hours.length ? rules.hours : OPEN_HOURS;
+  const minutes = (hhmm) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
+  const out = [];
+  for (const w of windows) {
+    for (let m = minutes(w.start); m < minutes(w.end); m += STEP_MIN) {
+      out.push(`${String(Math.floor(m / 60)).padStart(2, "0")}:${String(m % 60).padStart(2, "0")}`);
+    }
+  }
+  return [...new Set(out)].sort();
+}
+
 export function rulesList(rules) {
   if (!rules) return null;
   const items = [];
@@ -62,6 +109,34 @@ export function visitsView(ctx, inmateId) {
           : null,
     );
   };
+  // A request not declined, not cancelled and not begun can be withdrawn: one button, then a
+  // second one to confirm (an approved slot given up by a slip would be hard to get back).
+  const cancellable = (v) => (v.state === "pending" || v.state === "approved") && Date.parse(v.slot_start) > Date.now();
+  const cancelBox = (v) => {
+    const result = notice();
+    const box = h("div", { class: "actions" });
+    const ask = () =>
+      replace(box, tx("button", "visits.cancel", {}, { type: "button", data: { action: "cancel" }, on: { click: confirm } }));
+    const confirm = () =>
+      replace(
+        box,
+        tx("span", "visits.cancelSure"),
+        tx("button", "visits.cancelYes", {}, { type: "button", class: "danger", data: { action: "cancel-yes" }, on: { click: cancel } }),
+        tx("button", "visits.cancelNo", {}, { type: "button", data: { action: "cancel-no" }, on: { click: ask } }),
+      );
+    const cancel = async (event) => {
+      event.currentTarget.disabled = true;
+      try {
+        await api.post(`/visits/${v.id}/cancel`, {});
+        await load();
+      } catch (err) {
+        result.error(err);
+        ask();
+      }
+    };
+    ask();
+    return [box, result];
+  };
   const renderList = () => {
     replace(list, 
       ...(visits.length
@@ -72,6 +147,7 @@ export function visitsView(ctx, inmateId) {
               h("div", { class: "row" }, h("strong", { class: "grow" }, formatDateTime(v.slot_start)), badge("visitState", v.state)),
               h("p", { class: "muted" }, t("visits.people", { n: v.visitors }), v.visitor_names && v.visitor_names.length ? ` · ${formatList(v.visitor_names)}` : ""),
               v.reason ? h("p", {}, t("visits.reason", { reason: v.reason })) : null,
+              cancellable(v) ? cancelBox(v) : null,
             ),
           )
         : [tx("li", "visits.none", {}, { class: "muted empty" })]),
@@ -88,12 +164,44 @@ export function visitsView(ctx, inmateId) {
     renderList();
   };
 
+  // Only what the rules allow is offered: the prison's days and hours, at most its number of
+  // visitors, from the card's next allowed date.
+  const daySelect = h("select", { name: "day", required: true });
+  const timeSelect = h("select", { name: "time", required: true });
+  const visitorsInput = h("input", { name: "visitors", type: "number", required: true, min: 1, max: 20, value: 1 });
+  const noDay = tx("p", "visits.noDay", {}, { class: "notice notice-warn", id: "visit-no-day", hidden: true });
+  const fillSlots = () => {
+    const card = ctx.inmates.get(inmateId);
+    const rules = card ? card.visit_rules : null;
+    const next = card && card.info && card.info.visits ? card.info.visits.next_visit_date : null;
+    const [day, time] = [daySelect.value, timeSelect.value];
+    const days = card ? allowedDays(rules, next) : [];
+    replace(
+      daySelect,
+      h("option", { value: "" }, t(card ? "visits.chooseDay" : "common.loading")),
+      days.map((d) => h("option", { value: d }, `${formatDate(d)} ${formatWeekday(isoWeekday(d))}`)),
+    );
+    replace(
+      timeSelect,
+      h("option", { value: "" }, t("visits.chooseTime")),
+      allowedTimes(rules).map((x) => h("option", { value: x }, x)),
+    );
+    daySelect.value = days.includes(day) ? day : "";
+    timeSelect.value = time;
+    const max = rules && rules.max_visitors ? rules.max_visitors : 20;
+    visitorsInput.max = String(max);
+    if (Number(visitorsInput.value) > max) visitorsInput.value = String(max);
+    if (!visitorsInput.value) visitorsInput.value = "1"; // after a reset
+    noDay.hidden = !card || days.length > 0;
+  };
   const form = h(
     "form",
     { class: "card form", id: "visit-form" },
     tx("h2", "visits.request"),
-    field("visits.slot", h("input", { name: "slot_start", type: "datetime-local", required: true, step: 60 })),
-    field("visits.visitors", h("input", { name: "visitors", type: "number", required: true, min: 1, max: 20, value: 1 })),
+    field("visits.day", daySelect),
+    field("visits.time", timeSelect),
+    noDay,
+    field("visits.visitors", visitorsInput),
     field("visits.names", h("input", { name: "visitor_names", type: "text", maxlength: 600 })),
     out,
     h("div", { class: "actions" }, tx("button", "visits.request", {}, { type: "submit", class: "primary" })),
@@ -102,29 +210,36 @@ export function visitsView(ctx, inmateId) {
     const names = (values.visitor_names || "").split(/[,，、]/).map((n) => n.trim()).filter(Boolean);
     const request = {
       inmate_id: inmateId,
-      slot_start: localToRfc3339(values.slot_start),
+      slot_start: localToRfc3339(`${values.day}T${values.time}`),
       visitors: names.length || Number(values.visitors),
     };
     if (names.length) request.visitor_names = names;
     await api.post("/visits", request);
     f.reset();
+    fillSlots();
     out.show(t("visits.requested"), "ok");
     await load();
   });
 
   el.append(rulesBox, form, tx("h2", "visits.mine"), listError, list);
   renderRules();
+  fillSlots();
   renderList();
   load();
   if (!ctx.inmates.has(inmateId)) ctx.loadInmate(inmateId).catch(() => null);
   const offs = [
-    ctx.on("inmate", (card) => card.id === inmateId && renderRules()),
+    ctx.on("inmate", (card) => {
+      if (card.id !== inmateId) return;
+      renderRules();
+      fillSlots();
+    }),
     ctx.on("visit", (ev) => ev.inmate === inmateId && load()),
   ];
   return view(el, {
     stop: () => offs.forEach((off) => off()),
     rerender: () => {
       renderRules();
+      fillSlots();
       renderList();
     },
   });

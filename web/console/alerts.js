@@ -74,3 +74,35 @@ export class Unread {
     this.onChange(this.total);
   }
 }
+
+/**
+ * A question past the response target, told once per question (conversation and cycle): a
+ * chime, a desktop notification when the officer or supervisor allowed them, and
+ * `body[data-late-alerts]` (for tests). The queue is redrawn every change, so its rows call
+ * this again and again: only the first call for a question does anything.
+ */
+export const late = {
+  told: new Set(),
+  count: 0,
+
+  /** Ask for desktop notifications (call from a click: browsers refuse otherwise). */
+  ask() {
+    if (!("Notification" in window) || Notification.permission !== "default") return;
+    Notification.requestPermission().catch(() => null);
+  },
+
+  alert(key, title, body) {
+    if (this.told.has(key)) return;
+    this.told.add(key);
+    this.count += 1;
+    document.body.dataset.lateAlerts = String(this.count);
+    sound.chime();
+    if ("Notification" in window && Notification.permission === "granted") {
+      try {
+        new Notification(title, { body, tag: `late-${key}` });
+      } catch {
+        // some browsers only notify from a service worker: the chime and the row still tell
+      }
+    }
+  },
+};

@@ -51,6 +51,7 @@ export class CannedPicker {
     this.matches = this.replies
       .filter((r) => r.short_name.toLowerCase().startsWith(word))
       .slice(0, 20);
+    if (!this.replies.length && !word) return this.none();
     if (!this.matches.length) return this.close();
     this.active = 0;
     this.render();
@@ -85,6 +86,16 @@ export class CannedPicker {
     if (current) this.textarea.setAttribute("aria-activedescendant", `canned-${current.id}`);
   }
 
+  /** "/" in a prison with no canned reply yet: say where they are made (it promised some). */
+  none() {
+    this.matches = [];
+    this.active = -1;
+    clear(this.list).append(h("li", { class: "canned-none", role: "option", aria: { disabled: "true", selected: "false" } }, t("console.canned.none")));
+    show(this.list, true);
+    this.textarea.setAttribute("aria-expanded", "true");
+    this.textarea.removeAttribute("aria-activedescendant");
+  }
+
   close() {
     if (this.list.hidden) return;
     show(this.list, false);
@@ -113,6 +124,15 @@ export class CannedPicker {
   keydown(event) {
     if (!this.open) return false;
     const n = this.matches.length;
+    if (!n) {
+      if (event.key === "Escape") {
+        this.close();
+        event.preventDefault();
+        event.stopImmediatePropagation();
+        return true;
+      }
+      return false; // the "none yet" hint: typing goes on
+    }
     if (event.key === "ArrowDown" || event.key === "ArrowUp") {
       this.active = (this.active + (event.key === "ArrowDown" ? 1 : n - 1)) % n;
       this.render();

@@ -26,7 +26,7 @@ import { Thread } from "/static/console/thread.js";
 import { InmateCard } from "/static/console/card.js";
 import { LinkRequests, VisitRequests } from "/static/console/requests.js";
 import { CannedManager, CannedPicker } from "/static/console/canned.js";
-import { sound, Unread } from "/static/console/alerts.js";
+import { late, sound, Unread } from "/static/console/alerts.js";
 
 const HISTORY_PAGE = 50;
 const REQUESTS_REFRESH_MS = 60_000;
@@ -54,6 +54,12 @@ queue = new Queue({
 });
 queue.unread = (id) => unread.of(id);
 const DELIVERY_REFRESH_MS = 10000;
+queue.onLate = (conv) =>
+  late.alert(
+    `${conv.id}:${conv.cycle}`,
+    t("console.late.title"),
+    t("console.late.body", { relative: conv.relative_name || "", inmate: conv.inmate_name || "" }),
+  );
 const thread = new Thread($("#messages"), { meId: myId });
 const card = new InmateCard($("#card-body"));
 const links = new LinkRequests({ list: $("#links"), empty: $("#links-empty"), counter: $("#count-links") });
@@ -98,19 +104,76 @@ async function loadDuty() {
   }
 }
 
-dutyToggle.addEventListener("change", async () => {
-  const wanted = dutyToggle.checked;
+async function putDuty(wanted, handOver = {}) {
   dutyToggle.disabled = true;
   try {
-    await api.put("/duty", { on_duty: wanted });
+    await api.put("/duty", { on_duty: wanted, ...handOver });
     showDuty(wanted);
     toast(t(wanted ? "console.duty.nowOn" : "console.duty.nowOff"));
+    return true;
   } catch (err) {
     showDuty(!wanted);
     toastError(err);
+    return false;
   } finally {
     dutyToggle.disabled = false;
   }
+}
+
+// Going off duty while holding conversations: first say to whom they go (a colleague on
+// duty, or back to the queue) and with what note; the server moves them all at once.
+const offDuty = $("#offduty");
+const offDutyTo = $("#offduty-to");
+
+function heldByMe() {
+  return [...queue.threads.values()].filter((c) => c.state === "active" && c.assigned_officer_id === myId);
+}
+
+async function askHandOver(held) {
+  i18nText($("#offduty-held"), "console.offduty.held", { n: held.length });
+  try {
+    const got = await api.get("/duty"); // who is on duty now, names included
+    for (const prison of got.prisons || []) dutyOf(prison.prison_id, prison.officers);
+  } catch {
+    // the names from presence events are enough
+  }
+  const colleagues = new Map();
+  for (const names of onDuty.values()) for (const [id, name] of names) if (id !== myId) colleagues.set(id, name);
+  clear(offDutyTo);
+  offDutyTo.append(h("option", { value: "" }, t("console.offduty.queue")));
+  for (const [id, name] of [...colleagues.entries()].sort((a, b) => a[1].localeCompare(b[1]))) {
+    offDutyTo.append(h("option", { value: id }, name));
+  }
+  show(offDuty, true);
+  offDutyTo.focus();
+}
+
+dutyToggle.addEventListener("change", async () => {
+  const wanted = dutyToggle.checked;
+  if (wanted) late.ask(); // a click: the moment a browser lets a page ask
+  const held = wanted ? [] : heldByMe();
+  if (held.length) {
+    showDuty(true); // still on duty until the hand-over is chosen
+    await askHandOver(held);
+    return;
+  }
+  await putDuty(wanted);
+});
+
+offDuty.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const to = Number(offDutyTo.value);
+  const note = $("#offduty-note").value.trim();
+  const handOver = { ...(to ? { hand_to: to } : {}), ...(note ? { note } : {}) };
+  if (await putDuty(false, handOver)) {
+    offDuty.reset();
+    show(offDuty, false);
+  }
+});
+$("#offduty-stay").addEventListener("click", () => {
+  offDuty.reset();
+  show(offDuty, false);
+  dutyToggle.focus();
 });
 
 socket.on("presence", (presence) => {
@@ -138,7 +201,7 @@ function renderHead() {
   if (!conv) return;
   chatTitle.textContent = t("console.chat.title", { relative: conv.relative_name, inmate: conv.inmate_name });
   const parts = [h("span", { class: ["state-badge", conv.state], data: { state: conv.state } }, t(`convState.${conv.state}`))];
-  if (conv.state === "waiting" && conv.waiting_since) {
+  if (conv.state === "waiting" && conv.waiting_since && !conv.first_reply_at) {
     parts.push(" ", t("console.chat.waiting"), " ", waitTimer(conv.waiting_since, { target: RESPONSE_TARGET_S }));
   }
   if (conv.state === "active") {
@@ -147,7 +210,7 @@ function renderHead() {
       : t("console.queue.heldBy", { name: conv.assigned_officer_name || officerName(conv.assigned_officer_id) || `#${conv.assigned_officer_id}` });
     parts.push(" · ", holder);
   }
-  if (conv.handover_note && conv.state === "active") {
+  if (conv.handover_note && (conv.state === "active" || conv.state === "waiting")) {
     parts.push(h("span", { class: "handover" }, " · ", t("console.chat.handover", { note: conv.handover_note })));
   }
   clear(chatSub).append(...parts);
@@ -299,6 +362,11 @@ function fillTransferTargets() {
     if (id !== myId) transferTo.append(h("option", { value: id }, name));
   }
   transferTo.value = chosen;
+  // nobody to hand it to: say so (the list was just empty), and offer the queue instead
+  const nobody = transferTo.options.length <= 1;
+  show($("#transfer-none"), nobody);
+  transferTo.disabled = nobody;
+  transferForm.querySelector("button[type=submit]").disabled = nobody;
 }
 
 function hideTransfer() {
@@ -322,6 +390,15 @@ transferButton.addEventListener("click", async () => {
   show(transferForm, true);
   transferButton.setAttribute("aria-expanded", "true");
   transferTo.focus();
+});
+$("#transfer-release").addEventListener("click", async () => {
+  const note = $("#transfer-note").value.trim();
+  if (await lifeCycle($("#transfer-release"), "release", note ? { note } : {})) {
+    transferForm.reset();
+    hideTransfer();
+    say("console.chat.released", {}, true);
+  }
+  $("#transfer-release").disabled = false;
 });
 $("#transfer-cancel").addEventListener("click", () => {
   hideTransfer();
@@ -421,6 +498,11 @@ socket.on("conversation", async (event) => {
     if (!socket.watching.has(event.conv)) socket.watch(event.conv);
     if (!counted && !(event.conv === current && document.visibilityState === "visible")) unread.bump(event.conv);
     sound.chime();
+  }
+  if (event.event === "released") {
+    // back in the queue (its holder went off duty, or let it go): a question for all of us
+    if (!socket.watching.has(event.conv)) socket.watch(event.conv);
+    if (event.by !== myId) sound.chime();
   }
   if (event.event === "transferred" && event.officer === myId && event.by !== myId) {
     toast(t("console.chat.transferredToMe", { note: event.note || "" }));

@@ -51,6 +51,7 @@ export class Queue {
     this.selected = null;
     this.filter = "open";
     this.unread = () => 0;
+    this.onLate = () => {}; // a waiting question just passed the response target
     this.loading = null;
     onLocaleChange(() => this.render());
   }
@@ -194,11 +195,15 @@ export class Queue {
     );
     // the button exists before the timer: a question already past the target is marked
     // overdue by the timer's first tick, inside waitTimer itself
+    // an answered thread back in the queue (its holder went off duty) is not late: no timer
     const timer =
-      conv.state === "waiting" && conv.waiting_since
+      conv.state === "waiting" && conv.waiting_since && !conv.first_reply_at
         ? waitTimer(conv.waiting_since, {
             target: RESPONSE_TARGET_S,
-            onOverdue: () => button.classList.add("overdue"),
+            onOverdue: () => {
+              button.classList.add("overdue");
+              this.onLate(conv);
+            },
           })
         : h("span", { class: ["state-badge", conv.state] }, t(`convState.${conv.state}`));
     button.append(timer, h("span", { class: "meta" }, holder || t(`convState.${conv.state}`)));

@@ -9,6 +9,7 @@
 import { h, clear, setText } from "/static/lib/dom.js";
 import { t, errorText, formatDateTime, formatTime, onLocaleChange } from "/static/lib/i18n.js";
 import { tr } from "/static/console/staff.js";
+import { shownBody } from "/static/lib/facts.js";
 
 const STAFF_ROLES = new Set(["officer", "supervisor", "admin"]);
 
@@ -150,7 +151,7 @@ export class Thread {
     meta.title = formatDateTime(m.at);
     const parts = [];
     if (m.kind === "note") parts.push(h("span", { class: "note-tag" }, t("console.msg.noteTag")));
-    parts.push(h("div", { class: "bubble" }, m.body));
+    parts.push(h("div", { class: "bubble" }, shownBody(m.kind, m.body)));
     parts.push(meta);
     return h("li", { class: classes, data: { seq: m.seq, kind: m.kind, cid: m.cid || null } }, parts);
   }

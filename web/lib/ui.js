@@ -59,12 +59,13 @@ export function notice(attrs = {}) {
 export function field(labelKey, control, hintKey = null) {
   const id = control.id || `f-${Math.random().toString(36).slice(2, 9)}`;
   control.id = id;
+  if (hintKey) control.setAttribute("aria-describedby", `${id}-hint`);
   return h(
     "div",
     { class: "field" },
     tx("label", labelKey, {}, { for: id }),
     control,
-    hintKey ? tx("small", hintKey, {}, { class: "hint" }) : null,
+    hintKey ? tx("small", hintKey, {}, { class: "hint", id: `${id}-hint` }) : null,
   );
 }
 

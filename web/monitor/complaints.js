@@ -5,7 +5,7 @@
 // `complaint` events (on the supervisor's own user topic) refresh the list and the detail.
 
 import { api } from "/static/lib/api.js";
-import { h, clear, show } from "/static/lib/dom.js";
+import { h, clear, replace, show } from "/static/lib/dom.js";
 import { t, tOr, errorText, formatDate, formatDateTime, onLocaleChange } from "/static/lib/i18n.js";
 import { toast } from "/static/console/staff.js";
 
@@ -25,8 +25,9 @@ const NEXT = {
 };
 
 export class Complaints {
-  constructor({ socket, prisons, meId, onCount }) {
+  constructor({ socket, prisons, meId, onCount, onOpenConversation = () => {} }) {
     this.prisons = prisons; // id -> {name, code}
+    this.onOpenConversation = onOpenConversation; // watch it in the overview
     this.meId = meId;
     this.onCount = onCount;
     this.items = [];
@@ -51,7 +52,8 @@ export class Complaints {
 
   fillStates() {
     const chosen = this.stateSelect.value;
-    clear(this.stateSelect).append(
+    replace(
+      this.stateSelect, // dom.js's replace: the native append would write an array as text
       h("option", { value: "" }, t("monitor.complaints.anyState")),
       STATES.map((s) => h("option", { value: s }, t(`monitor.cstate.${s}`))),
     );
@@ -126,8 +128,23 @@ export class Complaints {
       ["monitor.complaints.category", category(c.category)],
       ["monitor.complaints.complainant", `${c.complainant.name} (${t(`role.${c.complainant.role}`)})${c.on_behalf ? ` · ${t("monitor.complaints.onBehalf")}` : ""}`],
       ["monitor.complaints.filed", formatDateTime(c.created_at)],
-      ["monitor.complaints.deadline", formatDateTime(c.deadline)],
-      c.conversation_id ? ["monitor.complaints.conversation", t("monitor.conversation", { id: c.conversation_id })] : null,
+      // due only while no answer is given (it read as still due after the answer)
+      c.state === "answered" || c.state === "closed" ? null : ["monitor.complaints.deadline", formatDateTime(c.deadline)],
+      c.conversation_id
+        ? [
+            "monitor.complaints.conversation",
+            h(
+              "button",
+              {
+                type: "button",
+                class: "link-button complaint-conv",
+                data: { conv: c.conversation_id },
+                on: { click: () => this.onOpenConversation(c.conversation_id) },
+              },
+              t("monitor.conversation", { id: c.conversation_id }),
+            ),
+          ]
+        : null,
     ].filter(Boolean);
     const history = h(
       "ol",

@@ -2,7 +2,7 @@
 // the live overview and any conversation watched live (no composer exists on this page),
 // response-time figures, the complaints inbox and its workflow, the audit trail.
 
-import { $, clear, h, show } from "/static/lib/dom.js";
+import { $, h, replace, show } from "/static/lib/dom.js";
 import { prisonNames, signIn, startI18n, startStaff, tabs } from "/static/console/staff.js";
 import { Overview } from "/static/monitor/overview.js";
 import { Figures } from "/static/monitor/figures.js";
@@ -20,7 +20,7 @@ let prison = mine[0];
 const picker = $("#prison");
 const name = (id) => (prisons[id] ? prisons[id].name : `#${id}`);
 if (mine.length > 1) {
-  clear(picker).append(mine.map((id) => h("option", { value: id }, name(id))));
+  replace(picker, mine.map((id) => h("option", { value: id }, name(id)))); // not the native append
   show($("#prison-pick"), true);
 } else {
   $("#prison-name").textContent = name(prison);
@@ -32,6 +32,10 @@ const complaints = new Complaints({
   socket,
   prisons,
   meId: me.user.id,
+  onOpenConversation: (conv) => {
+    board.select("tab-overview");
+    overview.watch(conv);
+  },
   onCount: (n) => {
     $("#count-complaints").textContent = n ? String(n) : "";
   },

@@ -13,6 +13,7 @@ import { api } from "/static/lib/api.js";
 import { h, clear, show } from "/static/lib/dom.js";
 import { t, formatDateTime, formatDuration, formatList, onLocaleChange } from "/static/lib/i18n.js";
 import { clock, i18nText, toastError, waitTimer } from "/static/console/staff.js";
+import { late } from "/static/console/alerts.js";
 import { Thread } from "/static/console/thread.js";
 
 const STATES = ["new", "waiting", "active", "resolved"];
@@ -148,7 +149,16 @@ export class Overview {
     this.renderOnDuty();
     this.list("waiting", d.queue, (w) => [
       h("span", { class: "who-line" }, t("console.queue.about", { relative: w.relative_name, inmate: w.inmate_name })),
-      waitTimer(w.waiting_since, { target: d.response_target_s }),
+      waitTimer(w.waiting_since, {
+        target: d.response_target_s,
+        // the supervisor is told too, once per question, as the desk is
+        onOverdue: () =>
+          late.alert(
+            `${w.conversation_id}:${w.cycle ?? w.waiting_since}`,
+            t("console.late.title"),
+            t("console.late.body", { relative: w.relative_name || "", inmate: w.inmate_name || "" }),
+          ),
+      }),
     ]);
     this.list("late-now", d.late_now, (u) => [
       h("span", { class: "who-line" }, this.label(u.conversation_id)),
