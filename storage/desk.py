@@ -676,6 +676,21 @@ async def change_duty(
     return DutyChange(changed, released, handed)
 
 
+async def release_held(
+    db: Database, sql: Sql, officer_id: int, by: int, now: datetime, note: str
+) -> list[Thread]:
+    """Every thread ``officer_id`` holds back to the queue with ``note``, inside the caller's
+    transaction (an account disabled: ``via`` ``disabled``, audited as done by ``by``)."""
+    held = await sql.fetch(
+        "SELECT id, state, cycle, prison_id, assigned_officer_id FROM conversations"
+        " WHERE assigned_officer_id = $1 AND state = 'active' ORDER BY id" + for_update(db),
+        officer_id,
+    )
+    for row in held:
+        await _release(sql, row, row["id"], by, now, "disabled", note)
+    return [await _read_thread(sql, row["id"]) for row in held]
+
+
 async def _hand_over(
     sql: Sql, row: Row, officer_id: int, to: int, note: str | None, now: datetime
 ) -> None:

@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
+from domain.records import NewMessage
 from server import passwords
 from server.config import Settings
-from storage import accounts, audit_trail, links
+from storage import accounts, audit_trail, desk, links
 from storage.postgres import PostgresDatabase
+from storage.sql import utcnow
 from tests.servers import Served, free_port, inprocess
 from tests.sites import Site, site_for
 
@@ -65,12 +67,18 @@ async def test_a_disabled_officer_is_off_on_every_process_and_cannot_log_in(
     two: tuple[Site, Served],
 ) -> None:
     site, other = two
-    officer, admin = site.world.officer, site.staff.admin
+    officer, admin, w = site.world.officer, site.staff.admin, site.world
+    question = NewMessage(w.conv.id, w.relative.id, "relative", "q", "is he well?", "text")
+    await site.store.append_messages([question])
+    await desk.claim(site.store, w.conv.id, officer.id, utcnow())  # it holds a question
     here = await _socket(site.ws, site.world.token(officer))
     there = await _socket(other.ws_url, site.world.token(officer))
     status, body = await site.call("POST", f"/admin/users/{officer.id}/disable", admin)
     assert status == 200 and body["disabled"] is True and body["sessions_ended"] == 1
     assert (await _closed(here), await _closed(there)) == (4401, 4401)
+    back = await desk.thread(site.store, w.conv.id)
+    assert (back.state, back.assigned_officer_id) == ("waiting", None)  # in the queue again
+    assert back.handover_note and "disabled" in back.handover_note
     assert (await site.call("GET", "/me", officer))[0] == 401  # its old session is over
     status, body = await _login(site, officer.login, PASSWORD)
     assert (status, body["error"]["code"]) == (403, "account_disabled")
@@ -82,9 +90,10 @@ async def test_a_disabled_officer_is_off_on_every_process_and_cannot_log_in(
     assert (await site.call("GET", "/me", officer))[0] == 401  # no old session comes back
     assert (await _login(site, officer.login, PASSWORD))[0] == 200
     trail = await audit_trail.audit_entries(site.store, actor_id=admin.id)
-    assert [(e.action, e.object_id) for e in trail][:2] == [
+    assert [(e.action, e.object_id) for e in trail][:3] == [
         ("user.enable", officer.id),
         ("user.disable", officer.id),
+        ("conversation.released", w.conv.id),  # in the disabling transaction
     ]
 
 

@@ -334,7 +334,7 @@ def _conflicts() -> Iterator[None]:
         raise ApiError(409, "off_duty", str(off)) from None
 
 
-async def _announce(
+async def announce(
     request: web.Request,
     event: Literal["claimed", "transferred", "resolved", "released"],
     thread: desk.Thread,
@@ -408,9 +408,9 @@ async def put_duty(request: web.Request) -> web.Response:
         raise invalid("hand_to", "not another officer of this prison") from None
     request.app[GATEWAY].duty_changed(who.id)  # every process, even unchanged
     for thread in change.released:  # back in the queue: told like any release
-        await _announce(request, "released", thread, who.id, note)
+        await announce(request, "released", thread, who.id, note)
     for thread in change.handed:
-        await _announce(request, "transferred", thread, who.id, note)
+        await announce(request, "transferred", thread, who.id, note)
     return reply(DutySet(wanted.on_duty, change.changed))
 
 
@@ -527,7 +527,7 @@ async def claim(request: web.Request) -> web.Response:
             require_duty=desk_duty_required(who),
         )
     if changed:
-        await _announce(request, "claimed", claimed, who.id)
+        await announce(request, "claimed", claimed, who.id)
     return reply(thread_out(who, claimed, utcnow()))
 
 
@@ -548,7 +548,7 @@ async def transfer(request: web.Request) -> web.Response:
             )
     except desk.NotAnOfficer:
         raise invalid("officer_id", "not another officer of this prison") from None
-    await _announce(request, "transferred", moved, who.id, form.note)
+    await announce(request, "transferred", moved, who.id, form.note)
     return reply(thread_out(who, moved, utcnow()))
 
 
@@ -563,7 +563,7 @@ async def resolve(request: web.Request) -> web.Response:
             require_duty=desk_duty_required(who),
             any_holder=acts_for_any_holder(who),
         )
-    await _announce(request, "resolved", done, who.id)
+    await announce(request, "resolved", done, who.id)
     return reply(thread_out(who, done, utcnow()))
 
 
@@ -579,7 +579,7 @@ async def release(request: web.Request) -> web.Response:
             note=form.note.strip() if form.note else None,
             any_holder=acts_for_any_holder(who),
         )
-    await _announce(request, "released", back, who.id, back.handover_note)
+    await announce(request, "released", back, who.id, back.handover_note)
     return reply(thread_out(who, back, utcnow()))
 
 

@@ -1,7 +1,8 @@
 """The staff life cycle and password resets (DESIGN.md, second-round routes).
 
-Disable means off: in one transaction the account is flagged, every session of it revoked and
-the change audited; then its sockets are closed on every process (``Gateway.close_user``,
+Disable means off: in one transaction the account is flagged, every session of it revoked,
+every conversation it held returned to the queue with a note, and all of it audited; then its
+sockets are closed on every process (``Gateway.close_user``,
 through the control topic) and login answers 403 ``account_disabled`` to its right password.
 Re-enabling lets it sign in again and brings no old session back. A new password set by the
 admin, or by an officer for a relative of its prison at the visit desk, also ends every
@@ -19,6 +20,7 @@ from aiohttp import web
 from channels.protocol import CloseCode
 from domain.records import User
 from server import passwords
+from server.api import desk as desk_api
 from server.api.base import (
     ApiError,
     Id,
@@ -33,10 +35,11 @@ from server.api.base import (
 )
 from server.keys import DB, GATEWAY
 from server.policy import AccountAction, check_account
-from storage import accounts, audit_trail, links, prisons, sessions
+from storage import accounts, audit_trail, desk, links, prisons, sessions
 from storage.errors import NotFound
 from storage.sql import Database, utcnow
 
+RELEASED = "returned to the queue: the officer's account was disabled"
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"\S")]
 Password = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 
@@ -76,9 +79,12 @@ async def _switch(request: web.Request, disabled: bool) -> web.Response:
     actor, target = await _target(request, "disable" if disabled else "enable")
     db = request.app[DB]
     action = "user.disable" if disabled else "user.enable"
+    released: list[desk.Thread] = []
     async with db.write() as sql:
         changed = await accounts.set_disabled(sql, target.id, disabled)
         ended = await sessions.revoke_user_sessions_in(sql, target.id) if disabled else 0
+        if disabled and changed:  # what it held goes back to the queue, with a note
+            released = await desk.release_held(db, sql, target.id, actor, utcnow(), RELEASED)
         if changed:
             await audit_trail.record(
                 sql,
@@ -93,6 +99,8 @@ async def _switch(request: web.Request, disabled: bool) -> web.Response:
             )
     if disabled:
         request.app[GATEWAY].close_user(target.id, CloseCode.NOT_AUTHENTICATED, "account disabled")
+    for thread in released:
+        await desk_api.announce(request, "released", thread, actor, RELEASED)
     return reply(AccountOut(user_out(target), disabled, ended))
 
 
