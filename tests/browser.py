@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -47,6 +48,7 @@ from playwright.async_api import Error as PlaywrightError
 from server import sessions
 from server.config import Settings
 from storage.postgres import PostgresDatabase
+from tests.fake_outside import FakeSms, serve
 from tests.servers import ROOT, ServerProcess, free_port, inprocess
 from tests.services import IN_CI
 from tests.world import World, seed
@@ -125,6 +127,15 @@ class Site:
     world: World
     store: PostgresDatabase
     settings: Settings
+    sms: FakeSms = dataclasses.field(default_factory=FakeSms)
+
+    async def texted_code(self, phone: str) -> str:
+        """The 6-digit code the page asked the server to text to ``phone``."""
+        await self.sms.until(lambda: any(c.body["phone"] == phone for c in self.sms.calls))
+        text = [c.body["text"] for c in self.sms.calls if c.body["phone"] == phone][-1]
+        found = re.search(r"\b(\d{6})\b", text)
+        assert found, text
+        return found.group(1)
 
 
 def web_settings(pg_url: str, redis_url: str | None, redis_prefix: str, **changes: Any) -> Settings:
@@ -137,7 +148,7 @@ def web_settings(pg_url: str, redis_url: str | None, redis_prefix: str, **change
         send_rate=100.0,
         send_burst=100,
         log_level="WARNING",
-        **({"verify_phone": False} | changes),
+        **changes,
     )
 
 
@@ -147,9 +158,11 @@ async def site_fixture(
 ) -> AsyncIterator[Site]:
     """The whole server in this process, on PostgreSQL and Redis, with the seeded world."""
     world = await seed(pg_store)
-    settings = web_settings(pg_url, redis_url, redis_prefix)
-    async with inprocess(settings, pg_store) as served:
-        yield Site(served.http_url, world, pg_store, settings)
+    sms = FakeSms()  # registration and resets text a code to the phone
+    async with serve(sms) as sms_url:
+        settings = web_settings(pg_url, redis_url, redis_prefix, sms_url=sms_url)
+        async with inprocess(settings, pg_store) as served:
+            yield Site(served.http_url, world, pg_store, settings, sms)
 
 
 @pytest.fixture(name="restartable")

@@ -154,12 +154,36 @@ async def test_money_and_dates_are_formatted_for_the_locale_and_catalogs_agree(
     pages.assert_clean()
 
 
+async def test_a_relative_who_forgot_its_password_sets_a_new_one_by_sms(
+    pages: Pages, site: Site
+) -> None:
+    phone = site.world.relative.login
+    page = await pages.open("/app")
+    await page.locator("#to-reset").click()
+    reset = page.locator("#reset")
+    await reset.locator("[name=phone]").fill(phone)
+    await reset.locator("[name=send_code]").click()
+    await reset.locator("[name=code]").fill(await site.texted_code(phone))
+    await reset.locator("[name=new_password]").fill("a brand new passphrase")
+    await reset.locator("button[type=submit]").click()
+    await expect(reset.locator(".notice-ok")).to_contain_text("密码已修改")
+    signin = page.locator("#signin")
+    await signin.locator("[name=login]").fill(phone)
+    await signin.locator("[name=password]").fill("a brand new passphrase")
+    await signin.locator("button[type=submit]").click()
+    await expect(page.locator("header .who")).to_have_text(site.world.relative.name)
+    pages.assert_clean()
+
+
 async def test_a_relative_registers_asks_for_a_link_and_sees_it_verified_live(
     pages: Pages, site: Site
 ) -> None:
     page = await pages.open("/app")
     register = page.locator("#register")
     await register.locator("[name=phone]").fill("13900000009")
+    await register.locator("[name=send_code]").click()
+    await expect(register.locator(".notice-ok")).to_be_visible()
+    await register.locator("[name=code]").fill(await site.texted_code("13900000009"))
     await register.locator("[name=name]").fill("Li Na")
     await register.locator("[name=id_number]").fill(valid_id(9))
     await register.locator("[name=password]").fill("a long passphrase 1")

@@ -28,8 +28,8 @@ const NAV = [
   ["#/announcements", "nav.announcements"],
   ["#/complaints", "nav.complaints"],
   ["#/prisons", "nav.prisons"],
-  ["#/notifications", "nav.notifications"],
 ];
+const TOOLS = [["#/notifications", "nav.notifications"]];
 
 const ROUTES = [
   [/^#\/links$/, (ctx) => linksView(ctx)],
@@ -106,7 +106,7 @@ async function start() {
   }
   await bindFromWeChat(); // back from WeChat's web authorization with a code
   state = new AppState(me);
-  const header = pageHeader({ titleKey: "brand.name", me, nav: NAV, onSignOut: signedOut });
+  const header = pageHeader({ titleKey: "brand.name", me, nav: NAV, tools: TOOLS, onSignOut: signedOut });
   const banner = connectionBanner(state.socket);
   replace(root, header, banner, main);
   main.append(tx("p", "common.loading", {}, { class: "muted" }));

@@ -137,11 +137,13 @@ export function connectionBanner(socket) {
 }
 
 /** The page header: brand, optional nav, language switch, user and sign-out. */
-export function pageHeader({ titleKey = "brand.name", me = null, nav = [], onSignOut = null } = {}) {
+export function pageHeader({ titleKey = "brand.name", me = null, nav = [], tools = [], onSignOut = null } = {}) {
   const right = h("div", { class: "header-tools" }, localeSwitcher());
   if (me) {
     right.append(
       h("span", { class: "who" }, me.user.name),
+      // settings of one's own (not a main tab: the tab row must fit a phone)
+      ...tools.map(([href, key]) => tx("a", key, {}, { href, class: "header-link", data: { nav: href } })),
       tx("button", "session.signOut", {}, {
         type: "button",
         class: "link-button",
