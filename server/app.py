@@ -24,6 +24,7 @@ from server.config import Settings
 from server.duty import DutyRoster
 from server.errors import errors_and_headers, oversize_guard
 from server.gateway import Gateway
+from server.holds import releasing_stale_holds
 from server.ratelimit import RateLimiter
 from server.rebalance import rebalancing
 from server.sending import SendPath
@@ -95,6 +96,11 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     await broker.close()
 
 
+async def _holds(app: web.Application) -> AsyncIterator[None]:
+    async with releasing_stale_holds(app, app[SETTINGS], app[STORE].db, app[ROSTER]):
+        yield
+
+
 async def _rebalancing(app: web.Application) -> AsyncIterator[None]:
     async with rebalancing(app[SETTINGS], app[GATEWAY]):
         yield
@@ -143,6 +149,7 @@ def build_app(settings: Settings, *, store: Store | None = None) -> web.Applicat
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_realtime)
     app.cleanup_ctx.append(_rebalancing)  # a process holding too many sockets sheds some
+    app.cleanup_ctx.append(_holds)  # a holder disconnected past the grace loses its threads
     app.on_shutdown.append(_on_shutdown)
     web_dir = Path(settings.web_dir)
     index = web_dir / "index.html"

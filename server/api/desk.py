@@ -348,6 +348,16 @@ async def _announce(
     by: int,
     note: str | None = None,
 ) -> None:
+    await announce(request.app, event, thread, by, note)
+
+
+async def announce(
+    app: web.Application,
+    event: Literal["claimed", "transferred", "resolved", "released"],
+    thread: desk.Thread,
+    by: int | None,
+    note: str | None = None,
+) -> None:
     """The change, told as the policy says (``thread_change_audience``): the prison's staff
     with the note, the relative without it while it is still verified for the inmate (read
     here, after the change)."""
@@ -364,12 +374,12 @@ async def _announce(
         waiting_since=thread.wait_started_at if thread.state in OPEN else None,
     )
     try:
-        verified = await request.app[STORE].verified_inmates(thread.relative_id)
+        verified = await app[STORE].verified_inmates(thread.relative_id)
     except StoreUnavailable:  # the change is committed: answer it; the relative re-reads
         log.warning("conversation event not sent to the relative", extra={"conv": thread.id})
         verified = frozenset()
     change = ThreadChange(thread.conversation, event, relative_verified=verified)
-    tell(request.app[HUB], ThreadChanged(change, frame))
+    tell(app[HUB], ThreadChanged(change, frame))
 
 
 # duty
