@@ -29,6 +29,7 @@ from server.config import Settings
 from server.duty import DutyRoster
 from server.errors import errors_and_headers, oversize_guard
 from server.gateway import Gateway
+from server.holds import releasing_stale_holds
 from server.keys import (
     BROKER,
     CODES,
@@ -143,6 +144,11 @@ async def _outreach(app: web.Application) -> AsyncIterator[None]:
         await platform.close()
 
 
+async def _holds(app: web.Application) -> AsyncIterator[None]:
+    async with releasing_stale_holds(app, app[SETTINGS], app[DB], app[ROSTER]):
+        yield
+
+
 async def _rebalancing(app: web.Application) -> AsyncIterator[None]:
     async with rebalancing(app[SETTINGS], app[GATEWAY]):
         yield
@@ -200,6 +206,7 @@ def build_app(settings: Settings, *, store: Database | None = None) -> web.Appli
     app.cleanup_ctx.append(_realtime)
     app.cleanup_ctx.append(_outreach)  # WeChat, Web Push, SMS and the outbox
     app.cleanup_ctx.append(_rebalancing)  # a process holding too many sockets sheds some
+    app.cleanup_ctx.append(_holds)  # a holder disconnected past the grace loses its threads
     app.on_shutdown.append(_on_shutdown)
     web_dir = Path(settings.web_dir)
     index = web_dir / "index.html"

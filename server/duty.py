@@ -161,6 +161,10 @@ class DutyRoster:
             del self._watched[prison]
             self._known.pop(prison, None)
 
+    async def present(self, prison: int) -> list[int]:
+        """The officers on duty in the prison now (said so and connected), across processes."""
+        return await self._presence.present(prison)
+
     async def now(self, prison: int, *, staff: bool) -> PresenceEvent:
         """The prison's current state, for a socket that just joined."""
         ids = await self._presence.present(prison)

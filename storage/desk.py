@@ -460,7 +460,7 @@ async def resolve(
 
 
 async def _release(
-    sql: Sql, row: Row, conv_id: int, by: int, now: datetime, via: str, note: str | None
+    sql: Sql, row: Row, conv_id: int, by: int | None, now: datetime, via: str, note: str | None
 ) -> None:
     """active -> waiting, held by nobody, audited ``conversation.released`` (``via``: who or
     what let it go). The cycle and its wait start are kept: an unanswered question is as late
@@ -489,6 +489,16 @@ async def _release(
     )
 
 
+async def held_threads(db: Database) -> list[Thread]:
+    """Every active thread (each has its holder), by prison."""
+    async with db.read() as sql:
+        rows = await sql.fetch(
+            _THREAD + " WHERE c.state = 'active' AND c.assigned_officer_id IS NOT NULL"
+            " ORDER BY c.prison_id, c.id"
+        )
+        return [_thread(sql, row) for row in rows]
+
+
 async def release(
     db: Database,
     conv_id: int,
@@ -497,6 +507,7 @@ async def release(
     *,
     note: str | None = None,
     any_holder: bool = False,
+    via: str | None = None,
 ) -> Thread:
     """An active thread back to the queue (waiting, held by nobody), with an optional note
     for whoever takes it. By its holder (``Held`` otherwise; ``any_holder``: the bureau
@@ -508,7 +519,9 @@ async def release(
             raise WrongState(state, f"only an active conversation is released, not {state}")
         if holder != by and not any_holder:
             raise await _holder(sql, row)
-        await _release(sql, row, conv_id, by, now, "admin" if holder != by else "holder", note)
+        how = via or ("admin" if holder != by else "holder")
+        actor = None if how == "disconnected" else by  # the system let it go, not the holder
+        await _release(sql, row, conv_id, actor, now, how, note)
         return await _read_thread(sql, conv_id)
 
 

@@ -205,6 +205,7 @@ async def test_an_announcement_reaches_the_prisons_relatives_on_both_processes_o
             await until_announced(reader, bureau["id"])
 
         # fences: a later event each of the others is entitled to, on its own socket
+        await prisons.add_inmate(c.store, w.gaoming.id, "GM-404", "Inmate 404")
         await c.call(
             one,
             "POST",

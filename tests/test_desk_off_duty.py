@@ -11,12 +11,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
+
 from channels.protocol import ConversationEvent
 from domain.records import User
-from storage import desk
+from server.config import Settings
+from storage import audit_trail, desk
+from storage.postgres import PostgresDatabase
 from tests.realtime import Reader, client
+from tests.servers import free_port, inprocess
 from tests.test_desk import Site, events, site  # noqa: F401 (the fixture)
-from tests.world import seed_staff
+from tests.world import seed, seed_staff
 
 
 async def duty(site: Site, officer: User, on: bool) -> None:  # noqa: F811
@@ -201,3 +206,52 @@ async def test_going_off_duty_hands_held_threads_to_a_chosen_colleague_with_a_no
         None,
         "请跟进",
     )
+
+
+async def test_a_holder_disconnected_past_the_grace_loses_its_threads(
+    pg_store: PostgresDatabase, pg_url: str, redis_url: str, redis_prefix: str
+) -> None:
+    """Routing (issue 16): an officer whose console lost its connection still said it is on
+    duty, so its threads stayed held by someone not there. Disconnected longer than
+    ``KINLINE_HOLD_GRACE`` (here 0.5 s), its threads go back to the queue, told live to its
+    colleagues and audited as done by the system (``via: disconnected``); a holder still
+    connected keeps its own."""
+    world = await seed(pg_store, extra_officers=1)
+    colleague = world.extra_officers[0]
+    settings = Settings(
+        database_url=pg_url,
+        redis_url=redis_url,
+        redis_prefix=redis_prefix,
+        port=free_port(),
+        secret="holds",
+        hold_grace=0.5,
+    )
+    async with inprocess(settings, pg_store) as served, aiohttp.ClientSession() as http:
+        here = Site(served.http_url + "/api/v1", served.ws_url, http, pg_store, world)
+        for officer in (world.officer, colleague):
+            await duty(here, officer, True)
+        await ask(here, "他最近怎么样？")
+        status, _ = await here.call(
+            "POST", f"/conversations/{world.conv_b.id}/messages", world.relative_b, {"body": "?"}
+        )
+        async with Reader(client(here.ws, world.token(colleague))) as other:
+            await other.client.watch(world.conv.id)
+            async with Reader(client(here.ws, world.token(world.officer))):
+                status, _ = await here.call(
+                    "POST", f"/conversations/{world.conv.id}/claim", world.officer
+                )
+                assert status == 200
+                status, _ = await here.call(
+                    "POST", f"/conversations/{world.conv_b.id}/claim", colleague
+                )
+                assert status == 200
+            # Officer Li's only socket closed: after the grace its thread is released
+            await other.until(lambda: any(e.event == "released" for e in events(other)))
+            [released] = [e for e in events(other) if e.event == "released"]
+            assert (released.conv, released.state, released.by) == (world.conv.id, "waiting", None)
+        back = await thread_of(here, colleague)
+        assert (back["state"], back["assigned_officer"]) == ("waiting", None)
+        status, kept = await here.call("GET", f"/conversations/{world.conv_b.id}", colleague)
+        assert kept["assigned_officer"]["id"] == colleague.id  # was connected: kept
+        entries = await audit_trail.audit_entries(pg_store, action="conversation.released")
+        assert [(e.actor_id, (e.after or {})["via"]) for e in entries] == [(None, "disconnected")]

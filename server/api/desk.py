@@ -335,10 +335,10 @@ def _conflicts() -> Iterator[None]:
 
 
 async def announce(
-    request: web.Request,
+    app: web.Application,
     event: Literal["claimed", "transferred", "resolved", "released"],
     thread: desk.Thread,
-    by: int,
+    by: int | None,
     note: str | None = None,
 ) -> None:
     """The change, told as the policy says (``thread_change_audience``): the prison's staff
@@ -357,12 +357,12 @@ async def announce(
         waiting_since=thread.wait_started_at if thread.state in OPEN else None,
     )
     try:
-        verified = await links.verified_inmates(request.app[DB], thread.relative_id)
+        verified = await links.verified_inmates(app[DB], thread.relative_id)
     except StoreUnavailable:  # the change is committed: answer it; the relative re-reads
         log.warning("conversation event not sent to the relative", extra={"conv": thread.id})
         verified = frozenset()
     change = ThreadChange(thread.conversation, event, relative_verified=verified)
-    tell(request.app[HUB], ThreadChanged(change, frame))
+    tell(app[HUB], ThreadChanged(change, frame))
 
 
 # duty
@@ -408,9 +408,9 @@ async def put_duty(request: web.Request) -> web.Response:
         raise invalid("hand_to", "not another officer of this prison") from None
     request.app[GATEWAY].duty_changed(who.id)  # every process, even unchanged
     for thread in change.released:  # back in the queue: told like any release
-        await announce(request, "released", thread, who.id, note)
+        await announce(request.app, "released", thread, who.id, note)
     for thread in change.handed:
-        await announce(request, "transferred", thread, who.id, note)
+        await announce(request.app, "transferred", thread, who.id, note)
     return reply(DutySet(wanted.on_duty, change.changed))
 
 
@@ -527,7 +527,7 @@ async def claim(request: web.Request) -> web.Response:
             require_duty=desk_duty_required(who),
         )
     if changed:
-        await announce(request, "claimed", claimed, who.id)
+        await announce(request.app, "claimed", claimed, who.id)
     return reply(thread_out(who, claimed, utcnow()))
 
 
@@ -548,7 +548,7 @@ async def transfer(request: web.Request) -> web.Response:
             )
     except desk.NotAnOfficer:
         raise invalid("officer_id", "not another officer of this prison") from None
-    await announce(request, "transferred", moved, who.id, form.note)
+    await announce(request.app, "transferred", moved, who.id, form.note)
     return reply(thread_out(who, moved, utcnow()))
 
 
@@ -563,7 +563,7 @@ async def resolve(request: web.Request) -> web.Response:
             require_duty=desk_duty_required(who),
             any_holder=acts_for_any_holder(who),
         )
-    await announce(request, "resolved", done, who.id)
+    await announce(request.app, "resolved", done, who.id)
     return reply(thread_out(who, done, utcnow()))
 
 
@@ -579,7 +579,7 @@ async def release(request: web.Request) -> web.Response:
             note=form.note.strip() if form.note else None,
             any_holder=acts_for_any_holder(who),
         )
-    await announce(request, "released", back, who.id, back.handover_note)
+    await announce(request.app, "released", back, who.id, back.handover_note)
     return reply(thread_out(who, back, utcnow()))
 
 

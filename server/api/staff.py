@@ -100,7 +100,7 @@ async def _switch(request: web.Request, disabled: bool) -> web.Response:
     if disabled:
         request.app[GATEWAY].close_user(target.id, CloseCode.NOT_AUTHENTICATED, "account disabled")
     for thread in released:
-        await desk_api.announce(request, "released", thread, actor, RELEASED)
+        await desk_api.announce(request.app, "released", thread, actor, RELEASED)
     return reply(AccountOut(user_out(target), disabled, ended))
 
 
