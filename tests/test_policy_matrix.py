@@ -405,6 +405,7 @@ def area_matrix_routes() -> set[tuple[str, str]]:
         test_policy_desk,
         test_policy_figures,
         test_policy_information,
+        test_policy_register,
         test_policy_watching_and_audit,
     )
 
@@ -414,6 +415,7 @@ def area_matrix_routes() -> set[tuple[str, str]]:
     rows = [
         *(row.route for row in test_policy_desk.DESK_ROWS.values()),
         *(row.route for row in test_policy_information.ROWS.values()),
+        *((r.method, r.route) for r in test_policy_register.ROWS.values()),
         *((r.method, r.route) for r in test_policy_complaints_and_announcements.ROWS.values()),
         *(tuple(name.split(" ", 1)) for name in test_policy_watching_and_audit.HTTP_EXPECTED),
         *(("GET", path) for path in test_policy_figures.MATRIX),

@@ -1,4 +1,8 @@
-"""Versioned SQL migrations, one folder per backend: ``NNNN_name.sql``, applied in order."""
+"""Versioned SQL migrations, one folder per backend: ``NNNN_name.sql``, applied in order.
+
+Numbers are unique but may have gaps: parallel branches are each given a number ahead of
+time, and a database applies whichever of them it has not applied yet (by version, not by
+"the highest seen"), so a branch merged later still gets its migration applied."""
 
 from __future__ import annotations
 
@@ -23,8 +27,7 @@ def load(backend: str) -> list[Migration]:
                 Migration(int(version), rest.removesuffix(".sql"), entry.read_text("utf-8"))
             )
     found.sort(key=lambda m: m.version)
-    if [m.version for m in found] != list(range(1, len(found) + 1)):
-        raise RuntimeError(
-            f"{backend} migrations are not numbered 1..n: {[m.version for m in found]}"
-        )
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions) or (versions and versions[0] < 1):
+        raise RuntimeError(f"{backend} migrations are not numbered uniquely from 1: {versions}")
     return found
