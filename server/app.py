@@ -160,7 +160,7 @@ def build_app(settings: Settings, *, store: Database | None = None) -> web.Appli
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/ws", _websocket)
     app.router.add_get("/", _index)
-    for name in ("app", "console", "monitor"):
+    for name in ("app", "console", "monitor", "admin"):
         app.router.add_get(f"/{name}", _page(name))
     app.router.add_get("/favicon.ico", _favicon)
     app.router.add_static("/static/", web_dir, follow_symlinks=False)
