@@ -124,7 +124,7 @@ def build_app(settings: Settings, *, store: Database | None = None) -> web.Appli
     app = web.Application(
         middlewares=[
             errors_and_headers,
-            oversize_guard(settings.max_request_bytes),
+            oversize_guard(settings.max_request_bytes, settings.max_upload_bytes),
             cookie_origin_guard(settings),
         ],
         client_max_size=settings.max_request_bytes,

@@ -1,4 +1,5 @@
-"""Who keeps the inmate register (the admin, for every prison) and who reads notices (a
+"""Who keeps the inmate register (the admin, for every prison), who uploads supervisors' photos
+(the admin) and who reads notices (a
 relative, its own): every actor against every route of the area over real HTTP to an
 in-process server on PostgreSQL, and the same rules straight on ``server/policy.py``.
 
@@ -7,15 +8,18 @@ anyone who may not see the inmate ``not_found`` (ids cannot be probed)."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import pytest
+from PIL import Image
 
 from domain.records import Inmate, User
 from server.api import inmate_records as register_api
+from server.api import photos as photos_api
 from server.config import Settings
 from server.policy import (
     Denied,
@@ -57,6 +61,7 @@ class Row:
     body: Any
     expected: dict[str, Outcome]
     csv: bool = False
+    upload: bool = False  # body: a small PNG as multipart field file
 
 
 def everyone_but_admin(cell: Outcome, admin: Outcome) -> dict[str, Outcome]:
@@ -116,6 +121,17 @@ ROWS = {
         {},
         on_an_inmate(200),
     ),
+    "upload a supervisor photo": Row(
+        "POST",
+        "/admin/supervisors/{id}/photo",
+        "/admin/supervisors/{sup}/photo",
+        None,
+        everyone_but_admin(FORBID, 201),
+        upload=True,
+    ),
+    "read a photo (public; none with this id)": Row(
+        "GET", "/photos/{id}", "/photos/999999", None, {a: HIDDEN for a in ACTORS}
+    ),
     "notices": Row(
         "GET",
         "/notices",
@@ -166,12 +182,18 @@ def _fill(value: Any, names: dict[str, int]) -> Any:
 
 async def cell(ctx: Ctx, row: Row, actor: str, inmate: int) -> Outcome:
     w = ctx.world
-    names = {"gm": w.gaoming.id, "ss": w.sanshui.id, "inmate": inmate}
+    names = {"gm": w.gaoming.id, "ss": w.sanshui.id, "inmate": inmate, "sup": w.supervisor.id}
     headers = {}
     if actor != "anonymous":
         headers["Authorization"] = f"Bearer {w.token(ctx.users[actor])}"
     kwargs: dict[str, Any] = {}
-    if row.csv:
+    if row.upload:
+        png = io.BytesIO()
+        Image.new("RGB", (8, 8)).save(png, "PNG")
+        form = aiohttp.FormData()
+        form.add_field("file", png.getvalue(), filename="p.png", content_type="image/png")
+        kwargs["data"] = form
+    elif row.csv:
         kwargs["data"] = row.body.encode()
         headers["Content-Type"] = "text/csv"
     elif row.body is not None:
@@ -193,7 +215,7 @@ async def test_register_matrix_over_http(ctx: Ctx, name: str) -> None:
 
 
 def test_every_route_of_the_area_has_a_row() -> None:
-    routes = {(r.method, r.path) for r in register_api.ROUTES}
+    routes = {(r.method, r.path) for r in (*register_api.ROUTES, *photos_api.ROUTES)}
     assert routes - {(row.method, row.route) for row in ROWS.values()} == set()
 
 

@@ -22,7 +22,6 @@ file as a whole), ``not_held`` (409: the inmate was released or archived), ``sam
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Annotated
 
@@ -44,8 +43,9 @@ from server.api.base import (
     query,
     reply,
 )
+from server.api.uploads import read_capped
 from server.audience import LinkDecided, NoticeSent, tell
-from server.keys import DB, GATEWAY, HUB, SETTINGS
+from server.keys import DB, GATEWAY, HUB
 from server.policy import (
     RegisterAction,
     check_notices,
@@ -116,14 +116,7 @@ class NoticeList(msgspec.Struct, frozen=True):
 async def _csv_body(request: web.Request) -> bytes:
     if request.content_type not in ("text/csv", "application/octet-stream"):
         raise invalid(None, "send the exported file with Content-Type: text/csv")
-    timeout = request.app[SETTINGS].body_timeout
-    try:
-        async with asyncio.timeout(timeout):
-            return await request.read()
-    except TimeoutError:
-        raise ApiError(
-            408, "body_timeout", f"the body did not arrive within {timeout:g} s", close=True
-        ) from None
+    return await read_capped(request)
 
 
 async def _inmate(request: web.Request) -> Inmate | None:
