@@ -9,7 +9,11 @@ Every test also fails on any console error or warning, uncaught page error or CS
 
 from __future__ import annotations
 
-from playwright.async_api import Page, expect
+import io
+import re
+
+from PIL import Image
+from playwright.async_api import FilePayload, Page, expect
 
 from server import passwords
 from storage import accounts, audit_trail, conversations, prisons
@@ -78,7 +82,7 @@ async def test_the_admin_creates_an_officer_imports_with_a_dry_run_and_transfers
     await page.locator("#inmate-prison").select_option(str(world.gaoming.id))
     await expect(page.locator("#inmates-table tbody tr")).to_have_count(2)
     await page.locator("#import-file").set_input_files(
-        files=[{"name": "gm.csv", "mimeType": "text/csv", "buffer": EXPORT.encode("gb18030")}]
+        files=FilePayload(name="gm.csv", mimeType="text/csv", buffer=EXPORT.encode("gb18030"))
     )
     await expect(page.locator("#import-apply")).to_be_disabled()
     await page.locator("#import-check").click()
@@ -148,4 +152,41 @@ async def test_other_roles_are_told_the_console_is_not_theirs(pages: Pages, site
     page = await pages.open("/admin", token=site.world.token(site.world.officer), size="desktop")
     await expect(page.locator("#signin-error")).not_to_be_empty()
     await expect(page.locator("#desk")).to_be_hidden()
+    pages.assert_clean()
+
+
+async def test_the_admin_uploads_a_supervisors_photo_shown_stripped(
+    pages: Pages, site: Site
+) -> None:
+    """The photo is uploaded from the console, shown from its own URL, and what the server
+    serves carries none of the camera's metadata."""
+    page = await admin_page(pages, site)
+    await page.locator("#tab-staff").click()
+    row = page.locator('#staff-table tr[data-login="sup.wang"]')
+    await row.get_by_role("button").click()
+    profile = page.locator("#user-profile")
+    await expect(profile).to_be_visible()
+    photo = io.BytesIO()
+    exif = Image.Exif()
+    exif[0xA431] = "SERIAL-42"
+    Image.new("RGB", (900, 900), (10, 120, 60)).save(photo, "JPEG", exif=exif)
+    await page.locator("#profile-file").set_input_files(
+        files=FilePayload(name="wang.jpg", mimeType="image/jpeg", buffer=photo.getvalue())
+    )
+    img = page.locator("#profile-photo")
+    await expect(img).to_have_attribute("src", re.compile(r"^/api/v1/photos/[0-9]+$"))
+    await expect(img).to_be_visible()
+    # the browser decoded it: a real image, drawn at the size the stylesheet gives it
+    assert await img.evaluate("(el) => el.complete && el.naturalWidth") == 512
+    box = await img.bounding_box()
+    assert box and round(box["width"]) == 96 and round(box["height"]) == 96
+    await profile.locator('input[name="title"]').fill("人大代表")
+    await profile.locator('button[type="submit"]').click()
+    await expect(page.locator("#toast")).to_contain_text("公开资料")
+    src = await img.get_attribute("src")
+    served = await page.request.get(site.base + str(src))
+    assert served.headers["content-type"] == "image/jpeg"
+    assert served.headers["x-content-type-options"] == "nosniff"
+    assert b"SERIAL-42" not in await served.body()
+    assert not await overflows(page)
     pages.assert_clean()

@@ -139,7 +139,69 @@ function edit(user) {
   show($("#user-enable"), Boolean(user.disabled));
   show($("#user-prisons"), user.role !== "admin");
   renderChoices($("#user-prisons-choices"), "prison_ids", user.prison_ids);
+  show($("#user-profile"), user.role === "supervisor");
+  if (user.role === "supervisor") loadProfile(user).catch(toastError);
 }
+
+// A supervisor's public profile, as the public prison page shows it.
+let profile = { title: "", photo: "", address: "", phone: "" };
+
+async function loadProfile(user) {
+  const page = user.prison_ids.length ? await api.get(`/prisons/${user.prison_ids[0]}`) : { supervisors: [] };
+  const listed = (page.supervisors || []).find((s) => s.id === user.id);
+  profile = {
+    title: (listed && listed.title) || "",
+    photo: (listed && listed.photo) || "",
+    address: (listed && listed.address) || "",
+    phone: (listed && listed.phone) || "",
+  };
+  const form = $("#user-profile");
+  for (const name of ["title", "address", "phone"]) form.elements[name].value = profile[name];
+  showPhoto(profile.photo);
+}
+
+function showPhoto(url) {
+  const img = $("#profile-photo");
+  if (url) img.setAttribute("src", url);
+  else img.removeAttribute("src");
+  show(img, Boolean(url));
+}
+
+$("#profile-file").addEventListener("change", async (event) => {
+  const file = event.target.files[0];
+  if (!file || !editing) return;
+  const form = new FormData();
+  form.append("file", file, file.name);
+  try {
+    const response = await fetch(`/api/v1/admin/supervisors/${editing.id}/photo`, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { Accept: "application/json" },
+      body: form,
+    });
+    const data = await response.json().catch(() => null);
+    if (!response.ok) throw Object.assign(new Error("upload"), (data && data.error) || { code: "unknown" });
+    profile.photo = data.photo;
+    showPhoto(data.photo);
+    toast(t("admin.profile.uploaded", { name: editing.name }));
+  } catch (err) {
+    toastError(err);
+  } finally {
+    event.target.value = "";
+  }
+});
+
+$("#user-profile").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (!editing) return;
+  const values = formValues(event.target);
+  try {
+    await api.put(`/supervisors/${editing.id}/profile`, { ...profile, title: values.title, address: values.address, phone: values.phone });
+    toast(t("admin.profile.saved", { name: editing.name }));
+  } catch (err) {
+    toastError(err);
+  }
+});
 
 async function onUser(path, body, doneKey) {
   if (!editing) return;

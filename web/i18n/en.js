@@ -631,5 +631,16 @@ export default {
   "error.csv_too_long": "The file has too many lines for one import.",
   "error.not_held": "This inmate was already released or archived.",
   "error.account_disabled": "This account is disabled.",
+  "admin.profile.title": "Public profile (supervisor)",
+  "admin.profile.photo": "Photo",
+  "admin.profile.upload": "Upload a photo (JPEG, PNG, WebP)",
+  "admin.profile.role": "Title",
+  "admin.profile.address": "Address",
+  "admin.profile.phone": "Phone",
+  "admin.profile.save": "Save public profile",
+  "admin.profile.uploaded": "{name}'s photo updated",
+  "admin.profile.saved": "{name}'s public profile saved",
+  "error.photo_unreadable": "The file is not a JPEG, PNG or WebP image.",
+  "error.photo_too_large": "The image has too many pixels.",
   // === end admin console ===
 };

@@ -634,5 +634,16 @@ export default {
   "error.csv_too_long": "文件行数过多，请分批导入。",
   "error.not_held": "该服刑人员已释放或归档。",
   "error.account_disabled": "该账号已停用。",
+  "admin.profile.title": "公开资料（监督员）",
+  "admin.profile.photo": "照片",
+  "admin.profile.upload": "上传照片（JPEG、PNG、WebP）",
+  "admin.profile.role": "职务",
+  "admin.profile.address": "地址",
+  "admin.profile.phone": "电话",
+  "admin.profile.save": "保存公开资料",
+  "admin.profile.uploaded": "已更新 {name} 的照片",
+  "admin.profile.saved": "已保存 {name} 的公开资料",
+  "error.photo_unreadable": "文件不是 JPEG、PNG 或 WebP 图片。",
+  "error.photo_too_large": "图片像素过多。",
   // === end admin console ===
 };
