@@ -193,7 +193,7 @@ def build_app(settings: Settings, *, store: Database | None = None) -> web.Appli
     app = web.Application(
         middlewares=[
             errors_and_headers,
-            oversize_guard(settings.max_request_bytes),
+            oversize_guard(settings.max_request_bytes, settings.max_upload_bytes),
             cookie_origin_guard(settings),
         ],
         client_max_size=settings.max_request_bytes,
@@ -231,7 +231,7 @@ def build_app(settings: Settings, *, store: Database | None = None) -> web.Appli
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/ws", _websocket)
     app.router.add_get("/", _index)
-    for name in ("app", "console", "monitor"):
+    for name in ("app", "console", "monitor", "admin"):
         app.router.add_get(f"/{name}", _page(name))
     app.router.add_get("/favicon.ico", _favicon)
 

@@ -65,6 +65,7 @@ from server.policy import (
     complaint_recipients,
     link_audience,
     message_audience,
+    notice_audience,
     presence_audience,
     thread_change_audience,
     visit_audience,
@@ -137,6 +138,14 @@ class AnnouncementPosted(msgspec.Struct, frozen=True):
     frame: AnnouncementEvent
 
 
+class NoticeSent(msgspec.Struct, frozen=True):
+    """A notice stored for one relative (its link ended by a release, a transfer), told
+    live as an ``announcement`` frame on its own topic."""
+
+    relative: int
+    frame: AnnouncementEvent
+
+
 class Typed(msgspec.Struct, frozen=True):
     """``user`` is typing in ``conv`` (already throttled by the caller)."""
 
@@ -160,6 +169,7 @@ Event = (
     | ComplaintChanged
     | PresenceChanged
     | AnnouncementPosted
+    | NoticeSent
     | Typed
     | ReadMarked
 )
@@ -204,6 +214,8 @@ def tell(hub: Publisher, event: Event) -> None:
             _publish(hub, (present.counted,), encode(PresenceEvent(prison, on_duty)))
         case AnnouncementPosted(frame):
             _publish(hub, (announcement_audience(frame.prison),), encode(frame))
+        case NoticeSent(relative, frame):
+            _publish(hub, (notice_audience(relative),), encode(frame))
         case Typed(conv, user):
             _publish(hub, (activity_audience(conv),), encode(TypingEvent(conv=conv, user=user)))
         case ReadMarked(conv, user, seq):

@@ -54,6 +54,8 @@ class Settings:
     rebalance_slack: int = 16
     rebalance_max_shed: int = 100  # sockets closed with 1012 per look at most; 0 turns it off
     max_request_bytes: int = 64 * 1024
+    # the few routes that take a file (a prison's CSV export, a supervisor's photo)
+    max_upload_bytes: int = 4 * 1024 * 1024
     body_timeout: float = 10.0  # seconds to receive a request body before answering 408
     session_days: int = 30
     log_format: str = "auto"  # auto (json unless a terminal) | json | text
@@ -268,6 +270,7 @@ PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "rebalance_slack": ("KINLINE_REBALANCE_SLACK", _int(0)),
     "rebalance_max_shed": ("KINLINE_REBALANCE_MAX_SHED", _int(0)),
     "max_request_bytes": ("KINLINE_MAX_REQUEST_BYTES", _int(1024)),
+    "max_upload_bytes": ("KINLINE_MAX_UPLOAD_BYTES", _int(1024)),
     "body_timeout": ("KINLINE_BODY_TIMEOUT", _positive_float),
     "session_days": ("KINLINE_SESSION_DAYS", _int(1)),
     "timezone": ("KINLINE_TIMEZONE", _timezone),

@@ -6,6 +6,7 @@ carries the security headers. User text is never rendered as HTML by the server.
 from __future__ import annotations
 
 import logging
+import re
 
 import msgspec
 from aiohttp import web
@@ -56,14 +57,25 @@ async def answer_and_close(request: web.Request, response: web.Response) -> web.
     return response
 
 
-def oversize_guard(max_bytes: int) -> Middleware:
+# The routes that take a file, allowed ``upload_bytes`` instead (they read their body with
+# the same bound themselves: ``server/api/uploads.py``).
+UPLOAD_PATHS = re.compile(
+    r"^/api/v1/admin/(supervisors/[0-9]+/photo|prisons/[0-9]+/inmates/import)$"
+)
+
+
+def oversize_guard(max_bytes: int, upload_bytes: int | None = None) -> Middleware:
     """413 ``too_large`` at once, before reading, for a body announced larger than
-    ``max_bytes``, and close the connection (nothing of the body is read or waited for)."""
+    ``max_bytes`` (``upload_bytes`` on the upload routes), and close the connection (nothing
+    of the body is read or waited for)."""
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.content_length is not None and request.content_length > max_bytes:
-            response = json_error(413, "too_large", f"the body exceeds {max_bytes} bytes")
+        limit = max_bytes
+        if upload_bytes is not None and UPLOAD_PATHS.match(request.path):
+            limit = max(max_bytes, upload_bytes)
+        if request.content_length is not None and request.content_length > limit:
+            response = json_error(413, "too_large", f"the body exceeds {limit} bytes")
             return await answer_and_close(request, response)
         return await handler(request)
 

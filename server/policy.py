@@ -862,3 +862,62 @@ def announcement_audience(prison_id: int | None) -> Recipient:
     bureau-wide one (``None``) to every relative with a verified inmate. Staff are not told
     live (they read the list)."""
     return BureauRelatives() if prison_id is None else PrisonRelatives(prison_id)
+
+
+# --- the bureau's inmate register ---
+# The admin keeps the register of every prison: lists inmates, adds them, imports a prison's
+# export, transfers an inmate to another prison, releases or archives one. Nobody else changes
+# the register: an officer or supervisor is answered ``forbidden`` for an inmate of its own
+# prisons and ``not_found`` for any other (``sees_inmate``), a relative ``not_found`` unless
+# verified for it. A relative reads its own notices (a link ended by a release, a transfer).
+
+RegisterAction = Literal["list", "add", "import", "transfer", "release", "archive"]
+REGISTER_ACTIONS: dict[str, frozenset[str]] = {
+    "relative": frozenset(),
+    "officer": frozenset(),
+    "supervisor": frozenset(),
+    "admin": frozenset({"list", "add", "import", "transfer", "release", "archive"}),
+}
+NOTICE_READERS: frozenset[str] = frozenset({"relative"})
+
+
+def check_register(who: Principal | None, action: RegisterAction) -> Principal:
+    """The principal if its role may take ``action`` on the register at all."""
+    who = signed_in(who)
+    if action not in REGISTER_ACTIONS[who.user.role]:
+        raise Denied("forbidden", f"a {who.user.role} may not change the inmate register")
+    return who
+
+
+def check_register_inmate(
+    who: Principal | None, inmate: Inmate | None, action: RegisterAction
+) -> Inmate:
+    """The inmate if ``who`` may ``action`` it: the admin, for any inmate; anyone else gets
+    ``not_found`` for an inmate it may not see (or none) and ``forbidden`` for one it sees."""
+    who = signed_in(who)
+    if inmate is None or not (who.user.role == "admin" or sees_inmate(who, inmate)):
+        raise Denied("not_found", "no such inmate")
+    if action not in REGISTER_ACTIONS[who.user.role]:
+        raise Denied("forbidden", f"a {who.user.role} may not {action} an inmate")
+    return inmate
+
+
+def check_notices(who: Principal | None) -> Principal:
+    """A relative reads its own notices; staff have none."""
+    who = signed_in(who)
+    if who.user.role not in NOTICE_READERS:
+        raise Denied("forbidden", f"a {who.user.role} has no notices")
+    return who
+
+
+def notice_audience(relative_id: int) -> Person:
+    """A notice (a link ended by a release, a transfer) is told to its relative only."""
+    return Person(relative_id)
+
+
+def moved_inmate_staff(users: Iterable[User], from_prison: int) -> list[int]:
+    """Of ``users``, the staff of the prison an inmate left: their sockets may be following
+    its threads, which they no longer see, so they reconnect and are checked again."""
+    return [
+        u.id for u in users if u.role in ("officer", "supervisor") and from_prison in u.prison_ids
+    ]

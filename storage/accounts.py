@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from domain.records import Role, User
 from storage.errors import NotFound
-from storage.sql import Database, Row, Sql, clamp_limit, ints, joined
+from storage.sql import Database, Row, Sql, clamp_limit, ids_in, ints, joined
 
 
 def user_select(db: Database) -> str:
@@ -187,6 +187,13 @@ async def set_disabled(sql: Sql, user_id: int, disabled: bool) -> bool:
         "UPDATE users SET disabled = $2 WHERE id = $1 AND disabled <> $2", user_id, disabled
     )
     return changed > 0
+
+
+async def disabled_ids(db: Database, user_ids: Sequence[int]) -> frozenset[int]:
+    """Which of these accounts are disabled."""
+    async with db.read() as sql:
+        rows = await sql.fetch(f"SELECT id FROM users WHERE disabled AND id IN {ids_in(user_ids)}")
+    return frozenset(r["id"] for r in rows)
 
 
 async def is_disabled(db: Database, user_id: int) -> bool:

@@ -6,6 +6,7 @@ about any user is public.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated
 
@@ -20,7 +21,7 @@ Short = Annotated[str, msgspec.Meta(max_length=200)]
 
 class SupervisorProfile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     title: Short = ""  # e.g. "Party representative", "People's Congress deputy", "CPPCC member"
-    photo: Short = ""  # a same-origin path (/static/photos/...) or a data: URL
+    photo: Short = ""  # an uploaded photo (/api/v1/photos/<id>) or a bundled /static/photos/ one
     address: Short = ""
     phone: Short = ""
 
@@ -29,13 +30,30 @@ def profile_from(stored: object) -> SupervisorProfile:
     return msgspec.convert(stored or {}, SupervisorProfile)
 
 
-# Where a photo may come from: a same-origin path or an inline image, never another site
-# (a third-party image would tell that site who looks at the page) nor a script URL.
-PHOTO_PREFIXES = ("/static/", "data:image/")
+# Where a photo may come from: an uploaded photo's own URL (``/api/v1/photos/<id>``, stored
+# re-encoded with no metadata: ``server/photos.py``) or one of the bundled pictures under
+# /static/photos/ (the demo's), matched whole. Never another site (a third-party image would
+# tell that site who looks at the page), a script or data: URL, nor a path that only starts
+# like one (``/static/../api/v1/me`` is the caller's own account, not a picture).
+UPLOADED_PHOTO = re.compile(r"^/api/v1/photos/([1-9][0-9]{0,18})$")
+BUNDLED_PHOTO = re.compile(
+    r"^/static/photos/[A-Za-z0-9_][A-Za-z0-9_-]{0,63}\.(svg|png|jpe?g|webp)$"
+)
+
+
+def photo_url(photo_id: int) -> str:
+    return f"/api/v1/photos/{photo_id}"
+
+
+def uploaded_photo_id(photo: str) -> int | None:
+    """The id in an uploaded photo's URL, or None."""
+    found = UPLOADED_PHOTO.fullmatch(photo)
+    return int(found.group(1)) if found else None
 
 
 def photo_allowed(photo: str) -> bool:
-    return photo == "" or photo.startswith(PHOTO_PREFIXES)
+    """The shape of an acceptable photo URL (whose upload it is, the caller checks)."""
+    return photo == "" or bool(UPLOADED_PHOTO.fullmatch(photo) or BUNDLED_PHOTO.fullmatch(photo))
 
 
 async def set_supervisor_profile(

@@ -495,6 +495,7 @@ def area_matrix_routes() -> set[tuple[str, str]]:
         test_policy_figures,
         test_policy_information,
         test_policy_outreach,
+        test_policy_register,
         test_policy_watching_and_audit,
     )
 
@@ -504,6 +505,7 @@ def area_matrix_routes() -> set[tuple[str, str]]:
     rows = [
         *(row.route for row in test_policy_desk.DESK_ROWS.values()),
         *(row.route for row in test_policy_information.ROWS.values()),
+        *((r.method, r.route) for r in test_policy_register.ROWS.values()),
         *((r.method, r.route) for r in test_policy_complaints_and_announcements.ROWS.values()),
         *(tuple(name.split(" ", 1)) for name in test_policy_watching_and_audit.HTTP_EXPECTED),
         *(("GET", path) for path in test_policy_figures.MATRIX),

@@ -546,6 +546,7 @@ PURE_TABLES = (
     "test_policy_watching_and_audit.py",
     "test_policy_figures.py",
     "test_audience.py",
+    "test_policy_register.py",
 )
 
 

@@ -63,8 +63,12 @@ class PrisonOut(msgspec.Struct, frozen=True):
     city: str
 
 
+class AccountRow(UserOut, frozen=True):
+    disabled: bool = False  # switched off by the bureau (POST /admin/users/{id}/disable)
+
+
 class UserList(msgspec.Struct, frozen=True):
-    users: list[UserOut]
+    users: list[AccountRow]
 
 
 class PrisonList(msgspec.Struct, frozen=True):
@@ -83,7 +87,9 @@ async def list_users(request: web.Request) -> web.Response:
     check_action(await principal(request), "admin")
     wanted = query(request, UsersQuery)
     users = await accounts.users(request.app[DB], role=wanted.role, limit=wanted.limit)
-    return reply(UserList([user_out(u) for u in users]))
+    off = await accounts.disabled_ids(request.app[DB], [u.id for u in users])
+    rows = [AccountRow(**msgspec.structs.asdict(user_out(u)), disabled=u.id in off) for u in users]
+    return reply(UserList(rows))
 
 
 async def create_user(request: web.Request) -> web.Response:

@@ -21,6 +21,7 @@ _REASONS = {
     404: "no such object, or not one the caller may see",
     409: "conflict",
     413: "body too large",
+    415: "media type refused (the file is not of a kind accepted here)",
     429: "too many attempts (see Retry-After)",
     503: "storage unavailable",
 }

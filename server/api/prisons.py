@@ -13,7 +13,7 @@ from aiohttp import web
 from server.api.base import ApiError, Route, body, invalid, path_id, principal, reply
 from server.keys import DB
 from server.policy import check_complaints_and_announcements
-from storage import accounts
+from storage import accounts, photos
 from storage.errors import NotFound
 from storage.prisons_public import (
     PublicPrison,
@@ -22,7 +22,12 @@ from storage.prisons_public import (
     public_prison,
     public_prisons,
 )
-from storage.profiles import SupervisorProfile, photo_allowed, set_supervisor_profile
+from storage.profiles import (
+    SupervisorProfile,
+    photo_allowed,
+    set_supervisor_profile,
+    uploaded_photo_id,
+)
 from storage.sql import utcnow
 
 
@@ -45,9 +50,12 @@ async def set_profile(request: web.Request) -> web.Response:
     who = check_complaints_and_announcements(await principal(request), "profile.set")
     form = await body(request, SupervisorProfile)
     if not photo_allowed(form.photo):
-        raise invalid("photo", "a photo is a same-origin /static/ path or a data:image/ URL")
+        raise invalid("photo", "a photo is one uploaded for this supervisor (/api/v1/photos/<id>)")
     store = request.app[DB]
     supervisor_id = path_id(request)
+    uploaded = uploaded_photo_id(form.photo)
+    if uploaded is not None and await photos.owner(store, uploaded) != supervisor_id:
+        raise invalid("photo", "a photo is one uploaded for this supervisor (/api/v1/photos/<id>)")
     try:
         profile = await set_supervisor_profile(
             store, supervisor_id, form, actor_id=who.id, now=utcnow()

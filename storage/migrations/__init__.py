@@ -1,4 +1,8 @@
-"""Versioned SQL migrations, one folder per backend: ``NNNN_name.sql``, applied in order."""
+"""Versioned SQL migrations, one folder per backend: ``NNNN_name.sql``, applied in order.
+
+Numbers are unique but may have gaps: parallel branches are each given a number ahead of
+time, and a database applies whichever of them it has not applied yet (by version, not by
+"the highest seen"), so a branch merged later still gets its migration applied."""
 
 from __future__ import annotations
 
