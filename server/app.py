@@ -49,6 +49,7 @@ from server.outbox import Relay
 from server.push import Push, generate_key
 from server.ratelimit import RateLimiter
 from server.rebalance import rebalancing
+from server.retention import applying_retention
 from server.sending import SendPath
 from server.sms import make_sms
 from server.wechat import add_routes as wechat_routes
@@ -144,6 +145,11 @@ async def _outreach(app: web.Application) -> AsyncIterator[None]:
         await platform.close()
 
 
+async def _retention(app: web.Application) -> AsyncIterator[None]:
+    async with applying_retention(app[DB], app[SETTINGS].retention_years):
+        yield
+
+
 async def _holds(app: web.Application) -> AsyncIterator[None]:
     async with releasing_stale_holds(app, app[SETTINGS], app[DB], app[ROSTER]):
         yield
@@ -206,6 +212,7 @@ def build_app(settings: Settings, *, store: Database | None = None) -> web.Appli
     app.cleanup_ctx.append(_realtime)
     app.cleanup_ctx.append(_outreach)  # WeChat, Web Push, SMS and the outbox
     app.cleanup_ctx.append(_rebalancing)  # a process holding too many sockets sheds some
+    app.cleanup_ctx.append(_retention)  # message text past KINLINE_RETENTION_YEARS, daily
     app.cleanup_ctx.append(_holds)  # a holder disconnected past the grace loses its threads
     app.on_shutdown.append(_on_shutdown)
     web_dir = Path(settings.web_dir)

@@ -23,9 +23,10 @@ from typing import Any
 from server import config
 from server.config import ConfigError, Settings
 from server.passwords import WeakPassword, check_strength, hash_password
-from storage import accounts, open_database, prisons
+from server.retention import retention_cutoff
+from storage import accounts, open_database, prisons, retention
 from storage.errors import Conflict, NotFound, StoreUnavailable
-from storage.sql import Database
+from storage.sql import Database, utcnow
 
 
 class CliError(Exception):
@@ -39,6 +40,10 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     commands.add_parser("migrate", help="apply pending database migrations")
+    commands.add_parser(
+        "retention",
+        help="purge the text of messages older than KINLINE_RETENTION_YEARS (audited)",
+    )
     commands.add_parser(
         "demo", help="seed the demo prisons, staff, inmates and relatives (idempotent)"
     )
@@ -160,9 +165,17 @@ def _command(args: argparse.Namespace, settings: Settings) -> Callable[[Database
         names = ", ".join(button["name"] for button in published["button"])
         return f"published the WeChat menu: {names}"
 
+    async def retention_now(store: Database) -> str:
+        if settings.retention_years == 0:
+            raise CliError("KINLINE_RETENTION_YEARS is 0: messages are kept forever")
+        before = retention_cutoff(settings.retention_years, utcnow())
+        count = await retention.purge(store, before, utcnow())
+        return f"purged the text of {count} messages written before {before:%Y-%m-%d}"
+
     commands: dict[tuple[str, str | None], Callable[[Database], Awaitable[str]]] = {
         ("wechat", "menu"): wechat_menu,
         ("migrate", None): _migrate,
+        ("retention", None): retention_now,
         ("demo", None): demo,
         ("prison", "add"): prison_add,
         ("user", "add"): user_add,

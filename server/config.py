@@ -86,6 +86,7 @@ class Settings:
     metrics_token: str = ""  # /metrics needs "Bearer <token>"; empty: loopback clients only
     verify_phone: bool = True  # registration needs the SMS code sent to the phone
     code_minutes: int = 10  # an SMS code's lifetime
+    retention_years: int = 0  # message text older than this is purged daily; 0: kept forever
 
     @property
     def wechat_enabled(self) -> bool:
@@ -295,6 +296,7 @@ PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "metrics_token": ("KINLINE_METRICS_TOKEN", str),
     "verify_phone": ("KINLINE_VERIFY_PHONE", _flag),
     "code_minutes": ("KINLINE_CODE_MINUTES", _int(1, 60)),
+    "retention_years": ("KINLINE_RETENTION_YEARS", _int(0, 100)),
     "log_format": ("KINLINE_LOG_FORMAT", _choice("auto", "json", "text")),
     "log_level": ("KINLINE_LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR")),
 }

@@ -135,7 +135,7 @@ class HttpRow:
     @property
     def route(self) -> str:
         """The route as registered (placeholders renamed to the route's ``{id}``)."""
-        parts = self.path.split("/")
+        parts = self.path.split("?", maxsplit=1)[0].split("/")
         return "/api/v1" + "/".join("{id}" if p.startswith("{") else p for p in parts)
 
 
@@ -177,6 +177,10 @@ async def _linked_relative(ctx: Ctx, _: str) -> dict[str, Any]:
     inmate = await ctx.fresh_inmate()
     await links.request_link(ctx.store, user.id, inmate, "son", "card")
     return {"user": user.id}
+
+
+async def _the_conversation(ctx: Ctx, _: str) -> dict[str, Any]:
+    return {"conv": ctx.world.conv.id}
 
 
 async def _some_user(ctx: Ctx, _: str) -> dict[str, Any]:
@@ -238,6 +242,17 @@ HTTP_ROWS: dict[str, HttpRow] = {
         prepare=_link_request,
     ),
     "list links": HttpRow("GET", "/links", SIGNED_IN),
+    "conversation transcript": HttpRow(
+        "GET",
+        "/conversations/{conv}/transcript",
+        table(NOT_FOUND, relative_a=ok(), officer=ok(), supervisor=ok()),
+        prepare=_the_conversation,
+    ),
+    "audit range export": HttpRow(
+        "GET",
+        "/audit/export?since=2026-01-01T00:00:00Z&until=2027-01-01T00:00:00Z",
+        table(FORBIDDEN, supervisor=ok(), supervisor_other=ok(), admin=ok()),
+    ),
     "read link": HttpRow("GET", "/links/{link}", LINK_READ, prepare=_pending),
     "read missing link": HttpRow("GET", "/links/999999", table(NOT_FOUND)),
     "verify link": HttpRow(

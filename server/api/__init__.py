@@ -23,6 +23,7 @@ from server.api import (
     oversight,
     photos,
     prisons,
+    records_export,
     staff,
     stats,
     visits,
@@ -46,6 +47,7 @@ AREAS: tuple[list[Route], ...] = (
     complaints.ROUTES,
     announcements.ROUTES,
     oversight.ROUTES,
+    records_export.ROUTES,
     notify.ROUTES,
     openapi.ROUTES,
 )
