@@ -154,6 +154,18 @@ async def test_money_and_dates_are_formatted_for_the_locale_and_catalogs_agree(
     pages.assert_clean()
 
 
+async def test_a_relative_downloads_all_its_data_from_the_app(pages: Pages, site: Site) -> None:
+    w = site.world
+    page = await pages.open("/app#/notifications", token=w.token(w.relative))
+    link = page.locator("#download-my-data")
+    await expect(link).to_be_visible()
+    href = await link.get_attribute("href")
+    data = await page.evaluate("(u) => fetch(u).then((r) => r.json())", href)
+    assert data["account"]["login"] == w.relative.login
+    assert [c["id"] for c in data["conversations"]] == [w.conv.id]  # its own, nobody else's
+    pages.assert_clean()
+
+
 async def test_a_relative_who_forgot_its_password_sets_a_new_one_by_sms(
     pages: Pages, site: Site
 ) -> None:

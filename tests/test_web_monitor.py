@@ -356,3 +356,26 @@ async def test_the_monitor_fits_a_phone_and_speaks_english_without_chinese_marks
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 360, box
     await screenshot(board, "monitor-figures-phone-en")
     pages.assert_clean()
+
+
+async def test_a_supervisor_takes_the_transcript_and_an_audit_period_for_a_complaint_file(
+    pages: Pages, site: Site
+) -> None:
+    world = site.world
+    await ask(site, "<b>请问</b>下个月可以会见吗？")
+    board = await monitor(pages, site)
+    await board.locator(f'#conversations button.item[data-conv="{world.conv.id}"]').click()
+    link = board.locator("#watch-transcript-csv")
+    href = await link.get_attribute("href")
+    assert href == f"/api/v1/conversations/{world.conv.id}/transcript?format=csv"
+    csv_text = await board.evaluate("(u) => fetch(u).then((r) => r.text())", href)
+    assert "<b>请问</b>下个月可以会见吗？" in csv_text  # the text as written, in a cell
+    printed = await board.locator("#watch-transcript-print").get_attribute("href")
+    page = await board.evaluate("(u) => fetch(u).then((r) => r.text())", printed)
+    assert "&lt;b&gt;请问&lt;/b&gt;" in page and "<b>请问" not in page  # never markup
+    await board.locator("#audit-form").evaluate("f => f.requestSubmit()")
+    audit_href = await board.locator("#audit-export-csv").get_attribute("href")
+    assert audit_href and audit_href.startswith("/api/v1/audit/export?")
+    trail = await board.evaluate("(u) => fetch(u).then((r) => r.text())", audit_href)
+    assert "conversation.opened" in trail  # the look just taken is in the period
+    pages.assert_clean()

@@ -50,6 +50,14 @@ function keyBytes(base64url) {
 export function notifyView() {
   const out = notice();
   const body = h("div", { id: "notify" }, tx("p", "common.loading", {}, { class: "muted" }));
+  // one's own data, all of it, as one file (the right of access)
+  const mine = h(
+    "section",
+    { class: "card", id: "my-data", aria: { labelledby: "my-data-title" } },
+    tx("h2", "account.dataTitle", {}, { id: "my-data-title" }),
+    tx("p", "account.dataWhat"),
+    tx("a", "account.download", {}, { href: "/api/v1/me/export", download: "", class: "button", id: "download-my-data" }),
+  );
   let settings = null;
   let binding = null;
 
@@ -134,7 +142,7 @@ export function notifyView() {
     replace(body, channelChoice(), wechatPart(), pushPart());
   };
 
-  const el = h("section", { class: "view" }, tx("h1", "notify.title"), out, body);
+  const el = h("section", { class: "view" }, tx("h1", "notify.title"), out, body, mine);
   load();
   return view(el, { rerender: render });
 }

@@ -105,6 +105,7 @@ export class LinkRequests extends Requests {
       { data: { link: link.id } },
       h("h3", {}, t("console.links.heading", { name: relative.name || "", number: link.inmate_number })),
       link.matched === false ? h("p", { class: "unmatched" }, t("console.links.unmatched")) : null,
+      relative.id_conflict ? h("p", { class: "unmatched id-conflict" }, t("console.links.idConflict")) : null,
       h("dl", {}, rows.filter(([, v]) => v).map(([k, v]) => [h("dt", {}, t(k)), h("dd", {}, v)])),
       this.actions(
         link,

@@ -197,7 +197,20 @@ export class Audit {
       since: toMoment(v.since),
       until: toMoment(v.until),
     };
+    this.exportLinks();
     this.load(false);
+  }
+
+  /** The chosen period (the last 30 days when none is) for a complaint file: CSV or print. */
+  exportLinks() {
+    const until = this.filters.until || new Date(Date.now() + 60_000).toISOString();
+    const since = this.filters.since || new Date(Date.parse(until) - 30 * 86400_000).toISOString();
+    const params = new URLSearchParams({ since, until });
+    if (this.prison) params.set("prison", String(this.prison));
+    for (const [id, format] of [["audit-export-csv", "csv"], ["audit-export-print", "html"]]) {
+      params.set("format", format);
+      document.getElementById(id).href = `/api/v1/audit/export?${params}`;
+    }
   }
 
   async load(more) {

@@ -285,5 +285,13 @@ export class Overview {
     const sub = document.getElementById("watch-sub");
     clear(sub).append(h("span", { class: ["state-badge", c.state] }, t(`convState.${c.state}`)));
     if (c.assigned_officer) sub.append(" · ", t("console.queue.heldBy", { name: c.assigned_officer.name }));
+    // the transcript for a complaint file (a download or a printable page; an audited look)
+    const base = `/api/v1/conversations/${c.id}/transcript`;
+    sub.append(
+      " · ",
+      h("a", { href: `${base}?format=csv`, download: "", id: "watch-transcript-csv" }, t("monitor.export.csv")),
+      " · ",
+      h("a", { href: `${base}?format=html`, target: "_blank", rel: "noopener", id: "watch-transcript-print" }, t("monitor.export.print")),
+    );
   }
 }
