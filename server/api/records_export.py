@@ -14,7 +14,7 @@ import csv
 import html
 import io
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 import msgspec
@@ -39,8 +39,8 @@ class TranscriptQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class AuditExportQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    since: Moment
-    until: Moment
+    since: Moment | None = None  # default: 30 days before until
+    until: Moment | None = None  # default: now
     prison: Id | None = None
     format: Format = "csv"
 
@@ -127,7 +127,9 @@ async def audit_range(request: web.Request) -> web.Response:
     who = signed_in(await principal(request))
     wanted = query(request, AuditExportQuery)
     scope = audit_scope(who, wanted.prison)
-    if wanted.until <= wanted.since:
+    until = wanted.until or utcnow()
+    since = wanted.since or until - timedelta(days=30)
+    if until <= since:
         raise ApiError(400, "invalid_request", "until must be after since", field="until")
     db, zone = request.app[DB], request.app[SETTINGS].zone
     found: list[audit_trail.TrailEntry] = []
@@ -137,8 +139,8 @@ async def audit_range(request: web.Request) -> web.Response:
             db,
             TrailQuery(
                 prison_ids=scope,
-                since=wanted.since,
-                until=wanted.until,
+                since=since,
+                until=until,
                 before_id=before,
                 limit=PAGE,
             ),
@@ -166,7 +168,7 @@ async def audit_range(request: web.Request) -> web.Response:
         for e in reversed(found)  # oldest first, as a file is read
     ]
     header = ["id", "time", "who", "action", "object", "object_id", "prison", "before", "after"]
-    span = f"{wanted.since:%Y-%m-%d}..{wanted.until:%Y-%m-%d}"
+    span = f"{since:%Y-%m-%d}..{until:%Y-%m-%d}"
     return _answer(wanted.format, f"audit-{span}", f"Audit trail {span}", header, rows)
 
 
@@ -186,7 +188,8 @@ ROUTES = [
         "GET",
         "/audit/export",
         audit_range,
-        "A range of the audit trail (since, until; prison) as CSV or a printable page",
+        "A range of the audit trail (since, until: default the last 30 days; prison) as CSV"
+        " or a printable page",
         "supervisor (its prisons), admin",
         query=AuditExportQuery,
         reply=None,
