@@ -22,7 +22,7 @@ view of the frame once and publishes it. No other module names a topic to publis
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Protocol, assert_never
 
 import msgspec
@@ -62,6 +62,7 @@ from server.policy import (
     activity_audience,
     announcement_audience,
     card_audience,
+    card_part_audience,
     complaint_recipients,
     link_audience,
     message_audience,
@@ -110,11 +111,13 @@ class LinkDecided(msgspec.Struct, frozen=True):
 
 
 class CardUpdated(msgspec.Struct, frozen=True):
-    """Parts of an inmate's information card changed; ``relatives``: its verified ones."""
+    """Parts of an inmate's information card changed; ``relatives``: its verified ones;
+    ``shares``: the categories the inmate shares with each (``None``: all with everyone)."""
 
     inmate: int
     parts: Sequence[str]
     relatives: Sequence[int]
+    shares: Mapping[int, Collection[str]] | None = None
 
 
 class ComplaintChanged(msgspec.Struct, frozen=True):
@@ -202,9 +205,13 @@ def tell(hub: Publisher, event: Event) -> None:
         case LinkDecided(link):
             decision = LinkEvent(id=link.id, state=link.state, reason=link.reason)
             _publish(hub, link_audience(link), encode(decision))
-        case CardUpdated(inmate, parts, relatives):
-            to = card_audience(relatives)
+        case CardUpdated(inmate, parts, relatives, shares):
             for part in parts:
+                to = (
+                    card_audience(relatives)
+                    if shares is None
+                    else card_part_audience(relatives, part, shares)
+                )
                 _publish(hub, to, encode(InfoEvent(inmate=inmate, field=part)))
         case ComplaintChanged(frame, complaint, candidates):
             _publish(hub, complaint_recipients(complaint, candidates), encode(frame))

@@ -13,6 +13,7 @@ from server.api import (
     announcements,
     auth,
     complaints,
+    consent,
     desk,
     export,
     inmate_records,
@@ -49,6 +50,7 @@ AREAS: tuple[list[Route], ...] = (
     oversight.ROUTES,
     records_export.ROUTES,
     notify.ROUTES,
+    consent.ROUTES,  # consent scopes and the family case (issue 15)
     openapi.ROUTES,
 )
 

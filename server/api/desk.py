@@ -69,6 +69,7 @@ from server.policy import (
     desk_duty_required,
     duty_names_shown,
     duty_scope,
+    history_floor,
     shows_staff_side,
     signed_in,
     thread_scope,
@@ -470,6 +471,7 @@ async def history(request: web.Request) -> web.Response:
         before=wanted.before,
         limit=wanted.limit,
         include_notes=shows_staff_side(who),
+        floor=history_floor(who, thread.conversation),
     )
     last = max([thread.last_seq, *(m.seq for m in page)])  # read before the page
     return reply(MessagePage([message_out(m) for m in page], last))
