@@ -221,7 +221,7 @@ async def put_family_case(request: web.Request) -> web.Response:
     except NotFound:
         raise ApiError(404, "not_found", "no such inmate") from None
     except Conflict as conflict:
-        code = str(conflict.args[0]) if conflict.args else "conflict"
+        code = conflict.what
         text = {
             "no_verified_relative": "the inmate has no verified relative to share a case with",
             "no_family_case": "the inmate never agreed to a family case",
