@@ -202,6 +202,11 @@ async def test_the_family_shares_one_case(site: Site) -> None:
     assert (status, case["conversation_id"], case["enabled"]) == (200, w.conv.id, True)
     status, opened = await site.call("POST", "/conversations", brother, {"inmate_id": inmate})
     assert (status, opened["id"]) == (200, w.conv.id)  # one thread for the family
+    assert (opened["shared"], opened["joined_seq"]) == (True, private["seq"])
+    _, listed = await site.call("GET", "/conversations", brother)
+    assert [(c["id"], c.get("shared")) for c in listed["conversations"]] == [(w.conv.id, True)]
+    _, own = await site.call("GET", "/conversations", w.relative)
+    assert "shared" not in own["conversations"][0]  # the mother's own thread
 
     async with (
         Reader(client(site.ws, w.token(w.relative))) as mother_socket,

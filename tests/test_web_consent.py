@@ -11,6 +11,8 @@ import aiohttp
 from playwright.async_api import expect
 
 from domain.records import User
+from server import sessions
+from storage import accounts, links
 from tests.browser import (  # noqa: F401 (fixtures)
     Pages,
     Site,
@@ -102,4 +104,61 @@ async def test_the_officer_records_consent_and_the_relative_sees_what_is_shared(
     measured = await app.evaluate(OVERFLOW)
     assert measured == {"page": 0, "wide": []}, measured
     await screenshot(app, "app-shared-with-you-375")
+    pages.assert_clean()
+
+
+async def test_the_family_thread_names_each_relative_who_wrote(pages: Pages, site: Site) -> None:
+    """One case for the family: in the mother's app and in the console each message of the
+    shared thread names the relative who wrote it."""
+    world = site.world
+    inmate = world.conv.inmate_id
+    brother = await accounts.add_user(site.store, "relative", "13800000031", "Chen Gang", "x")
+    world.tokens[brother.login] = await sessions.issue(site.store, brother, days=1)
+    link = await links.request_link(site.store, brother.id, inmate, "brother", "card")
+    await api(site, "POST", f"/links/{link}/verify", world.officer, {})
+    await api(
+        site,
+        "POST",
+        f"/conversations/{world.conv.id}/messages",
+        world.relative,
+        {"body": "妈妈在此"},
+    )
+    await api(site, "PUT", f"/inmates/{inmate}/family-case", world.officer, {"enabled": True})
+    opened = await api(site, "POST", "/conversations", brother, {"inmate_id": inmate})
+    assert opened["id"] == world.conv.id and opened["shared"] is True
+    await api(
+        site, "POST", f"/conversations/{world.conv.id}/messages", brother, {"body": "哥哥来问"}
+    )
+
+    app = await pages.open(f"/app#/inmate/{inmate}", token=world.token(world.relative), label="app")
+    await app.set_viewport_size({"width": 375, "height": 740})
+    theirs = app.locator("#messages li.bubble").filter(has_text="哥哥来问")
+    await expect(theirs.locator(".sender")).to_have_text("Chen Gang")
+    await expect(app.locator("#messages li.own").filter(has_text="妈妈在此")).to_have_count(1)
+    over = await app.evaluate(
+        "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert over == 0
+    brother_app = await pages.open(
+        f"/app#/inmate/{inmate}", token=world.token(brother), label="brother"
+    )
+    await expect(brother_app.locator("#messages li.own").filter(has_text="哥哥来问")).to_have_count(
+        1
+    )
+    await expect(brother_app.locator("#messages")).not_to_contain_text(
+        "妈妈在此"
+    )  # before he joined
+    await screenshot(app, "app-family-case-375")
+
+    officer = await pages.open(
+        "/console", token=world.token(world.officer), size="desktop", label="console"
+    )
+    await expect(officer.locator("body")).to_have_attribute("data-ready", "1")
+    await officer.locator(f'#queue button.item[data-conv="{world.conv.id}"]').click()
+    metas = officer.locator("#messages li.from-relative .meta")
+    await expect(metas.nth(0)).to_contain_text("Chen Mei")
+    await expect(metas.nth(1)).to_contain_text("Chen Gang")
+    await expect(officer.locator("#family-state")).to_have_text(
+        "服刑人员已同意：已核验的亲属共用一个会话。"
+    )
     pages.assert_clean()

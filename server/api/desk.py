@@ -33,7 +33,7 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from aiohttp import web
@@ -185,6 +185,10 @@ class ThreadOut(msgspec.Struct, frozen=True):
     # the highest seq read by someone other than the caller (GET only): read receipts that
     # outlive a reload
     read_seq: int | msgspec.UnsetType = msgspec.UNSET
+    # a relative's view of a family case's shared thread it is a member of (issue 15): True,
+    # with the seq it reads after; its own threads leave both out
+    shared: bool | msgspec.UnsetType = msgspec.UNSET
+    joined_seq: int | msgspec.UnsetType = msgspec.UNSET
 
 
 class ThreadList(msgspec.Struct, frozen=True):
@@ -277,7 +281,13 @@ def thread_out(
         updated_at=thread.updated_at,
         handover_note=(thread.handover_note or None) if shows_staff_side(who) else msgspec.UNSET,
         read_seq=read_seq,
+        **_membership(who, thread.id),
     )
+
+
+def _membership(who: Principal, conv_id: int) -> dict[str, Any]:
+    joined = dict(who.family_joins).get(conv_id)
+    return {} if joined is None else {"shared": True, "joined_seq": joined}
 
 
 def message_out(message: Message) -> MessageOut:
