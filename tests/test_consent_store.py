@@ -12,7 +12,17 @@ import pytest
 from domain.records import NewMessage, User
 from server import sessions
 from server.policy import history_floor, sees_conversation
-from storage import accounts, audit_trail, consent, conversations, desk, family, links, messages
+from storage import (
+    accounts,
+    audit_trail,
+    consent,
+    conversations,
+    desk,
+    family,
+    links,
+    messages,
+    outbox,
+)
 from storage.errors import Conflict, NotFound
 from storage.sql import Database
 from tests.world import World, seed
@@ -188,3 +198,22 @@ async def test_a_case_needs_a_verified_relative_and_an_agreement(store: Database
     with pytest.raises(Conflict, match="no_verified_relative"):
         await case(store, world)
     assert await consent.family_case(store, world.conv.inmate_id) is None
+
+
+async def test_an_answer_in_the_family_thread_is_owed_to_every_verified_member(
+    store: Database, world: World
+) -> None:
+    brother = await sibling(store, world, "13800000011", "Chen Gang")
+    cousin = await sibling(store, world, "13800000012", "Chen Yu")
+    for who in (world.relative, brother, cousin):
+        await outbox.choose_channel(store, who.id, "sms", T0)
+    shared = await case(store, world)
+    [link] = await links.links(store, relative_id=cousin.id)
+    await links.transition_link(store, link.id, "verified", "revoked", world.officer.id, "x")
+    await say(store, shared, world.officer, "he is well")
+    async with store.read() as sql:
+        rows = await sql.fetch(
+            "SELECT relative_id FROM outbox WHERE event = 'answer' AND conversation_id = $1",
+            shared,
+        )
+    assert sorted(r["relative_id"] for r in rows) == sorted([world.relative.id, brother.id])

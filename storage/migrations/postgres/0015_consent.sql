@@ -62,3 +62,23 @@ CREATE TRIGGER family_links_join_update AFTER UPDATE OF state ON family_links
 CREATE TRIGGER family_links_join_insert AFTER INSERT ON family_links
     FOR EACH ROW WHEN (NEW.state = 'verified' AND NEW.inmate_id IS NOT NULL)
     EXECUTE FUNCTION kinline_family_join();
+
+-- An officer's answer in a family case's shared thread owes each verified member a
+-- notification too (the thread's own relative gets it from 0008's trigger), in the message's
+-- own transaction.
+CREATE FUNCTION kinline_outbox_family_answer() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO outbox (relative_id, event, conversation_id, message_id, next_at, created_at)
+    SELECT m.relative_id, 'answer', m.conversation_id, NEW.id, NEW.created_at, NEW.created_at
+      FROM family_members m
+      JOIN family_cases f ON f.conversation_id = m.conversation_id AND f.enabled
+      JOIN conversations c ON c.id = m.conversation_id
+      JOIN family_links l ON l.relative_id = m.relative_id AND l.inmate_id = c.inmate_id
+                         AND l.state = 'verified'
+     WHERE m.conversation_id = NEW.conversation_id AND kinline_reachable(m.relative_id);
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER messages_outbox_family AFTER INSERT ON messages
+    FOR EACH ROW WHEN (NEW.kind = 'text' AND NEW.sender_role = 'officer')
+    EXECUTE FUNCTION kinline_outbox_family_answer();

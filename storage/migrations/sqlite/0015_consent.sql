@@ -54,3 +54,24 @@ BEGIN
     ON CONFLICT (conversation_id, relative_id)
     DO UPDATE SET joined_seq = excluded.joined_seq, joined_at = excluded.joined_at;
 END;
+
+-- An officer's answer in a family case's shared thread owes each verified member a
+-- notification too (see the PostgreSQL migration).
+CREATE TRIGGER messages_outbox_family AFTER INSERT ON messages
+WHEN NEW.kind = 'text' AND NEW.sender_role = 'officer'
+BEGIN
+    INSERT INTO outbox (relative_id, event, conversation_id, message_id, next_at, created_at)
+    SELECT m.relative_id, 'answer', m.conversation_id, NEW.id, NEW.created_at, NEW.created_at
+      FROM family_members m
+      JOIN family_cases f ON f.conversation_id = m.conversation_id AND f.enabled
+      JOIN conversations c ON c.id = m.conversation_id
+      JOIN family_links l ON l.relative_id = m.relative_id AND l.inmate_id = c.inmate_id
+                         AND l.state = 'verified'
+     WHERE m.conversation_id = NEW.conversation_id
+       AND COALESCE((SELECT channel FROM notify_prefs WHERE relative_id = m.relative_id),
+                    'auto') <> 'none'
+       AND (EXISTS (SELECT 1 FROM wechat_bindings WHERE relative_id = m.relative_id)
+            OR EXISTS (SELECT 1 FROM push_subscriptions WHERE relative_id = m.relative_id)
+            OR EXISTS (SELECT 1 FROM notify_prefs
+                        WHERE relative_id = m.relative_id AND channel = 'sms'));
+END;
