@@ -196,9 +196,11 @@ def tell(hub: Publisher, event: Event) -> None:
             told = thread_change_audience(change)
             data = encode(frame)
             _publish(hub, (told.staff,), data)
+            public = data if frame.note is None else encode(_without_note(frame))
             if told.relative is not None:
-                public = data if frame.note is None else encode(_without_note(frame))
                 _publish(hub, (told.relative,), public)
+            if told.members:  # a family case's other readers (issue 15)
+                _publish(hub, told.members, public)
         case VisitRequested(visit) | VisitDecided(visit):
             decided = isinstance(event, VisitDecided)
             _publish(hub, visit_audience(visit, decided=decided), encode(_visit_frame(visit)))

@@ -821,12 +821,16 @@ class ThreadChange:
     event: ThreadEventKind
     by_message: bool = False
     relative_verified: frozenset[int] = frozenset()
+    # the shared thread of a family case: the relatives who read it, as read after the change
+    # (its own relative among them while verified)
+    readers: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
 class ThreadAudience:
     staff: PrisonStaff  # told with the staff side (the hand-over note)
     relative: Person | None  # told without it, or not at all
+    members: tuple[Person, ...] = ()  # a family case's other readers, told without it too
 
 
 def thread_change_audience(change: ThreadChange) -> ThreadAudience:
@@ -840,7 +844,16 @@ def thread_change_audience(change: ThreadChange) -> ThreadAudience:
         told = change.event in ("created", "reopened")
     else:
         told = relative_sees(conv.relative_id, change.relative_verified, conv)
-    return ThreadAudience(PrisonStaff(conv.prison_id), Person(conv.relative_id) if told else None)
+    members = () if change.by_message else family_thread_audience(conv, change.readers)
+    return ThreadAudience(
+        PrisonStaff(conv.prison_id), Person(conv.relative_id) if told else None, members
+    )
+
+
+def family_thread_audience(conv: Conversation, readers: Iterable[int]) -> tuple[Person, ...]:
+    """A change of a family case's shared thread by staff is also told to the other relatives
+    who read it now (members still verified), never to one whose link ended."""
+    return tuple(Person(r) for r in sorted(set(readers)) if r != conv.relative_id)
 
 
 def visit_audience(visit: Visit, *, decided: bool) -> tuple[Recipient, ...]:

@@ -179,6 +179,32 @@ CASES: dict[str, tuple[Event, list[tuple[str, str, int, Any]]]] = {
         ),
         [(PS, ALL, 0, thread_frame("resolved"))],
     ),
+    "a family case's thread resolved: staff, its relative and the other readers": (
+        ThreadChanged(
+            ThreadChange(
+                CONV,
+                "resolved",
+                relative_verified=frozenset({70}),
+                readers=frozenset({RELATIVE, 102}),
+            ),
+            thread_frame("resolved"),
+        ),
+        [
+            (PS, ALL, 0, thread_frame("resolved")),
+            (U, ALL, 0, thread_frame("resolved")),
+            ("u:102", ALL, 0, thread_frame("resolved")),
+        ],
+    ),
+    "a family case's hand-over: the other readers without the note": (
+        ThreadChanged(
+            ThreadChange(CONV, "transferred", readers=frozenset({102})),
+            thread_frame("transferred", "call the family"),
+        ),
+        [
+            (PS, ALL, 0, thread_frame("transferred", "call the family")),
+            ("u:102", ALL, 0, no_note(thread_frame("transferred", "call the family"))),
+        ],
+    ),
     "a visit request: the prison's staff": (
         VisitRequested(VISIT),
         [(PS, ALL, 0, VisitEvent(id=5, inmate=70, state="pending", slot_start=AT))],

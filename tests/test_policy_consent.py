@@ -268,6 +268,10 @@ def test_a_family_member_reads_the_shared_thread_from_its_join_only_while_verifi
     other_thread = Conversation(8, GM, A, 104, "new", None, 0, AT)
     assert not policy.sees_conversation(MEMBER, other_thread)  # a sibling's private thread
     policy.check_conversation(MEMBER, SHARED, "send")  # allowed: does not raise
+    # staff's changes of the shared thread reach its other readers (never its own relative
+    # twice, who is told as the thread's relative)
+    assert policy.family_thread_audience(SHARED, [101, 103, 103]) == (Person(103),)
+    assert policy.family_thread_audience(SHARED, []) == ()
 
 
 def test_scopes_the_default_and_the_fact_cards() -> None:

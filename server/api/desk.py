@@ -74,7 +74,7 @@ from server.policy import (
     signed_in,
     thread_scope,
 )
-from storage import audit_trail, desk, links, messages, prisons
+from storage import audit_trail, consent, desk, links, messages, prisons
 from storage.errors import Conflict, NotFound, StoreUnavailable
 from storage.sql import utcnow
 
@@ -369,10 +369,11 @@ async def announce(
     )
     try:
         verified = await links.verified_inmates(app[DB], thread.relative_id)
+        readers = frozenset(await consent.thread_readers(app[DB], thread.id))
     except StoreUnavailable:  # the change is committed: answer it; the relative re-reads
         log.warning("conversation event not sent to the relative", extra={"conv": thread.id})
-        verified = frozenset()
-    change = ThreadChange(thread.conversation, event, relative_verified=verified)
+        verified, readers = frozenset(), frozenset()
+    change = ThreadChange(thread.conversation, event, relative_verified=verified, readers=readers)
     tell(app[HUB], ThreadChanged(change, frame))
 
 
