@@ -222,6 +222,9 @@ async def test_the_family_shares_one_case(site: Site) -> None:
         assert private["seq"] not in [m.seq for m in brother_socket.messages]
         _, page = await site.call("GET", f"/conversations/{w.conv.id}/messages", brother)
         assert [m["body"] for m in page["messages"]] == ["how is he?"]
+        _, archive = await site.call("GET", "/me/export", brother)
+        [thread] = [c for c in archive["conversations"] if c["id"] == w.conv.id]
+        assert [m["body"] for m in thread["messages"]] == ["how is he?"]
         _, staff_page = await site.call("GET", f"/conversations/{w.conv.id}/messages", w.officer)
         assert [m["sender"]["name"] for m in staff_page["messages"]] == ["Chen Mei", "Chen Gang"]
 
