@@ -222,6 +222,13 @@ async def test_the_family_shares_one_case(site: Site) -> None:
         assert private["seq"] not in [m.seq for m in brother_socket.messages]
         _, page = await site.call("GET", f"/conversations/{w.conv.id}/messages", brother)
         assert [m["body"] for m in page["messages"]] == ["how is he?"]
+        async with site.http.get(
+            f"{site.api}/conversations/{w.conv.id}/transcript?format=csv",
+            headers={"Authorization": f"Bearer {w.token(brother)}"},
+        ) as response:
+            csv = await response.text()
+            assert response.status == 200, csv
+        assert "how is he?" in csv and "mine" not in csv
         _, archive = await site.call("GET", "/me/export", brother)
         [thread] = [c for c in archive["conversations"] if c["id"] == w.conv.id]
         assert [m["body"] for m in thread["messages"]] == ["how is he?"]
