@@ -64,6 +64,7 @@ from server.policy import (
     card_audience,
     card_part_audience,
     complaint_recipients,
+    consent_audience,
     link_audience,
     message_audience,
     notice_audience,
@@ -149,6 +150,14 @@ class NoticeSent(msgspec.Struct, frozen=True):
     frame: AnnouncementEvent
 
 
+class ConsentRecorded(msgspec.Struct, frozen=True):
+    """The inmate's decision of what one relative may learn was recorded: told to that
+    relative as ``info {inmate, field: "consent"}``, so its pages read the card again."""
+
+    inmate: int
+    relative: int
+
+
 class Typed(msgspec.Struct, frozen=True):
     """``user`` is typing in ``conv`` (already throttled by the caller)."""
 
@@ -173,6 +182,7 @@ Event = (
     | PresenceChanged
     | AnnouncementPosted
     | NoticeSent
+    | ConsentRecorded
     | Typed
     | ReadMarked
 )
@@ -225,6 +235,10 @@ def tell(hub: Publisher, event: Event) -> None:
             _publish(hub, (announcement_audience(frame.prison),), encode(frame))
         case NoticeSent(relative, frame):
             _publish(hub, (notice_audience(relative),), encode(frame))
+        case ConsentRecorded(inmate, relative):
+            _publish(
+                hub, consent_audience(relative), encode(InfoEvent(inmate=inmate, field="consent"))
+            )
         case Typed(conv, user):
             _publish(hub, (activity_audience(conv),), encode(TypingEvent(conv=conv, user=user)))
         case ReadMarked(conv, user, seq):

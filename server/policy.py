@@ -1036,6 +1036,11 @@ def check_fact_consent(field: str, readers: Mapping[int, Collection[str]]) -> No
         )
 
 
+def consent_audience(relative_id: int) -> tuple[Recipient, ...]:
+    """A decision about what one relative may learn is told to that relative only."""
+    return (Person(relative_id),)
+
+
 def history_floor(who: Principal, conv: Conversation) -> int:
     """The seq after which ``who`` reads a conversation: 0 for its own thread and for staff;
     for a member of a family case, the thread's last seq when it joined (nothing before)."""

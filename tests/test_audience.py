@@ -40,6 +40,7 @@ from server.audience import (
     AnnouncementPosted,
     CardUpdated,
     ComplaintChanged,
+    ConsentRecorded,
     Event,
     LinkDecided,
     MessageStored,
@@ -228,6 +229,10 @@ CASES: dict[str, tuple[Event, list[tuple[str, str, int, Any]]]] = {
             (U, ALL, 0, InfoEvent(inmate=70, field="money")),
             ("u:101", ALL, 0, InfoEvent(inmate=70, field="money")),
         ],
+    ),
+    "a consent recorded: that relative only": (
+        ConsentRecorded(70, 101),
+        [("u:101", ALL, 0, InfoEvent(inmate=70, field="consent"))],
     ),
     "a card update with no verified relative: nobody": (CardUpdated(70, ("health",), ()), []),
     "a complaint: complainant, its prison's supervisors, admins; never an officer": (

@@ -70,12 +70,14 @@ async def test_consent_filters_the_card_the_pushes_and_the_fact_cards(site: Site
     w = site.world
     inmate = w.conv.inmate_id
     brother = await relative_of_a(site, "13800000021", "Chen Gang")
-    await scope(site, w.relative, ["activity", "money"])  # the mother: money, not health
-    await scope(site, brother, ["activity", "work", "health"])  # the brother: health, no money
     async with (
         Reader(client(site.ws, w.token(w.relative))) as mother_socket,
         Reader(client(site.ws, w.token(brother))) as brother_socket,
     ):
+        await scope(site, w.relative, ["activity", "money"])  # the mother: money, not health
+        await scope(site, brother, ["activity", "work", "health"])  # the brother: no money
+        for reader in (mother_socket, brother_socket):  # each told of its own decision
+            await reader.until(lambda r=reader: any(i.field == "consent" for i in infos(r)))
         status, _ = await site.call(
             "PATCH",
             f"/inmates/{inmate}",
@@ -92,10 +94,12 @@ async def test_consent_filters_the_card_the_pushes_and_the_fact_cards(site: Site
         for reader in (mother_socket, brother_socket):
             await reader.until(lambda r=reader: any(i.field == "activity" for i in infos(r)))
         assert infos(mother_socket) == [
+            InfoEvent(inmate=inmate, field="consent"),
             InfoEvent(inmate=inmate, field="money"),
             InfoEvent(inmate=inmate, field="activity"),
         ]
         assert infos(brother_socket) == [
+            InfoEvent(inmate=inmate, field="consent"),
             InfoEvent(inmate=inmate, field="health"),
             InfoEvent(inmate=inmate, field="activity"),
         ]

@@ -272,6 +272,7 @@ def test_a_family_member_reads_the_shared_thread_from_its_join_only_while_verifi
     # twice, who is told as the thread's relative)
     assert policy.family_thread_audience(SHARED, [101, 103, 103]) == (Person(103),)
     assert policy.family_thread_audience(SHARED, []) == ()
+    assert policy.consent_audience(101) == (Person(101),)  # a decision: its relative only
 
 
 def test_scopes_the_default_and_the_fact_cards() -> None:

@@ -4,7 +4,8 @@
   officer of the inmate's prison records which categories of the card (activity, work,
   health, term, money, visits) the inmate shares with one of its verified relatives, the day
   it decided (default: today, the bureau's local day; never in the future) and who witnessed
-  it (default: the recording officer). Audited ``consent.recorded`` in the same transaction.
+  it (default: the recording officer). Audited ``consent.recorded`` in the same transaction;
+  the relative is told live (``info {inmate, field: "consent"}``: read the card again).
   409 ``not_verified``: the relative is not a verified relative of the inmate.
 - ``GET /inmates/{id}/consent``: the inmate's staff read every verified relative's scope; a
   relative its own (``shared`` and ``withheld``, the rest being the inmate's choice). A
@@ -27,8 +28,9 @@ from aiohttp import web
 
 from domain.records import CONSENT_CATEGORIES, Consent, ConsentCategory, FamilyCase, Inmate
 from server.api.base import ApiError, Id, Route, body, invalid, path_id, principal, reply
+from server.audience import ConsentRecorded, tell
 from server.config import Settings
-from server.keys import DB, GATEWAY, SETTINGS
+from server.keys import DB, GATEWAY, HUB, SETTINGS
 from server.policy import Principal, check_consent, consent_reader, shared_with, signed_in
 from storage import consent, inmate_info
 from storage.errors import Conflict, NotFound
@@ -195,6 +197,7 @@ async def put_consent(request: web.Request) -> web.Response:
         raise ApiError(
             409, "not_verified", "this relative is not a verified relative of the inmate"
         ) from None
+    tell(request.app[HUB], ConsentRecorded(inmate.id, form.relative_id))
     relative = next(
         r for r in await consent.verified_relatives(db, inmate.id) if r[0] == form.relative_id
     )
