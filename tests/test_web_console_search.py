@@ -20,8 +20,8 @@ from tests.browser import (  # noqa: F401 (fixtures)
     browser_fixture,
     chromium_fixture,
     pages_fixture,
-    site_fixture,
     screenshot,
+    site_fixture,
 )
 
 WIDTH, HEIGHT = 1280, 800
@@ -106,7 +106,9 @@ async def test_search_shortcuts_and_filters_at_1280(pages: Pages, site: Site) ->
     await expect(hits).to_have_count(1)
     await expect(hits.first.locator(".snippet")).to_have_text(FOUND)  # as text, tags and all
     assert await hits.first.locator(".snippet b").count() == 0
-    await expect(hits.first.locator(".hit-who")).to_have_text("Chen Mei · 关于 Chen Jian · 编号 GM-001")
+    await expect(hits.first.locator(".hit-who")).to_have_text(
+        "Chen Mei · 关于 Chen Jian · 编号 GM-001"
+    )
     await inside_viewport(page, "#search-panel")
     await no_horizontal_scroll(page)
     await screenshot(page, "console-search-1280", full_page=False)
