@@ -262,3 +262,35 @@ async def test_the_postgres_match_is_answered_by_the_bigram_index(
     plan = "\n".join(r["QUERY PLAN"] for r in explained)
     assert "Bitmap Index Scan on messages_body_bigrams" in plan, plan
     assert len(found) == 1
+
+
+async def test_a_term_found_everywhere_walks_the_newest_messages(
+    pg_store: PostgresDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: past ``DENSE`` index candidates the search walks messages by id, without
+    the index, and finds the same hits, in the same order, over the same pages."""
+    world = await seed(pg_store)
+    for n in range(7):
+        await say(pg_store, world.conv.id, world.relative, f"身体 {n}")
+        await say(pg_store, world.conv_b.id, world.relative_b, f"Visit {n}")
+    where = search.Where(prison_ids=(world.gaoming.id,))
+
+    async def pages(text: str) -> list[list[int]]:
+        seen: list[list[int]] = []
+        before = None
+        while True:
+            hits, before = await search.search(pg_store, text, where, before=before, limit=3)
+            seen.append([h.id for h in hits])
+            if before is None:
+                return seen
+
+    fetched = {q: await pages(q) for q in ("身体", "visit", "体 3")}
+    probe, args = search.probe_sql("身体", None)
+    async with pg_store.read() as sql:
+        assert await sql.fetchval(probe, *args) == 7
+    monkeypatch.setattr(search, "DENSE", 2)
+    walked = {q: await pages(q) for q in ("身体", "visit", "体 3")}
+    assert walked == fetched
+    assert [len(p) for p in walked["身体"]] == [3, 3, 1]
+    statement, _ = search.search_sql(pg_store, "身体", where, None, 4, dense=True)
+    assert "kinline_bigrams" not in statement
