@@ -17,6 +17,7 @@ staff of).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 import msgspec
 from aiohttp import web
@@ -35,7 +36,7 @@ class SearchQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     q: str = ""
     prison: Id | None = None
     before: Id | None = None  # a page's ``next``: hits older than this message id
-    limit: int = PAGE  # 1..100, checked below with the query's own codes
+    limit: Annotated[int, msgspec.Meta(ge=1, le=100)] = PAGE
 
 
 class SenderOut(msgspec.Struct, frozen=True):
@@ -113,8 +114,6 @@ async def find(request: web.Request) -> web.Response:
     who = signed_in(await principal(request))
     wanted = query(request, SearchQuery)
     text = _text(wanted)
-    if not 1 <= wanted.limit <= 100:
-        raise ApiError(400, "invalid_request", "limit must be 1..100", field="limit")
     scope = search_scope(who, wanted.prison)
     store = request.app[DB]
     hits, following = await search.search(
