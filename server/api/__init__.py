@@ -25,6 +25,7 @@ from server.api import (
     photos,
     prisons,
     records_export,
+    search,
     staff,
     stats,
     visits,
@@ -49,6 +50,7 @@ AREAS: tuple[list[Route], ...] = (
     announcements.ROUTES,
     oversight.ROUTES,
     records_export.ROUTES,
+    search.ROUTES,
     notify.ROUTES,
     consent.ROUTES,  # consent scopes and the family case (issue 15)
     openapi.ROUTES,
