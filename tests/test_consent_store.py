@@ -22,6 +22,7 @@ from storage import (
     links,
     messages,
     outbox,
+    thread_list,
 )
 from storage.errors import Conflict, NotFound
 from storage.sql import Database
@@ -158,6 +159,8 @@ async def test_the_family_shares_one_thread_from_each_join(store: Database, worl
     assert [m.body for m in page] == ["after the third joined"]
     listed = await desk.threads(store, relative_id=late.id)
     assert [t.id for t in listed] == [shared]
+    paged, _ = await thread_list.page(store, thread_list.Filters(relative_id=late.id))
+    assert [t.id for t in paged] == [shared]
     assert [c.id for c in await conversations.family_threads_of(store, late.id)] == [shared]
     assert await consent.thread_readers(store, shared) == tuple(
         sorted([world.relative.id, brother.id, late.id])
