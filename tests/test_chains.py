@@ -1,0 +1,160 @@
+"""The hash chains on both databases: hashed as stored, recomputed by verify, broken by tampering.
+
+PostgreSQL hashes in SQL (migration 0014) and SQLite through ``domain.chain``: both must give
+the bytes that Python's ``json.dumps(ensure_ascii=False, sort_keys=True, separators=(",",
+":"))`` gives, which this file checks with bodies chosen to differ if any escaping differed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+
+from domain import chain
+from domain.records import NewMessage
+from storage import audit_trail, chain_anchors, chains, retention
+from storage.sql import Database, utcnow
+from tests.world import seed
+
+TRICKY = [
+    'quotes " and \' and backslash \\ and \\"',
+    "newline\nreturn\rtab\tbackspace\bformfeed\f",
+    "control \x01\x02\x1f and DEL \x7f",
+    "家属你好，请问会见时间？",
+    "emoji 😀👨‍👩‍👧 and a lone BMP char \u00e9",
+    "line separators \u2028 and \u2029, nbsp \u00a0, bom \ufeff",
+    "</script><b>&amp;</b>",
+    "",
+]
+
+
+def python_json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+async def test_stored_hashes_follow_the_python_canonical_form(store: Database) -> None:
+    w = await seed(store)
+    r = w.relative
+    results = await store.append_messages(
+        [
+            NewMessage(w.conv.id, r.id, "relative", f"t{n}", body)
+            for n, body in enumerate(TRICKY)
+        ]
+    )
+    async with store.read() as sql:
+        found = await chains.conversation_chain(sql, w.conv.id)
+        head = await sql.fetchval("SELECT chain_head FROM conversations WHERE id = $1", w.conv.id)
+    assert [m.body for m in found] == TRICKY
+    previous = bytes(32)
+    for message, appended in zip(found, results, strict=True):
+        assert appended is not None
+        # at_us is the stored timestamp, exactly
+        assert message.at_us == chain.at_us(appended.message.created_at)
+        text = python_json(
+            {
+                "at_us": message.at_us,
+                "body": message.body,
+                "conv": w.conv.id,
+                "kind": "text",
+                "sender": r.id,
+                "seq": message.seq,
+            }
+        )
+        assert message.form() == text.encode()
+        previous = hashlib.sha256(previous + text.encode()).digest()
+        assert message.hash == previous
+    assert bytes(head) == previous
+
+
+async def test_audit_entries_are_chained_whoever_inserts_them(store: Database) -> None:
+    w = await seed(store)
+    tricky = {"note": TRICKY[0] + TRICKY[1] + TRICKY[4] + TRICKY[5], "n": 3, "ok": True}
+    nested = {"z": [1, "二", None, {"b": 2, "a": 1}], "a": {"é": 1, "e": 2}, "empty": {}}
+    async with store.write() as sql:
+        await audit_trail.record(
+            sql,
+            at=utcnow(),
+            actor_id=w.officer.id,
+            action="test.tricky",
+            object_type="test",
+            object_id=None,
+            prison_id=w.gaoming.id,
+            before=tricky,
+            after=nested,
+        )
+    # an officer's reply claims the thread: the trigger of migration 0007 writes that entry
+    await store.append_messages([NewMessage(w.conv.id, w.relative.id, "relative", "q", "?")])
+    await store.append_messages([NewMessage(w.conv.id, w.officer.id, "officer", "a", "!")])
+    async with store.read() as sql:
+        rows = await sql.fetch(
+            "SELECT id, at, actor_id, action, object_type, object_id, prison_id, before, after,"
+            " chain_n, hash FROM audit_entries ORDER BY chain_n"
+        )
+        previous = bytes(32)
+        for n, row in enumerate(rows, start=1):
+            assert row["chain_n"] == n
+            text = python_json(
+                {
+                    "action": row["action"],
+                    "actor_id": row["actor_id"],
+                    "after": sql.unjson(row["after"]),
+                    "at_us": chain.at_us(sql.when(row["at"])),
+                    "before": sql.unjson(row["before"]),
+                    "id": row["id"],
+                    "object_id": row["object_id"],
+                    "object_type": row["object_type"],
+                    "prison_id": row["prison_id"],
+                }
+            )
+            previous = hashlib.sha256(previous + text.encode()).digest()
+            assert bytes(row["hash"]) == previous, row["action"]
+    assert [r["action"] for r in rows][-1] == "conversation.claimed"
+    assert sql.unjson(rows[0]["before"]) == tricky
+    verdict = await chains.verify(store)
+    assert verdict.broken is None and verdict.audit_entries == len(rows)
+
+
+async def test_verify_accepts_a_purged_message_and_checks_the_next_link(store: Database) -> None:
+    w = await seed(store)
+    r = w.relative
+    await store.append_messages(
+        [NewMessage(w.conv.id, r.id, "relative", f"c{n}", f"question {n}") for n in (1, 2)]
+    )
+    cutoff = utcnow()
+    await store.append_messages([NewMessage(w.conv.id, r.id, "relative", "c3", "kept")])
+    assert await retention.purge(store, cutoff, utcnow()) == 2
+    verdict = await chains.verify(store)
+    assert verdict.broken is None and verdict.messages == 3
+    async with store.write() as sql:  # a purged message's hash is still linked to the next
+        await sql.execute(
+            "UPDATE messages SET hash = $1 WHERE conversation_id = $2 AND seq = 2",
+            bytes(32),
+            w.conv.id,
+        )
+    assert (await chains.verify(store)).broken == (
+        f"conversation {w.conv.id} seq 3: hash does not match its content and the previous hash"
+    )
+
+
+async def test_an_anchor_is_taken_once_a_day_and_published_digest_is_recomputable(
+    store: Database,
+) -> None:
+    w = await seed(store)
+    await store.append_messages([NewMessage(w.conv.id, w.relative.id, "relative", "q", "?")])
+    now = utcnow()
+    taken, created = await chain_anchors.anchor(store, now)
+    again, created_again = await chain_anchors.anchor(store, now + timedelta(seconds=5))
+    assert created and not created_again and again == taken and taken.day == now.date()
+    async with store.read() as sql:
+        head = bytes(
+            await sql.fetchval("SELECT chain_head FROM conversations WHERE id = $1", w.conv.id)
+        )
+        stored = await sql.fetchval("SELECT head FROM audit_chain")
+    audit = bytes(32) if stored is None else bytes(stored)  # no audit entry yet: h_0
+    lines = f"{w.conv.id}:{head.hex()}\naudit:{audit.hex()}\n"
+    assert taken.digest == hashlib.sha256(lines.encode()).hexdigest()
+    assert await chain_anchors.anchors(store) == [taken]
+    # later messages move the heads; the anchor still verifies at the positions it covers
+    await store.append_messages([NewMessage(w.conv.id, w.relative.id, "relative", "q2", "?")])
+    assert (await chains.verify(store)).broken is None
