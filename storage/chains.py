@@ -85,7 +85,7 @@ async def conversation_chain(sql: Sql, conversation_id: int) -> list[ChainedMess
 
 def _walk(found: Sequence[ChainedMessage]) -> tuple[list[bytes], str | None]:
     """The recomputed hash of each message, and what breaks first (``None``: it holds)."""
-    previous, hashes = chain.GENESIS, []
+    previous, hashes = chain.GENESIS, list[bytes]()
     for expected_seq, message in enumerate(found, start=1):
         where = f"conversation {message.conv} seq {message.seq}"
         if message.seq != expected_seq:
@@ -184,10 +184,10 @@ async def verify(db: Database) -> Verdict:
             day = sql.day(anchor["day"])
             heads = []
             for conv, seq in sql.unjson(anchor["heads"]).items():
-                link = at_position.get((int(conv), int(seq)))
-                if link is None:
+                covered = at_position.get((int(conv), int(seq)))
+                if covered is None:
                     return verdict(f"anchor {day}: conversation {conv} seq {seq} is gone")
-                heads.append((int(conv), link))
+                heads.append((int(conv), covered))
             audit_head = audit_at.get(anchor["audit_n"])
             if audit_head is None:
                 return verdict(f"anchor {day}: audit position {anchor['audit_n']} is gone")

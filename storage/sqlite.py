@@ -52,9 +52,7 @@ def _message_hash(
     previous: bytes, at_us: int, body: str, conv: int, kind: str, sender: int, seq: int
 ) -> bytes:
     """SQL ``kinline_message_hash``: one message's link (``domain.chain``)."""
-    form = chain.message_form(
-        at_us=at_us, body=body, conv=conv, kind=kind, sender=sender, seq=seq
-    )
+    form = chain.message_form(at_us=at_us, body=body, conv=conv, kind=kind, sender=sender, seq=seq)
     return chain.step(previous, form)
 
 

@@ -7,14 +7,23 @@ the bytes that Python's ``json.dumps(ensure_ascii=False, sort_keys=True, separat
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
+
+import pytest
 
 from domain import chain
 from domain.records import NewMessage
 from storage import audit_trail, chain_anchors, chains, retention
-from storage.sql import Database, utcnow
+from storage.sql import Database, Sql, utcnow
 from tests.world import seed
 
 TRICKY = [
@@ -37,10 +46,7 @@ async def test_stored_hashes_follow_the_python_canonical_form(store: Database) -
     w = await seed(store)
     r = w.relative
     results = await store.append_messages(
-        [
-            NewMessage(w.conv.id, r.id, "relative", f"t{n}", body)
-            for n, body in enumerate(TRICKY)
-        ]
+        [NewMessage(w.conv.id, r.id, "relative", f"t{n}", body) for n, body in enumerate(TRICKY)]
     )
     async with store.read() as sql:
         found = await chains.conversation_chain(sql, w.conv.id)
@@ -158,3 +164,140 @@ async def test_an_anchor_is_taken_once_a_day_and_published_digest_is_recomputabl
     # later messages move the heads; the anchor still verifies at the positions it covers
     await store.append_messages([NewMessage(w.conv.id, w.relative.id, "relative", "q2", "?")])
     assert (await chains.verify(store)).broken is None
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def url_of(store: Database, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of the ``store`` fixture's database, as an operator would configure it."""
+    if store.dialect == "sqlite":
+        return f"sqlite:///{tmp_path / 'kinline.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+async def kinline_verify(url: str) -> subprocess.CompletedProcess[str]:
+    """``kinline verify`` as an operator runs it: a process of its own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KINLINE_")}
+    env["PYTHONPATH"] = str(REPO)
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "server", "--database-url", url, "verify"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@asynccontextmanager
+async def triggers_off(store: Database, table: str) -> AsyncIterator[Sql]:
+    """A transaction in which ``table``'s triggers do not fire: what a database owner can do
+    behind the service's back (PostgreSQL: replica role; SQLite: drop and recreate them)."""
+    async with store.write() as sql:
+        if store.dialect == "postgres":
+            await sql.execute("SET LOCAL session_replication_role = replica")
+            yield sql
+            return
+        kept = [
+            r["sql"]
+            for r in await sql.fetch(
+                "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = $1", table
+            )
+        ]
+        for name in await sql.fetch(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = $1", table
+        ):
+            await sql.execute(f"DROP TRIGGER {name['name']}")
+        yield sql
+        for statement in kept:
+            await sql.execute(statement)
+
+
+@pytest.mark.spawns
+async def test_kinline_verify_passes_then_names_the_first_altered_record(
+    store: Database, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    w = await seed(store)
+    url = url_of(store, request, tmp_path)
+    await store.append_messages(
+        [NewMessage(w.conv.id, w.relative.id, "relative", f"c{n}", f"question {n}") for n in (1, 2)]
+    )
+    await store.append_messages([NewMessage(w.conv.id, w.officer.id, "officer", "a", "answer")])
+    [claim] = await audit_trail.audit_entries(store, action="conversation.claimed")
+    passed = await kinline_verify(url)
+    assert passed.returncode == 0, passed.stderr
+    assert "every chain holds: 3 messages" in passed.stdout
+
+    async with triggers_off(store, "messages") as sql:  # one word of one message changed
+        await sql.execute(
+            "UPDATE messages SET body = 'question 2, edited' WHERE conversation_id = $1"
+            " AND seq = 2",
+            w.conv.id,
+        )
+    failed = await kinline_verify(url)
+    assert failed.returncode == 1
+    assert failed.stderr.startswith(
+        f"kinline: verify: broken: conversation {w.conv.id} seq 2: hash does not match"
+    )
+    async with store.write() as sql:
+        await sql.execute(
+            "UPDATE messages SET body = 'question 2' WHERE conversation_id = $1 AND seq = 2",
+            w.conv.id,
+        )
+    assert (await kinline_verify(url)).returncode == 0
+
+    # the audit trail refuses UPDATE: with its triggers off, the chain still tells
+    async with triggers_off(store, "audit_entries") as sql:
+        await sql.execute(
+            "UPDATE audit_entries SET actor_id = $1 WHERE id = $2", w.relative.id, claim.id
+        )
+    failed = await kinline_verify(url)
+    assert failed.returncode == 1
+    assert failed.stderr.startswith(f"kinline: verify: broken: audit id {claim.id}: hash")
+
+
+async def test_a_history_rewritten_with_recomputed_hashes_no_longer_matches_its_anchor(
+    store: Database,
+) -> None:
+    w = await seed(store)
+    await store.append_messages(
+        [NewMessage(w.conv.id, w.relative.id, "relative", f"c{n}", f"question {n}") for n in (1, 2)]
+    )
+    saved, _ = await chain_anchors.anchor(store, utcnow())  # as someone kept it, published
+
+    # rewrite message 1 and recompute every hash after it and the head: the chain holds...
+    async with triggers_off(store, "messages") as sql:
+        await sql.execute(
+            "UPDATE messages SET body = 'a different question' WHERE conversation_id = $1"
+            " AND seq = 1",
+            w.conv.id,
+        )
+        previous = chain.GENESIS
+        for message in await chains.conversation_chain(sql, w.conv.id):
+            previous = chain.step(previous, message.form())
+            await sql.execute(
+                "UPDATE messages SET hash = $1 WHERE conversation_id = $2 AND seq = $3",
+                previous,
+                w.conv.id,
+                message.seq,
+            )
+        await sql.execute(
+            "UPDATE conversations SET chain_head = $1 WHERE id = $2", previous, w.conv.id
+        )
+    # ...but not the anchor kept in the database
+    assert (await chains.verify(store)).broken == (
+        f"anchor {saved.day}: digest does not match the chains"
+    )
+    # and one who also rewrites the kept anchor still differs from the one published
+    async with triggers_off(store, "chain_anchors") as sql:
+        await sql.execute("DELETE FROM chain_anchors")
+    forged, created = await chain_anchors.anchor(store, utcnow())
+    assert created and (await chains.verify(store)).broken is None
+    async with store.read() as sql:  # the forged anchor covers the very same positions
+        heads = [sql.unjson(r["heads"]) for r in await sql.fetch("SELECT heads FROM chain_anchors")]
+    assert heads == [{str(w.conv.id): 2}]
+    assert forged.day == saved.day and forged.digest != saved.digest

@@ -13,6 +13,7 @@ from server.api import (
     announcements,
     auth,
     complaints,
+    conversation_record,
     desk,
     export,
     inmate_records,
@@ -48,6 +49,7 @@ AREAS: tuple[list[Route], ...] = (
     announcements.ROUTES,
     oversight.ROUTES,
     records_export.ROUTES,
+    conversation_record.ROUTES,
     notify.ROUTES,
     openapi.ROUTES,
 )
