@@ -5,7 +5,6 @@ the day's anchor."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,25 +15,8 @@ from domain.records import NewMessage
 from storage import audit_trail, chain_anchors
 from storage.postgres import PostgresDatabase
 from storage.sql import utcnow
+from tests.record_checker import holds
 from tests.sites import Site, site_for
-
-
-def holds(record: dict[str, Any]) -> bool:
-    """An outside checker: every visible message's hash from the previous one, then the head."""
-    h = bytes(32)
-    for m in record["messages"]:
-        if "body" in m and not m.get("purged"):
-            c = {k: m[k] for k in ("at_us", "body", "kind", "sender", "seq") if k in m}
-            c["conv"] = record["conversation"]["id"]
-            if m.get("attachments"):
-                c["attachments"] = m["attachments"]
-            text = json.dumps(c, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-            h = hashlib.sha256(h + text.encode()).digest()
-            if h.hex() != m["hash"]:
-                return False
-        else:  # a note shown as its hash, or a purged text: its hash as given
-            h = bytes.fromhex(m["hash"])
-    return h.hex() == record["head"]
 
 
 @pytest.fixture
