@@ -23,4 +23,4 @@ def holds(record: dict[str, Any]) -> bool:
                 return False
         else:  # a note shown as its hash, or a purged text: its hash as given
             h = bytes.fromhex(m["hash"])
-    return h.hex() == record["head"]
+    return bool(h.hex() == record["head"])
