@@ -177,13 +177,13 @@ def url_of(store: Database, request: pytest.FixtureRequest, tmp_path: Path) -> s
     return url
 
 
-async def kinline_verify(url: str) -> subprocess.CompletedProcess[str]:
-    """``kinline verify`` as an operator runs it: a process of its own."""
+async def kinline(url: str, command: str = "verify") -> subprocess.CompletedProcess[str]:
+    """``kinline verify`` (or another command) as an operator runs it: a process of its own."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KINLINE_")}
     env["PYTHONPATH"] = str(REPO)
     return await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "server", "--database-url", url, "verify"],
+        [sys.executable, "-m", "server", "--database-url", url, command],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -228,7 +228,7 @@ async def test_kinline_verify_passes_then_names_the_first_altered_record(
     )
     await store.append_messages([NewMessage(w.conv.id, w.officer.id, "officer", "a", "answer")])
     [claim] = await audit_trail.audit_entries(store, action="conversation.claimed")
-    passed = await kinline_verify(url)
+    passed = await kinline(url)
     assert passed.returncode == 0, passed.stderr
     assert "every chain holds: 3 messages" in passed.stdout
 
@@ -238,7 +238,7 @@ async def test_kinline_verify_passes_then_names_the_first_altered_record(
             " AND seq = 2",
             w.conv.id,
         )
-    failed = await kinline_verify(url)
+    failed = await kinline(url)
     assert failed.returncode == 1
     assert failed.stderr.startswith(
         f"kinline: verify: broken: conversation {w.conv.id} seq 2: hash does not match"
@@ -248,14 +248,14 @@ async def test_kinline_verify_passes_then_names_the_first_altered_record(
             "UPDATE messages SET body = 'question 2' WHERE conversation_id = $1 AND seq = 2",
             w.conv.id,
         )
-    assert (await kinline_verify(url)).returncode == 0
+    assert (await kinline(url)).returncode == 0
 
     # the audit trail refuses UPDATE: with its triggers off, the chain still tells
     async with triggers_off(store, "audit_entries") as sql:
         await sql.execute(
             "UPDATE audit_entries SET actor_id = $1 WHERE id = $2", w.relative.id, claim.id
         )
-    failed = await kinline_verify(url)
+    failed = await kinline(url)
     assert failed.returncode == 1
     assert failed.stderr.startswith(f"kinline: verify: broken: audit id {claim.id}: hash")
 
@@ -301,3 +301,20 @@ async def test_a_history_rewritten_with_recomputed_hashes_no_longer_matches_its_
         heads = [sql.unjson(r["heads"]) for r in await sql.fetch("SELECT heads FROM chain_anchors")]
     assert heads == [{str(w.conv.id): 2}]
     assert forged.day == saved.day and forged.digest != saved.digest
+
+
+@pytest.mark.spawns
+async def test_kinline_anchor_takes_the_days_anchor_once(
+    store: Database, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    w = await seed(store)
+    url = url_of(store, request, tmp_path)
+    await store.append_messages([NewMessage(w.conv.id, w.relative.id, "relative", "q", "?")])
+    first = await kinline(url, "anchor")
+    again = await kinline(url, "anchor")
+    [kept] = await chain_anchors.anchors(store)
+    assert first.returncode == 0 and again.returncode == 0, first.stderr + again.stderr
+    assert first.stdout.strip() == f"took the anchor of {kept.day}: {kept.digest}"
+    assert again.stdout.strip() == f"kept the anchor of {kept.day}: {kept.digest}"
+    passed = await kinline(url)
+    assert passed.returncode == 0 and "1 anchors" in passed.stdout
