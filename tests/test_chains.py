@@ -318,3 +318,39 @@ async def test_kinline_anchor_takes_the_days_anchor_once(
     assert again.stdout.strip() == f"kept the anchor of {kept.day}: {kept.digest}"
     passed = await kinline(url)
     assert passed.returncode == 0 and "1 anchors" in passed.stdout
+
+
+async def test_verify_tells_a_removed_message_or_audit_entry(store: Database) -> None:
+    w = await seed(store)
+    await store.append_messages(
+        [NewMessage(w.conv.id, w.relative.id, "relative", f"c{n}", f"q{n}") for n in (1, 2, 3)]
+    )
+    async with store.write() as sql:
+        await sql.execute("DELETE FROM messages WHERE conversation_id = $1 AND seq = 2", w.conv.id)
+    assert (await chains.verify(store)).broken == f"conversation {w.conv.id} seq 2: missing"
+    async with store.write() as sql:
+        await sql.execute("DELETE FROM messages WHERE conversation_id = $1 AND seq = 3", w.conv.id)
+    assert (await chains.verify(store)).broken == (
+        f"conversation {w.conv.id}: head does not match its last message"
+    )
+    for n in (1, 2):
+        await audit_trail.append(
+            store,
+            at=utcnow(),
+            actor_id=w.officer.id,
+            action=f"test.step{n}",
+            object_type="test",
+            object_id=n,
+            prison_id=w.gaoming.id,
+        )
+    entries = await audit_trail.audit_entries(store)  # newest first
+    async with store.write() as sql:  # the conversation made whole again (1 message)
+        await sql.execute(
+            "UPDATE conversations SET last_seq = 1, chain_head = (SELECT hash FROM messages"
+            " WHERE conversation_id = $1 AND seq = 1) WHERE id = $1",
+            w.conv.id,
+        )
+    assert (await chains.verify(store)).broken is None  # a cut tail: only an anchor tells
+    async with triggers_off(store, "audit_entries") as sql:
+        await sql.execute("DELETE FROM audit_entries WHERE id = $1", entries[-1].id)
+    assert (await chains.verify(store)).broken == "audit chain position 1: missing"
