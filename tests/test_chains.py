@@ -354,3 +354,36 @@ async def test_verify_tells_a_removed_message_or_audit_entry(store: Database) ->
     async with triggers_off(store, "audit_entries") as sql:
         await sql.execute("DELETE FROM audit_entries WHERE id = $1", entries[-1].id)
     assert (await chains.verify(store)).broken == "audit chain position 1: missing"
+
+
+async def test_postgres_forms_equal_python_forms_with_attachments_and_nested_json(
+    pg_store: Database,
+) -> None:
+    """The SQL forms the hot path uses, against ``domain.chain``, for every tricky body, with
+    and without attachments (which ``kinline_message_form`` takes for when messages have
+    files), and ``kinline_json`` on nested values."""
+    files = ["AB" * 32, "0f" * 32]
+    async with pg_store.read() as sql:
+        for body in TRICKY:
+            for attached in ([], files):
+                text = await sql.fetchval(
+                    "SELECT convert_from(kinline_message_form($1, $2, $3, $4, $5, $6, $7), 'UTF8')",
+                    1_765_000_000_123_456,
+                    body,
+                    7,
+                    "text",
+                    42,
+                    3,
+                    attached,
+                )
+                assert text.encode() == chain.message_form(
+                    at_us=1_765_000_000_123_456,
+                    body=body,
+                    conv=7,
+                    kind="text",
+                    sender=42,
+                    seq=3,
+                    attachments=attached,
+                )
+        value = {"z": [1, "二", None, {"b": TRICKY[1], "a": True}], "é": {}, "e": [], "a": 1.5}
+        assert await sql.fetchval("SELECT kinline_json($1)", value) == python_json(value)

@@ -44,7 +44,8 @@ CREATE FUNCTION kinline_message_form(
     SELECT convert_to(
         '{"at_us":' || at_us
         || CASE WHEN cardinality(attachments) > 0
-                THEN ',"attachments":' || kinline_json(to_jsonb(attachments)) ELSE '' END
+                THEN ',"attachments":' || lower(kinline_json(to_jsonb(attachments)))  -- hex
+                ELSE '' END
         || ',"body":' || to_json(body)::text
         || ',"conv":' || conv
         || ',"kind":' || to_json(kind)::text
