@@ -13,8 +13,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,7 +21,8 @@ import pytest
 from domain import chain
 from domain.records import NewMessage
 from storage import audit_trail, chain_anchors, chains, retention
-from storage.sql import Database, Sql, utcnow
+from storage.sql import Database, utcnow
+from tests.tamper import triggers_off
 from tests.world import seed
 
 TRICKY = [
@@ -132,7 +131,9 @@ async def test_verify_accepts_a_purged_message_and_checks_the_next_link(store: D
     assert await retention.purge(store, cutoff, utcnow()) == 2
     verdict = await chains.verify(store)
     assert verdict.broken is None and verdict.messages == 3
-    async with store.write() as sql:  # a purged message's hash is still linked to the next
+    async with triggers_off(
+        store, "messages"
+    ) as sql:  # a purged message's hash is still linked to the next
         await sql.execute(
             "UPDATE messages SET hash = $1 WHERE conversation_id = $2 AND seq = 2",
             bytes(32),
@@ -193,30 +194,6 @@ async def kinline(url: str, command: str = "verify") -> subprocess.CompletedProc
     )
 
 
-@asynccontextmanager
-async def triggers_off(store: Database, table: str) -> AsyncIterator[Sql]:
-    """A transaction in which ``table``'s triggers do not fire: what a database owner can do
-    behind the service's back (PostgreSQL: replica role; SQLite: drop and recreate them)."""
-    async with store.write() as sql:
-        if store.dialect == "postgres":
-            await sql.execute("SET LOCAL session_replication_role = replica")
-            yield sql
-            return
-        kept = [
-            r["sql"]
-            for r in await sql.fetch(
-                "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = $1", table
-            )
-        ]
-        for name in await sql.fetch(
-            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = $1", table
-        ):
-            await sql.execute(f"DROP TRIGGER {name['name']}")
-        yield sql
-        for statement in kept:
-            await sql.execute(statement)
-
-
 @pytest.mark.spawns
 async def test_kinline_verify_passes_then_names_the_first_altered_record(
     store: Database, request: pytest.FixtureRequest, tmp_path: Path
@@ -232,6 +209,14 @@ async def test_kinline_verify_passes_then_names_the_first_altered_record(
     assert passed.returncode == 0, passed.stderr
     assert "every chain holds: 3 messages" in passed.stdout
 
+    with pytest.raises(Exception, match="kept as written"):  # the service's own rule
+        async with store.write() as sql:
+            await sql.execute(
+                "UPDATE messages SET body = 'x' WHERE conversation_id = $1", w.conv.id
+            )
+    with pytest.raises(Exception, match="kept as written"):
+        async with store.write() as sql:
+            await sql.execute("DELETE FROM messages WHERE conversation_id = $1", w.conv.id)
     async with triggers_off(store, "messages") as sql:  # one word of one message changed
         await sql.execute(
             "UPDATE messages SET body = 'question 2, edited' WHERE conversation_id = $1"
@@ -243,7 +228,7 @@ async def test_kinline_verify_passes_then_names_the_first_altered_record(
     assert failed.stderr.startswith(
         f"kinline: verify: broken: conversation {w.conv.id} seq 2: hash does not match"
     )
-    async with store.write() as sql:
+    async with triggers_off(store, "messages") as sql:
         await sql.execute(
             "UPDATE messages SET body = 'question 2' WHERE conversation_id = $1 AND seq = 2",
             w.conv.id,
@@ -325,10 +310,10 @@ async def test_verify_tells_a_removed_message_or_audit_entry(store: Database) ->
     await store.append_messages(
         [NewMessage(w.conv.id, w.relative.id, "relative", f"c{n}", f"q{n}") for n in (1, 2, 3)]
     )
-    async with store.write() as sql:
+    async with triggers_off(store, "messages") as sql:
         await sql.execute("DELETE FROM messages WHERE conversation_id = $1 AND seq = 2", w.conv.id)
     assert (await chains.verify(store)).broken == f"conversation {w.conv.id} seq 2: missing"
-    async with store.write() as sql:
+    async with triggers_off(store, "messages") as sql:
         await sql.execute("DELETE FROM messages WHERE conversation_id = $1 AND seq = 3", w.conv.id)
     assert (await chains.verify(store)).broken == (
         f"conversation {w.conv.id}: head does not match its last message"

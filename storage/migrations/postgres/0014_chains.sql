@@ -7,6 +7,9 @@
 -- * Every audit entry gets its hash as it is inserted (whoever inserts it: a Python area or
 --   the life-cycle trigger's claim): a BEFORE INSERT trigger moves the one audit_chain row,
 --   whose row lock orders the chain (chain_n) across concurrent transactions until commit.
+-- * A message is kept as written: an UPDATE of what its hash covers, or a DELETE, is refused
+--   (messages_kept), except retention emptying its text (storage/retention.py). A database
+--   owner can still disable triggers: the chains and the anchors tell what it changed.
 -- * chain_anchors keeps each day's digest of every head (storage/chain_anchors.py).
 -- Rows stored before this migration are chained here, in (conversation, seq) and id order.
 
@@ -201,3 +204,19 @@ BEGIN
 END $$;
 CREATE TRIGGER chain_anchors_kept BEFORE UPDATE OR DELETE ON chain_anchors
     FOR EACH ROW EXECUTE FUNCTION chain_anchors_kept();
+
+CREATE FUNCTION messages_kept() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' AND OLD.purged_at IS NULL AND NEW.purged_at IS NOT NULL
+       AND NEW.body = ''
+       AND (NEW.conversation_id, NEW.seq, NEW.sender_id, NEW.kind, NEW.created_at, NEW.hash)
+           IS NOT DISTINCT FROM
+           (OLD.conversation_id, OLD.seq, OLD.sender_id, OLD.kind, OLD.created_at, OLD.hash)
+    THEN
+        RETURN NEW;  -- retention empties the text; the place and the hash stay
+    END IF;
+    RAISE EXCEPTION 'messages are kept as written';
+END $$;
+CREATE TRIGGER messages_kept
+    BEFORE UPDATE OF conversation_id, seq, sender_id, kind, body, created_at, hash, purged_at
+    OR DELETE ON messages FOR EACH ROW EXECUTE FUNCTION messages_kept();

@@ -4,7 +4,8 @@
 -- hashes each message it appends itself, these triggers keep the conversation's head, and an
 -- audit entry, whoever inserts it, is chained by the AFTER INSERT trigger below (SQLite
 -- triggers cannot change NEW: the row is completed by an UPDATE that the append-only rule
--- allows only for filling a missing hash).
+-- allows only for filling a missing hash). A message is kept as written (messages_kept:
+-- only retention may empty its text).
 
 ALTER TABLE conversations ADD COLUMN chain_head blob NOT NULL
     DEFAULT X'0000000000000000000000000000000000000000000000000000000000000000';
@@ -110,3 +111,14 @@ CREATE TRIGGER chain_anchors_no_update BEFORE UPDATE ON chain_anchors
 BEGIN SELECT RAISE(ABORT, 'anchors are kept as published'); END;
 CREATE TRIGGER chain_anchors_no_delete BEFORE DELETE ON chain_anchors
 BEGIN SELECT RAISE(ABORT, 'anchors are kept as published'); END;
+
+CREATE TRIGGER messages_kept
+BEFORE UPDATE OF conversation_id, seq, sender_id, kind, body, created_at, hash, purged_at
+ON messages
+WHEN NOT (OLD.purged_at IS NULL AND NEW.purged_at IS NOT NULL AND NEW.body = ''
+          AND NEW.conversation_id = OLD.conversation_id AND NEW.seq = OLD.seq
+          AND NEW.sender_id = OLD.sender_id AND NEW.kind = OLD.kind
+          AND NEW.created_at = OLD.created_at AND NEW.hash IS OLD.hash)
+BEGIN SELECT RAISE(ABORT, 'messages are kept as written'); END;
+CREATE TRIGGER messages_kept_no_delete BEFORE DELETE ON messages
+BEGIN SELECT RAISE(ABORT, 'messages are kept as written'); END;
