@@ -25,6 +25,7 @@ from server.api import (
     photos,
     prisons,
     records_export,
+    search,
     staff,
     stats,
     visits,
@@ -50,6 +51,7 @@ AREAS: tuple[list[Route], ...] = (
     oversight.ROUTES,
     records_export.ROUTES,
     conversation_record.ROUTES,
+    search.ROUTES,
     notify.ROUTES,
     openapi.ROUTES,
 )
