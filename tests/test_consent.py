@@ -21,6 +21,7 @@ from server import sessions
 from server.config import load
 from storage import accounts, audit_trail, links, prisons
 from storage.postgres import PostgresDatabase
+from tests import record_checker
 from tests.realtime import Reader, client
 from tests.sites import Site, site_for
 
@@ -233,6 +234,12 @@ async def test_the_family_shares_one_case(site: Site) -> None:
             csv = await response.text()
             assert response.status == 200, csv
         assert "how is he?" in csv and "mine" not in csv
+        _, record = await site.call("GET", f"/conversations/{w.conv.id}/export", brother)
+        assert [(m["seq"], "body" in m) for m in record["messages"]] == [
+            (private["seq"], False),  # the link to check against, as its hash only
+            (asked.seq, True),
+        ]
+        assert record_checker.holds(record)
         _, archive = await site.call("GET", "/me/export", brother)
         [thread] = [c for c in archive["conversations"] if c["id"] == w.conv.id]
         assert [m["body"] for m in thread["messages"]] == ["how is he?"]

@@ -14,6 +14,7 @@ from server.api import (
     auth,
     complaints,
     consent,
+    conversation_record,
     desk,
     export,
     inmate_records,
@@ -50,6 +51,7 @@ AREAS: tuple[list[Route], ...] = (
     announcements.ROUTES,
     oversight.ROUTES,
     records_export.ROUTES,
+    conversation_record.ROUTES,
     search.ROUTES,
     notify.ROUTES,
     consent.ROUTES,  # consent scopes and the family case (issue 15)
