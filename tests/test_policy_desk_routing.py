@@ -17,6 +17,7 @@ from domain.records import User
 from server.config import Settings
 from server.policy import (
     Denied,
+    DeskSettingsAction,
     NotSignedIn,
     Principal,
     check_comment_moderation,
@@ -259,7 +260,7 @@ STRANGER = principal("relative")
 
 
 def test_desk_settings_rules() -> None:
-    cases = [
+    cases: list[tuple[Principal | None, DeskSettingsAction, Any]] = [
         (None, "read", 401),
         (STRANGER, "read", "not_found"),
         (RELATIVE, "read", "not_found"),
