@@ -8,7 +8,7 @@
 // queue is loaded, so no event falls between the two.
 
 import { api, ApiError } from "/static/lib/api.js";
-import { $, h, clear, show } from "/static/lib/dom.js";
+import { $, h, clear, replace, show } from "/static/lib/dom.js";
 import { t, errorText, formatList, onLocaleChange } from "/static/lib/i18n.js";
 import {
   i18nText,
@@ -27,6 +27,8 @@ import { InmateCard } from "/static/console/card.js";
 import { LinkRequests, VisitRequests } from "/static/console/requests.js";
 import { CannedManager, CannedPicker } from "/static/console/canned.js";
 import { late, sound, Unread } from "/static/console/alerts.js";
+import { CommentQueue } from "/static/console/comments.js";
+import { loadPeriod, periodView } from "/static/monitor/period.js";
 
 const HISTORY_PAGE = 50;
 const REQUESTS_REFRESH_MS = 60_000;
@@ -597,7 +599,27 @@ onLocaleChange(() => {
 // -- side tabs ---------------------------------------------------------------------------
 
 let canned = null;
+// comments on announcements and the desk's figures (issue 16)
+const commentQueue = new CommentQueue({
+  list: $("#comments"),
+  empty: $("#comments-empty"),
+  onCount: (n) => {
+    $("#count-comments").textContent = n ? String(n) : "";
+  },
+});
+async function loadDeskFigures() {
+  const box = $("#console-figures");
+  $("#console-figures-error").textContent = "";
+  try {
+    const got = await loadPeriod();
+    replace(box, (got.prisons || []).map((p) => [h("h3", {}, p.name), periodView(p)]));
+  } catch (err) {
+    $("#console-figures-error").textContent = errorText(err);
+  }
+}
 tabs($(".tabs"), (id) => {
+  if (id === "tab-comments") commentQueue.load();
+  if (id === "tab-figures") loadDeskFigures();
   if (id === "tab-links") links.load();
   if (id === "tab-visits") visits.load();
   if (id === "tab-canned" && canned) canned.reload();
@@ -631,6 +653,7 @@ canned = new CannedManager(picker, { prisons: me.user.prison_ids, names: prisons
 picker.load().then(() => canned.render());
 links.load();
 visits.load();
+commentQueue.load();
 api.get("/inmates", { limit: 500 }).then(
   (got) => {
     for (const inmate of got.inmates || []) visits.inmateNames.set(inmate.id, inmate.name);
