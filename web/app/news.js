@@ -77,8 +77,8 @@ export function commentsBlock(a, ctx) {
       try {
         await api.post(`/announcements/${a.id}/comments`, { body: text });
         form.reset();
-        out.show(t("comments.sent"));
         await load();
+        out.show(t("comments.sent"));
       } catch (err) {
         out.error(err);
       } finally {

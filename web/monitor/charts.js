@@ -43,7 +43,7 @@ export function durationUnit(seconds) {
  *   labels: x labels (one per group); series: [{name, className, values: [number|null]}];
  *   yFormat: number -> axis text; target: optional {value, label} drawn as a dashed line;
  *   integer: whole-number ticks; barLabels: each bar's value written on it (default: when
- *   there are at most 40 bars, so small numbers can be read without hovering), in
+ *   the values fit the bars' width, so small numbers can be read without hovering), in
  *   valueFormat (default yFormat).
  */
 export function barChart({
@@ -75,8 +75,10 @@ export function barChart({
   const groupW = plotW / Math.max(labels.length, 1);
   const barW = Math.max(2, Math.min(28, (groupW * 0.8) / Math.max(series.length, 1)));
   const every = Math.ceil(labels.length / 10); // at most ~10 x labels
-  const written = barLabels === null ? labels.length * series.length <= 40 : barLabels;
   const shown = valueFormat || yFormat;
+  // a value is written on its bar when it fits the bar's width (about 7 px a character)
+  const longest = Math.max(0, ...values.map((v) => String(shown(v)).length));
+  const written = barLabels === null ? longest * 7 <= barW : barLabels;
   labels.forEach((label, i) => {
     const x0 = PAD.left + i * groupW + (groupW - barW * series.length) / 2;
     series.forEach((s, j) => {

@@ -94,7 +94,7 @@ export class Figures {
         ],
         yFormat: (v) =>
           unit.unit === "s" ? t("time.s", { s: formatNumber(v) }) : t("monitor.figures.minutes", { m: formatNumber(v) }),
-        valueFormat: (v) => formatDuration(v * unit.divisor),
+        valueFormat: (v) => formatNumber(Math.round(v)), // in the chart's unit, as its title says
         integer: true,
         target: { value: this.target / unit.divisor, label: t("monitor.figures.target", { t: formatDuration(this.target) }) },
       }),

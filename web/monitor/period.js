@@ -1,12 +1,11 @@
 // Figures for a whole period (GET /stats/period): the totals as labelled numbers, the ratings
-// (average and a bar per star count, each bar labelled), and each officer's response figures
+// (average and a bar per star count, each bar labelled with its count), and each officer's response figures
 // as a table. Used by the supervisor's monitor and the officer's console. Seconds are shown
 // as seconds or minutes (formatDuration), never as a bare number of seconds.
 
 import { api } from "/static/lib/api.js";
 import { h } from "/static/lib/dom.js";
 import { t, formatDuration, formatNumber } from "/static/lib/i18n.js";
-import { barChart } from "/static/monitor/charts.js";
 
 const dash = "—";
 const seconds = (s) => (s === null || s === undefined ? dash : formatDuration(s));
@@ -46,6 +45,32 @@ function totals(p) {
   );
 }
 
+/** The 1-to-5 distribution as labelled bars (HTML <meter>s, readable at any width; the count
+ * written beside each bar), five stars first. */
+function stars(r) {
+  const most = Math.max(1, ...r.distribution);
+  return h(
+    "figure",
+    { class: "stars-chart" },
+    h("figcaption", {}, t("period.distribution")),
+    h(
+      "ol",
+      { class: "stars" },
+      [5, 4, 3, 2, 1].map((n) => {
+        const count = r.distribution[n - 1];
+        const label = t("period.stars", { n });
+        return h(
+          "li",
+          { data: { stars: n } },
+          h("span", { class: "label" }, label),
+          h("meter", { min: 0, max: most, value: count, aria: { label: `${label}: ${count}` } }),
+          h("span", { class: "n" }, formatNumber(count)),
+        );
+      }),
+    ),
+  );
+}
+
 function ratings(p) {
   const r = p.ratings;
   const average =
@@ -58,14 +83,7 @@ function ratings(p) {
       "div",
       { class: "ratings" },
       h("div", {}, h("p", { class: "average" }, average), h("p", { class: "sub" }, t("period.ratingCount", { n: r.count }))),
-      barChart({
-        title: t("period.distribution"),
-        labels: [1, 2, 3, 4, 5].map((n) => t("period.stars", { n })),
-        series: [{ name: t("period.ratingsSeries"), className: "stars", values: r.distribution }],
-        yFormat: (v) => formatNumber(v),
-        integer: true,
-        barLabels: true,
-      }),
+      stars(r),
     ),
   );
 }
