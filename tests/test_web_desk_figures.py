@@ -14,7 +14,9 @@ from typing import Any
 from playwright.async_api import Page, expect
 
 from server.demo_history import seed_history
+from storage import desk_settings
 from storage.announcements import NewAnnouncement, post
+from storage.desk_settings import DeskHours, DeskSettings
 from tests.browser import (  # noqa: F401 (fixtures)
     Pages,
     Site,
@@ -185,4 +187,38 @@ async def test_comments_on_an_announcement_at_375_px(pages: Pages, site: Site) -
     width, client = await page_overflow(other)
     assert width <= client, (width, client)
     await screenshot(other, "app-comment-approved-375")
+    pages.assert_clean()
+
+
+async def test_the_away_reply_shows_as_the_prisons_in_the_readers_language(
+    pages: Pages, site: Site
+) -> None:
+    """Nobody on duty: the relative's question gets the desk hours in one system card, shown
+    in the page's language, not as the relative's own bubble."""
+    w = site.world
+    await desk_settings.update(
+        site.store,
+        DeskSettings(
+            prison_id=w.gaoming.id,
+            away_reply=True,
+            desk_hours=DeskHours("周一至周五 8:30-17:30", "Mon-Fri 8:30-17:30"),
+        ),
+        w.officer.id,
+        datetime.now(UTC),
+    )
+    page = await pages.open(f"/app#/inmate/{w.conv.inmate_id}", token=w.token(w.relative))
+    await page.set_viewport_size(PHONE)  # type: ignore[arg-type]
+    await expect(page.locator("body")).to_have_attribute("data-socket", "connected")
+    await page.locator("#compose").fill("现在有人吗？")
+    await page.locator("#send").click()
+    card = page.locator("#messages .bubble.system")
+    await expect(card).to_have_count(1)
+    await expect(card.locator(".body")).to_contain_text("周一至周五 8:30-17:30")
+    await expect(card).not_to_have_class(re.compile(r"\bown\b"))
+    await expect(page.locator("#messages .bubble.own")).to_have_count(1)  # the question only
+    await page.locator("select.locale-switch").first.select_option("en")
+    await expect(card.locator(".body")).to_contain_text("Desk hours: Mon-Fri 8:30-17:30.")
+    width, client = await page_overflow(page)
+    assert width <= client, (width, client)
+    await screenshot(page, "app-away-reply-375-en")
     pages.assert_clean()
