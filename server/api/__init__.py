@@ -27,6 +27,7 @@ from server.api import (
     photos,
     prisons,
     records_export,
+    search,
     staff,
     stats,
     visits,
@@ -54,6 +55,7 @@ AREAS: tuple[list[Route], ...] = (
     comments.ROUTES,
     oversight.ROUTES,
     records_export.ROUTES,
+    search.ROUTES,
     notify.ROUTES,
     openapi.ROUTES,
 )
