@@ -123,6 +123,11 @@ class Router:
         many were given (and announced)."""
         from server.api.desk import announce  # the API imports this module's users
 
+        try:
+            if (await desk_settings.settings(self.db, prison_id)).auto_assign == "off":
+                return 0  # a read, not the write lock (SQLite's one writer) for nothing
+        except NotFound:
+            return 0
         lock = self._busy.setdefault(prison_id, asyncio.Lock())
         given = 0
         async with lock:

@@ -14,12 +14,22 @@ import aiohttp
 import pytest
 
 from channels.protocol import ConversationEvent, MessageEvent, PresenceEvent
-from domain.records import User
+from domain.records import NewMessage, User
 from server import sessions
 from server.config import Settings
 from server.keys import ROUTER
-from storage import accounts, audit_trail, conversations, desk, links, prisons
+from storage import (
+    accounts,
+    audit_trail,
+    conversations,
+    desk,
+    desk_settings,
+    links,
+    prisons,
+    routing,
+)
 from storage.audit_trail import TrailQuery
+from storage.desk_settings import DeskSettings
 from storage.postgres import PostgresDatabase
 from tests.realtime import Reader, client
 from tests.servers import Served, ServerProcess, free_port, inprocess
@@ -299,3 +309,43 @@ def _now() -> Any:
     from storage.sql import utcnow
 
     return utcnow()
+
+
+async def test_settings_and_assignment_in_the_store_on_both_databases(store: Any) -> None:
+    """The rule itself, on SQLite and PostgreSQL: defaults, an audited change, round robin by
+    id after the last one given, the cap, candidates off duty or of another prison left out,
+    and nothing when assignment is off."""
+    w = await seed(store, extra_officers=1)
+    colleague = w.extra_officers[0]
+    now = _now()
+    assert await desk_settings.settings(store, w.gaoming.id) == DeskSettings(prison_id=w.gaoming.id)
+    for conv in (w.conv, w.conv_b):
+        who = w.relative if conv is w.conv else w.relative_b
+        await store.append_messages(
+            [NewMessage(conv.id, who.id, "relative", f"q{conv.id}", "在吗？")]
+        )
+    everyone = [w.officer.id, colleague.id, w.other_officer.id]
+    assert await routing.assign_next(store, w.gaoming.id, everyone, now) is None  # off
+    await desk_settings.update(
+        store,
+        DeskSettings(prison_id=w.gaoming.id, auto_assign="round_robin", assign_cap=1),
+        w.officer.id,
+        now,
+    )
+    assert await routing.assign_next(store, w.gaoming.id, everyone, now) is None  # nobody on duty
+    for officer in (w.officer, colleague, w.other_officer):
+        await desk.set_duty(store, officer.id, officer.prison_ids, True, now)
+    first = await routing.assign_next(store, w.gaoming.id, everyone, now)
+    second = await routing.assign_next(store, w.gaoming.id, everyone, now)
+    assert first is not None and second is not None
+    assert (first.id, first.assigned_officer_id) == (w.conv.id, w.officer.id)  # oldest first
+    assert (second.id, second.assigned_officer_id) == (w.conv_b.id, colleague.id)
+    assert await routing.assign_next(store, w.gaoming.id, everyone, now) is None  # nothing left
+    assert routing.next_in_turn([3, 1, 2], 2) == 3 and routing.next_in_turn([3, 1, 2], 3) == 1
+    entries = await audit_trail.entries(store, TrailQuery(action="conversation.claimed"))
+    assert sorted((e.object_id, e.actor) for e in entries) == [
+        (w.conv.id, None),
+        (w.conv_b.id, None),
+    ]
+    [changed] = await audit_trail.entries(store, TrailQuery(action="desk_settings.changed"))
+    assert changed.after is not None and changed.after["auto_assign"] == "round_robin"
