@@ -14,7 +14,7 @@ from typing import Any
 from playwright.async_api import Page, expect
 
 from server.demo_history import seed_history
-from storage import desk_settings
+from storage import comments, desk_settings
 from storage.announcements import NewAnnouncement, post
 from storage.desk_settings import DeskHours, DeskSettings
 from tests.browser import (  # noqa: F401 (fixtures)
@@ -221,4 +221,44 @@ async def test_the_away_reply_shows_as_the_prisons_in_the_readers_language(
     width, client = await page_overflow(page)
     assert width <= client, (width, client)
     await screenshot(page, "app-away-reply-375-en")
+    pages.assert_clean()
+
+
+async def test_the_admin_sets_the_desk_and_approves_a_comment(pages: Pages, site: Site) -> None:
+    w = site.world
+    staff = await seed_staff(site.store, w)
+    news = await post(
+        site.store,
+        NewAnnouncement(author_id=staff.admin.id, title="开放日", body="欢迎家属参观。"),
+        now=datetime.now(UTC),
+    )
+    written = await comments.post(
+        site.store, news.id, w.relative.id, "开放日几点开始？", datetime.now(UTC)
+    )
+    page = await pages.open("/admin", token=w.token(staff.admin), size="desktop")
+    await page.set_viewport_size(LAPTOP)  # type: ignore[arg-type]
+    await expect(page.locator("body")).to_have_attribute("data-ready", "1")
+    await page.locator("#tab-desk").click()
+    form = page.locator("#desk-settings-form")
+    await form.locator("[name=prison]").select_option(str(w.gaoming.id))
+    await expect(form.locator("[name=assign_cap]")).to_have_value("5")
+    await form.locator("[name=auto_assign]").select_option("round_robin")
+    await form.locator("[name=assign_cap]").fill("2")
+    await form.locator("[name=away_reply]").check()
+    await form.locator("[name=hours_zh]").fill("每天 9:00-17:00")
+    await form.locator("[name=hours_en]").fill("daily 9:00-17:00")
+    await form.locator("button[type=submit]").click()
+    await expect(page.locator("#toast")).to_contain_text("值班台设置已保存")
+    stored = await desk_settings.settings(site.store, w.gaoming.id)
+    assert (stored.auto_assign, stored.assign_cap, stored.away_reply) == ("round_robin", 2, True)
+    assert stored.desk_hours == DeskHours("每天 9:00-17:00", "daily 9:00-17:00")
+
+    card = page.locator(f'#admin-comments li[data-comment="{written.id}"]')
+    await expect(card.locator(".comment-body")).to_have_text("开放日几点开始？")
+    await card.locator("button.primary").click()
+    await expect(page.locator("#admin-comments li.comment")).to_have_count(0)
+    assert (await comments.comment(site.store, written.id)).state == "approved"
+    width, client = await page_overflow(page)
+    assert width <= client, (width, client)
+    await screenshot(page, "admin-desk-and-comments-1024")
     pages.assert_clean()
