@@ -107,9 +107,21 @@ class _Writer:
                 int(await sql.fetchval("SELECT last_seq FROM conversations WHERE id = $1", conv))
                 + 1
             )
-            await sql.execute(
+            # chained as stored (migration 0014): PostgreSQL's trigger hashes the row itself;
+            # on SQLite the adaptor hashes what it appends, with the function it registers
+            columns = (
                 "INSERT INTO messages (conversation_id, seq, sender_id, sender_role, cid, kind,"
-                " body, created_at) VALUES ($1, $2, $3, $4, $5, 'text', $6, $7)",
+                " body, created_at, hash) "
+            )
+            values = (
+                "SELECT $1, $2, $3, $4, $5, 'text', $6, $7,"
+                " kinline_message_hash(chain_head, $7, $6, $1, 'text', $3, $2)"
+                " FROM conversations WHERE id = $1"
+                if self.store.dialect == "sqlite"
+                else "VALUES ($1, $2, $3, $4, $5, 'text', $6, $7, NULL)"
+            )
+            await sql.execute(
+                columns + values,
                 conv,
                 seq,
                 who.id,

@@ -1028,6 +1028,7 @@ def sees_comment(
         return False
     return who.id == author_id or moderates_comments(who, announcement_prison)
 
+
 # --- search (issue 18) ---
 # GET /search finds messages by their text. Staff search the conversations of their prisons
 # (officers and supervisors; naming another prison is ``forbidden``), the admin every

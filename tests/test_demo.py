@@ -11,6 +11,7 @@ from server.demo_history import FAMILIES
 from storage import (
     accounts,
     audit_trail,
+    chains,
     conversations,
     desk,
     desk_settings,
@@ -91,6 +92,8 @@ async def test_the_monitor_first_look_shows_weeks_of_figures(store: Database) ->
     three weeks of questions (most answered in time, some late), ratings, complaints and
     comments, the same shape on every seed (seeded random)."""
     await seed(store, Settings(secret="demo-test"))
+    verdict = await chains.verify(store)  # the back-dated history is chained as stored
+    assert verdict.broken is None and verdict.messages > 100
     period = await period_of(store)
     for code in ("GM", "SH"):
         p = period[code]
