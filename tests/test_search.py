@@ -49,7 +49,9 @@ class Found:
 CIDS = itertools.count(1)
 
 
-async def say(store: Database, conv: int, who: User, body: str, kind: MessageKind = "text") -> int:
+async def say(
+    store: Database, conv: int, who: User, body: str, kind: MessageKind = "text"
+) -> int:
     [appended] = await store.append_messages(
         [NewMessage(conv, who.id, who.role, f"c{next(CIDS)}", body, kind)]
     )
@@ -99,7 +101,7 @@ async def test_like_wildcards_and_quotes_are_taken_literally(found: Found) -> No
     w = found.world
     await say(found.store, w.conv.id, w.relative, "I sent 500 yuan")
     literal = await say(found.store, w.conv.id, w.relative, 'about 50% of it, "a_b" said')
-    for q in ("50%", "a_b", '"a_b"', "% of", "%"):
+    for q in ("50%", "a_b", '"a_b"', '% of', "%"):
         got = await found.hits(w.officer, q) if len(q) >= 2 else []
         assert [seq for _, seq, _ in got] == ([literal] if len(q) >= 2 else []), q
     assert await found.hits(w.officer, "a%b") == []
@@ -237,7 +239,8 @@ async def test_purged_messages_leave_the_index(found: Found) -> None:
             )
         else:
             grams = await sql.fetchval(
-                "SELECT kinline_bigrams(body) FROM messages WHERE conversation_id = $1 AND seq = 1",
+                "SELECT kinline_bigrams(body) FROM messages WHERE conversation_id = $1"
+                " AND seq = 1",
                 w.conv.id,
             )
             assert grams == []
