@@ -26,7 +26,7 @@ from tests.browser import (  # noqa: F401 (fixtures)
     screenshot,
     site_fixture,
 )
-from tests.test_web_console import console
+from tests.test_web_console import api, ask, console, queue_item
 from tests.world import seed_staff
 
 LAPTOP = {"width": 1024, "height": 768}
@@ -261,4 +261,24 @@ async def test_the_admin_sets_the_desk_and_approves_a_comment(pages: Pages, site
     width, client = await page_overflow(page)
     assert width <= client, (width, client)
     await screenshot(page, "admin-desk-and-comments-1024")
+    pages.assert_clean()
+
+
+async def test_a_question_auto_assigned_shows_in_the_officers_console(
+    pages: Pages, site: Site
+) -> None:
+    w = site.world
+    await desk_settings.update(
+        site.store,
+        DeskSettings(prison_id=w.gaoming.id, auto_assign="round_robin", assign_cap=2),
+        w.officer.id,
+        datetime.now(UTC),
+    )
+    desk = await console(pages, site, w.officer)  # on duty, connected
+    await ask(site, "请问会见要带什么？")
+    await expect(desk.locator("#toast")).to_have_text("已为您自动分配一个问题")
+    await desk.locator('input[name="queue-filter"][value="mine"]').check()
+    await expect(queue_item(desk, w.conv.id)).to_be_visible()
+    thread = await api(site, "GET", f"/conversations/{w.conv.id}", w.officer)
+    assert (thread["state"], thread["assigned_officer"]["id"]) == ("active", w.officer.id)
     pages.assert_clean()

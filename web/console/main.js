@@ -560,6 +560,12 @@ socket.on("conversation", async (event) => {
     if (!socket.watching.has(event.conv)) socket.watch(event.conv);
     if (event.by !== myId) sound.chime();
   }
+  if (event.event === "claimed" && event.officer === myId && event.by == null) {
+    // given to me by the prison's auto-assignment (issue 16)
+    if (!socket.watching.has(event.conv)) socket.watch(event.conv);
+    toast(t("console.chat.assignedToMe"));
+    sound.chime();
+  }
   if (event.event === "transferred" && event.officer === myId && event.by !== myId) {
     toast(t("console.chat.transferredToMe", { note: event.note || "" }));
     sound.chime();

@@ -879,6 +879,7 @@ export default {
   "monitor.field.desk_hours": "Desk hours",
   "desk.tab": "Desk and comments",
   "desk.figures.comments": "Comments (approved)",
+  "console.chat.assignedToMe": "A question was assigned to you",
   // === end desk (issue 16) ===
   // === search, thread filters and shortcuts (issue 18) ===
   "console.search.label": "Search messages",

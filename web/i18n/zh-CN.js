@@ -882,6 +882,7 @@ export default {
   "monitor.field.desk_hours": "值班时间",
   "desk.tab": "值班台与评论",
   "desk.figures.comments": "评论（已通过）",
+  "console.chat.assignedToMe": "已为您自动分配一个问题",
   // === end desk (issue 16) ===
   // === search, thread filters and shortcuts (issue 18) ===
   "console.search.label": "搜索消息",
