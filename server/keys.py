@@ -17,6 +17,7 @@ from server.push import Push
 from server.sending import SendPath
 from server.sms import SmsSender
 from server.wechat_platform import Platform
+from storage.objects import ObjectStore
 from storage.sql import Database
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -31,3 +32,4 @@ PUSH = web.AppKey("push", Push)
 RELAY = web.AppKey("relay", Relay)
 CODES = web.AppKey("codes", Codes)  # SMS codes for registration and resets
 SMS = web.AppKey("sms", SmsSender)  # texts: notices, and codes for registration and resets
+OBJECTS = web.AppKey("objects", ObjectStore)  # where attachments' bytes are (issue 18)

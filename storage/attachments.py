@@ -90,9 +90,7 @@ async def add(
 async def attachment(db: Database, attachment_id: int) -> Attachment:
     """One attachment; ``NotFound``."""
     async with db.read() as sql:
-        row = await sql.fetchrow(
-            f"SELECT {_COLUMNS} FROM attachments WHERE id = $1", attachment_id
-        )
+        row = await sql.fetchrow(f"SELECT {_COLUMNS} FROM attachments WHERE id = $1", attachment_id)
         if row is None:
             raise NotFound(f"attachment {attachment_id}")
         return _attachment(sql, row)
@@ -154,8 +152,7 @@ async def of_messages(sql: Sql, message_ids: Sequence[int]) -> dict[int, tuple[A
     if not message_ids:
         return {}
     rows = await sql.fetch(
-        f"SELECT {_COLUMNS} FROM attachments WHERE message_id IN {ids_in(message_ids)}"
-        " ORDER BY id"
+        f"SELECT {_COLUMNS} FROM attachments WHERE message_id IN {ids_in(message_ids)} ORDER BY id"
     )
     found: dict[int, list[Attachment]] = {}
     for row in rows:
@@ -169,8 +166,7 @@ async def of_links(db: Database, link_ids: Sequence[int]) -> dict[int, tuple[Att
         return {}
     async with db.read() as sql:
         rows = await sql.fetch(
-            f"SELECT {_COLUMNS} FROM attachments WHERE link_id IN {ids_in(link_ids)}"
-            " ORDER BY id"
+            f"SELECT {_COLUMNS} FROM attachments WHERE link_id IN {ids_in(link_ids)} ORDER BY id"
         )
         found: dict[int, list[Attachment]] = {}
         for row in rows:
@@ -182,7 +178,8 @@ async def _discard(sql: Sql, where: str, *args: object, now: datetime) -> int:
     """Delete the rows matching ``where``, their object keys moved to the trash."""
     for column in ("object_key", "thumb_key"):
         await sql.execute(
-            f"INSERT INTO attachment_trash (object_key, discarded_at) SELECT {column}, ${len(args) + 1}"
+            "INSERT INTO attachment_trash (object_key, discarded_at)"
+            f" SELECT {column}, ${len(args) + 1}"
             f" FROM attachments WHERE {where} AND {column} IS NOT NULL"
             " ON CONFLICT (object_key) DO NOTHING",
             *args,
@@ -230,3 +227,12 @@ async def forget_trash(db: Database, keys: Sequence[str]) -> None:
     async with db.write() as sql:
         for key in keys:
             await sql.execute("DELETE FROM attachment_trash WHERE object_key = $1", key)
+
+
+async def message_place(db: Database, message_id: int) -> tuple[int, str] | None:
+    """The conversation and kind of the message a file was sent with (for the policy)."""
+    async with db.read() as sql:
+        row = await sql.fetchrow(
+            "SELECT conversation_id, kind FROM messages WHERE id = $1", message_id
+        )
+    return None if row is None else (row["conversation_id"], row["kind"])

@@ -95,9 +95,7 @@ class LocalObjects:
         return None
 
 
-async def open_objects(
-    where: str, *, endpoint: str = "", region: str = "us-east-1"
-) -> ObjectStore:
+async def open_objects(where: str, *, endpoint: str = "", region: str = "us-east-1") -> ObjectStore:
     """The store ``where`` names: ``s3://bucket[/prefix]``, else a directory."""
     if where.startswith("s3://"):
         from storage.objects_s3 import S3Objects

@@ -11,6 +11,7 @@ from aiohttp import web
 from server.api import (
     admin,
     announcements,
+    attachments,
     auth,
     complaints,
     desk,
@@ -49,6 +50,7 @@ AREAS: tuple[list[Route], ...] = (
     oversight.ROUTES,
     records_export.ROUTES,
     notify.ROUTES,
+    attachments.ROUTES,
     openapi.ROUTES,
 )
 
