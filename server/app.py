@@ -101,7 +101,9 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     await hub.start()
     commit = GroupCommit(store, on_batch=_observe_batch, is_unavailable=faults.unavailable)
     limiter = RateLimiter(settings.send_rate, settings.send_burst)
-    send_path = app[SEND_PATH] = SendPath(store, commit, hub, limiter)
+    send_path = app[SEND_PATH] = SendPath(
+        store, commit, hub, limiter, max_attachments=settings.max_attachments
+    )
     roster = app[ROSTER] = DutyRoster(
         make_presence(settings),
         hub,
