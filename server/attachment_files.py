@@ -24,6 +24,7 @@ import io
 import unicodedata
 import warnings
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 import filetype
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -78,7 +79,8 @@ def sniff(data: bytes) -> str:
 
 def display_name(given: str | None, content_type: str) -> str:
     """A safe name to show and to offer when downloading."""
-    base = (given or "").replace("\\", "/").rsplit("/", 1)[-1]
+    # some clients percent-encode the multipart file name (aiohttp's does), browsers do not
+    base = unquote(given or "").replace("\\", "/").rsplit("/", 1)[-1]
     cleaned = "".join(c for c in base if unicodedata.category(c)[0] not in ("C", "Z") or c == " ")
     cleaned = cleaned.strip(" .") or "file"
     stem = cleaned.rsplit(".", 1)[0] if "." in cleaned else cleaned

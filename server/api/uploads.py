@@ -92,7 +92,13 @@ async def multipart_named_file(
                     while chunk := await part.read_chunk(64 * 1024):
                         data += chunk
                         if len(data) > limit:
-                            raise _too_large(limit)
+                            if request.content_length is None:  # chunked: no end in sight
+                                raise _too_large(limit)
+                            # announced, so the guard bounded it: read the rest, answer, and
+                            # keep the connection (a client still writing gets the answer)
+                            while await request.content.read(64 * 1024):
+                                pass
+                            raise ApiError(413, "too_large", f"the file exceeds {limit} bytes")
                     return bytes(data), part.filename
     except TimeoutError:
         raise ApiError(
