@@ -26,7 +26,7 @@ from domain.records import User
 from server.attachment_sweep import sweep
 from server.config import Settings
 from server.keys import OBJECTS
-from storage import attachments, retention
+from storage import attachments, prisons, retention
 from storage.errors import NotFound
 from storage.postgres import PostgresDatabase
 from storage.sql import utcnow
@@ -366,3 +366,65 @@ async def test_retention_removes_a_purged_messages_files(ctx: Ctx) -> None:
     assert (await ctx.fetch(w.officer, photo["url"]))[0] == 404
     _status, page = await ctx.history(w.officer, w.conv.id)
     assert page["messages"][-1]["attachments"] == []
+
+
+async def test_link_evidence_is_seen_by_the_deciding_officer_only(ctx: Ctx) -> None:
+    w = ctx.world
+    await prisons.add_inmate(ctx.store, w.gaoming.id, "GM-100", "Li Wei")
+    _, register = await ctx.upload(w.stranger, phone_jpeg((600, 400)), name="hukou.jpg")
+    _, ruling = await ctx.upload(w.stranger, pdf(), name="ruling.pdf")
+    _, theirs = await ctx.upload(w.relative_b, pdf(), name="b.pdf")
+    ask = {"prison": "GM", "inmate_number": "GM-100", "relationship": "wife"}
+
+    async def request(who: User, **body: Any) -> tuple[int, Any]:
+        async with ctx.http.post(
+            f"{ctx.api}/links", json={**ask, **body}, headers=ctx.auth(who)
+        ) as response:
+            return response.status, await response.json()
+
+    status, answer = await request(w.stranger, attachments=[register["id"], theirs["id"]])
+    assert (status, answer["error"]["code"]) == (400, "attachment_not_found")
+    extra = [(await ctx.upload(w.stranger, pdf(), name=f"{n}.pdf"))[1]["id"] for n in range(3)]
+    status, answer = await request(w.stranger, attachments=[register["id"], *extra])
+    assert (status, answer["error"]["code"]) == (400, "too_many_attachments")
+    status, asked = await request(w.stranger, attachments=[register["id"], ruling["id"]])
+    assert status == 201, asked
+    assert [a["id"] for a in asked["attachments"]] == [register["id"], ruling["id"]]
+
+    async def listed(who: User) -> Any:
+        async with ctx.http.get(
+            f"{ctx.api}/links/{asked['id']}", headers=ctx.auth(who)
+        ) as response:
+            return response.status, await response.json()
+
+    status, seen = await listed(w.officer)  # the officer deciding it, beside the request
+    assert status == 200 and [a["name"] for a in seen["attachments"]] == ["hukou.jpg", "ruling.pdf"]
+    async with ctx.http.get(f"{ctx.api}/links?state=pending", headers=ctx.auth(w.officer)) as r:
+        [row] = [x for x in (await r.json())["links"] if x["id"] == asked["id"]]
+        assert len(row["attachments"]) == 2
+    for who in (w.supervisor, ctx.admin):  # they see the request, never its evidence
+        status, seen = await listed(who)
+        assert status == 200 and "attachments" not in seen
+    readers = {
+        w.officer: 200,
+        w.stranger: 200,
+        w.supervisor: 404,
+        ctx.admin: 404,
+        w.other_officer: 404,
+        w.relative: 404,
+    }
+    for who, expected in readers.items():
+        for url in (register["url"], register["thumbnail"], ruling["url"]):
+            assert (await ctx.fetch(who, url))[0] == expected, (who.login, url)
+    # evidence is not a message's to carry
+    status, answer = await ctx.send_rest(w.relative, w.conv.id, attachments=[register["id"]])
+    assert (status, answer["error"]["code"]) == (400, "attachment_not_found")
+    # deciding keeps it beside the request; the sweep leaves evidence alone
+    async with ctx.http.post(
+        f"{ctx.api}/links/{asked['id']}/verify", json={"reason": "ok"}, headers=ctx.auth(w.officer)
+    ) as response:
+        decided = await response.json()
+        assert response.status == 200 and len(decided["attachments"]) == 2
+    removed, _ = await sweep(ctx.store, ctx.served.app[OBJECTS], 24.0, utcnow() + timedelta(days=2))
+    assert removed == 4  # theirs and the three extra, never the evidence
+    assert (await ctx.fetch(w.officer, ruling["url"]))[0] == 200
