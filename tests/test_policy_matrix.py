@@ -505,6 +505,7 @@ def area_matrix_routes() -> set[tuple[str, str]]:
     """Routes covered by an area's own matrix (``tests/test_policy_<area>.py``), which checks
     that each of its area's routes has a row."""
     from tests import (
+        test_policy_attachments,
         test_policy_complaints_and_announcements,
         test_policy_desk,
         test_policy_figures,
@@ -525,6 +526,7 @@ def area_matrix_routes() -> set[tuple[str, str]]:
         *(tuple(name.split(" ", 1)) for name in test_policy_watching_and_audit.HTTP_EXPECTED),
         *(("GET", path) for path in test_policy_figures.MATRIX),
         *test_policy_outreach.ROUTES,
+        *test_policy_attachments.ROUTES,
     ]
     return {(method, "/api/v1" + bare(path)) for method, path in rows}
 

@@ -218,7 +218,7 @@ ROUTES = [
         "relative, officer",
         reply=AttachmentOut,
         status=201,
-        errors=(400, 401, 403, 408, 413, 415),
+        errors=(400, 401, 403, 413, 415),
     ),
     Route(
         "GET",
