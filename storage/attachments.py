@@ -236,3 +236,18 @@ async def message_place(db: Database, message_id: int) -> tuple[int, str] | None
             "SELECT conversation_id, kind FROM messages WHERE id = $1", message_id
         )
     return None if row is None else (row["conversation_id"], row["kind"])
+
+
+async def stored_message_id(
+    db: Database, conversation_id: int, sender_id: int, cid: str
+) -> int | None:
+    """The message stored under this key, if any (a WeChat image retried by the platform is
+    not fetched again)."""
+    async with db.read() as sql:
+        found: int | None = await sql.fetchval(
+            "SELECT id FROM messages WHERE conversation_id = $1 AND sender_id = $2 AND cid = $3",
+            conversation_id,
+            sender_id,
+            cid,
+        )
+    return found
