@@ -90,7 +90,7 @@ export function attachmentList(files) {
 export function filePicker({ max = 4, onError = () => {}, id = null } = {}) {
   const chosen = [];
   const input = h("input", { type: "file", accept: ACCEPT, class: "sr-only file-input", id: id || `file-${Math.random().toString(36).slice(2, 9)}`, multiple: true });
-  const button = h("label", { for: input.id, class: "button attach-button", title: t("attach.add") }, h("span", { aria: { hidden: "true" } }, "📎"), h("span", { class: "sr-only" }, t("attach.add")));
+  const button = h("label", { for: input.id, class: "button attach-button", title: t("attach.add") }, h("img", { src: "/static/icons/attach.svg", alt: "", width: 22, height: 22, aria: { hidden: "true" } }), h("span", { class: "sr-only" }, t("attach.add")));
   const list = h("ul", { class: "attachments chosen", hidden: true });
   let busy = 0;
 
