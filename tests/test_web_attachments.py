@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from playwright.async_api import Browser, FilePayload, Page, expect
+from playwright.async_api import Browser, FilePayload, Page, ViewportSize, expect
 
 from storage import prisons
 from storage.postgres import PostgresDatabase
@@ -31,7 +31,7 @@ from tests.browser import (  # noqa: F401 (fixtures)
 from tests.servers import inprocess
 from tests.world import seed
 
-PHONE_375 = {"width": 375, "height": 812}
+PHONE_375: ViewportSize = {"width": 375, "height": 812}
 
 
 @pytest.fixture
