@@ -131,6 +131,27 @@ async def test_a_relative_attaches_a_photo_and_the_officer_opens_it(
     )
     assert size == [1200, 900], size
     await full.close()
+
+    # the officer answers with a PDF; the relative gets it as a download link
+    pdf: FilePayload = {
+        "name": "会见须知.pdf",
+        "mimeType": "application/pdf",
+        "buffer": b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n",
+    }
+    await officer.locator("#attach").set_input_files(pdf)
+    await expect(officer.locator("#composer .attachments.chosen li.file")).to_have_count(1)
+    await officer.locator("#compose").fill("会见须知请看附件")
+    await officer.locator("#send").click()
+    answer = relative.locator("#messages li.bubble").filter(has_text="会见须知请看附件")
+    link = answer.locator(".attachments a.file-link")
+    await expect(link).to_contain_text("会见须知.pdf")
+    assert await link.get_attribute("download") == "会见须知.pdf"
+    async with relative.expect_download() as downloading:
+        await link.click()
+    download = await downloading.value
+    assert download.suggested_filename == "会见须知.pdf"
+    await fits_the_screen(relative, "#messages li.bubble")
+    await screenshot(relative, "attachments-app-pdf-375")
     pages.assert_clean()
 
 
