@@ -321,6 +321,12 @@ async def test_files_ride_the_socket_into_frames_and_history(ctx: Ctx) -> None:
     assert [a["id"] for a in by_seq[alone.seq]["attachments"]] == [third["id"]]
     status, answer = await ctx.send_rest(w.relative, w.conv.id, attachments=[theirs["id"]])
     assert (status, answer["error"]["code"]) == (400, "attachment_not_found")
+    # the relative's own data archive names the files it sent
+    async with ctx.http.get(f"{ctx.api}/me/export", headers=ctx.auth(w.relative)) as response:
+        archive = await response.json()
+    [thread] = [c for c in archive["conversations"] if c["id"] == w.conv.id]
+    sent = {m["seq"]: m for m in thread["messages"]}
+    assert [a["sha256"] for a in sent[ack.seq]["attachments"]] == [photo["sha256"], doc["sha256"]]
 
 
 async def test_unsent_uploads_are_swept_with_their_objects(ctx: Ctx) -> None:
