@@ -26,7 +26,7 @@ from domain.records import User
 from server.attachment_sweep import sweep
 from server.config import Settings
 from server.keys import OBJECTS
-from storage import attachments, prisons, retention
+from storage import attachments, audit_trail, prisons, retention
 from storage.errors import NotFound
 from storage.postgres import PostgresDatabase
 from storage.sql import utcnow
@@ -250,6 +250,11 @@ async def test_a_file_is_read_exactly_as_its_conversation(ctx: Ctx) -> None:
         assert (await ctx.fetch(who, url))[0] == expected, ("sent", who.login)
         assert (await ctx.fetch(who, file["thumbnail"]))[0] == expected
     assert (await ctx.fetch(None, url))[0] == 401
+    # the supervisor's reads were looks at the conversation, audited (one per file read)
+    looks = await audit_trail.audit_entries(ctx.store, action="conversation.opened")
+    assert [(e.actor_id, e.object_id, (e.after or {}).get("via")) for e in looks] == [
+        (w.supervisor.id, w.conv.id, "attachment")
+    ] * 2
     assert (await ctx.fetch(w.relative_b, "/api/v1/attachments/999999"))[0] == 404
 
 

@@ -7,10 +7,11 @@ The upload is judged and re-encoded by ``server/attachment_files.py`` (415
 ``unsupported_type``, 413 ``too_large`` / ``too_many_pixels``), counted against the uploader's
 quota (413 ``quota_exceeded``), written to the object store (``OBJECTS``) and recorded
 (``storage/attachments.py``). A read is authorized by the policy exactly as what the file
-belongs to (``check_attachment``: 404 for anyone else). It is served as what it was stored
-as and nothing else: its own type, ``nosniff``, a CSP that allows no script, no frame and no
-plugin and sandboxes the document, images ``inline`` and PDFs only as downloads
-(``attachment``), never HTML. The response is written here, headers and all, so no later
+belongs to (``check_attachment``: 404 for anyone else); a supervisor's read of a
+conversation's file is audited as a look (``conversation.opened`` via ``attachment``) before
+it is served. It is served as what it was stored as and nothing else: its own type,
+``nosniff``, a CSP that allows no script, no frame and no plugin and sandboxes the document,
+images ``inline`` and PDFs only as downloads (``attachment``), never HTML. The response is written here, headers and all, so no later
 middleware loosens them.
 """
 
@@ -29,8 +30,8 @@ from server.api.uploads import multipart_named_file
 from server.attachment_files import FileRefused, Prepared, prepare
 from server.errors import SECURITY_HEADERS
 from server.keys import DB, OBJECTS, SETTINGS
-from server.policy import AttachmentFacts, check_attachment, check_upload
-from storage import attachments, conversations, links
+from server.policy import AttachmentFacts, audits_opening, check_attachment, check_upload
+from storage import attachments, audit_trail, conversations, links
 from storage.errors import NotFound
 from storage.objects import ObjectStore, new_key
 from storage.sql import Database, utcnow
@@ -152,8 +153,10 @@ async def _readable(request: web.Request) -> Attachment:
         facts = None if found is None else await facts_of(store, found)
     except NotFound:
         found, facts = None, None
-    check_attachment(who, facts)
-    assert found is not None
+    who = check_attachment(who, facts)
+    assert found is not None and facts is not None
+    if facts.conversation is not None and audits_opening(who):  # a look, audited first
+        await audit_trail.opened(store, who.id, facts.conversation, "attachment", utcnow())
     return found
 
 

@@ -448,9 +448,7 @@ async def list_threads(request: web.Request) -> web.Response:
     read = await desk.read_by_others(request.app[DB], ids, who.id)
     own = await desk.read_by(request.app[DB], ids, who.id)
     return reply(
-        ThreadList(
-            [thread_out(who, t, now, read.get(t.id, 0), own.get(t.id, 0)) for t in found]
-        )
+        ThreadList([thread_out(who, t, now, read.get(t.id, 0), own.get(t.id, 0)) for t in found])
     )
 
 
