@@ -11,8 +11,8 @@ belongs to (``check_attachment``: 404 for anyone else); a supervisor's read of a
 conversation's file is audited as a look (``conversation.opened`` via ``attachment``) before
 it is served. It is served as what it was stored as and nothing else: its own type,
 ``nosniff``, a CSP that allows no script, no frame and no plugin and sandboxes the document,
-images ``inline`` and PDFs only as downloads (``attachment``), never HTML. The response is written here, headers and all, so no later
-middleware loosens them.
+images ``inline`` and PDFs only as downloads (``attachment``), never HTML. The response is
+written here, headers and all, so no later middleware loosens them.
 """
 
 from __future__ import annotations
