@@ -108,8 +108,8 @@ async def usage(db: Database, owner_id: int) -> int:
 async def bind_to_message(
     db: Database, ids: Sequence[int], *, owner_id: int, conversation_id: int, cid: str
 ) -> tuple[Attachment, ...]:
-    """Bind the owner's files to the message key ``(conversation, owner, cid)``, in the
-    order given; ``NotFound`` (nothing bound) unless every one is the owner's, no link's
+    """Bind the owner's files to the message key ``(conversation, owner, cid)``, returned in
+    upload (id) order; ``NotFound`` (nothing bound) unless every one is the owner's, no link's
     evidence, and not yet stored with another message (a file bound to a key whose message
     never came may be sent again with another; a retried send binds the same key again)."""
     wanted = list(dict.fromkeys(ids))
@@ -125,8 +125,8 @@ async def bind_to_message(
         if moved != len(wanted):
             raise NotFound("attachment")
         rows = await sql.fetch(f"SELECT {_COLUMNS} FROM attachments WHERE id IN {ids_in(wanted)}")
-        by_id = {r["id"]: _attachment(sql, r) for r in rows}
-    return tuple(by_id[i] for i in wanted)
+        found = sorted((_attachment(sql, r) for r in rows), key=lambda a: a.id)
+    return tuple(found)  # upload order, as history reads them (and the hash chain takes them)
 
 
 async def bind_to_link(sql: Sql, ids: Sequence[int], *, owner_id: int, link_id: int) -> None:
