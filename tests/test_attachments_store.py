@@ -7,12 +7,23 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import msgspec
 import pytest
 
+from domain import chain
 from domain.records import Attachment, LinkClaim, NewMessage
-from storage import attachments, links, messages, prisons, retention
+from storage import (
+    attachments,
+    chains,
+    conversation_export,
+    links,
+    messages,
+    prisons,
+    retention,
+)
 from storage.errors import NotFound
 from storage.sql import Database, utcnow
+from tests.tamper import triggers_off
 from tests.world import World, seed
 
 
@@ -107,3 +118,43 @@ async def test_unsent_and_purged_files_go_to_the_trash_then_are_forgotten(
         await attachments.attachment(store, sent.id)
     [purged] = await messages.messages(store, w.conv.id)
     assert purged.attachments == ()
+
+
+async def test_the_hash_chain_includes_each_messages_files(store: Database) -> None:
+    """DESIGN.md section 9: C(m) has "attachments": [hex sha256, ...] when a message has files;
+    the chain holds, recomputed from the rows alone, and a file's hash changed behind the
+    service's back breaks it at that message."""
+    w = await seed(store)
+    await send(store, w, "plain", ())
+    one, two = await upload(store, w.relative.id, 1), await upload(store, w.relative.id, 2)
+    bound = await attachments.bind_to_message(
+        store, [one.id, two.id], owner_id=w.relative.id, conversation_id=w.conv.id, cid="c1"
+    )
+    await send(store, w, "c1", bound)
+    await send(store, w, "after", ())
+    verdict = await chains.verify(store)
+    assert verdict.broken is None and verdict.messages == 3
+    record = await conversation_export.conversation_record(store, w.conv.id, with_notes=True)
+    with_files = record.messages[1]
+    assert with_files.attachments == [one.sha256, two.sha256]
+    assert record.messages[0].attachments is msgspec.UNSET
+    # the outside check: the record's own hashes recomputed from what it lists
+    previous = chain.GENESIS
+    for m in record.messages:
+        assert isinstance(m.at_us, int) and isinstance(m.body, str)
+        assert isinstance(m.sender, int)
+        form = chain.message_form(
+            at_us=m.at_us,
+            body=m.body,
+            conv=w.conv.id,
+            kind=m.kind,
+            sender=m.sender,
+            seq=m.seq,
+            attachments=[] if m.attachments is msgspec.UNSET else m.attachments,
+        )
+        previous = chain.step(previous, form)
+        assert previous.hex() == m.hash
+    async with triggers_off(store, "attachments") as sql:
+        await sql.execute("UPDATE attachments SET sha256 = $1 WHERE id = $2", "f" * 64, two.id)
+    broken = await chains.verify(store)
+    assert broken.broken is not None and f"conversation {w.conv.id} seq 2" in broken.broken

@@ -47,5 +47,66 @@ BEGIN
 END $$;
 
 CREATE TRIGGER messages_attachments_sent AFTER INSERT ON messages
-    FOR EACH ROW WHEN (NEW.kind <> 'system')
-    EXECUTE FUNCTION kinline_attachments_sent();
+    FOR EACH ROW EXECUTE FUNCTION kinline_attachments_sent();
+
+-- The hash chain (migration 0014, DESIGN.md section 9) includes each message's files as
+-- "attachments": [hex sha256, ...]. 0014's life-cycle function, unchanged but for that
+-- argument of kinline_message_form: the files are bound before the append, so they are
+-- known in the statement that stores the message (none: the form omits the key, as before).
+CREATE OR REPLACE FUNCTION kinline_life_cycle() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    c conversations%ROWTYPE;
+    texted boolean := NEW.kind = 'text';
+BEGIN
+    SELECT * INTO c FROM conversations WHERE id = NEW.conversation_id;
+    NEW.cycle := c.cycle;
+    -- chain: h_n = sha256(h_(n-1) || C(m)); every branch below stores it as the head
+    NEW.hash := sha256(c.chain_head || kinline_message_form(
+        kinline_at_us(NEW.created_at), NEW.body, NEW.conversation_id, NEW.kind, NEW.sender_id,
+        NEW.seq,
+        -- attachments: the files bound to the message's key, exactly those the trigger
+        -- messages_attachments_sent then records as the message's, in upload order
+        (SELECT array_agg(a.sha256 ORDER BY a.id) FROM attachments a
+          WHERE a.conversation_id = NEW.conversation_id AND a.owner_id = NEW.sender_id
+            AND a.cid = NEW.cid AND a.message_id IS NULL)));
+    IF texted AND NEW.sender_role = 'relative' AND c.state IN ('new', 'resolved') THEN
+        NEW.effect := 'opened';
+        NEW.cycle := c.cycle + 1;
+        UPDATE conversations
+           SET state = 'waiting', cycle = NEW.cycle, wait_started_at = NEW.created_at,
+               first_reply_at = NULL, assigned_officer_id = NULL, handover_note = NULL,
+               last_seq = NEW.seq, updated_at = NEW.created_at, chain_head = NEW.hash
+         WHERE id = NEW.conversation_id;
+        INSERT INTO conversation_cycles (conversation_id, cycle, prison_id, wait_started_at)
+        VALUES (NEW.conversation_id, NEW.cycle, c.prison_id, NEW.created_at);
+    ELSIF texted AND NEW.sender_role = 'officer' AND c.state IN ('waiting', 'active') THEN
+        IF c.state = 'waiting' AND c.assigned_officer_id IS NULL THEN
+            NEW.effect := 'claimed';
+            INSERT INTO audit_entries (at, actor_id, action, object_type, object_id, prison_id,
+                                       before, after)
+            VALUES (NEW.created_at, NEW.sender_id, 'conversation.claimed', 'conversation',
+                    NEW.conversation_id, c.prison_id,
+                    jsonb_build_object('state', 'waiting', 'officer_id', NULL, 'cycle', c.cycle),
+                    jsonb_build_object('state', 'active', 'officer_id', NEW.sender_id,
+                                       'cycle', c.cycle, 'via', 'reply'));
+        END IF;
+        IF c.first_reply_at IS NULL THEN
+            UPDATE conversation_cycles SET first_reply_at = NEW.created_at
+             WHERE conversation_id = NEW.conversation_id AND cycle = c.cycle
+               AND first_reply_at IS NULL;
+        END IF;
+        UPDATE conversations
+           SET first_reply_at = COALESCE(first_reply_at, NEW.created_at),
+               state = CASE WHEN NEW.effect = 'claimed' THEN 'active' ELSE state END,
+               assigned_officer_id = CASE WHEN NEW.effect = 'claimed' THEN NEW.sender_id
+                                          ELSE assigned_officer_id END,
+               last_seq = NEW.seq, updated_at = NEW.created_at, chain_head = NEW.hash
+         WHERE id = NEW.conversation_id;
+    ELSE
+        UPDATE conversations
+           SET last_seq = NEW.seq, updated_at = NEW.created_at, chain_head = NEW.hash
+         WHERE id = NEW.conversation_id;
+    END IF;
+    RETURN NEW;
+END $$;
+

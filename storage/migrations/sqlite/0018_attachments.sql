@@ -1,4 +1,6 @@
 -- Attachments (issue 18): see the PostgreSQL migration of the same number for the design.
+-- The hash chain includes a message's files: the adaptor's append reads the files bound to
+-- the message's key (exactly those this trigger records as the message's) before it hashes.
 
 CREATE TABLE attachments (
     id              INTEGER PRIMARY KEY,
@@ -30,7 +32,6 @@ CREATE TABLE attachment_trash (
 );
 
 CREATE TRIGGER messages_attachments_sent AFTER INSERT ON messages
-    WHEN NEW.kind <> 'system'
 BEGIN
     UPDATE attachments SET message_id = NEW.id
      WHERE conversation_id = NEW.conversation_id AND owner_id = NEW.sender_id
