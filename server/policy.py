@@ -991,6 +991,8 @@ def check_attachment(who: Principal | None, facts: AttachmentFacts | None) -> Pr
     if facts is None or not sees_attachment(who, facts):
         raise Denied("not_found", "no such attachment")
     return who
+
+
 # --- desk settings, comments on announcements, readable figures (issue 16) ---
 # A prison's desk settings (auto-assignment, the away reply, desk hours) are read by its staff
 # (officers, supervisors) and the admin, and changed by the admin alone (audited). A prison

@@ -560,7 +560,22 @@ ATTACHMENTS: dict[str, tuple[Check, dict[str, object]]] = {
     ),
 }
 
+# comments on announcements: who moderates them (the rest of the section's rows are in
+# test_policy_desk_routing.py)
+COMMENTS: dict[str, tuple[Check, dict[str, object]]] = {
+    #                                   anon rel_n rel_a rel_b off off_o sup sup_o admin
+    "moderates comments on a Gaoming announcement": (
+        signed(lambda w: policy.moderates_comments(w, GM)),
+        row(U, False, False, False, True, False, False, False, True),
+    ),
+    "moderates comments on a bureau-wide announcement": (
+        signed(lambda w: policy.moderates_comments(w, None)),
+        row(U, False, False, False, False, False, False, False, True),
+    ),
+}
+
 TABLES = {
+    "comments": COMMENTS,
     "attachments": ATTACHMENTS,
     "links": LINKS,
     "accounts": ACCOUNTS,
