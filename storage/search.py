@@ -117,9 +117,7 @@ def probe_sql(text: str, before: int | None) -> tuple[str, list[Any]]:
     )
 
 
-def _matching(
-    db: Database, text: str, args: list[Any], *, dense: bool = False
-) -> tuple[str, str]:
+def _matching(db: Database, text: str, args: list[Any], *, dense: bool = False) -> tuple[str, str]:
     """The FROM clause and the match condition for ``text``, for this dialect (``dense``:
     PostgreSQL's walk by id, without the index)."""
     args.append(text)

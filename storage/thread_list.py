@@ -31,9 +31,7 @@ from storage.desk import _THREAD, Thread, _thread
 from storage.sql import Database, clamp_limit, ids_in
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_RANK = (
-    "(CASE c.state WHEN 'waiting' THEN 0 WHEN 'active' THEN 1 WHEN 'new' THEN 2 ELSE 3 END)"
-)
+_RANK = "(CASE c.state WHEN 'waiting' THEN 0 WHEN 'active' THEN 1 WHEN 'new' THEN 2 ELSE 3 END)"
 _QUEUE_ORDER = f" ORDER BY {_RANK}, c.wait_started_at IS NULL, c.wait_started_at, c.id"
 _RECENT_ORDER = " ORDER BY c.updated_at DESC, c.id DESC"
 _RANKS: dict[str, int] = {"waiting": 0, "active": 1, "new": 2, "resolved": 3}

@@ -11,6 +11,7 @@ from aiohttp import web
 from server.api import (
     admin,
     announcements,
+    attachments,
     auth,
     comments,
     complaints,
@@ -59,6 +60,7 @@ AREAS: tuple[list[Route], ...] = (
     conversation_record.ROUTES,
     search.ROUTES,
     notify.ROUTES,
+    attachments.ROUTES,
     openapi.ROUTES,
 )
 
