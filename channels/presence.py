@@ -23,12 +23,10 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from channels.broker import BrokerUnavailable
+from channels.redis_target import command_client
 
 __all__ = ["MemoryPresence", "Presence", "RedisPresence"]
 
@@ -105,12 +103,7 @@ class RedisPresence:
         self._prefix = key_prefix
         self._clock = clock
         self._io_timeout = io_timeout
-        self._client = Redis.from_url(
-            url,
-            retry=Retry(NoBackoff(), 1),
-            socket_connect_timeout=io_timeout,
-            socket_timeout=io_timeout,
-        )
+        self._client = command_client(url, io_timeout=io_timeout)
 
     def _key(self, prison_id: int) -> str:
         return f"{self._prefix}{int(prison_id)}"

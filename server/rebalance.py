@@ -52,13 +52,11 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from channels import metrics
 from channels.broker import BrokerUnavailable
+from channels.redis_target import command_client
 from server.config import Settings
 
 __all__ = ["Rebalancer", "RedisLoads", "rebalancing", "to_shed"]
@@ -99,12 +97,7 @@ class RedisLoads:
         self.member = member
         self._clock = clock
         self._io_timeout = io_timeout
-        self._client = Redis.from_url(
-            url,
-            retry=Retry(NoBackoff(), 1),
-            socket_connect_timeout=io_timeout,
-            socket_timeout=io_timeout,
-        )
+        self._client = command_client(url, io_timeout=io_timeout)
 
     async def report(self, count: int, ttl: float) -> list[int]:
         """Record ``count`` for this process until now + ``ttl``; return the counts of every
