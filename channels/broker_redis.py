@@ -53,15 +53,15 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
 from channels.broker import BrokerStats, BrokerUnavailable, Handler, ReconnectHandler
+from channels.redis_target import REDIS_ERRORS
 
 __all__ = ["RedisBroker"]
 
 log = logging.getLogger(__name__)
 
-_NETWORK_ERRORS = (RedisError, OSError, TimeoutError)
+_NETWORK_ERRORS = REDIS_ERRORS
 _MAX_CHANNELS_PER_COMMAND = 256
 _Batch = list[tuple[str, bytes, "asyncio.Future[None]"]]  # (channel, data, the caller's result)
 # (S)SUBSCRIBE and (S)UNSUBSCRIBE confirmations (sharded pub/sub: channels/broker_cluster.py).

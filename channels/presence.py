@@ -23,10 +23,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from redis.exceptions import RedisError
-
 from channels.broker import BrokerUnavailable
-from channels.redis_target import command_client
+from channels.redis_target import REDIS_ERRORS, command_client
 
 __all__ = ["MemoryPresence", "Presence", "RedisPresence"]
 
@@ -121,14 +119,14 @@ class RedisPresence:
                     pipe.expire(key, key_ttl, nx=True)
                     pipe.expire(key, key_ttl, gt=True)
                     await pipe.execute()
-        except (RedisError, OSError, TimeoutError) as exc:
+        except REDIS_ERRORS as exc:
             raise BrokerUnavailable(f"presence heartbeat failed: {exc!r}") from exc
 
     async def leave(self, prison_id: int, user_id: int) -> None:
         try:
             async with asyncio.timeout(self._io_timeout):
                 await self._client.zrem(self._key(prison_id), str(int(user_id)))
-        except (RedisError, OSError, TimeoutError) as exc:
+        except REDIS_ERRORS as exc:
             raise BrokerUnavailable(f"presence leave failed: {exc!r}") from exc
 
     async def present(self, prison_id: int) -> list[int]:
@@ -139,7 +137,7 @@ class RedisPresence:
                     pipe.zremrangebyscore(key, "-inf", now)
                     pipe.zrangebyscore(key, f"({now!r}", "+inf")
                     _, members = await pipe.execute()
-        except (RedisError, OSError, TimeoutError) as exc:
+        except REDIS_ERRORS as exc:
             raise BrokerUnavailable(f"presence read failed: {exc!r}") from exc
         return sorted(int(member) for member in members)
 

@@ -16,16 +16,21 @@ are the broker's business: ``channels/broker_cluster.py``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-if TYPE_CHECKING:  # redis is imported when a client is made: config parsing needs none of it
-    from redis.asyncio import Redis
-    from redis.asyncio.cluster import RedisCluster
+from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.exceptions import RedisClusterException, RedisError
 
-__all__ = ["CLUSTER_SCHEMES", "ClusterTarget", "cluster_target", "command_client"]
+__all__ = ["CLUSTER_SCHEMES", "REDIS_ERRORS", "ClusterTarget", "cluster_target", "command_client"]
 
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+
+REDIS_ERRORS = (RedisError, RedisClusterException, OSError, TimeoutError)
+"""What a Redis or Redis Cluster call raises when the backend cannot answer. redis-py's cluster
+errors (``RedisClusterUnreachableError``, ``SlotNotCoveredError``...) are not ``RedisError``s."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +70,6 @@ def command_client(url: str, *, io_timeout: float = 5.0) -> Redis | RedisCluster
     One retry on a connection error, as the one-server client has always had; on a cluster
     the retry also follows a failover (MOVED to the promoted replica refreshes the slot map).
     """
-    from redis.asyncio import Redis
-    from redis.asyncio.cluster import ClusterNode, RedisCluster
-    from redis.asyncio.retry import Retry
-    from redis.backoff import ExponentialBackoff, NoBackoff
-
     target = cluster_target(url)
     if target is None:
         return Redis.from_url(

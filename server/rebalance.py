@@ -52,11 +52,9 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
-from redis.exceptions import RedisError
-
 from channels import metrics
 from channels.broker import BrokerUnavailable
-from channels.redis_target import command_client
+from channels.redis_target import REDIS_ERRORS, command_client
 from server.config import Settings
 
 __all__ = ["Rebalancer", "RedisLoads", "rebalancing", "to_shed"]
@@ -119,7 +117,7 @@ class RedisLoads:
                         counts.append(int(held))
                 if expired:
                     await self._client.hdel(self.key, *expired)
-        except (RedisError, OSError, TimeoutError) as exc:
+        except REDIS_ERRORS as exc:
             raise BrokerUnavailable(f"socket counts unavailable: {exc!r}") from exc
         return counts
 
@@ -128,7 +126,7 @@ class RedisLoads:
         try:
             async with asyncio.timeout(self._io_timeout):
                 await self._client.hdel(self.key, self.member)
-        except (RedisError, OSError, TimeoutError) as exc:
+        except REDIS_ERRORS as exc:
             raise BrokerUnavailable(f"socket counts unavailable: {exc!r}") from exc
 
     async def close(self) -> None:
