@@ -10,6 +10,8 @@ time. Heartbeats from all processes land in the same set; the expiry uses the ca
 so hosts need roughly synchronised clocks (NTP): a skew of ``s`` seconds shifts an officer's
 expiry by ``s``, which is why TTLs should be several times the heartbeat period. The key
 itself also gets a Redis TTL so a prison nobody heartbeats any more leaves nothing behind.
+On a Redis Cluster (``redis+cluster://``) each prison's set lives on the shard of its key:
+every command and every MULTI/EXEC here touches that one key (``channels/redis_target.py``).
 
 Failures of the backend raise ``BrokerUnavailable`` (presence lives on the same Redis as the
 broker and is reported the same way).

@@ -7,8 +7,9 @@ sits idle while one process carries everything.
 
 How: every ``interval`` seconds (jittered) each process writes its open-socket count to one
 Redis hash shared by the deployment (field = this process, value = count and expiry) and reads
-every process's count back in the same round trip. An entry past its expiry (``3 x interval``:
-a process killed with -9 never removes its own) is ignored and removed. With ``total`` the sum
+every process's count back in the same round trip (one key: on a Redis Cluster, one shard).
+An entry past its expiry (``3 x interval``: a process killed with -9 never removes its own) is
+ignored and removed. With ``total`` the sum
 of the live counts and ``share = total / live processes``, a process whose count is above
 ``share * (1 + tolerance) + slack`` closes ``min(max_shed, count - ceil(share))`` of its
 sockets with 1012 this tick (:func:`to_shed`, pure). The clients reconnect, and the kernel or
