@@ -2,10 +2,10 @@
 --
 -- Every query that matters names one conversation: history pages and resume (conversation,
 -- seq), the append's cid lookup (conversation, sender, cid) and its insert. Partitioned by
--- hash of conversation_id, each of those touches one partition, whose indexes are 1/16 of
--- the table's: the working set of an append stays small however large the history grows,
--- and retention, vacuum and reindex work partition by partition. tests/test_partitions.py
--- shows the pruning with EXPLAIN.
+-- hash of conversation_id, each of those touches one partition (a sixteenth of the rows and
+-- of every index), vacuum, reindex and retention work partition by partition, and a
+-- partition can later be detached and placed elsewhere. tests/test_partitions.py shows the
+-- pruning with the plans PostgreSQL ran; the README has the cost of an append, measured.
 --
 -- The conversion is written against whatever `messages` is when it runs (other migrations
 -- add columns, indexes, triggers and references to it), read from the catalog:
