@@ -24,6 +24,7 @@ from server.api import (
     photos,
     prisons,
     records_export,
+    search,
     staff,
     stats,
     visits,
@@ -48,6 +49,7 @@ AREAS: tuple[list[Route], ...] = (
     announcements.ROUTES,
     oversight.ROUTES,
     records_export.ROUTES,
+    search.ROUTES,
     notify.ROUTES,
     openapi.ROUTES,
 )
