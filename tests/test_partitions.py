@@ -51,6 +51,16 @@ async def _table_facts(conn: asyncpg.Connection) -> dict[str, Any]:
                 " WHERE tgrelid = 'messages'::regclass AND NOT tgisinternal"
             )
         },
+        "statistics": {
+            (r["relname"], r["attnum"], r["attstattarget"])
+            for r in await conn.fetch(
+                "SELECT c.relname, a.attnum, a.attstattarget FROM pg_attribute a"
+                " JOIN pg_class c ON c.oid = a.attrelid"
+                " WHERE a.attstattarget >= 0 AND a.attnum > 0 AND (c.oid = 'messages'::regclass"
+                " OR c.oid IN (SELECT indexrelid FROM pg_index"
+                " WHERE indrelid = 'messages'::regclass))"
+            )
+        },
         "references": {
             r["conname"]
             for r in await conn.fetch(
@@ -97,6 +107,7 @@ async def test_the_conversion_keeps_rows_keys_triggers_and_references(fresh_url:
                 mark       text NOT NULL
             );
             INSERT INTO message_marks SELECT id, 'seen' FROM messages WHERE seq = 3;
+            ALTER TABLE messages ALTER COLUMN sender_id SET STATISTICS 500;
             """
         )
         before = await _table_facts(conn)
@@ -115,6 +126,8 @@ async def test_the_conversion_keeps_rows_keys_triggers_and_references(fresh_url:
             assert after["indexes"] == before["indexes"]
             assert after["triggers"] == before["triggers"]
             assert after["references"] == before["references"]
+            assert after["statistics"] == before["statistics"]
+            assert ("messages", 4, 500) in after["statistics"]  # sender_id's target
             kind = await conn.fetchval("SELECT relkind FROM pg_class WHERE relname = 'messages'")
             assert kind == b"p" or kind == "p"
             assert (

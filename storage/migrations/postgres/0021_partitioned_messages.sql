@@ -15,7 +15,8 @@
 --   by id alone still has an index (one probe per partition), and id is still unique (one
 --   sequence); likewise any other UNIQUE constraint lacking conversation_id gains it;
 -- * indexes, foreign keys out of messages, triggers (0007's life cycle and every later one,
---   with their enabled state): re-created from their definitions;
+--   with their enabled state), statistics targets of columns and index columns (0019's
+--   bigram index): re-created from their definitions;
 -- * foreign keys INTO messages (id): a referenced key must now be (id, conversation_id).
 --   A referencing table with its own conversation_id references (its column, its
 --   conversation_id), MATCH SIMPLE as before; one without gets a <column>_conversation_id
@@ -48,6 +49,7 @@ DECLARE
     indexes text[] := '{}';
     triggers text[] := '{}';
     refs text[] := '{}';
+    targets text[] := '{}';
     stmt text;
 BEGIN
     IF (SELECT relkind FROM pg_class WHERE oid = old) = 'p' THEN
@@ -89,6 +91,22 @@ BEGIN
             RAISE EXCEPTION 'unique index % lacks conversation_id: convert it by hand', r.name;
         END IF;
         indexes := indexes || r.def;
+    END LOOP;
+
+    -- statistics targets set on columns and on index columns (ALTER ... SET STATISTICS)
+    FOR r IN
+        SELECT format('ALTER TABLE messages ALTER COLUMN %I SET STATISTICS %s',
+                      a.attname, a.attstattarget) AS def
+          FROM pg_attribute a
+         WHERE a.attrelid = old AND a.attnum > 0 AND NOT a.attisdropped AND a.attstattarget >= 0
+        UNION ALL
+        SELECT format('ALTER INDEX %I ALTER COLUMN %s SET STATISTICS %s',
+                      c.relname, a.attnum, a.attstattarget)
+          FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+          JOIN pg_attribute a ON a.attrelid = i.indexrelid
+         WHERE i.indrelid = old AND a.attnum > 0 AND a.attstattarget >= 0
+    LOOP
+        targets := targets || r.def;
     END LOOP;
 
     -- triggers, and whether each is enabled
@@ -165,8 +183,24 @@ BEGIN
     END IF;
     DROP TABLE messages_unpartitioned;
 
-    FOREACH stmt IN ARRAY constraints || indexes || triggers || refs LOOP
+    FOREACH stmt IN ARRAY constraints || indexes || targets || triggers || refs LOOP
         EXECUTE stmt;
+    END LOOP;
+
+    -- each partition's copy of an index is named after it: messages_body_bigrams_p3, ...
+    -- (a plan then names the index it uses, whichever partition it reads)
+    FOR r IN
+        SELECT child.relname AS name, parent.relname || '_' || split_part(tbl.relname, '_', 2)
+                   AS wanted
+          FROM pg_index pi
+          JOIN pg_class parent ON parent.oid = pi.indexrelid
+          JOIN pg_inherits h ON h.inhparent = pi.indexrelid
+          JOIN pg_class child ON child.oid = h.inhrelid
+          JOIN pg_index ci ON ci.indexrelid = child.oid
+          JOIN pg_class tbl ON tbl.oid = ci.indrelid
+         WHERE pi.indrelid = 'messages'::regclass
+    LOOP
+        EXECUTE format('ALTER INDEX %I RENAME TO %I', r.name, left(r.wanted, 63));
     END LOOP;
 
     -- kinline_append's cid lookup, so that it reads one partition and opens no other:
