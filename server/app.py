@@ -76,8 +76,12 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
 
 def make_broker(settings: Settings) -> Broker:
     if settings.redis_url:
+        from channels.broker_cluster import RedisClusterBroker
         from channels.broker_redis import RedisBroker
+        from channels.redis_target import cluster_target
 
+        if cluster_target(settings.redis_url) is not None:
+            return RedisClusterBroker(settings.redis_url, channel_prefix=settings.redis_prefix)
         return RedisBroker(settings.redis_url, channel_prefix=settings.redis_prefix)
     return MemoryBroker()
 

@@ -16,9 +16,10 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from channels.redis_target import CLUSTER_SCHEMES, cluster_target
 from storage import SCHEMES
 
-REDIS_SCHEMES = ("redis", "rediss", "unix")
+REDIS_SCHEMES = ("redis", "rediss", "unix", *CLUSTER_SCHEMES)
 
 
 class ConfigError(ValueError):
@@ -173,6 +174,7 @@ def _redis_url(text: str) -> str | None:
     scheme = urlsplit(text).scheme
     if scheme not in REDIS_SCHEMES:
         raise ValueError(f"unknown scheme {scheme!r}, expected one of {', '.join(REDIS_SCHEMES)}")
+    cluster_target(text)  # a cluster URL must name host:port seed nodes
     return text
 
 
