@@ -53,16 +53,24 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
 from channels.broker import BrokerStats, BrokerUnavailable, Handler, ReconnectHandler
+from channels.redis_target import REDIS_ERRORS
 
 __all__ = ["RedisBroker"]
 
 log = logging.getLogger(__name__)
 
-_NETWORK_ERRORS = (RedisError, OSError, TimeoutError)
+_NETWORK_ERRORS = REDIS_ERRORS
 _MAX_CHANNELS_PER_COMMAND = 256
+_Batch = list[tuple[str, bytes, "asyncio.Future[None]"]]  # (channel, data, the caller's result)
+# (S)SUBSCRIBE and (S)UNSUBSCRIBE confirmations (sharded pub/sub: channels/broker_cluster.py).
+_CONFIRMATIONS = {
+    "subscribe": "subscribe",
+    "unsubscribe": "unsubscribe",
+    "ssubscribe": "subscribe",
+    "sunsubscribe": "unsubscribe",
+}
 
 
 class _ConnectionLost(ConnectionError):
@@ -167,6 +175,17 @@ class RedisBroker:
         if self._started or self._closed:
             raise RuntimeError("start() may be called once")
         self._started = True
+        self._open_clients()
+        self._tasks = [
+            asyncio.create_task(self._run_subscriber(), name="kinline-broker-reader"),
+            asyncio.create_task(self._run_flusher(), name="kinline-broker-flusher"),
+        ]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._connect_timeout + self._io_timeout):
+                await self._first_attempt.wait()
+
+    def _open_clients(self) -> None:
+        """Create the subscriber and publish clients (no I/O yet)."""
         self._sub_client = Redis.from_url(
             self._url,
             client_name=self.subscriber_client_name,
@@ -187,13 +206,13 @@ class RedisBroker:
             socket_connect_timeout=self._connect_timeout,
             socket_timeout=self._io_timeout,
         )
-        self._tasks = [
-            asyncio.create_task(self._run_subscriber(), name="kinline-broker-reader"),
-            asyncio.create_task(self._run_flusher(), name="kinline-broker-flusher"),
-        ]
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self._connect_timeout + self._io_timeout):
-                await self._first_attempt.wait()
+
+    async def _close_clients(self) -> None:
+        for client in (self._sub_client, self._pub_client):
+            if client is not None:
+                with contextlib.suppress(*_NETWORK_ERRORS):
+                    await client.aclose()
+        self._sub_client = self._pub_client = None
 
     async def close(self) -> None:
         if self._closed:
@@ -214,11 +233,7 @@ class RedisBroker:
         for fut in self._confirmations.values():
             fut.cancel()
         self._confirmations.clear()
-        for client in (self._sub_client, self._pub_client):
-            if client is not None:
-                with contextlib.suppress(*_NETWORK_ERRORS):
-                    await client.aclose()
-        self._sub_client = self._pub_client = None
+        await self._close_clients()
 
     def _check_running(self) -> None:
         if self._closed or not self._started:
@@ -256,13 +271,9 @@ class RedisBroker:
                     _raise_if_cancelling()
 
     async def _flush(self, batch: list[tuple[str, bytes, asyncio.Future[None]]]) -> None:
-        assert self._pub_client is not None
         try:
             async with asyncio.timeout(self._io_timeout * 2):
-                async with self._pub_client.pipeline(transaction=False) as pipe:
-                    for channel, data, _ in batch:
-                        pipe.publish(channel, data)
-                    results: list[Any] = await pipe.execute(raise_on_error=False)
+                results = await self._publish_batch(batch)
         except _NETWORK_ERRORS as exc:
             self._publish_errors += len(batch)
             log.warning(
@@ -286,15 +297,26 @@ class RedisBroker:
                 if not fut.done():
                     fut.set_result(None)
 
+    async def _publish_batch(self, batch: _Batch) -> list[Any]:
+        """Send ``batch`` as one pipeline; one result (or exception) per event."""
+        assert self._pub_client is not None
+        async with self._pub_client.pipeline(transaction=False) as pipe:
+            for channel, data, _ in batch:
+                pipe.publish(channel, data)
+            return await pipe.execute(raise_on_error=False)
+
+    async def _ping_backend(self) -> None:
+        assert self._pub_client is not None
+        await self._pub_client.ping()
+
     async def ping(self) -> None:
         """Round trip on the publish client, and the subscriber connection must be up."""
         self._check_running()
         if self._pubsub is None:
             raise BrokerUnavailable("subscriber connection is down (reconnecting)")
-        assert self._pub_client is not None
         try:
             async with asyncio.timeout(self._io_timeout):
-                await self._pub_client.ping()
+                await self._ping_backend()
         except _NETWORK_ERRORS as exc:
             raise BrokerUnavailable(f"redis ping failed: {exc!r}") from exc
 
@@ -370,7 +392,7 @@ class RedisBroker:
     def _confirmed(self, kind: str, topic: str) -> None:
         outstanding = self._inflight.get(topic, 0)
         if outstanding <= 0:
-            log.warning("unexpected %s confirmation for %r", kind, topic)
+            self._unexpected_confirmation(kind, topic)
             return
         if outstanding > 1:
             self._inflight[topic] = outstanding - 1
@@ -385,6 +407,9 @@ class RedisBroker:
         if self._resync is not None:
             self._resync.discard(topic)
             self._maybe_finish_resync()
+
+    def _unexpected_confirmation(self, kind: str, topic: str) -> None:
+        log.warning("unexpected %s confirmation for %r", kind, topic)
 
     def _maybe_finish_resync(self) -> None:
         if self._resync is None or self._resync:
@@ -526,7 +551,7 @@ class RedisBroker:
             log.warning("pub/sub message on an unexpected channel: %r", message)
             return
         topic = channel[len(self._prefix_bytes) :].decode()
-        if kind == "message":
+        if kind in ("message", "smessage"):
             data = message.get("data")
             if not isinstance(data, bytes):
                 log.warning("pub/sub message without bytes payload: %r", message)
@@ -539,7 +564,7 @@ class RedisBroker:
                 self._on_message(topic, data)
             except Exception:
                 log.exception("broker message handler failed for topic %r", topic)
-        elif kind in ("subscribe", "unsubscribe"):
-            self._confirmed(kind, topic)
+        elif kind in _CONFIRMATIONS:
+            self._confirmed(_CONFIRMATIONS[kind], topic)
         else:
             log.warning("unexpected pub/sub message type: %r", message)

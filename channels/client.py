@@ -240,6 +240,7 @@ class KinlineClient:
         kind: Literal["text", "note"] = "text",
         cid: str | None = None,
         give_up_after: float | None = None,
+        attachments: list[int] | None = None,
     ) -> Ack:
         """Send a message and return its ack; raise :class:`SendError` if refused for good.
 
@@ -253,7 +254,7 @@ class KinlineClient:
             cid = uuid.uuid4().hex
         elif cid in self._pending:
             raise ValueError(f"a send with cid {cid!r} is already pending")
-        frame = Send(conv=conv, cid=cid, body=body, kind=kind)
+        frame = Send(conv=conv, cid=cid, body=body, kind=kind, attachments=attachments or [])
         future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
         self.unacked[cid] = frame
         self._pending[cid] = future

@@ -13,8 +13,21 @@ from __future__ import annotations
 import struct
 
 from channels import envelope
-from channels.protocol import MessageEvent, UserRef, encode
-from domain.records import Message
+from channels.protocol import AttachmentInfo, MessageEvent, UserRef, encode
+from domain.records import Attachment, Message
+
+
+def attachment_info(found: Attachment) -> AttachmentInfo:
+    return AttachmentInfo(
+        id=found.id,
+        type=found.content_type,
+        size=found.size,
+        name=found.name,
+        sha256=found.sha256,
+        thumbnail=found.thumb_key is not None,
+        width=found.width,
+        height=found.height,
+    )
 
 
 def message_event(message: Message) -> MessageEvent:
@@ -28,6 +41,7 @@ def message_event(message: Message) -> MessageEvent:
         body=message.body,
         at=message.created_at,
         cid=message.cid,
+        attachments=[attachment_info(a) for a in message.attachments],
     )
 
 

@@ -10,6 +10,8 @@ time. Heartbeats from all processes land in the same set; the expiry uses the ca
 so hosts need roughly synchronised clocks (NTP): a skew of ``s`` seconds shifts an officer's
 expiry by ``s``, which is why TTLs should be several times the heartbeat period. The key
 itself also gets a Redis TTL so a prison nobody heartbeats any more leaves nothing behind.
+On a Redis Cluster (``redis+cluster://``) each prison's set lives on the shard of its key:
+every command and every MULTI/EXEC here touches that one key (``channels/redis_target.py``).
 
 Failures of the backend raise ``BrokerUnavailable`` (presence lives on the same Redis as the
 broker and is reported the same way).
@@ -23,12 +25,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
-
 from channels.broker import BrokerUnavailable
+from channels.redis_target import REDIS_ERRORS, command_client
 
 __all__ = ["MemoryPresence", "Presence", "RedisPresence"]
 
@@ -105,12 +103,7 @@ class RedisPresence:
         self._prefix = key_prefix
         self._clock = clock
         self._io_timeout = io_timeout
-        self._client = Redis.from_url(
-            url,
-            retry=Retry(NoBackoff(), 1),
-            socket_connect_timeout=io_timeout,
-            socket_timeout=io_timeout,
-        )
+        self._client = command_client(url, io_timeout=io_timeout)
 
     def _key(self, prison_id: int) -> str:
         return f"{self._prefix}{int(prison_id)}"
@@ -128,14 +121,14 @@ class RedisPresence:
                     pipe.expire(key, key_ttl, nx=True)
                     pipe.expire(key, key_ttl, gt=True)
                     await pipe.execute()
-        except (RedisError, OSError, TimeoutError) as exc:
+        except REDIS_ERRORS as exc:
             raise BrokerUnavailable(f"presence heartbeat failed: {exc!r}") from exc
 
     async def leave(self, prison_id: int, user_id: int) -> None:
         try:
             async with asyncio.timeout(self._io_timeout):
                 await self._client.zrem(self._key(prison_id), str(int(user_id)))
-        except (RedisError, OSError, TimeoutError) as exc:
+        except REDIS_ERRORS as exc:
             raise BrokerUnavailable(f"presence leave failed: {exc!r}") from exc
 
     async def present(self, prison_id: int) -> list[int]:
@@ -146,7 +139,7 @@ class RedisPresence:
                     pipe.zremrangebyscore(key, "-inf", now)
                     pipe.zrangebyscore(key, f"({now!r}", "+inf")
                     _, members = await pipe.execute()
-        except (RedisError, OSError, TimeoutError) as exc:
+        except REDIS_ERRORS as exc:
             raise BrokerUnavailable(f"presence read failed: {exc!r}") from exc
         return sorted(int(member) for member in members)
 

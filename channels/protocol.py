@@ -84,6 +84,7 @@ __all__ = [
     "UNKNOWN_TYPE",
     "Ack",
     "AnnouncementEvent",
+    "AttachmentInfo",
     "ClientFrame",
     "CloseCode",
     "ComplaintEvent",
@@ -144,6 +145,10 @@ class ErrorCode(StrEnum):
     TOO_MANY_CONNECTIONS = "too_many_connections"
     TOO_MANY_CURSORS = "too_many_cursors"  # a hello named more cursors than the server takes
     NOT_RECOVERED = "not_recovered"  # a cursor beyond the conversation's last seq: gone
+    # attachments (issue 18): more files than one message may carry; a file that is not the
+    # sender's to send (unknown, someone else's, evidence, already sent with another message)
+    TOO_MANY_ATTACHMENTS = "too_many_attachments"
+    ATTACHMENT_NOT_FOUND = "attachment_not_found"
     INTERNAL = "internal"
 
 
@@ -200,6 +205,10 @@ ConvId: TypeAlias = Annotated[int, Meta(gt=0, le=_BIGINT_MAX)]
 Seq: TypeAlias = Annotated[int, Meta(ge=0, le=_BIGINT_MAX)]
 Cid: TypeAlias = Annotated[str, Meta(min_length=1, max_length=MAX_CID_CHARS)]
 Resume: TypeAlias = Annotated[dict[ConvId, Seq], Meta(max_length=MAX_RESUME_ENTRIES)]
+MAX_ATTACHMENT_IDS: Final = 20  # the hard cap per frame; the server's limit is lower
+AttachmentIds: TypeAlias = Annotated[
+    list[Annotated[int, Meta(gt=0, le=_BIGINT_MAX)]], Meta(max_length=MAX_ATTACHMENT_IDS)
+]
 
 
 # -- client -> server -------------------------------------------------------------------------
@@ -224,6 +233,8 @@ class Send(_ClientBase, tag="send", frozen=True):
     cid: Cid
     body: str
     kind: Literal["text", "note"] = "text"
+    # uploaded files (POST /api/v1/attachments) sent with it; the body may then be empty
+    attachments: AttachmentIds = msgspec.field(default_factory=list)
 
 
 class Typing(_ClientBase, tag="typing", frozen=True):
@@ -285,6 +296,20 @@ class Ack(_ServerBase, tag="ack", frozen=True):
     at: datetime
 
 
+class AttachmentInfo(Struct, frozen=True, omit_defaults=True):
+    """A file a message carries: read it at ``/api/v1/attachments/{id}`` (and its
+    ``/thumbnail`` when ``thumbnail``); ``sha256`` is what the hash chain includes."""
+
+    id: int
+    type: str
+    size: int
+    name: str
+    sha256: str
+    thumbnail: bool = False
+    width: int | None = None
+    height: int | None = None
+
+
 class MessageEvent(_ServerBase, tag="message", frozen=True):
     conv: int
     seq: int
@@ -294,6 +319,7 @@ class MessageEvent(_ServerBase, tag="message", frozen=True):
     body: str
     at: datetime
     cid: str = ""  # the sender's cid; "" (omitted) for system messages
+    attachments: list[AttachmentInfo] = msgspec.field(default_factory=list)
 
 
 class TypingEvent(_ServerBase, tag="typing", frozen=True):
@@ -530,7 +556,7 @@ def decode_client(
                 return ProtocolError(
                     BODY_TOO_LONG, f"body exceeds {max_body_chars} characters", frame.cid
                 )
-            if not frame.body.strip():
+            if not frame.body.strip() and not frame.attachments:
                 return ProtocolError(BODY_EMPTY, "body is empty", frame.cid)
             if not (storable(frame.body) and storable(frame.cid)):
                 return ProtocolError(

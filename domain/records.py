@@ -58,6 +58,29 @@ class Conversation(msgspec.Struct, frozen=True):
     created_at: datetime
 
 
+class Attachment(msgspec.Struct, frozen=True):
+    """A file uploaded for a message or a link request (``storage/attachments.py``): what it
+    is (type judged from its content, size in bytes, a display name, the SHA-256 of the
+    stored bytes) and what it belongs to. ``object_key``/``thumb_key`` name its bytes in the
+    object store and never leave the server."""
+
+    id: int
+    owner_id: int
+    content_type: str
+    name: str
+    size: int
+    sha256: str
+    object_key: str
+    created_at: datetime
+    width: int | None = None
+    height: int | None = None
+    thumb_key: str | None = None
+    conversation_id: int | None = None  # bound to the message (conversation, owner, cid)
+    cid: str | None = None
+    message_id: int | None = None  # set in the message's own transaction
+    link_id: int | None = None  # evidence of a link request
+
+
 class NewMessage(msgspec.Struct, frozen=True):
     """A message to append. ``sender_name`` is not stored; it is echoed into the result."""
 
@@ -68,6 +91,7 @@ class NewMessage(msgspec.Struct, frozen=True):
     body: str
     kind: MessageKind = "text"
     sender_name: str = ""
+    attachments: tuple[Attachment, ...] = ()  # bound to (conversation, sender, cid) already
 
 
 class Message(msgspec.Struct, frozen=True):
@@ -81,6 +105,7 @@ class Message(msgspec.Struct, frozen=True):
     kind: MessageKind
     body: str
     created_at: datetime
+    attachments: tuple[Attachment, ...] = ()
 
 
 class Appended(msgspec.Struct, frozen=True):

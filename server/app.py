@@ -24,6 +24,7 @@ from server import assets, clients, faults, health
 from server.anchoring import anchoring
 from server.api import add_routes
 from server.api.security import cookie_origin_guard
+from server.attachment_sweep import sweeping
 from server.codes import Codes
 from server.config import Settings
 from server.duty import DutyRoster
@@ -36,6 +37,7 @@ from server.keys import (
     DB,
     GATEWAY,
     HUB,
+    OBJECTS,
     PLATFORM,
     PUSH,
     RELAY,
@@ -58,6 +60,7 @@ from server.wechat import add_routes as wechat_routes
 from server.wechat_platform import Platform
 from storage import open_database
 from storage.group_commit import GroupCommit
+from storage.objects import open_objects
 from storage.sql import Database
 
 
@@ -73,8 +76,12 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
 
 def make_broker(settings: Settings) -> Broker:
     if settings.redis_url:
+        from channels.broker_cluster import RedisClusterBroker
         from channels.broker_redis import RedisBroker
+        from channels.redis_target import cluster_target
 
+        if cluster_target(settings.redis_url) is not None:
+            return RedisClusterBroker(settings.redis_url, channel_prefix=settings.redis_prefix)
         return RedisBroker(settings.redis_url, channel_prefix=settings.redis_prefix)
     return MemoryBroker()
 
@@ -100,7 +107,9 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     await hub.start()
     commit = GroupCommit(store, on_batch=_observe_batch, is_unavailable=faults.unavailable)
     limiter = RateLimiter(settings.send_rate, settings.send_burst)
-    send_path = app[SEND_PATH] = SendPath(store, commit, hub, limiter)
+    send_path = app[SEND_PATH] = SendPath(
+        store, commit, hub, limiter, max_attachments=settings.max_attachments
+    )
     roster = app[ROSTER] = DutyRoster(
         make_presence(settings),
         hub,
@@ -150,6 +159,21 @@ async def _outreach(app: web.Application) -> AsyncIterator[None]:
 async def _retention(app: web.Application) -> AsyncIterator[None]:
     async with applying_retention(app[DB], app[SETTINGS].retention_years):
         yield
+
+
+async def _files(app: web.Application) -> AsyncIterator[None]:
+    """The object store of attachments (issue 18), and its sweep."""
+    settings = app[SETTINGS]
+    if OBJECTS not in app:
+        app[OBJECTS] = await open_objects(
+            settings.files, endpoint=settings.s3_endpoint, region=settings.s3_region
+        )
+    objects = app[OBJECTS]
+    async with sweeping(
+        app[DB], objects, settings.unsent_attachment_hours, settings.attachment_sweep_interval
+    ):
+        yield
+    await objects.close()
 
 
 async def _anchoring(app: web.Application) -> AsyncIterator[None]:
@@ -214,7 +238,11 @@ def build_app(settings: Settings, *, store: Database | None = None) -> web.Appli
     app = web.Application(
         middlewares=[
             errors_and_headers,
-            oversize_guard(settings.max_request_bytes, settings.max_upload_bytes),
+            oversize_guard(
+                settings.max_request_bytes,
+                settings.max_upload_bytes,
+                attachment_bytes=settings.max_attachment_bytes,
+            ),
             cookie_origin_guard(settings),
         ],
         client_max_size=settings.max_request_bytes,
@@ -228,6 +256,7 @@ def build_app(settings: Settings, *, store: Database | None = None) -> web.Appli
     app.cleanup_ctx.append(_outreach)  # WeChat, Web Push, SMS and the outbox
     app.cleanup_ctx.append(_rebalancing)  # a process holding too many sockets sheds some
     app.cleanup_ctx.append(_retention)  # message text past KINLINE_RETENTION_YEARS, daily
+    app.cleanup_ctx.append(_files)  # attachments' object store and sweep
     app.cleanup_ctx.append(_anchoring)  # the hash chains' heads, anchored daily
     app.cleanup_ctx.append(_holds)  # a holder disconnected past the grace loses its threads
     app.cleanup_ctx.append(_routing)  # auto-assignment and the away reply

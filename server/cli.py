@@ -23,11 +23,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from server import config
+from server.attachment_sweep import sweep
 from server.config import ConfigError, Settings
 from server.passwords import WeakPassword, check_strength, hash_password
 from server.retention import retention_cutoff
 from storage import accounts, chain_anchors, chains, open_database, prisons, retention
 from storage.errors import Conflict, NotFound, StoreUnavailable
+from storage.objects import open_objects
 from storage.sql import Database, utcnow
 
 
@@ -181,7 +183,18 @@ def _command(args: argparse.Namespace, settings: Settings) -> Callable[[Database
             raise CliError("KINLINE_RETENTION_YEARS is 0: messages are kept forever")
         before = retention_cutoff(settings.retention_years, utcnow())
         count = await retention.purge(store, before, utcnow())
-        return f"purged the text of {count} messages written before {before:%Y-%m-%d}"
+        # their files' objects now, as a serving process's sweep would (server/attachment_sweep)
+        objects = await open_objects(
+            settings.files, endpoint=settings.s3_endpoint, region=settings.s3_region
+        )
+        try:
+            _, deleted = await sweep(store, objects, settings.unsent_attachment_hours)
+        finally:
+            await objects.close()
+        return (
+            f"purged the text of {count} messages written before {before:%Y-%m-%d}"
+            f" ({deleted} files deleted)"
+        )
 
     async def verify(store: Database) -> str:
         verdict = await chains.verify(store)

@@ -17,9 +17,10 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from domain.records import CONSENT_CATEGORIES
+from channels.redis_target import CLUSTER_SCHEMES, cluster_target
 from storage import SCHEMES
 
-REDIS_SCHEMES = ("redis", "rediss", "unix")
+REDIS_SCHEMES = ("redis", "rediss", "unix", *CLUSTER_SCHEMES)
 
 
 class ConfigError(ValueError):
@@ -93,6 +94,16 @@ class Settings:
     # category, as before consent scopes existed (a family verified by the prison keeps what it
     # read; the inmate narrows it when it wants, recorded by an officer).
     consent_default: tuple[str, ...] = CONSENT_CATEGORIES
+    # Attachments (issue 18): where the files are, and the limits on them
+    files: str = "var/files"  # a directory, or s3://bucket[/prefix]
+    s3_endpoint: str = ""  # an S3-compatible store other than AWS
+    s3_region: str = "us-east-1"
+    max_attachment_bytes: int = 10 * 1024 * 1024  # one uploaded file
+    max_attachments: int = 4  # files one message carries
+    max_evidence: int = 3  # files one link request carries
+    attachment_quota_bytes: int = 200 * 1024 * 1024  # every file one user has stored
+    unsent_attachment_hours: float = 24.0  # an upload sent with nothing is removed after this
+    attachment_sweep_interval: float = 600.0  # seconds between two sweeps
 
     @property
     def wechat_enabled(self) -> bool:
@@ -168,6 +179,7 @@ def _redis_url(text: str) -> str | None:
     scheme = urlsplit(text).scheme
     if scheme not in REDIS_SCHEMES:
         raise ValueError(f"unknown scheme {scheme!r}, expected one of {', '.join(REDIS_SCHEMES)}")
+    cluster_target(text)  # a cluster URL must name host:port seed nodes
     return text
 
 
@@ -319,6 +331,15 @@ PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "code_minutes": ("KINLINE_CODE_MINUTES", _int(1, 60)),
     "retention_years": ("KINLINE_RETENTION_YEARS", _int(0, 100)),
     "consent_default": ("KINLINE_CONSENT_DEFAULT", _categories),
+    "files": ("KINLINE_FILES", str),
+    "s3_endpoint": ("KINLINE_S3_ENDPOINT", _url),
+    "s3_region": ("KINLINE_S3_REGION", str),
+    "max_attachment_bytes": ("KINLINE_MAX_ATTACHMENT_BYTES", _int(1024)),
+    "max_attachments": ("KINLINE_MAX_ATTACHMENTS", _int(1, 20)),
+    "max_evidence": ("KINLINE_MAX_EVIDENCE", _int(0, 10)),
+    "attachment_quota_bytes": ("KINLINE_ATTACHMENT_QUOTA_BYTES", _int(1024)),
+    "unsent_attachment_hours": ("KINLINE_UNSENT_ATTACHMENT_HOURS", _positive_float),
+    "attachment_sweep_interval": ("KINLINE_ATTACHMENT_SWEEP_INTERVAL", _positive_float),
     "log_format": ("KINLINE_LOG_FORMAT", _choice("auto", "json", "text")),
     "log_level": ("KINLINE_LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR")),
 }

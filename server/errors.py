@@ -64,7 +64,15 @@ UPLOAD_PATHS = re.compile(
 )
 
 
-def oversize_guard(max_bytes: int, upload_bytes: int | None = None) -> Middleware:
+# The attachment upload (issue 18), allowed a file of ``attachment_bytes`` and its multipart
+# framing.
+ATTACHMENT_PATH = "/api/v1/attachments"
+MULTIPART_SLACK = 16 * 1024
+
+
+def oversize_guard(
+    max_bytes: int, upload_bytes: int | None = None, *, attachment_bytes: int | None = None
+) -> Middleware:
     """413 ``too_large`` at once, before reading, for a body announced larger than
     ``max_bytes`` (``upload_bytes`` on the upload routes), and close the connection (nothing
     of the body is read or waited for)."""
@@ -74,6 +82,8 @@ def oversize_guard(max_bytes: int, upload_bytes: int | None = None) -> Middlewar
         limit = max_bytes
         if upload_bytes is not None and UPLOAD_PATHS.match(request.path):
             limit = max(max_bytes, upload_bytes)
+        if attachment_bytes is not None and request.path == ATTACHMENT_PATH:
+            limit = max(max_bytes, attachment_bytes + MULTIPART_SLACK)
         if request.content_length is not None and request.content_length > limit:
             response = json_error(413, "too_large", f"the body exceeds {limit} bytes")
             return await answer_and_close(request, response)

@@ -18,6 +18,7 @@ from server.routing import Router
 from server.sending import SendPath
 from server.sms import SmsSender
 from server.wechat_platform import Platform
+from storage.objects import ObjectStore
 from storage.sql import Database
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -32,4 +33,5 @@ PUSH = web.AppKey("push", Push)
 RELAY = web.AppKey("relay", Relay)
 CODES = web.AppKey("codes", Codes)  # SMS codes for registration and resets
 SMS = web.AppKey("sms", SmsSender)  # texts: notices, and codes for registration and resets
+OBJECTS = web.AppKey("objects", ObjectStore)  # where attachments' bytes are (issue 18)
 ROUTER = web.AppKey("router", Router)  # auto-assignment and the away reply (server/routing.py)

@@ -1061,6 +1061,64 @@ def history_floor(who: Principal, conv: Conversation) -> int:
     return next((seq for c, seq in who.family_joins if c == conv.id), 0)
 
 
+# --- attachments ---
+# Relatives and officers upload files (those who write in conversations); supervisors and the
+# admin write nothing, so they upload nothing. A file is read exactly as what it belongs to:
+# - sent with a message: by whoever may read that message (``check_conversation`` "read";
+#   a note's file by staff only), its uploader too only while it may read the conversation;
+# - a link request's evidence: by the relative who asked and the officers who may decide the
+#   request (``LINK_ACTIONS`` "verify"), and nobody else (no supervisor, no admin);
+# - not sent yet: by its uploader alone.
+# Anyone else is answered ``not_found``, as for a file that does not exist.
+ATTACHMENT_UPLOADERS: frozenset[str] = frozenset({"relative", "officer"})
+
+
+@dataclass(frozen=True)
+class AttachmentFacts:
+    """What the policy needs to know of a file: whose it is and what it belongs to."""
+
+    owner_id: int
+    conversation: Conversation | None = None  # of the stored message it was sent with
+    message_kind: MessageKind | None = None
+    link: FamilyLink | None = None  # the link request it is evidence of
+
+
+def check_upload(who: Principal | None) -> Principal:
+    who = signed_in(who)
+    if who.user.role not in ATTACHMENT_UPLOADERS:
+        raise Denied("forbidden", f"a {who.user.role} may not upload files")
+    return who
+
+
+def sees_link_evidence(who: Principal, link: FamilyLink) -> bool:
+    """The relative who asked, and the officers who may decide the request."""
+    if who.user.role == "relative":
+        return link.relative_id == who.id
+    return "verify" in LINK_ACTIONS[who.user.role] and sees_link(who, link)
+
+
+def sees_attachment(who: Principal, facts: AttachmentFacts) -> bool:
+    if facts.conversation is not None:
+        if facts.message_kind == "note" and not who.is_staff:
+            return False
+        try:
+            check_conversation(who, facts.conversation, "read")
+        except Denied:
+            return False
+        return True
+    if facts.link is not None:
+        return sees_link_evidence(who, facts.link)
+    return facts.owner_id == who.id
+
+
+def check_attachment(who: Principal | None, facts: AttachmentFacts | None) -> Principal:
+    """``who`` if it may read the file; ``not_found`` for one it may not (or none)."""
+    who = signed_in(who)
+    if facts is None or not sees_attachment(who, facts):
+        raise Denied("not_found", "no such attachment")
+    return who
+
+
 # --- desk settings, comments on announcements, readable figures (issue 16) ---
 # A prison's desk settings (auto-assignment, the away reply, desk hours) are read by its staff
 # (officers, supervisors) and the admin, and changed by the admin alone (audited). A prison

@@ -7,8 +7,9 @@ sits idle while one process carries everything.
 
 How: every ``interval`` seconds (jittered) each process writes its open-socket count to one
 Redis hash shared by the deployment (field = this process, value = count and expiry) and reads
-every process's count back in the same round trip. An entry past its expiry (``3 x interval``:
-a process killed with -9 never removes its own) is ignored and removed. With ``total`` the sum
+every process's count back in the same round trip (one key: on a Redis Cluster, one shard).
+An entry past its expiry (``3 x interval``: a process killed with -9 never removes its own) is
+ignored and removed. With ``total`` the sum
 of the live counts and ``share = total / live processes``, a process whose count is above
 ``share * (1 + tolerance) + slack`` closes ``min(max_shed, count - ceil(share))`` of its
 sockets with 1012 this tick (:func:`to_shed`, pure). The clients reconnect, and the kernel or
@@ -52,13 +53,9 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
-
 from channels import metrics
 from channels.broker import BrokerUnavailable
+from channels.redis_target import REDIS_ERRORS, command_client
 from server.config import Settings
 
 __all__ = ["Rebalancer", "RedisLoads", "rebalancing", "to_shed"]
@@ -99,12 +96,7 @@ class RedisLoads:
         self.member = member
         self._clock = clock
         self._io_timeout = io_timeout
-        self._client = Redis.from_url(
-            url,
-            retry=Retry(NoBackoff(), 1),
-            socket_connect_timeout=io_timeout,
-            socket_timeout=io_timeout,
-        )
+        self._client = command_client(url, io_timeout=io_timeout)
 
     async def report(self, count: int, ttl: float) -> list[int]:
         """Record ``count`` for this process until now + ``ttl``; return the counts of every
@@ -126,7 +118,7 @@ class RedisLoads:
                         counts.append(int(held))
                 if expired:
                     await self._client.hdel(self.key, *expired)
-        except (RedisError, OSError, TimeoutError) as exc:
+        except REDIS_ERRORS as exc:
             raise BrokerUnavailable(f"socket counts unavailable: {exc!r}") from exc
         return counts
 
@@ -135,7 +127,7 @@ class RedisLoads:
         try:
             async with asyncio.timeout(self._io_timeout):
                 await self._client.hdel(self.key, self.member)
-        except (RedisError, OSError, TimeoutError) as exc:
+        except REDIS_ERRORS as exc:
             raise BrokerUnavailable(f"socket counts unavailable: {exc!r}") from exc
 
     async def close(self) -> None:

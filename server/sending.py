@@ -38,8 +38,8 @@ from collections.abc import Callable
 from channels import metrics
 from channels.hub import Hub
 from channels.protocol import Ack, ConversationEvent, ErrorCode, Send
-from domain.records import Appended, Conversation, Message, NewMessage
-from server import faults
+from domain.records import Appended, Attachment, Conversation, Message, NewMessage
+from server import attaching, faults
 from server.audience import MessageStored, ThreadChanged, tell
 from server.authorize import authorize
 from server.connection import Connection
@@ -59,9 +59,16 @@ UNAVAILABLE_RETRY = 1.0  # seconds: the retry_after of "unavailable" (an outage'
 
 class SendPath:
     def __init__(
-        self, store: Database, commit: GroupCommit, hub: Hub, limiter: RateLimiter
+        self,
+        store: Database,
+        commit: GroupCommit,
+        hub: Hub,
+        limiter: RateLimiter,
+        *,
+        max_attachments: int = 4,
     ) -> None:
         self._store = store
+        self.max_attachments = max_attachments  # files one message may carry (issue 18)
         self._commit = commit
         self._hub = hub
         self._limiter = limiter
@@ -99,7 +106,28 @@ class SendPath:
             conn.error(ErrorCode.RATE_LIMITED, "too many messages awaiting their ack", frame.cid)
             return
         user = conn.principal.user
-        item = NewMessage(conv.id, user.id, user.role, frame.cid, frame.body, frame.kind, user.name)
+        attached: tuple[Attachment, ...] = ()
+        if frame.attachments:  # bound to the message's key before it is appended
+            try:
+                attached = await attaching.bind(
+                    self._store,
+                    owner_id=user.id,
+                    conversation_id=conv.id,
+                    cid=frame.cid,
+                    ids=frame.attachments,
+                    limit=self.max_attachments,
+                )
+            except attaching.AttachRefused as refused:
+                conn.error(refused.code, refused.message, frame.cid)
+                return
+            except Exception as exc:
+                if not faults.unavailable(exc):
+                    raise
+                self._unavailable(conn, frame, exc)
+                return
+        item = NewMessage(
+            conv.id, user.id, user.role, frame.cid, frame.body, frame.kind, user.name, attached
+        )
         try:
             committed = self._commit.submit(item)
         except Overloaded as busy:

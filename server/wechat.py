@@ -22,8 +22,10 @@ What the platform sends and what it gets:
   answered 503 with no reply, so the platform retries, and the retry, finding the message
   stored, answers ``success``. Storage down is 503 too (nothing stored; the retry may do).
 - A relative verified for several inmates chooses with a number (the reply lists them as
-  "1. name"; "0" lists them again); an unverified relative, an image, an over-long text or
-  text no database can store each get a reply in Chinese and store nothing.
+  "1. name"; "0" lists them again); an unverified relative, a voice or video message, an
+  over-long text or text no database can store each get a reply in Chinese and store nothing.
+- An image (``MediaId``, ``PicUrl``) is fetched from the platform's temporary media and
+  stored as an attachment exactly as an upload is, then sent like a text (``_image``).
 """
 
 from __future__ import annotations
@@ -43,11 +45,14 @@ from wechatpy.exceptions import (  # type: ignore[import-untyped]
 from wechatpy.utils import check_signature  # type: ignore[import-untyped]
 
 from channels.text import storable
-from domain.records import NewMessage
-from server import faults, sessions
-from server.keys import DB, SEND_PATH, SETTINGS
-from server.policy import Denied, check_conversation
-from storage import accounts, conversations, prisons, wechat
+from domain.records import Attachment, NewMessage, User
+from server import attaching, faults, sessions
+from server.api.attachments import store_upload
+from server.api.base import ApiError
+from server.keys import DB, PLATFORM, SEND_PATH, SETTINGS
+from server.policy import Denied, Principal, check_conversation
+from server.wechat_platform import PlatformError
+from storage import accounts, attachments, conversations, prisons, wechat
 from storage.errors import NotFound
 from storage.sql import utcnow
 
@@ -61,7 +66,8 @@ BIND_HINT = (
     "登录后按“绑定微信”即可。绑定后直接发送文字消息，民警的回复会在这里收到。"
 )
 NOT_VERIFIED = "您的亲属关系尚未核实，核实通过后即可在这里留言。请在应用中查看申请进度。"
-ONLY_TEXT = "目前只支持文字消息，暂不支持图片、语音或视频。请用文字描述您的问题。"
+ONLY_TEXT = "目前只支持文字和图片消息，暂不支持语音或视频。请用文字描述您的问题。"
+IMAGE_FAILED = "图片未能接收（仅支持 JPEG、PNG、WebP，且不超过大小限制），请重新发送或用文字描述。"
 TOO_LONG = "消息太长（最多 {limit} 字），请分几条发送。"
 BAD_TEXT = "消息中含有无法保存的字符，请修改后重新发送。"
 TOO_FAST = "发送太快了，请稍后再发。"
@@ -172,6 +178,8 @@ async def _handle(request: web.Request, message: Any) -> str | None:
         binding = await wechat.binding_by_openid(store, openid)
         if binding is None:
             return BIND_HINT
+        if kind == "image" and PLATFORM in request.app:
+            return await _image(request, binding, message)
         if kind != "text":
             return ONLY_TEXT
         return await _text(request, binding, message)
@@ -182,9 +190,12 @@ async def _handle(request: web.Request, message: Any) -> str | None:
         raise Refused(503, "unavailable", "storage is unavailable; not stored") from None
 
 
-async def _text(request: web.Request, binding: wechat.Binding, message: Any) -> str | None:
-    store, settings, path = request.app[DB], request.app[SETTINGS], request.app[SEND_PATH]
-    body: str = message.content or ""
+async def _target(
+    request: web.Request, binding: wechat.Binding, choice: str | None
+) -> tuple[User, Principal, int] | str:
+    """The relative and the inmate its message is about, or the reply to give instead (not
+    verified, or several inmates: the menu, and ``choice``, a text's body, may pick one)."""
+    store = request.app[DB]
     try:
         user = await accounts.user(store, binding.relative_id)
     except NotFound:
@@ -196,29 +207,92 @@ async def _text(request: web.Request, binding: wechat.Binding, message: Any) -> 
     if not inmates:
         return NOT_VERIFIED
     if len(inmates) == 1:
-        inmate_id = inmates[0]
-    else:
-        names = [(await prisons.inmate(store, i)).name for i in inmates]
-        menu = "\n".join(f"{n}. {name}" for n, name in enumerate(names, 1))
-        choice = body.strip()
-        if choice.isascii() and choice.isdigit():
-            number = int(choice)
-            if 1 <= number <= len(inmates):
-                await wechat.choose(store, user.id, inmates[number - 1])
-                return CHOSEN.format(name=names[number - 1])
-            await wechat.choose(store, user.id, None)
-            return CHOOSE.format(menu=menu)
-        if binding.inmate_id not in inmates:
-            return CHOOSE.format(menu=menu)
-        assert binding.inmate_id is not None
-        inmate_id = binding.inmate_id
+        return user, who, inmates[0]
+    names = [(await prisons.inmate(store, i)).name for i in inmates]
+    menu = "\n".join(f"{n}. {name}" for n, name in enumerate(names, 1))
+    picked = (choice or "").strip()
+    if choice is not None and picked.isascii() and picked.isdigit():
+        number = int(picked)
+        if 1 <= number <= len(inmates):
+            await wechat.choose(store, user.id, inmates[number - 1])
+            return CHOSEN.format(name=names[number - 1])
+        await wechat.choose(store, user.id, None)
+        return CHOOSE.format(menu=menu)
+    if binding.inmate_id not in inmates:
+        return CHOOSE.format(menu=menu)
+    assert binding.inmate_id is not None
+    return user, who, binding.inmate_id
+
+
+def _msg_id(message: Any) -> str | None:
+    msg_id = str(getattr(message, "id", "") or "")
+    return msg_id if msg_id and storable(msg_id) and len(msg_id) <= 64 else None
+
+
+async def _text(request: web.Request, binding: wechat.Binding, message: Any) -> str | None:
+    settings = request.app[SETTINGS]
+    body: str = message.content or ""
+    target = await _target(request, binding, body)
+    if isinstance(target, str):
+        return target
     if not body.strip():
         return None
     if len(body) > settings.max_body_chars:
         return TOO_LONG.format(limit=settings.max_body_chars)
-    msg_id = str(getattr(message, "id", "") or "")
-    if not storable(body) or not storable(msg_id) or not msg_id or len(msg_id) > 64:
+    msg_id = _msg_id(message)
+    if not storable(body) or msg_id is None:
         return BAD_TEXT
+    return await _post(request, target, msg_id, body)
+
+
+async def _image(request: web.Request, binding: wechat.Binding, message: Any) -> str | None:
+    """An image message (``MediaId``, ``PicUrl``): the file is fetched from the platform's
+    temporary media (``/cgi-bin/media/get``), judged and re-encoded like any upload
+    (``server.api.attachments.store_upload``) and sent with an empty body through the same
+    send path, its ``MsgId`` the cid. A retry of a stored image fetches nothing again."""
+    store, settings = request.app[DB], request.app[SETTINGS]
+    target = await _target(request, binding, None)
+    if isinstance(target, str):
+        return target
+    user, who, inmate_id = target
+    msg_id = _msg_id(message)
+    media_id = str(getattr(message, "media_id", "") or "")
+    if msg_id is None or not media_id:
+        return IMAGE_FAILED
+    conv = await conversations.open_conversation(store, user.id, inmate_id)
+    if await attachments.stored_message_id(store, conv.id, user.id, msg_id) is not None:
+        return None  # the platform's retry of an image already stored
+    try:
+        data = await request.app[PLATFORM].media(media_id, settings.max_attachment_bytes)
+    except PlatformError as error:
+        if error.transient:
+            raise Refused(503, "unavailable", "the image could not be fetched yet") from None
+        return IMAGE_FAILED
+    try:
+        found = await store_upload(request.app, user.id, data, f"wechat-{msg_id}.jpg")
+        attached = await attaching.bind(
+            store,
+            owner_id=user.id,
+            conversation_id=conv.id,
+            cid=msg_id,
+            ids=[found.id],
+            limit=settings.max_attachments,
+        )
+    except (ApiError, attaching.AttachRefused):
+        return IMAGE_FAILED
+    return await _post(request, (user, who, inmate_id), msg_id, "", attached)
+
+
+async def _post(
+    request: web.Request,
+    target: tuple[User, Principal, int],
+    msg_id: str,
+    body: str,
+    attached: tuple[Attachment, ...] = (),
+) -> str | None:
+    """Through the send path, answered once committed (see the module docstring)."""
+    store, path = request.app[DB], request.app[SEND_PATH]
+    user, who, inmate_id = target
     conv = await conversations.open_conversation(store, user.id, inmate_id)
     try:
         check_conversation(who, conv, "send")
@@ -226,7 +300,7 @@ async def _text(request: web.Request, binding: wechat.Binding, message: Any) -> 
         return NOT_VERIFIED
     if path.admit(user.id) is not None:
         return TOO_FAST
-    item = NewMessage(conv.id, user.id, "relative", msg_id, body, "text", user.name)
+    item = NewMessage(conv.id, user.id, "relative", msg_id, body, "text", user.name, attached)
     posted = asyncio.ensure_future(path.post(item, conversation=conv))
     try:
         async with asyncio.timeout(REPLY_WITHIN):

@@ -149,6 +149,40 @@ class Platform:
             raise PlatformError(40029, "no openid for this code")
         return openid
 
+    async def _media_once(self, token: str, media_id: str, limit: int) -> bytes:
+        try:
+            async with self._session().get(
+                self._base + "/cgi-bin/media/get",
+                params={"access_token": token, "media_id": media_id},
+            ) as response:
+                if response.status >= 500:
+                    raise PlatformError(-1, f"HTTP {response.status}", transient=True)
+                data = await response.content.read(limit + 1)
+                kind = response.content_type
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise PlatformError(-1, f"unreachable: {exc!r}", transient=True) from None
+        if kind in ("application/json", "text/plain"):  # an error, as JSON
+            try:
+                answer = json.loads(data)
+            except ValueError:
+                raise PlatformError(-1, "not JSON", transient=True) from None
+            errcode = int(answer.get("errcode") or -1) if isinstance(answer, dict) else -1
+            raise PlatformError(errcode, str(answer.get("errmsg", "")) if errcode else "")
+        if len(data) > limit:
+            raise PlatformError(-2, f"the file exceeds {limit} bytes", transient=False)
+        return data
+
+    async def media(self, media_id: str, limit: int) -> bytes:
+        """A temporary media file a user sent (``/cgi-bin/media/get``: an image message's
+        ``MediaId``), at most ``limit`` bytes."""
+        token = await self.token()
+        try:
+            return await self._media_once(token, media_id, limit)
+        except PlatformError as error:
+            if error.errcode not in TOKEN_INVALID:
+                raise
+        return await self._media_once(await self.token(stale=token), media_id, limit)
+
     async def create_menu(self, menu: dict[str, Any]) -> None:
         await self._with_token("/cgi-bin/menu/create", menu)
 

@@ -137,12 +137,13 @@ async def opened(
     db: Database,
     actor_id: int,
     conversation: Opened,
-    via: Literal["watch", "history"],
+    via: Literal["watch", "history", "attachment"],
     at: datetime,
 ) -> int:
     """Record that ``actor_id`` opened ``conversation`` (a supervisor's look, by socket
-    ``watch`` or REST ``history``). Raises ``StoreUnavailable`` when it cannot be recorded:
-    the caller must then refuse the look, never allow an unaudited one."""
+    ``watch``, REST ``history``, or reading one of its files: ``attachment``). Raises
+    ``StoreUnavailable`` when it cannot be recorded: the caller must then refuse the look,
+    never allow an unaudited one."""
     return await append(
         db,
         at=at,

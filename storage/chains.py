@@ -39,7 +39,7 @@ class ChainedMessage(msgspec.Struct, frozen=True):
     at_us: int
     hash: bytes
     purged: bool
-    attachments: tuple[str, ...] = ()  # hex sha256 of each file (none yet)
+    attachments: tuple[str, ...] = ()  # hex sha256 of each file (migration 0018)
 
     def form(self) -> bytes:
         return chain.message_form(
@@ -68,12 +68,19 @@ async def conversation_chain(
 ) -> list[ChainedMessage]:
     """A conversation's messages in ``seq`` order (up to seq ``up_to``), as chained."""
     rows = await sql.fetch(
-        "SELECT seq, sender_id, kind, body, created_at, hash, purged_at FROM messages"
+        "SELECT id, seq, sender_id, kind, body, created_at, hash, purged_at FROM messages"
         " WHERE conversation_id = $1 AND (CAST($2 AS bigint) IS NULL OR seq <= $2)"
         " ORDER BY seq",
         conversation_id,
         up_to,
     )
+    files: dict[int, list[str]] = {}  # message id -> its files' hex sha256, in upload order
+    for f in await sql.fetch(
+        "SELECT message_id, sha256 FROM attachments WHERE conversation_id = $1"
+        " AND message_id IS NOT NULL ORDER BY id",
+        conversation_id,
+    ):
+        files.setdefault(f["message_id"], []).append(f["sha256"])
     return [
         ChainedMessage(
             conv=conversation_id,
@@ -84,6 +91,7 @@ async def conversation_chain(
             at_us=chain.at_us(sql.when(r["created_at"])),
             hash=bytes(r["hash"] or b""),
             purged=r["purged_at"] is not None,
+            attachments=tuple(files.get(r["id"], ())),
         )
         for r in rows
     ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from domain.records import FamilyLink, LinkClaim, LinkState
-from storage import audit_trail
+from storage import attachments, audit_trail
 from storage.errors import Conflict, NotFound
 from storage.sql import Database, Row, Sql, clamp_limit, ids_in, utcnow
 
@@ -46,9 +46,13 @@ def _link(sql: Sql, row: Row) -> FamilyLink:
     )
 
 
-async def claim_link(db: Database, claim: LinkClaim) -> FamilyLink:
+async def claim_link(
+    db: Database, claim: LinkClaim, evidence_files: Sequence[int] = ()
+) -> FamilyLink:
     """Store a pending request as claimed; ``Conflict`` if the relative already has one
-    pending for the same claim, or one pending or verified for the same inmate."""
+    pending for the same claim, or one pending or verified for the same inmate. The
+    relative's uploaded ``evidence_files`` become its evidence in the same transaction
+    (``NotFound``, nothing stored, unless each is the relative's and free)."""
     async with db.write() as sql:
         link_id = await sql.fetchval(
             "INSERT INTO family_links (relative_id, prison_id, prison_claim, inmate_number,"
@@ -63,6 +67,9 @@ async def claim_link(db: Database, claim: LinkClaim) -> FamilyLink:
             claim.evidence,
             claim.claim_key,
             utcnow(),
+        )
+        await attachments.bind_to_link(
+            sql, evidence_files, owner_id=claim.relative_id, link_id=link_id
         )
     return await link(db, link_id)
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import msgspec
+
 from domain.records import Message, NewMessage
+from storage.attachments import of_messages
 from storage.sql import Database, Row, Sql, clamp_limit, utcnow
 
 MESSAGE_SELECT = """
@@ -33,6 +36,7 @@ def stored(item: NewMessage, message_id: int, seq: int, created_at: datetime) ->
         item.kind,
         item.body,
         created_at,
+        item.attachments,
     )
 
 
@@ -83,7 +87,18 @@ async def messages(
     )
     async with db.read() as sql:
         page = [message_of(sql, r) for r in await sql.fetch(sql_text, *args)]
+        page = await with_attachments(sql, page)
     return page[::-1] if newest_first else page
+
+
+async def with_attachments(sql: Sql, page: list[Message]) -> list[Message]:
+    """``page`` with each message's attachments (one query for the page; none without any)."""
+    found = await of_messages(sql, [m.id for m in page])
+    if not found:
+        return page
+    return [
+        msgspec.structs.replace(m, attachments=found[m.id]) if m.id in found else m for m in page
+    ]
 
 
 async def mark_read(db: Database, conversation_id: int, user_id: int, seq: int) -> bool:

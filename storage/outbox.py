@@ -178,7 +178,8 @@ async def recently_told(
     relative since ``since``; for coalescing (None: none)."""
     async with db.read() as sql:
         value = await sql.fetchval(
-            "SELECT max(m.seq) FROM outbox o JOIN messages m ON m.id = o.message_id"
+            "SELECT max(m.seq) FROM outbox o JOIN messages m"
+            " ON m.id = o.message_id AND m.conversation_id = o.conversation_id"
             " WHERE o.relative_id = $1 AND o.conversation_id = $2 AND o.state = 'sent'"
             " AND o.channel IN ('template', 'push', 'sms') AND o.done_at >= $3 AND o.id < $4",
             relative_id,

@@ -8,7 +8,7 @@ sorted into ``storage.errors`` at one place, ``_sorted``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import date, datetime
 from typing import Any, Literal
@@ -122,8 +122,17 @@ class PostgresDatabase:
 
     @classmethod
     async def open(
-        cls, url: str, *, min_size: int = 2, max_size: int = 10, timeout: float = 5.0
+        cls,
+        url: str,
+        *,
+        min_size: int = 2,
+        max_size: int = 10,
+        timeout: float = 5.0,
+        setup: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
     ) -> PostgresDatabase:
+        """A pool on ``url``; ``setup`` runs on a connection each time it is taken from the
+        pool (asyncpg's ``setup``: tests listen to auto_explain's plans with it)."""
+
         with _sorted():
             try:
                 pool = await asyncpg.create_pool(
@@ -133,6 +142,7 @@ class PostgresDatabase:
                     timeout=timeout,
                     command_timeout=timeout,
                     init=_init_connection,
+                    setup=setup,
                     reset=_keep_session,
                 )
             except (TimeoutError, OSError, asyncpg.PostgresError) as exc:

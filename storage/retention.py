@@ -2,7 +2,8 @@
 
 A purged message keeps its row (conversation, seq, sender, kind, time): sequences have no
 holes, figures and the audit trail still add up, a reader resuming from an old cursor still
-gets every seq. Only its body is emptied and ``purged_at`` set. One purge is one transaction
+gets every seq. Only its body is emptied and ``purged_at`` set, and its attachments are
+removed (``storage/attachments.py``: rows now, objects by the sweep). One purge is one transaction
 with one audit entry saying how many and up to when; running it again purges nothing more.
 """
 
@@ -10,13 +11,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from storage import audit_trail
+from storage import attachments, audit_trail
 from storage.sql import Database
 
 
 async def purge(db: Database, before: datetime, now: datetime, actor_id: int | None = None) -> int:
     """Empty the text of every message created before ``before``; how many were purged."""
     async with db.write() as sql:
+        # their files go too, in the same transaction (their objects: the attachments' sweep)
+        files = await attachments.discard_of_messages_before(sql, before, now)
         count = await sql.execute(
             "UPDATE messages SET body = '', purged_at = $2"
             " WHERE created_at < $1 AND purged_at IS NULL",
@@ -32,6 +35,6 @@ async def purge(db: Database, before: datetime, now: datetime, actor_id: int | N
                 object_type="messages",
                 object_id=None,
                 prison_id=None,
-                after={"before": before.isoformat(), "messages": count},
+                after={"before": before.isoformat(), "messages": count, "files": files},
             )
     return count

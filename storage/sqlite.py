@@ -49,10 +49,26 @@ def _param(value: Any) -> Any:
 
 
 def _message_hash(
-    previous: bytes, at_us: int, body: str, conv: int, kind: str, sender: int, seq: int
+    previous: bytes,
+    at_us: int,
+    body: str,
+    conv: int,
+    kind: str,
+    sender: int,
+    seq: int,
+    attachments: Sequence[str] = (),
 ) -> bytes:
-    """SQL ``kinline_message_hash``: one message's link (``domain.chain``)."""
-    form = chain.message_form(at_us=at_us, body=body, conv=conv, kind=kind, sender=sender, seq=seq)
+    """SQL ``kinline_message_hash``: one message's link (``domain.chain``); ``attachments``
+    the hex SHA-256 of its files (migration 0018)."""
+    form = chain.message_form(
+        at_us=at_us,
+        body=body,
+        conv=conv,
+        kind=kind,
+        sender=sender,
+        seq=seq,
+        attachments=attachments,
+    )
     return chain.step(previous, form)
 
 
@@ -279,6 +295,11 @@ class SqliteDatabase:
                     continue
                 seqs[item.conversation_id] += 1
                 seq, now = seqs[item.conversation_id], datetime.now(UTC)
+                files = await sql.fetch(  # bound to its key: the trigger makes them its own
+                    "SELECT sha256 FROM attachments WHERE conversation_id = $1"
+                    " AND owner_id = $2 AND cid = $3 AND message_id IS NULL ORDER BY id",
+                    *key,
+                )
                 link = _message_hash(
                     heads[item.conversation_id],
                     to_us(now),
@@ -287,6 +308,7 @@ class SqliteDatabase:
                     item.kind,
                     item.sender_id,
                     seq,
+                    [f["sha256"] for f in files],
                 )
                 heads[item.conversation_id] = link  # the trigger keeps it as the head
                 fresh.append(

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ from storage.postgres import PostgresDatabase
 from storage.sql import Database
 from storage.sqlite import SqliteDatabase
 from tests import purity, services
+from tests.redis_cluster import LocalCluster, local_cluster
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -27,6 +30,33 @@ def pg_url() -> Iterator[str]:
 def redis_url() -> str:
     """URL of the real Redis server (skipped outside CI when it is down, failed in CI)."""
     return services.redis_url()
+
+
+def _started_cluster() -> LocalCluster:
+    """Six redis-server processes as a cluster, started on a loop of their own (a thread)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, local_cluster()).result()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[LocalCluster]:
+    """A Redis Cluster (three primaries, three replicas) shared by the session's tests; a
+    test that kills or promotes a node uses ``own_redis_cluster``."""
+    cluster = _started_cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def own_redis_cluster() -> Iterator[LocalCluster]:
+    """A Redis Cluster of this test's own, to break as it likes."""
+    cluster = _started_cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 async def _truncate(url: str) -> None:

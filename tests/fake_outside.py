@@ -68,13 +68,15 @@ class Recorder:
 
 class FakeWeChat(Recorder):
     """``/cgi-bin/token``, ``/cgi-bin/message/custom/send``, ``/cgi-bin/message/template/send``,
-    ``/sns/oauth2/access_token``, ``/cgi-bin/menu/create``: answers as the platform does."""
+    ``/sns/oauth2/access_token``, ``/cgi-bin/menu/create``, ``/cgi-bin/media/get`` (the files
+    in ``media``): answers as the platform does."""
 
     def __init__(self) -> None:
         super().__init__()
         self.codes: dict[str, str] = {}  # web authorization code -> openid
         self.tokens: set[str] = set()
         self.url = ""
+        self.media: dict[str, tuple[bytes, str]] = {}  # temporary media: id -> (bytes, type)
 
     def code_for(self, openid: str) -> str:
         code = secrets.token_hex(8)
@@ -117,6 +119,16 @@ class FakeWeChat(Recorder):
             )
         if q.get("access_token") not in self.tokens:
             return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
+        if path == "/cgi-bin/media/get":  # the file itself, or an error as JSON
+            found = self.media.get(q.get("media_id", ""))
+            if found is None:
+                return web.json_response({"errcode": 40007, "errmsg": "invalid media_id"})
+            data, kind = found
+            return web.Response(
+                body=data,
+                content_type=kind,
+                headers={"Content-Disposition": 'attachment; filename="media.jpg"'},
+            )
         return web.json_response({"errcode": 0, "errmsg": "ok"})
 
 
@@ -174,12 +186,23 @@ def event_xml(openid: str, event: str, to: str = "gh_kinline") -> str:
     )
 
 
-def image_xml(openid: str, msg_id: int) -> str:
+def image_xml(openid: str, msg_id: int, media_id: str = "m") -> str:
     return (
         f"<xml><ToUserName><![CDATA[gh_kinline]]></ToUserName>"
         f"<FromUserName><![CDATA[{openid}]]></FromUserName>"
         f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[image]]></MsgType>"
-        f"<PicUrl><![CDATA[http://127.0.0.1/p.jpg]]></PicUrl><MediaId><![CDATA[m]]></MediaId>"
+        f"<PicUrl><![CDATA[http://127.0.0.1/p.jpg]]></PicUrl>"
+        f"<MediaId><![CDATA[{media_id}]]></MediaId>"
+        f"<MsgId>{msg_id}</MsgId></xml>"
+    )
+
+
+def voice_xml(openid: str, msg_id: int) -> str:
+    return (
+        f"<xml><ToUserName><![CDATA[gh_kinline]]></ToUserName>"
+        f"<FromUserName><![CDATA[{openid}]]></FromUserName>"
+        f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[voice]]></MsgType>"
+        f"<MediaId><![CDATA[v]]></MediaId><Format><![CDATA[amr]]></Format>"
         f"<MsgId>{msg_id}</MsgId></xml>"
     )
 

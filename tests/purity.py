@@ -3,7 +3,8 @@
 Every collected test is marked from the fixtures it uses: ``postgres`` when it uses ``pg_url``
 (directly or through another fixture) or a fixture parametrized ``"postgres"`` (such a fixture
 asks for ``pg_url`` with ``request.getfixturevalue``, which no fixture closure shows); ``redis``
-likewise for ``redis_url`` and ``"redis"``; ``browser`` for ``chromium``. A test that runs a
+likewise for ``redis_url`` and ``"redis"``, and for a local Redis Cluster (``redis_cluster``,
+``own_redis_cluster``, ``"cluster"``); ``browser`` for ``chromium``. A test that runs a
 child process says so itself with ``spawns`` (``slow``: it spawns servers). A test with none of
 these is ``pure``: it runs inside the pytest process and reaches nothing outside it.
 
@@ -27,8 +28,14 @@ from collections.abc import Generator
 
 import pytest
 
-SERVICES = {"pg_url": "postgres", "redis_url": "redis", "chromium": "browser"}
-PARAMETERS = {"postgres": "postgres", "redis": "redis"}
+SERVICES = {
+    "pg_url": "postgres",
+    "redis_url": "redis",
+    "redis_cluster": "redis",
+    "own_redis_cluster": "redis",
+    "chromium": "browser",
+}
+PARAMETERS = {"postgres": "postgres", "redis": "redis", "cluster": "redis"}
 IMPURE = {*SERVICES.values(), "spawns", "slow"}
 
 

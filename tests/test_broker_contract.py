@@ -1,4 +1,5 @@
-"""One contract for every Broker: the same rows run against MemoryBroker and RedisBroker.
+"""One contract for every Broker: the same rows run against MemoryBroker, RedisBroker and
+RedisClusterBroker (sharded pub/sub on a local six-node cluster, tests/redis_cluster.py).
 
 No sleeps: every wait is on a future or event under ``asyncio.timeout``. "Not delivered" is
 proven by publishing, after the event that must not arrive, to a sentinel topic that is still
@@ -20,8 +21,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from channels.broker import Broker, BrokerUnavailable
+from channels.broker_cluster import RedisClusterBroker
 from channels.broker_memory import MemoryBroker
 from channels.broker_redis import RedisBroker
+from tests.redis_cluster import LocalCluster
 
 WAIT = 10.0  # generous upper bound; tests normally finish in milliseconds
 
@@ -158,7 +161,21 @@ async def _kill_client(redis_url: str, name: str) -> None:
         await admin.aclose()
 
 
-@pytest.fixture(params=["memory", "redis"])
+async def _kill_client_everywhere(cluster: LocalCluster, name: str) -> int:
+    """Kill the connections named ``name`` on every node; how many there were."""
+    killed = 0
+    for node in cluster.alive():
+        admin = node.client()
+        try:
+            for c in await admin.client_list():
+                if c.get("name") == name:
+                    killed += await admin.client_kill_filter(_id=c["id"])
+        finally:
+            await admin.aclose()
+    return killed
+
+
+@pytest.fixture(params=["memory", "redis", "cluster"])
 async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     collector = Collector()
     cleanups: list[Callable[[], Awaitable[None]]] = []
@@ -184,6 +201,37 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
 
         def set_lag(seconds: float) -> None:
             pass  # nothing between an in-process publisher and subscriber
+
+    elif request.param == "cluster":
+        cluster: LocalCluster = request.getfixturevalue("redis_cluster")
+        prefix = f"kinline-test-{secrets.token_hex(6)}:"
+        # No proxy: the nodes announce their own addresses; the lag rows run without lag.
+        sharded = RedisClusterBroker(cluster.url, channel_prefix=prefix)
+        broker = sharded
+
+        async def make_peer() -> Broker:
+            peer = RedisClusterBroker(cluster.url, channel_prefix=prefix)
+            await _started(peer, Collector())
+            cleanups.append(peer.close)
+            return peer
+
+        async def force_reconnect() -> None:
+            # One killed shard connection ends the epoch (the others are closed by the broker).
+            assert await _kill_client_everywhere(cluster, sharded.subscriber_client_name) >= 1
+
+        async def make_unavailable() -> Broker:
+            down = RedisClusterBroker(
+                "redis+cluster://127.0.0.1:1",
+                channel_prefix=prefix,
+                subscribe_timeout=0.3,
+                connect_timeout=1.0,
+            )
+            await _started(down, Collector())
+            cleanups.append(down.close)
+            return down
+
+        def set_lag(seconds: float) -> None:
+            pass
 
     else:
         redis_url: str = request.getfixturevalue("redis_url")

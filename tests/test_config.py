@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from channels.redis_target import ClusterTarget, cluster_target
 from server import config
 from server.config import ConfigError, Settings
 
@@ -117,9 +118,35 @@ def test_empty_redis_url_means_the_in_process_broker() -> None:
     assert config.load({"KINLINE_REDIS_URL": ""}).redis_url is None
 
 
-@pytest.mark.parametrize("url", ["redis://h:6379/0", "rediss://h:6380", "unix:///run/redis.sock"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://h:6379/0",
+        "rediss://h:6380",
+        "unix:///run/redis.sock",
+        "redis+cluster://a:7000,b:7001,c:7002",
+        "rediss+cluster://user:pw@a:7000",
+    ],
+)
 def test_redis_schemes_accepted(url: str) -> None:
     assert config.load({"KINLINE_REDIS_URL": url}).redis_url == url
+
+
+def test_cluster_url_names_its_seed_nodes_and_credentials() -> None:
+    target = cluster_target("rediss+cluster://ops:p%40ss@10.0.0.1:7000, [::1]:7001")
+    assert target == ClusterTarget(
+        (("10.0.0.1", 7000), ("::1", 7001)), username="ops", password="p@ss", tls=True
+    )
+    assert cluster_target("redis://h:6379/0") is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["redis+cluster://", "redis+cluster://a", "redis+cluster://a:7000,b:x", "redis+cluster://a:0"],
+)
+def test_bad_cluster_url_is_refused_naming_the_node(url: str) -> None:
+    with pytest.raises(ConfigError, match=r"KINLINE_REDIS_URL.*is not host:port"):
+        config.load({"KINLINE_REDIS_URL": url})
 
 
 @pytest.mark.parametrize(

@@ -511,6 +511,7 @@ def area_matrix_routes() -> set[tuple[str, str]]:
     """Routes covered by an area's own matrix (``tests/test_policy_<area>.py``), which checks
     that each of its area's routes has a row."""
     from tests import (
+        test_policy_attachments,
         test_policy_complaints_and_announcements,
         test_policy_consent,
         test_policy_desk,
@@ -535,6 +536,7 @@ def area_matrix_routes() -> set[tuple[str, str]]:
         *(("GET", path) for path in test_policy_figures.MATRIX),
         *test_policy_outreach.ROUTES,
         *((r.method, r.route) for r in test_policy_consent.ROWS.values()),
+        *test_policy_attachments.ROUTES,
         *test_policy_desk_routing.ROUTES,
         *test_policy_search.ROUTES,
     ]

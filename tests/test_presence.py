@@ -29,7 +29,7 @@ class Setup:
     make_other: Callable[[], Presence]  # another process sharing the same state
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 async def setup(request: pytest.FixtureRequest) -> AsyncIterator[Setup]:
     # A realistic wall-clock start, so the Redis key TTL arithmetic is exercised for real.
     clock = FakeClock(time.time())
@@ -43,7 +43,11 @@ async def setup(request: pytest.FixtureRequest) -> AsyncIterator[Setup]:
             return memory  # one process: the same object is the shared state
 
     else:
-        url: str = request.getfixturevalue("redis_url")
+        # One Redis server, or a Redis Cluster (each prison's set on the shard of its key).
+        if request.param == "cluster":
+            url: str = request.getfixturevalue("redis_cluster").url
+        else:
+            url = request.getfixturevalue("redis_url")
         prefix = f"kinline-test-presence-{secrets.token_hex(6)}:"
         presence = RedisPresence(url, key_prefix=prefix, clock=clock)
 

@@ -55,11 +55,16 @@ class FakeSockets:
         return count
 
 
-@pytest.fixture
+@pytest.fixture(params=["redis", "cluster"])
 async def loads_pair(
-    redis_url: str, redis_prefix: str
+    request: pytest.FixtureRequest, redis_prefix: str
 ) -> AsyncIterator[tuple[RedisLoads, RedisLoads, list[float]]]:
-    """Two processes' socket counts on one real Redis hash, with a clock the test moves."""
+    """Two processes' socket counts on one real Redis hash (one server, or a Redis Cluster),
+    with a clock the test moves."""
+    if request.param == "cluster":
+        redis_url: str = request.getfixturevalue("redis_cluster").url
+    else:
+        redis_url = request.getfixturevalue("redis_url")
     now = [1_000_000.0]
     a, b = (
         RedisLoads(redis_url, key=f"{redis_prefix}sockets", member=m, clock=lambda: now[0])

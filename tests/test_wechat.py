@@ -13,19 +13,24 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
+from aiohttp import web
+from PIL import Image
 
 from channels.protocol import Subscribed
 from server.config import Settings
-from server.wechat import BIND_HINT, CHOSEN, NOT_VERIFIED, ONLY_TEXT
+from server.keys import OBJECTS
+from server.wechat import BIND_HINT, CHOSEN, IMAGE_FAILED, NOT_VERIFIED, ONLY_TEXT
 from storage import audit_trail, conversations, figures, links, messages, prisons, wechat
 from storage.postgres import PostgresDatabase
 from storage.sql import Database, utcnow
@@ -57,6 +62,7 @@ class Site:
     store: Database
     world: World
     fake: fx.FakeWeChat
+    app: web.Application | None = None  # in-process servers only
 
     async def api(
         self, method: str, path: str, who: Any = None, json: Any = None
@@ -89,13 +95,13 @@ def reply_text(xml: str) -> str:
 
 
 @pytest.fixture
-async def site(store: Database) -> AsyncIterator[Site]:
+async def site(store: Database, tmp_path: Path) -> AsyncIterator[Site]:
     world = await seed(store)
     fake = fx.FakeWeChat()
     async with fx.serve(fake) as api:
-        settings = settings_for(store, api)
+        settings = settings_for(store, api, files=str(tmp_path / "files"))
         async with inprocess(settings, store) as served, aiohttp.ClientSession() as http:
-            yield Site(served.http_url, http, store, world, fake)
+            yield Site(served.http_url, http, store, world, fake, served.app)
 
 
 async def test_url_verification_answers_echostr_only_to_a_signed_request(site: Site) -> None:
@@ -224,16 +230,66 @@ async def test_a_text_enters_the_conversation_once_however_often_it_is_retried(
     assert binding is not None and binding.last_inbound_at is not None  # the 48 h window
 
 
-async def test_images_and_unverified_relatives_get_a_reply_and_store_nothing(site: Site) -> None:
+async def test_voice_and_unverified_relatives_get_a_reply_and_store_nothing(site: Site) -> None:
     w = site.world
     await site.bind(w.relative, "o-chen")
-    _, answer = await site.post(fx.signed_query(), fx.image_xml("o-chen", 77))
+    _, answer = await site.post(fx.signed_query(), fx.voice_xml("o-chen", 77))
     assert reply_text(answer) == ONLY_TEXT
     await site.bind(w.stranger, "o-stranger")
     _, answer = await site.post(fx.signed_query(), fx.text_xml("o-stranger", "hello", 78))
     assert reply_text(answer) == NOT_VERIFIED
     assert await site.messages(w.conv.id) == []
     assert [c.id for c in await conversations.conversations_of(site.store, w.stranger.id)] == []
+
+
+def phone_jpeg() -> bytes:
+    """A photo with EXIF: a GPS position and a camera serial."""
+    exif = Image.Exif()
+    exif[0xA431] = "SERIAL-WX-1"
+    exif[0x8825] = {1: "N", 2: (23.0, 2.0, 0.0), 3: "E", 4: (113.0, 7.0, 0.0)}
+    out = io.BytesIO()
+    Image.new("RGB", (640, 480), (200, 100, 50)).save(out, "JPEG", exif=exif)
+    return out.getvalue()
+
+
+async def test_an_image_from_wechat_is_stored_as_an_attachment(site: Site) -> None:
+    w = site.world
+    await site.bind(w.relative, "o-chen")
+    site.fake.media["m-1"] = (phone_jpeg(), "image/jpeg")
+    site.fake.media["m-html"] = (b"<html><script>alert(1)</script></html>", "image/jpeg")
+    assert await site.post(fx.signed_query(), fx.image_xml("o-chen", 90, "m-1")) == (
+        200,
+        "success",
+    )
+    # the platform retries the same MsgId: nothing new, the file not fetched again
+    assert await site.post(fx.signed_query(), fx.image_xml("o-chen", 90, "m-1")) == (
+        200,
+        "success",
+    )
+    assert len(site.fake.of("/cgi-bin/media/get")) == 1
+    [message] = await site.messages(w.conv.id)
+    assert (message.cid, message.body, message.sender_id) == ("90", "", w.relative.id)
+    [file] = message.attachments
+    assert file.content_type == "image/jpeg" and file.thumb_key is not None
+    assert site.app is not None
+    stored = await site.app[OBJECTS].get(file.object_key)
+    assert b"SERIAL-WX-1" not in stored
+    with Image.open(io.BytesIO(stored)) as shown:
+        assert len(shown.getexif()) == 0
+    # the officer sees it like any other: in history, and can open it
+    _, page = await site.api("GET", f"/conversations/{w.conv.id}/messages", w.officer)
+    [shown_file] = page["messages"][0]["attachments"]
+    assert shown_file["id"] == file.id and shown_file["thumbnail"] is True
+    async with site.http.get(
+        f"{site.base}/api/v1/attachments/{file.id}",
+        headers={"Authorization": f"Bearer {w.token(w.officer)}"},
+    ) as response:
+        assert response.status == 200 and await response.read() == stored
+    # a file that is no image, and a media id the platform does not know: a reply, nothing stored
+    for msg_id, media in ((91, "m-html"), (92, "m-unknown")):
+        _, answer = await site.post(fx.signed_query(), fx.image_xml("o-chen", msg_id, media))
+        assert reply_text(answer) == IMAGE_FAILED
+    assert len(await site.messages(w.conv.id)) == 1
 
 
 async def test_a_relative_of_two_inmates_chooses_with_a_number(site: Site) -> None:
@@ -264,7 +320,7 @@ async def safe_site(store: Database) -> AsyncIterator[Site]:
     async with fx.serve(fake) as api:
         settings = settings_for(store, api, wechat_aes_key=fx.AES_KEY)
         async with inprocess(settings, store) as served, aiohttp.ClientSession() as http:
-            yield Site(served.http_url, http, store, world, fake)
+            yield Site(served.http_url, http, store, world, fake, served.app)
 
 
 async def test_safe_mode_decrypts_checks_msg_signature_and_encrypts_the_reply(
@@ -357,7 +413,7 @@ async def test_a_slow_commit_is_never_answered_success_before_it_commits(
     async with fx.serve(fake) as api:
         settings = settings_for(pg_store, api)
         async with inprocess(settings, pg_store) as served, aiohttp.ClientSession() as http:
-            site = Site(served.http_url, http, pg_store, world, fake)
+            site = Site(served.http_url, http, pg_store, world, fake, served.app)
             await site.bind(world.relative, "o-chen")
             text = fx.text_xml("o-chen", "held up by a lock", 8800)
             locker = await asyncpg.connect(pg_url)

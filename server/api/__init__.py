@@ -11,6 +11,7 @@ from aiohttp import web
 from server.api import (
     admin,
     announcements,
+    attachments,
     auth,
     comments,
     complaints,
@@ -61,6 +62,7 @@ AREAS: tuple[list[Route], ...] = (
     search.ROUTES,
     notify.ROUTES,
     consent.ROUTES,  # consent scopes and the family case (issue 15)
+    attachments.ROUTES,
     openapi.ROUTES,
 )
 

@@ -39,8 +39,10 @@ import msgspec
 from aiohttp import web
 
 from channels.broker import BrokerUnavailable
-from channels.protocol import ConversationEvent
+from channels.events import attachment_info
+from channels.protocol import MAX_ATTACHMENT_IDS, AttachmentInfo, ConversationEvent
 from domain.records import ConversationState, Message, MessageKind, NewMessage
+from server import attaching
 from server.api.base import (
     ApiError,
     Id,
@@ -132,6 +134,8 @@ class SendBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     canned: ShortName | None = None
     kind: Literal["text", "note"] = "text"
     cid: Cid | None = None  # the client's id: sending the same cid again stores nothing new
+    # uploaded files sent with it (POST /attachments); the body may then be empty
+    attachments: Annotated[list[Id], msgspec.Meta(max_length=MAX_ATTACHMENT_IDS)] = []
 
 
 class TransferBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -219,6 +223,7 @@ class MessageOut(msgspec.Struct, frozen=True):
     body: str
     at: datetime
     cid: str
+    attachments: list[AttachmentInfo] = []
 
 
 class MessagePage(msgspec.Struct, frozen=True):
@@ -311,6 +316,7 @@ def message_out(message: Message) -> MessageOut:
         body=message.body,
         at=message.created_at,
         cid=message.cid,
+        attachments=[attachment_info(a) for a in message.attachments],
     )
 
 
@@ -527,7 +533,8 @@ async def send(request: web.Request) -> web.Response:
     who = check_thread(who, thread.conversation if thread else None, action)
     assert thread is not None
     store, settings = request.app[DB], request.app[SETTINGS]
-    if (form.body is None) == (form.canned is None):
+    both = form.body is not None and form.canned is not None
+    if both or (form.body is None and form.canned is None and not form.attachments):
         raise invalid("body", "send either a body or the short name of a canned reply")
     if form.canned is not None:
         canned_prisons(who, thread.prison_id)  # officers (and supervisors, who cannot send)
@@ -537,7 +544,7 @@ async def send(request: web.Request) -> web.Response:
             raise invalid("canned", f"no canned reply named {form.canned!r} here") from None
     else:
         text = form.body or ""
-    if not text.strip():
+    if not text.strip() and not form.attachments:
         raise invalid("body", "the body is empty")
     if len(text) > settings.max_body_chars:
         raise invalid("body", f"the body exceeds {settings.max_body_chars} characters")
@@ -552,7 +559,18 @@ async def send(request: web.Request) -> web.Response:
         )
     user = who.user
     cid = form.cid or f"rest-{secrets.token_hex(8)}"
-    item = NewMessage(thread.id, user.id, user.role, cid, text, form.kind, user.name)
+    try:
+        attached = await attaching.bind(
+            store,
+            owner_id=user.id,
+            conversation_id=thread.id,
+            cid=cid,
+            ids=form.attachments,
+            limit=settings.max_attachments,
+        )
+    except attaching.AttachRefused as refused:
+        raise ApiError(400, refused.code, refused.message, field="attachments") from None
+    item = NewMessage(thread.id, user.id, user.role, cid, text, form.kind, user.name, attached)
     try:
         message = await path.post(item, conversation=thread.conversation)
     except NotFound:

@@ -47,6 +47,23 @@ async def _history(db: Database, conv_id: int, after: int = 0) -> list[dict[str,
                 "from": {"id": m.sender_id, "name": m.sender_name, "role": m.sender_role},
                 "kind": m.kind,
                 "body": m.body,
+                # the files it carried (issue 18): each readable at /api/v1/attachments/{id}
+                **(
+                    {
+                        "attachments": [
+                            {
+                                "id": a.id,
+                                "name": a.name,
+                                "type": a.content_type,
+                                "size": a.size,
+                                "sha256": a.sha256,
+                            }
+                            for a in m.attachments
+                        ]
+                    }
+                    if m.attachments
+                    else {}
+                ),
             }
             for m in page
         ]

@@ -22,20 +22,23 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
-from domain.records import FamilyLink, LinkClaim, LinkState, Prison
+from channels.events import attachment_info
+from channels.protocol import MAX_ATTACHMENT_IDS, AttachmentInfo
+from domain.records import Attachment, FamilyLink, LinkClaim, LinkState, Prison
 from server.api.base import ApiError, Id, Limit, Route, body, path_id, principal, query, reply
 from server.audience import LinkDecided, tell
-from server.keys import DB, GATEWAY, HUB
+from server.keys import DB, GATEWAY, HUB, SETTINGS
 from server.policy import (
     LinkAction,
     Principal,
     check_action,
     check_link,
     link_scope,
+    sees_link_evidence,
     shows_link_details,
     signed_in,
 )
-from storage import link_lookups, links, prisons
+from storage import attachments, link_lookups, links, prisons
 from storage.errors import Conflict, NotFound
 from storage.sql import Database, utcnow
 
@@ -51,6 +54,8 @@ class LinkRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     inmate_number: Annotated[str, msgspec.Meta(min_length=1, max_length=40, pattern=r"\S")]
     relationship: Annotated[str, msgspec.Meta(min_length=1, max_length=40, pattern=r"\S")]
     evidence: Text = ""
+    # uploaded files (POST /attachments) as evidence, seen by the officers deciding it
+    attachments: Annotated[list[Id], msgspec.Meta(max_length=MAX_ATTACHMENT_IDS)] = []
 
 
 class Verify(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -88,14 +93,23 @@ class LinkOut(msgspec.Struct, frozen=True, omit_defaults=True):
     inmate_id: int | None = None  # relatives: only once verified
     matched: bool | None = None  # staff: whether the claim names an inmate of the prison
     relative: RelativeOut | None = None  # staff only
+    # evidence files: to the relative who asked and the officers deciding it, nobody else
+    attachments: list[AttachmentInfo] | None = None
 
 
 class LinkList(msgspec.Struct, frozen=True):
     links: list[LinkOut]
 
 
-def link_out(who: Principal, link: FamilyLink) -> LinkOut:
+def link_out(
+    who: Principal, link: FamilyLink, files: dict[int, tuple[Attachment, ...]] | None = None
+) -> LinkOut:
     details = shows_link_details(who, link)
+    evidence = (
+        [attachment_info(a) for a in (files or {}).get(link.id, ())]
+        if sees_link_evidence(who, link)
+        else None
+    )
     return LinkOut(
         id=link.id,
         state=link.state,
@@ -120,7 +134,16 @@ def link_out(who: Principal, link: FamilyLink) -> LinkOut:
             if who.is_staff
             else None
         ),
+        attachments=evidence,
     )
+
+
+async def _evidence(
+    store: Database, who: Principal, found: list[FamilyLink]
+) -> dict[int, tuple[Attachment, ...]]:
+    """The evidence files of the links ``who`` may see evidence of (one query)."""
+    shown = [link.id for link in found if sees_link_evidence(who, link)]
+    return await attachments.of_links(store, shown)
 
 
 async def _prison(store: Database, named: str | int) -> Prison | None:
@@ -172,13 +195,28 @@ async def request_link(request: web.Request) -> web.Response:
         prison_id=prison.id,
         inmate_id=inmate.id,
     )
+    limit = request.app[SETTINGS].max_evidence
+    if len(set(form.attachments)) > limit:
+        raise ApiError(
+            400,
+            "too_many_attachments",
+            f"a request carries at most {limit} files",
+            field="attachments",
+        )
     try:
-        link = await links.claim_link(store, claim)
+        link = await links.claim_link(store, claim, form.attachments)
     except Conflict:
         raise ApiError(
             409, "conflict", "you already have an open request or link for this inmate"
         ) from None
-    return reply(link_out(who, link), 201)
+    except NotFound:
+        raise ApiError(
+            400,
+            "attachment_not_found",
+            "an attachment is unknown, not yours, or used already",
+            field="attachments",
+        ) from None
+    return reply(link_out(who, link, await _evidence(store, who, [link])), 201)
 
 
 async def list_links(request: web.Request) -> web.Response:
@@ -192,7 +230,8 @@ async def list_links(request: web.Request) -> web.Response:
         state=wanted.state,
         limit=wanted.limit,
     )
-    return reply(LinkList([link_out(who, link) for link in found]))
+    files = await _evidence(request.app[DB], who, found)
+    return reply(LinkList([link_out(who, link, files) for link in found]))
 
 
 async def _authorized(request: web.Request, action: LinkAction) -> tuple[Principal, FamilyLink]:
@@ -206,7 +245,7 @@ async def _authorized(request: web.Request, action: LinkAction) -> tuple[Princip
 
 async def get_link(request: web.Request) -> web.Response:
     who, link = await _authorized(request, "read")
-    return reply(link_out(who, link))
+    return reply(link_out(who, link, await _evidence(request.app[DB], who, [link])))
 
 
 async def _decide(
@@ -229,7 +268,7 @@ async def _decide(
     if to_state != "rejected":  # permissions changed: re-check every open socket, everywhere
         request.app[GATEWAY].refresh_user(link.relative_id)
     tell(request.app[HUB], LinkDecided(decided))
-    return reply(link_out(who, decided))
+    return reply(link_out(who, decided, await _evidence(request.app[DB], who, [decided])))
 
 
 async def verify_link(request: web.Request) -> web.Response:
@@ -253,7 +292,9 @@ ROUTES = [
         request_link,
         "Ask to be linked to an inmate (pending until an officer decides). 400"
         " unknown_prison, inmate_not_found (the prison holds no such number; kept, and"
-        " after 5 in a day every request is 429 too_many_misses for the rest of it)",
+        " after 5 in a day every request is 429 too_many_misses for the rest of it);"
+        " attachments: uploaded files as evidence, seen by the officers deciding it (400"
+        " too_many_attachments, attachment_not_found)",
         "relative",
         body=LinkRequest,
         reply=LinkOut,

@@ -70,3 +70,43 @@ async def multipart_file(request: web.Request, field: str = "file") -> bytes:
     except ValueError:
         raise invalid(field, "the multipart body is malformed") from None
     raise invalid(field, f"no part named {field}")
+
+
+async def multipart_named_file(
+    request: web.Request, limit: int, field: str = "file"
+) -> tuple[bytes, str | None]:
+    """The bytes of the multipart part named ``field`` (at most ``limit``: 413 ``too_large``)
+    and the file name the client gave it."""
+    if request.content_type != "multipart/form-data":
+        raise invalid(field, "send the file as multipart/form-data")
+    settings = request.app[SETTINGS]
+    try:
+        async with asyncio.timeout(settings.body_timeout):
+            reader = await request.multipart()
+            while True:
+                part = await reader.next()
+                if part is None:
+                    break
+                if isinstance(part, BodyPartReader) and part.name == field:
+                    data = bytearray()
+                    while chunk := await part.read_chunk(64 * 1024):
+                        data += chunk
+                        if len(data) > limit:
+                            if request.content_length is None:  # chunked: no end in sight
+                                raise _too_large(limit)
+                            # announced, so the guard bounded it: read the rest, answer, and
+                            # keep the connection (a client still writing gets the answer)
+                            while await request.content.read(64 * 1024):
+                                pass
+                            raise ApiError(413, "too_large", f"the file exceeds {limit} bytes")
+                    return bytes(data), part.filename
+    except TimeoutError:
+        raise ApiError(
+            408,
+            "body_timeout",
+            f"the body did not arrive within {settings.body_timeout:g} s",
+            close=True,
+        ) from None
+    except ValueError:
+        raise invalid(field, "the multipart body is malformed") from None
+    raise invalid(field, f"no part named {field}")

@@ -14,6 +14,7 @@ import { notice, tx } from "/static/lib/ui.js";
 import { api, ApiError } from "/static/lib/api.js";
 import { shownBody } from "/static/lib/facts.js";
 import { badge, inmateHead, inmateTabs, view } from "/static/app/view.js";
+import { attachmentList, filePicker } from "/static/lib/attachments.js";
 
 /** Set a text only when it differs (a live region would otherwise hear it again). */
 function setChanged(el, text) {
@@ -70,7 +71,17 @@ export function chatView(ctx, inmateId) {
     data: { i18nPlaceholder: "chat.placeholder", i18nAriaLabel: "chat.placeholder" },
   });
   const sendButton = tx("button", "chat.send", {}, { type: "submit", class: "primary", id: "send" });
-  const composer = h("form", { class: "composer", id: "composer", autocomplete: "off" }, input, sendButton);
+  // photos and PDFs: uploaded as soon as chosen, sent with the next message (issue 18)
+  const picker = filePicker({ id: "attach", onError: (err) => out.error(err) });
+  const composer = h(
+    "form",
+    { class: "composer", id: "composer", autocomplete: "off" },
+    picker.input,
+    picker.button,
+    input,
+    sendButton,
+  );
+  const chosenFiles = h("div", { class: "composer-files", id: "composer-files" }, picker.list);
 
   // -- rendering ------------------------------------------------------------------------------
 
@@ -85,11 +96,13 @@ export function chatView(ctx, inmateId) {
     if (!li) {
       const body = message ? shownBody(message.kind, message.body) : entry.body;
       const sender = own ? null : kind === "system" ? t("chat.system") : message.sender.name;
+      const files = message ? message.attachments : entry.attachments;
       li = h(
         "li",
         { class: ["bubble", own && "own", kind === "system" && "system", kind === "note" && "note"] },
         sender ? h("p", { class: "sender" }, sender) : null,
-        h("p", { class: "body" }, body),
+        body ? h("p", { class: "body" }, body) : null,
+        attachmentList(files),
         h("div", { class: "meta" }, h("time", { class: "at" }), own ? h("span", { class: "status" }) : null),
       );
       elements.set(key, li);
@@ -327,7 +340,12 @@ export function chatView(ctx, inmateId) {
     event.preventDefault();
     out.clear();
     const body = input.value;
-    if (!body.trim()) {
+    const files = picker.files();
+    if (picker.busy()) {
+      out.show(t("attach.uploading"), "error");
+      return;
+    }
+    if (!body.trim() && !files.length) {
       out.error({ code: "body_empty" });
       return;
     }
@@ -336,7 +354,8 @@ export function chatView(ctx, inmateId) {
       out.show(t("chat.tooLong", { n: max }), "error");
       return;
     }
-    ctx.sendAbout(inmateId, body);
+    ctx.sendAbout(inmateId, body, files);
+    picker.reset();
     input.value = "";
     input.focus();
   });
@@ -390,6 +409,7 @@ export function chatView(ctx, inmateId) {
     typing,
     rating,
     out,
+    chosenFiles,
     composer,
   );
   renderAll();

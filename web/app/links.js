@@ -5,11 +5,14 @@ import { h, replace } from "/static/lib/dom.js";
 import { formatDateTime, t, tOr } from "/static/lib/i18n.js";
 import { field, notice, onSubmit, tx } from "/static/lib/ui.js";
 import { badge, toast, view } from "/static/app/view.js";
+import { filePicker } from "/static/lib/attachments.js";
 
 const RELATIONSHIPS = ["spouse", "parent", "child", "sibling", "grandparent", "other"];
 
 export function linksView(ctx) {
   const out = notice();
+  // photos of the household register, a marriage certificate...: seen by the deciding officer
+  const picker = filePicker({ max: 3, id: "evidence-files", onError: (err) => out.error(err) });
   const prisonSelect = h("select", { name: "prison", required: true });
   const relationship = h("select", { name: "relationship", required: true });
   const fill = () => {
@@ -38,6 +41,7 @@ export function linksView(ctx) {
     field("links.inmateNumber", h("input", { name: "inmate_number", type: "text", required: true, maxlength: 40, autocomplete: "off" })),
     field("links.relationship", relationship),
     field("links.evidence", h("textarea", { name: "evidence", maxlength: 2000, rows: 3 })),
+    h("div", { class: "field evidence-files" }, tx("p", "links.files", {}, { class: "hint" }), h("div", { class: "row" }, picker.input, picker.button), picker.list),
     out,
     h("div", { class: "actions" }, tx("button", "links.submit", {}, { type: "submit", class: "primary" })),
   );
@@ -47,8 +51,10 @@ export function linksView(ctx) {
       inmate_number: values.inmate_number,
       relationship: values.relationship,
       evidence: values.evidence || "",
+      attachments: picker.ids(),
     });
     f.reset();
+    picker.reset();
     fill();
     out.show(t("links.submitted"), "ok");
     await ctx.loadLinks();

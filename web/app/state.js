@@ -220,10 +220,11 @@ export class AppState {
 
   /** Send a message about an inmate: into the socket's outbox when the conversation exists,
    * else kept (as "sending") while it is opened, then sent with the same cid. */
-  sendAbout(inmateId, body) {
+  sendAbout(inmateId, body, attachments = []) {
     const conv = this.conversationOf(inmateId);
-    if (conv) return this.socket.send(conv.id, body);
+    if (conv) return this.socket.send(conv.id, body, { attachments });
     const entry = { inmate: inmateId, cid: newCid(), body, kind: "text", queuedAt: new Date().toISOString() };
+    if (attachments.length) entry.attachments = attachments;
     this.unopened.set(entry.cid, entry);
     this._storeUnopened(entry);
     this.emit("outbox");
@@ -259,7 +260,7 @@ export class AppState {
       for (const entry of this.unopenedAbout(inmate)) {
         this._dropUnopened(entry.cid);
         if (!this.socket.pending().some((e) => e.cid === entry.cid)) {
-          this.socket.send(conv.id, entry.body, { cid: entry.cid });
+          this.socket.send(conv.id, entry.body, { cid: entry.cid, attachments: entry.attachments || [] });
         }
       }
       this.emit("outbox");
@@ -275,7 +276,9 @@ export class AppState {
         try {
           const e = JSON.parse(localStorage.getItem(key));
           if (e && Number.isInteger(e.inmate) && typeof e.cid === "string" && typeof e.body === "string") {
-            found.push({ inmate: e.inmate, cid: e.cid, body: e.body, kind: "text", queuedAt: e.queuedAt || "" });
+            const entry = { inmate: e.inmate, cid: e.cid, body: e.body, kind: "text", queuedAt: e.queuedAt || "" };
+            if (Array.isArray(e.attachments) && e.attachments.length) entry.attachments = e.attachments;
+            found.push(entry);
           }
         } catch {
           // unreadable: skipped

@@ -23,6 +23,7 @@ import {
 } from "/static/console/staff.js";
 import { Queue, RESPONSE_TARGET_S } from "/static/console/queue.js";
 import { Thread } from "/static/console/thread.js";
+import { filePicker } from "/static/lib/attachments.js";
 import { InmateCard } from "/static/console/card.js";
 import { LinkRequests, VisitRequests } from "/static/console/requests.js";
 import { CannedManager, CannedPicker } from "/static/console/canned.js";
@@ -519,18 +520,29 @@ compose.addEventListener("input", () => {
   if (current !== null && kind() === "text" && compose.value.trim()) socket.typing(current);
 });
 
+// photos and PDFs sent with the next reply or note (issue 18): uploaded as soon as chosen
+const files = filePicker({ id: "attach", onError: (err) => (composeError.textContent = errorText(err)) });
+composer.querySelector(".compose-row").prepend(files.input, files.button);
+composer.querySelector(".compose-row").before(files.list);
+
 composer.addEventListener("submit", (event) => {
   event.preventDefault();
   if (current === null) return;
   const body = compose.value.trim();
-  if (!body) return;
+  if (files.busy()) {
+    composeError.textContent = t("attach.uploading");
+    return;
+  }
+  const attachments = files.files();
+  if (!body && !attachments.length) return;
   const max = socket.limits.max_body_chars;
   if (body.length > max) {
     composeError.textContent = t("console.compose.tooLong", { n: max });
     return;
   }
-  const entry = socket.send(current, body, { kind: kind() });
+  const entry = socket.send(current, body, { kind: kind(), attachments });
   thread.addPending(entry, myself);
+  files.reset();
   compose.value = "";
   picker.close();
   compose.focus();

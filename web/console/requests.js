@@ -1,12 +1,14 @@
 // The two request lists an officer decides: family links waiting to be verified
 // (GET /links?state=pending, POST /links/{id}/verify|reject) and visit requests waiting for
 // approval (GET /visits?state=pending, POST /visits/{id}/approve|decline). A rejection or a
-// decline needs a reason; the relative is told live by the server.
+// decline needs a reason; the relative is told live by the server. A link request's evidence
+// files (only the deciding officers are given them) show beside it, thumbnails that open.
 
 import { api } from "/static/lib/api.js";
 import { h, clear, show } from "/static/lib/dom.js";
 import { t, tOr, errorText, formatDateTime, formatList, onLocaleChange } from "/static/lib/i18n.js";
 import { toast } from "/static/console/staff.js";
+import { attachmentList } from "/static/lib/attachments.js";
 
 class Requests {
   constructor({ list, empty, counter }) {
@@ -107,6 +109,9 @@ export class LinkRequests extends Requests {
       link.matched === false ? h("p", { class: "unmatched" }, t("console.links.unmatched")) : null,
       relative.id_conflict ? h("p", { class: "unmatched id-conflict" }, t("console.links.idConflict")) : null,
       h("dl", {}, rows.filter(([, v]) => v).map(([k, v]) => [h("dt", {}, t(k)), h("dd", {}, v)])),
+      link.attachments && link.attachments.length
+        ? h("div", { class: "evidence" }, h("h4", {}, t("console.links.files")), attachmentList(link.attachments))
+        : null,
       this.actions(
         link,
         [

@@ -4,12 +4,14 @@
 //
 // Every body is inserted as text (dom.h children): "<script>" shows as those characters.
 // Notes (kind "note") look nothing like replies: a dashed yellow card tagged "internal note,
-// staff only"; system messages (fact cards) are centred grey cards.
+// staff only"; system messages (fact cards) are centred grey cards. A message's files show as
+// thumbnails that open the full image, and PDFs as links that download them.
 
 import { h, clear, setText } from "/static/lib/dom.js";
 import { t, errorText, formatDateTime, formatTime, onLocaleChange } from "/static/lib/i18n.js";
 import { tr } from "/static/console/staff.js";
 import { shownBody } from "/static/lib/facts.js";
+import { attachmentList } from "/static/lib/attachments.js";
 
 const STAFF_ROLES = new Set(["officer", "supervisor", "admin"]);
 
@@ -88,6 +90,7 @@ export class Thread {
       body: entry.body,
       at: entry.queuedAt,
       sender,
+      attachments: entry.attachments || [],
     });
     el.classList.add("pending");
     const status = tr("span", "console.msg.sending", { class: "status" });
@@ -151,7 +154,7 @@ export class Thread {
     meta.title = formatDateTime(m.at);
     const parts = [];
     if (m.kind === "note") parts.push(h("span", { class: "note-tag" }, t("console.msg.noteTag")));
-    parts.push(h("div", { class: "bubble" }, shownBody(m.kind, m.body)));
+    parts.push(h("div", { class: "bubble" }, shownBody(m.kind, m.body), attachmentList(m.attachments)));
     parts.push(meta);
     return h("li", { class: classes, data: { seq: m.seq, kind: m.kind, cid: m.cid || null } }, parts);
   }
@@ -173,5 +176,6 @@ export function normalize(raw) {
     body: raw.body,
     at: raw.at || raw.created_at,
     cid: raw.cid || "",
+    attachments: raw.attachments || [],
   };
 }

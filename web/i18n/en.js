@@ -846,6 +846,23 @@ export default {
   "error.no_verified_relative": "The inmate has no verified relative yet.",
   "error.no_family_case": "The inmate never agreed to a family case.",
   // === end consent ===
+  // === attachments (issue 18) ===
+  "attach.add": "Attach a photo or PDF",
+  "attach.remove": "Remove {name}",
+  "attach.open": "Open {name}",
+  "attach.download": "Download {name}",
+  "attach.photo": "Photo: {name}",
+  "attach.files": "Attached files",
+  "attach.uploading": "Wait until the files are uploaded.",
+  "links.files": "Photos or PDFs of your documents (up to 3): only the officer deciding your request sees them.",
+  "console.links.files": "Evidence files",
+  "error.unsupported_type": "Only photos (JPEG, PNG, WebP) and PDF documents can be sent.",
+  "error.quota_exceeded": "You have stored too many files.",
+  "error.too_many_attachments": "Too many files for one message.",
+  "error.attachment_not_found": "A file is no longer available; attach it again.",
+  "error.too_many_pixels": "The image has too many pixels.",
+  "error.empty_file": "The file is empty.",
+  // === end attachments ===
   // === desk (issue 16): period figures, comments on announcements, desk settings ===
   "period.tab": "Figures",
   "period.lastWeek": "The last 7 days",

@@ -849,6 +849,23 @@ export default {
   "error.no_verified_relative": "该服刑人员尚无已核验的亲属。",
   "error.no_family_case": "服刑人员从未同意家庭共同会话。",
   // === end consent ===
+  // === attachments (issue 18) ===
+  "attach.add": "添加照片或 PDF 文件",
+  "attach.remove": "移除 {name}",
+  "attach.open": "打开 {name}",
+  "attach.download": "下载 {name}",
+  "attach.photo": "照片：{name}",
+  "attach.files": "附件",
+  "attach.uploading": "请等待文件上传完成。",
+  "links.files": "证明材料的照片或 PDF（最多 3 个）：仅审核您申请的民警可以查看。",
+  "console.links.files": "证明材料",
+  "error.unsupported_type": "只能发送照片（JPEG、PNG、WebP）和 PDF 文件。",
+  "error.quota_exceeded": "您存储的文件已达上限。",
+  "error.too_many_attachments": "一条消息附带的文件过多。",
+  "error.attachment_not_found": "文件已失效，请重新添加。",
+  "error.too_many_pixels": "图片像素过多。",
+  "error.empty_file": "文件是空的。",
+  // === end attachments ===
   // === desk (issue 16): period figures, comments on announcements, desk settings ===
   "period.tab": "数据",
   "period.lastWeek": "最近 7 天",

@@ -398,10 +398,11 @@ export class KinlineSocket {
 
   /** Queue a message; it is sent now if connected, else after the next (re)connect.
    * Returns the outbox entry {conv, cid, body, kind, queuedAt}. */
-  send(conv, body, { kind = "text", cid = newCid() } = {}) {
+  send(conv, body, { kind = "text", cid = newCid(), attachments = [] } = {}) {
     if (this._outbox.has(cid)) throw new Error(`a send with cid ${cid} is already pending`);
     this._order = Math.max(this._order + 1, Date.now() * 1000);
     const entry = { conv, cid, body, kind, queuedAt: new Date().toISOString(), n: this._order };
+    if (attachments.length) entry.attachments = attachments; // uploaded files: {id, type, name, ...}
     this._outbox.set(cid, entry);
     this._store(entry);
     this._emit("outbox", this.pending());
@@ -431,6 +432,7 @@ export class KinlineSocket {
       if (this._inflight.has(entry.cid)) continue;
       const frame = { type: "send", conv: entry.conv, cid: entry.cid, body: entry.body };
       if (entry.kind !== "text") frame.kind = entry.kind;
+      if (entry.attachments && entry.attachments.length) frame.attachments = entry.attachments.map((a) => a.id);
       if (this._write(this._ws, frame)) this._inflight.add(entry.cid);
     }
   }
@@ -485,7 +487,10 @@ export class KinlineSocket {
     if (!raw || typeof raw.cid !== "string" || !Number.isInteger(raw.conv) || typeof raw.body !== "string") return null;
     const queuedAt = typeof raw.queuedAt === "string" ? raw.queuedAt : new Date().toISOString();
     const n = Number.isFinite(raw.n) ? raw.n : (Date.parse(queuedAt) || 0) * 1000;
-    return { conv: raw.conv, cid: raw.cid, body: raw.body, kind: raw.kind || "text", queuedAt, n };
+    const entry = { conv: raw.conv, cid: raw.cid, body: raw.body, kind: raw.kind || "text", queuedAt, n };
+    const files = Array.isArray(raw.attachments) ? raw.attachments.filter((a) => a && Number.isInteger(a.id)) : [];
+    if (files.length) entry.attachments = files;
+    return entry;
   }
 
   _loadOutbox() {

@@ -1,0 +1,3 @@
+-- 0021_partitioned_messages: nothing to do on SQLite. PostgreSQL hash-partitions `messages`
+-- by conversation here (see postgres/0021); an embedded SQLite database is one file on one
+-- host, where partitioning buys nothing. The number is kept so both dialects stay in step.
