@@ -16,8 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from domain.records import CONSENT_CATEGORIES
 from channels.redis_target import CLUSTER_SCHEMES, cluster_target
+from domain.records import CONSENT_CATEGORIES
 from storage import SCHEMES
 
 REDIS_SCHEMES = ("redis", "rediss", "unix", *CLUSTER_SCHEMES)
