@@ -95,6 +95,8 @@ __all__ = [
     "Limits",
     "LinkEvent",
     "MessageEvent",
+    "OpenerRef",
+    "OpeningEvent",
     "PresenceEvent",
     "ProtocolError",
     "Read",
@@ -368,6 +370,21 @@ class LinkEvent(_ServerBase, tag="link", frozen=True):
     reason: str | None = None
 
 
+class OpenerRef(Struct, frozen=True):
+    name: str
+    title: str  # the supervisor's public title
+
+
+class OpeningEvent(_ServerBase, tag="opening", frozen=True):
+    """A supervisor opened the conversation (audited first): told to whoever watches it,
+    its relative included. ``GET /conversations/{id}/access`` lists every opening."""
+
+    conv: int
+    who: OpenerRef
+    at: datetime
+    via: str  # "watch" or "history"
+
+
 class ErrorFrame(_ServerBase, tag="error", frozen=True):
     """``code`` is an :class:`ErrorCode` value, typed ``str`` so new codes decode on old clients.
     ``retry_after`` (seconds), on ``rate_limited`` and ``unavailable`` where the server can
@@ -404,6 +421,7 @@ ServerFrame: TypeAlias = (
     | LinkEvent
     | VisitEvent
     | ComplaintEvent
+    | OpeningEvent
     | ErrorFrame
     | Subscribed
 )
@@ -422,6 +440,7 @@ SERVER_FRAME_TYPES: Final = frozenset(
         "link",
         "visit",
         "complaint",
+        "opening",
         "error",
         "subscribed",
     }

@@ -42,6 +42,7 @@ from channels.protocol import (
     ConversationEvent,
     InfoEvent,
     LinkEvent,
+    OpeningEvent,
     PresenceEvent,
     ReadEvent,
     TypingEvent,
@@ -66,6 +67,7 @@ from server.policy import (
     link_audience,
     message_audience,
     notice_audience,
+    opening_audience,
     presence_audience,
     thread_change_audience,
     visit_audience,
@@ -159,6 +161,12 @@ class ReadMarked(msgspec.Struct, frozen=True):
     seq: int
 
 
+class ConversationOpened(msgspec.Struct, frozen=True):
+    """A supervisor's opening of a conversation was audited (``frame`` says who and when)."""
+
+    frame: OpeningEvent
+
+
 Event = (
     MessageStored
     | ThreadChanged
@@ -172,6 +180,7 @@ Event = (
     | NoticeSent
     | Typed
     | ReadMarked
+    | ConversationOpened
 )
 
 
@@ -221,6 +230,8 @@ def tell(hub: Publisher, event: Event) -> None:
         case ReadMarked(conv, user, seq):
             mark = ReadEvent(conv=conv, user=user, seq=seq)
             _publish(hub, (activity_audience(conv),), encode(mark))
+        case ConversationOpened(frame):
+            _publish(hub, (opening_audience(frame.conv),), encode(frame))
         case _:
             assert_never(event)
 

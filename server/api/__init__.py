@@ -9,6 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.api import (
+    access,
     admin,
     announcements,
     auth,
@@ -23,6 +24,7 @@ from server.api import (
     oversight,
     photos,
     prisons,
+    reasons,
     records_export,
     staff,
     stats,
@@ -49,6 +51,8 @@ AREAS: tuple[list[Route], ...] = (
     oversight.ROUTES,
     records_export.ROUTES,
     notify.ROUTES,
+    access.ROUTES,  # issue 15: oversight the family can see
+    reasons.ROUTES,  # issue 15: refusals you can contest
     openapi.ROUTES,
 )
 

@@ -41,6 +41,7 @@ from aiohttp import web
 from channels.broker import BrokerUnavailable
 from channels.protocol import ConversationEvent
 from domain.records import ConversationState, Message, MessageKind, NewMessage
+from server import openings
 from server.api.base import (
     ApiError,
     Id,
@@ -73,7 +74,7 @@ from server.policy import (
     signed_in,
     thread_scope,
 )
-from storage import audit_trail, desk, links, messages, prisons
+from storage import desk, links, messages, prisons
 from storage.errors import Conflict, NotFound, StoreUnavailable
 from storage.sql import utcnow
 
@@ -462,7 +463,7 @@ async def history(request: web.Request) -> web.Response:
     wanted = query(request, HistoryQuery)
     store = request.app[DB]
     if audits_opening(who):  # audited before anything is shown
-        await audit_trail.opened(store, who.id, thread, "history", utcnow())
+        await openings.opened(store, request.app[HUB], who.id, thread, "history", utcnow())
     page = await messages.messages(
         store,
         thread.id,
