@@ -393,8 +393,9 @@ async def transition_complaint(request: web.Request) -> web.Response:
 
 async def escalate_complaint(request: web.Request) -> web.Response:
     """The complainant takes its answered complaint to the bureau, once."""
-    who, complaint = await _authorized(request, "appeal")
+    signed_in(await principal(request))  # 401 before a body is even read
     form = await body(request, ComplaintEscalation)
+    who, complaint = await _authorized(request, "appeal")
     store = request.app[DB]
     now = utcnow()
     try:

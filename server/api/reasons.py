@@ -4,7 +4,8 @@
   ``{items: [{code, kind, text: {"zh-CN", "en"}}]}``.
 - ``checked_reason(kind, code, text)``: what a decision handler stores. No code is ``other``;
   a code not listed for the kind is 400 ``unknown_reason_code`` (field ``reason_code``);
-  ``other`` without free text is 400 ``reason_required`` (field ``reason``).
+  ``other`` without free text is 400 ``invalid_request`` (field ``reason``), as a missing
+  reason was before the list.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ import msgspec
 from aiohttp import web
 
 from domain.reasons import OTHER, DecisionKind, Reason, reason, reasons
-from server.api.base import ApiError, Route, query, reply
+from server.api.base import ApiError, Route, invalid, query, reply
 
 UNKNOWN_REASON_CODE = "unknown_reason_code"
-REASON_REQUIRED = "reason_required"
 
 ReasonCode = Annotated[str, msgspec.Meta(min_length=1, max_length=60)]
 FreeText = Annotated[str, msgspec.Meta(max_length=1000)]
@@ -46,7 +46,7 @@ def checked_reason(
         )
     free = (text or "").strip() or None
     if code == OTHER and free is None:
-        raise ApiError(400, REASON_REQUIRED, "say why, or pick a listed reason", field="reason")
+        raise invalid("reason", "say why, or pick a listed reason")
     return code, free
 
 
@@ -63,7 +63,7 @@ ROUTES = [
         "The published reason codes a refusing decision carries (link.reject, link.revoke,"
         " visit.decline, complaint.close), each with its zh-CN and English text. Decisions"
         " take {reason_code, reason?}: an unlisted code is 400 unknown_reason_code, other"
-        " without a reason 400 reason_required",
+        " without a reason 400 invalid_request",
         "anyone, no sign-in",
         query=ReasonsQuery,
         reply=ReasonList,
