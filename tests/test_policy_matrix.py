@@ -506,6 +506,7 @@ def area_matrix_routes() -> set[tuple[str, str]]:
     that each of its area's routes has a row."""
     from tests import (
         test_policy_complaints_and_announcements,
+        test_policy_contest,
         test_policy_desk,
         test_policy_figures,
         test_policy_information,
@@ -525,6 +526,7 @@ def area_matrix_routes() -> set[tuple[str, str]]:
         *(tuple(name.split(" ", 1)) for name in test_policy_watching_and_audit.HTTP_EXPECTED),
         *(("GET", path) for path in test_policy_figures.MATRIX),
         *test_policy_outreach.ROUTES,
+        *((r.method, r.route) for r in test_policy_contest.ROWS.values()),  # issue 15
     ]
     return {(method, "/api/v1" + bare(path)) for method, path in rows}
 
