@@ -8,6 +8,7 @@ import { $, clear, h, replace, show, formValues } from "/static/lib/dom.js";
 import { t, errorText, localeSwitcher, onLocaleChange, formatDuration } from "/static/lib/i18n.js";
 import { signOut } from "/static/lib/ui.js";
 import { signIn, startI18n, tabs, toast, toastError } from "/static/console/staff.js";
+import { loadEscalated } from "/static/admin/escalated.js";
 
 startI18n("admin.title");
 const me = await signIn(["admin"]);
@@ -432,7 +433,13 @@ async function loadFigures() {
 }
 
 tabs($(".admin-tabs"), (id) => {
-  const load = { "tab-staff": loadStaff, "tab-prisons": loadPrisons, "tab-figures": loadFigures, "tab-inmates": loadInmates }[id];
+  const load = {
+    "tab-staff": loadStaff,
+    "tab-prisons": loadPrisons,
+    "tab-figures": loadFigures,
+    "tab-inmates": loadInmates,
+    "tab-complaints": () => loadEscalated(prisonName), // issue 15: escalated complaints
+  }[id];
   if (load) load().catch(toastError);
 });
 onLocaleChange(() => {

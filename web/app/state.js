@@ -306,6 +306,7 @@ export class AppState {
     socket.on("visit", (ev) => this.emit("visit", ev));
     socket.on("announcement", (ev) => this.emit("announcement", ev));
     socket.on("complaint", (ev) => this.emit("complaint", ev));
+    socket.on("opening", (ev) => this.emit("opening", ev)); // a supervisor opened a conversation
     socket.on("link", async (ev) => {
       const link = this.links.find((l) => l.id === ev.id);
       if (link) {
