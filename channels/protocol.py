@@ -368,6 +368,7 @@ class LinkEvent(_ServerBase, tag="link", frozen=True):
     id: int
     state: str
     reason: str | None = None
+    reason_code: str | None = None  # a refusal's published reason (GET /reasons)
 
 
 class OpenerRef(Struct, frozen=True):

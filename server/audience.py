@@ -209,7 +209,9 @@ def tell(hub: Publisher, event: Event) -> None:
             decided = isinstance(event, VisitDecided)
             _publish(hub, visit_audience(visit, decided=decided), encode(_visit_frame(visit)))
         case LinkDecided(link):
-            decision = LinkEvent(id=link.id, state=link.state, reason=link.reason)
+            decision = LinkEvent(
+                id=link.id, state=link.state, reason=link.reason, reason_code=link.reason_code
+            )
             _publish(hub, link_audience(link), encode(decision))
         case CardUpdated(inmate, parts, relatives):
             to = card_audience(relatives)

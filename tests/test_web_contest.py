@@ -22,6 +22,7 @@ from tests.browser import (  # noqa: F401 (fixtures)
     screenshot,
     site_fixture,
 )
+from tests.world import seed_staff
 
 TITLE = "人大代表"
 
@@ -146,4 +147,102 @@ async def test_a_rejected_relative_contests_the_decision_and_escalates_the_answe
     await expect(card.locator(".refusal-reason")).to_contain_text(
         "The evidence given is not enough"
     )
+    pages.assert_clean()
+
+
+async def test_staff_forms_pick_a_published_reason_and_the_admin_answers_an_escalation(
+    pages: Pages, site: Site
+) -> None:
+    """The officer's reject, the supervisor's close and the admin's escalated list, as staff
+    use them (desktop)."""
+    w = site.world
+    asked = await api(
+        site,
+        "POST",
+        "/links",
+        w.token(w.stranger),
+        {"prison": "GM", "inmate_number": "GM-002", "relationship": "sibling", "evidence": "x"},
+    )
+    officer = await pages.open("/console", token=w.token(w.officer), size="desktop")
+    await expect(officer.locator("body")).to_have_attribute("data-ready", "1")
+    await officer.locator("#tab-links").click()
+    card = officer.locator(f'#links li[data-link="{asked["id"]}"]')
+    picker = card.locator("select.reason-code")
+    await expect(picker.locator('option[value="relationship_unproven"]')).to_have_text(
+        "无法核实亲属关系"
+    )
+    await picker.select_option("other")
+    await card.locator('button[data-action="reject"]').click()  # other: say why
+    await expect(card.locator(".error")).to_have_text("请填写理由。")
+    await picker.select_option("relationship_unproven")
+    await card.locator('button[data-action="reject"]').click()
+    await expect(card).to_have_count(0)
+    decided = await api(site, "GET", f"/links/{asked['id']}", w.token(w.stranger))
+    assert (decided["state"], decided["reason_code"]) == ("rejected", "relationship_unproven")
+
+    # the supervisor closes a complaint with a listed reason
+    filed = await api(
+        site,
+        "POST",
+        "/complaints",
+        w.token(w.relative),
+        {"prison_id": w.gaoming.id, "category": "visits", "body": "会见被取消"},
+    )
+    await api(
+        site,
+        "POST",
+        f"/complaints/{filed['id']}/answer",
+        w.token(w.supervisor),
+        {"message": "已处理"},
+    )
+    board = await pages.open("/monitor", token=w.token(w.supervisor), size="desktop")
+    await expect(board.locator("body")).to_have_attribute("data-ready", "1")
+    await board.locator("#tab-complaints").click()
+    await board.locator(f'#complaints button.item[data-complaint="{filed["id"]}"]').click()
+    detail = board.locator("#complaint")
+    await detail.locator("#move-state").select_option("closed")
+    await expect(detail.locator(".move-reason")).to_be_visible()
+    await detail.locator("#move-reason").select_option("resolved")
+    await detail.locator("#move-message").fill("问题已解决，结案。")
+    await detail.locator("form.move button[type=submit]").click()
+    await expect(detail.locator(".complaint-head .state-badge").first).to_have_text("已关闭")
+    closed = await api(site, "GET", f"/complaints/{filed['id']}", w.token(w.relative))
+    assert (closed["state"], closed["reason_code"]) == ("closed", "resolved")
+
+    # a second complaint, answered and escalated by the relative: the admin answers it
+    second = await api(
+        site,
+        "POST",
+        "/complaints",
+        w.token(w.relative),
+        {"prison_id": w.gaoming.id, "category": "money", "body": "零用钱少了"},
+    )
+    await api(
+        site,
+        "POST",
+        f"/complaints/{second['id']}/answer",
+        w.token(w.supervisor),
+        {"message": "无误"},
+    )
+    await api(
+        site,
+        "POST",
+        f"/complaints/{second['id']}/escalate",
+        w.token(w.relative),
+        {"message": "请管理局核查"},
+    )
+    staff = await seed_staff(site.store, w)
+    admin = await pages.open("/admin", token=w.token(staff.admin), size="desktop")
+    await expect(admin.locator("body")).to_have_attribute("data-ready", "1")
+    await admin.locator("#tab-complaints").click()
+    item = admin.locator(f'#escalated li[data-complaint="{second["id"]}"]')
+    await expect(item).to_contain_text("请管理局核查")
+    await item.locator('textarea[name="message"]').fill("管理局已核查，补发差额。")
+    await item.locator('button[type="submit"]').click()
+    await expect(admin.locator("#escalated-none")).to_be_visible()
+    answered = await api(site, "GET", f"/complaints/{second['id']}", w.token(w.relative))
+    assert [(e["state"], e["by"]["role"]) for e in answered["history"]][-2:] == [
+        ("escalated", "relative"),
+        ("answered", "admin"),
+    ]
     pages.assert_clean()

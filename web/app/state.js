@@ -312,6 +312,7 @@ export class AppState {
       if (link) {
         link.state = ev.state;
         link.reason = ev.reason ?? link.reason;
+        link.reason_code = ev.reason_code ?? link.reason_code;
       }
       this.emit("links", this.links);
       this.emit("link", ev);
