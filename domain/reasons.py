@@ -9,7 +9,8 @@ A code belongs to one or more decision kinds (``DecisionKind``); each ``Reason``
 (kind, code) pair. ``other`` exists for every kind and needs the free text: a decision never
 says "other" and nothing else. A decision naming no code is given ``other`` (clients from
 before the list sent free text alone). A code not listed for the kind is refused by the API
-with 400 ``unknown_reason_code``; ``other`` without text with 400 ``invalid_request`` naming ``reason``.
+with 400 ``unknown_reason_code``; ``other`` without text with 400 ``invalid_request``
+naming ``reason``.
 """
 
 from __future__ import annotations
