@@ -26,6 +26,7 @@ from server.api import (
     prisons,
     reasons,
     records_export,
+    search,
     staff,
     stats,
     visits,
@@ -50,6 +51,7 @@ AREAS: tuple[list[Route], ...] = (
     announcements.ROUTES,
     oversight.ROUTES,
     records_export.ROUTES,
+    search.ROUTES,
     notify.ROUTES,
     access.ROUTES,  # issue 15: oversight the family can see
     reasons.ROUTES,  # issue 15: refusals you can contest
