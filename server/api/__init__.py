@@ -14,6 +14,7 @@ from server.api import (
     announcements,
     auth,
     complaints,
+    conversation_record,
     desk,
     export,
     inmate_records,
@@ -51,6 +52,7 @@ AREAS: tuple[list[Route], ...] = (
     announcements.ROUTES,
     oversight.ROUTES,
     records_export.ROUTES,
+    conversation_record.ROUTES,
     search.ROUTES,
     notify.ROUTES,
     access.ROUTES,  # issue 15: oversight the family can see
