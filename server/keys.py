@@ -14,6 +14,7 @@ from server.duty import DutyRoster
 from server.gateway import Gateway
 from server.outbox import Relay
 from server.push import Push
+from server.routing import Router
 from server.sending import SendPath
 from server.sms import SmsSender
 from server.wechat_platform import Platform
@@ -31,3 +32,4 @@ PUSH = web.AppKey("push", Push)
 RELAY = web.AppKey("relay", Relay)
 CODES = web.AppKey("codes", Codes)  # SMS codes for registration and resets
 SMS = web.AppKey("sms", SmsSender)  # texts: notices, and codes for registration and resets
+ROUTER = web.AppKey("router", Router)  # auto-assignment and the away reply (server/routing.py)

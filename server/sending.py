@@ -71,6 +71,8 @@ class SendPath:
         self._idle.set()
         # told of every message this process stored (the outbox relay looks at once)
         self.on_stored: Callable[[Message], None] | None = None
+        # told of every question this process stored that opened a cycle (server/routing.py)
+        self.on_question: Callable[[Conversation, int], None] | None = None
 
     async def send(self, conn: Connection, frame: Send, received: float) -> None:
         """Authorize and queue the message; its ack (or error) follows once it is committed."""
@@ -213,6 +215,8 @@ class SendPath:
                 cycle=appended.cycle,
                 waiting_since=message.created_at,
             )
+            if self.on_question is not None and appended.cycle is not None:
+                self.on_question(conv, appended.cycle)
         elif appended.effect == "claimed":
             event = ConversationEvent(
                 event="claimed",

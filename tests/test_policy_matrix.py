@@ -514,6 +514,7 @@ def area_matrix_routes() -> set[tuple[str, str]]:
         test_policy_complaints_and_announcements,
         test_policy_contest,
         test_policy_desk,
+        test_policy_desk_routing,
         test_policy_figures,
         test_policy_information,
         test_policy_outreach,
@@ -534,6 +535,7 @@ def area_matrix_routes() -> set[tuple[str, str]]:
         *(("GET", path) for path in test_policy_figures.MATRIX),
         *test_policy_outreach.ROUTES,
         *((r.method, r.route) for r in test_policy_contest.ROWS.values()),  # issue 15
+        *test_policy_desk_routing.ROUTES,
         *test_policy_search.ROUTES,
     ]
     return {(method, "/api/v1" + bare(path)) for method, path in rows}
