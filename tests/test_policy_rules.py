@@ -549,6 +549,7 @@ PURE_TABLES = (
     "test_policy_register.py",
     "test_policy_contest_rules.py",  # issue 15
     "test_policy_search.py",  # issue 18: its pure table (test_search_scope_by_role_and_prison)
+    "test_policy_desk_routing.py",  # issue 16: its pure tables
 )
 
 
