@@ -36,6 +36,7 @@ from server.keys import (
     DB,
     GATEWAY,
     HUB,
+    KEYWORDS,
     PLATFORM,
     PUSH,
     RELAY,
@@ -44,6 +45,7 @@ from server.keys import (
     SETTINGS,
     SMS,
 )
+from server.keywords import LiveKeywords
 from server.online import Online
 from server.outbox import Relay
 from server.push import Push, generate_key
@@ -99,6 +101,9 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     commit = GroupCommit(store, on_batch=_observe_batch, is_unavailable=faults.unavailable)
     limiter = RateLimiter(settings.send_rate, settings.send_burst)
     send_path = app[SEND_PATH] = SendPath(store, commit, hub, limiter)
+    live_keywords = app[KEYWORDS] = LiveKeywords(store, hub, check_every=settings.keyword_check)
+    await live_keywords.start()
+    send_path.keywords = live_keywords
     roster = app[ROSTER] = DutyRoster(
         make_presence(settings),
         hub,
@@ -110,6 +115,7 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     app[GATEWAY] = Gateway(settings, store, hub, send_path, roster)
     app[GATEWAY].start()
     yield
+    await live_keywords.close()
     await roster.close()
     await hub.close()
     await broker.close()

@@ -12,6 +12,7 @@ from server.codes import Codes
 from server.config import Settings
 from server.duty import DutyRoster
 from server.gateway import Gateway
+from server.keywords import LiveKeywords
 from server.outbox import Relay
 from server.push import Push
 from server.sending import SendPath
@@ -31,3 +32,4 @@ PUSH = web.AppKey("push", Push)
 RELAY = web.AppKey("relay", Relay)
 CODES = web.AppKey("codes", Codes)  # SMS codes for registration and resets
 SMS = web.AppKey("sms", SmsSender)  # texts: notices, and codes for registration and resets
+KEYWORDS = web.AppKey("keywords", LiveKeywords)  # this process's keyword matcher

@@ -238,8 +238,8 @@ class SqliteDatabase:
                 fresh.append(
                     await sql.fetchval(
                         "INSERT INTO messages (conversation_id, seq, sender_id, sender_role,"
-                        " cid, kind, body, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-                        " RETURNING id",
+                        " cid, kind, body, created_at, flags)"
+                        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
                         item.conversation_id,
                         seqs[item.conversation_id],
                         item.sender_id,
@@ -248,6 +248,7 @@ class SqliteDatabase:
                         item.kind,
                         item.body,
                         datetime.now(UTC),
+                        item.flags,
                     )
                 )
             written = await sql.fetch(

@@ -17,6 +17,7 @@ from server.api import (
     export,
     inmate_records,
     inmates,
+    keywords,
     links,
     notify,
     openapi,
@@ -49,6 +50,7 @@ AREAS: tuple[list[Route], ...] = (
     oversight.ROUTES,
     records_export.ROUTES,
     notify.ROUTES,
+    keywords.ROUTES,
     openapi.ROUTES,
 )
 

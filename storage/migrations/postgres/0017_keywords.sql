@@ -1,0 +1,88 @@
+-- 0017_keywords: keyword review without censorship.
+--
+-- The bureau keeps keyword lists per category (categories are rows: the admin adds, renames
+-- and removes them, audited `keywords.updated`); `keyword_version` counts the changes, so
+-- every server process can tell whether the matcher it compiled is the current one.
+-- A message is matched in the server process before it is stored (no extra round trip) and
+-- its categories go into `messages.flags` (comma-separated, sorted; NULL: none) in the same
+-- statement that appends it: kinline_append takes them as one more array. Flags are for
+-- staff review only: they are not part of any relative-facing frame nor of the message hash.
+-- `flag_reviews` is the review state: one row per flagged message once an officer or a
+-- supervisor marked it reviewed with a note (audited `flag.reviewed` in the same transaction).
+
+CREATE TABLE keyword_lists (
+    category   text PRIMARY KEY,
+    label      text NOT NULL DEFAULT '',
+    words      jsonb NOT NULL DEFAULT '[]',
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE keyword_version (
+    id      integer PRIMARY KEY CHECK (id = 1),
+    version bigint NOT NULL
+);
+INSERT INTO keyword_version (id, version) VALUES (1, 1);
+
+INSERT INTO keyword_lists (category, label) VALUES
+    ('escape', '脱逃'), ('contraband', '违禁品'), ('threats', '威胁'), ('self-harm', '自伤');
+
+ALTER TABLE messages ADD COLUMN flags text;
+CREATE INDEX messages_flagged ON messages (id) WHERE flags IS NOT NULL;
+
+CREATE TABLE flag_reviews (
+    message_id  bigint PRIMARY KEY REFERENCES messages (id),
+    reviewed_by bigint NOT NULL REFERENCES users (id),
+    reviewed_at timestamptz NOT NULL,
+    note        text NOT NULL
+);
+
+-- kinline_append (0007) with each message's flags: the same statement, one more array.
+DROP FUNCTION kinline_append(bigint[], bigint[], text[], text[], text[], text[]);
+
+CREATE FUNCTION kinline_append(
+    p_conv bigint[], p_sender bigint[], p_role text[], p_cid text[], p_kind text[], p_body text[],
+    p_flags text[]
+) RETURNS TABLE (ord integer, id bigint, conversation_id bigint, seq bigint,
+                 created_at timestamptz, created boolean, effect text, cycle integer)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+BEGIN
+    PERFORM 1 FROM conversations c WHERE c.id = ANY (p_conv) ORDER BY c.id FOR UPDATE;
+    RETURN QUERY
+    WITH input AS (
+        SELECT t.n::integer AS n, t.conv, t.sender, t.role, t.cid, t.kind, t.body, t.flags
+        FROM unnest(p_conv, p_sender, p_role, p_cid, p_kind, p_body, p_flags)
+             WITH ORDINALITY AS t(conv, sender, role, cid, kind, body, flags, n)
+        WHERE EXISTS (SELECT 1 FROM conversations c WHERE c.id = t.conv)
+    ),
+    existing AS (
+        SELECT i.n, m.id AS mid, m.conversation_id AS conv, m.seq AS mseq, m.created_at AS mat
+        FROM input i JOIN messages m
+          ON m.conversation_id = i.conv AND m.sender_id = i.sender AND m.cid = i.cid
+    ),
+    fresh AS (
+        SELECT DISTINCT ON (i.conv, i.sender, i.cid) i.*
+        FROM input i
+        WHERE NOT EXISTS (SELECT 1 FROM existing e WHERE e.n = i.n)
+        ORDER BY i.conv, i.sender, i.cid, i.n
+    ),
+    numbered AS (
+        SELECT f.*, c.last_seq + row_number() OVER (PARTITION BY f.conv ORDER BY f.n) AS nseq
+        FROM fresh f JOIN conversations c ON c.id = f.conv
+    ),
+    inserted AS (
+        INSERT INTO messages (conversation_id, seq, sender_id, sender_role, cid, kind, body,
+                              flags)
+        SELECT nb.conv, nb.nseq, nb.sender, nb.role, nb.cid, nb.kind, nb.body, nb.flags
+        FROM numbered nb
+        ORDER BY nb.conv, nb.nseq
+        RETURNING messages.id AS mid, messages.conversation_id AS conv, messages.seq AS mseq,
+                  messages.created_at AS mat, messages.effect AS meffect,
+                  messages.cycle AS mcycle
+    )
+    SELECT nb.n, ins.mid, ins.conv, ins.mseq, ins.mat, true, ins.meffect, ins.mcycle
+    FROM inserted ins JOIN numbered nb ON nb.conv = ins.conv AND nb.nseq = ins.mseq
+    UNION ALL
+    SELECT e.n, e.mid, e.conv, e.mseq, e.mat, false, NULL::text, NULL::integer
+    FROM existing e;
+END $$;
