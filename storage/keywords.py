@@ -69,24 +69,23 @@ class Flag(msgspec.Struct, frozen=True):
     review: Review | None
 
 
+_VERSION = "SELECT COALESCE(max(version), 0) FROM keyword_version"
+
+
 async def version(db: Database) -> int:
+    """The stored lists' version (0 before any: a database emptied by hand has no row)."""
     async with db.read() as sql:
-        found: int = await sql.fetchval("SELECT version FROM keyword_version WHERE id = 1")
-    return found
+        return int(await sql.fetchval(_VERSION))
 
 
 async def _lists(sql: Sql) -> KeywordSet:
-    """One statement, so the version and the lists are one snapshot."""
-    rows = await sql.fetch(
-        "SELECT v.version, l.category, l.label, l.words FROM keyword_version v"
-        " LEFT JOIN keyword_lists l ON 1 = 1 WHERE v.id = 1 ORDER BY l.category"
-    )
-    lists = [
-        KeywordList(r["category"], r["label"], list(sql.unjson(r["words"])))
-        for r in rows
-        if r["category"] is not None
-    ]
-    return KeywordSet(int(rows[0]["version"]), lists)
+    """The version first, then the lists: read outside a transaction, a change committed in
+    between gives newer lists under the older version, which the next version check reads
+    again; never older lists under the newer version, which would stay."""
+    current = int(await sql.fetchval(_VERSION))
+    rows = await sql.fetch("SELECT category, label, words FROM keyword_lists ORDER BY category")
+    lists = [KeywordList(r["category"], r["label"], list(sql.unjson(r["words"]))) for r in rows]
+    return KeywordSet(current, lists)
 
 
 async def lists(db: Database) -> KeywordSet:
@@ -100,8 +99,11 @@ async def replace_lists(
 ) -> KeywordSet:
     """Replace every list by ``new`` (audited); the stored set with its new version."""
     async with db.write() as sql:
-        await sql.execute("UPDATE keyword_version SET version = version + 1 WHERE id = 1")
         before = await _lists(sql)
+        await sql.execute(
+            "INSERT INTO keyword_version (id, version) VALUES (1, 1) ON CONFLICT (id)"
+            " DO UPDATE SET version = keyword_version.version + 1"
+        )
         await sql.execute("DELETE FROM keyword_lists")
         for item in new:
             await sql.execute(
