@@ -55,7 +55,7 @@ def test_chinese_text_matches_in_every_width_and_case() -> None:
     assert m.version == 3
     assert m.categories("我们计划越狱") == ["escape"]
     assert m.categories("越 狱，就在今晚") == ["escape"]
-    assert m.categories("给我带一张sim卡和手机") == ["contraband"]  # half-width against ＳＩＭ
+    assert m.categories("给我带一张sim卡和手机") == ["contraband"]  # half-width against the full-width keyword
     assert m.categories("ＳＩＭ卡") == ["contraband"]
     assert m.categories("Sim卡") == ["contraband"]
     assert m.categories("the ESCAPE plan") == ["escape"]
@@ -92,7 +92,7 @@ async def _world(store: Database) -> tuple[World, Staff]:
 
 
 async def test_lists_are_replaced_as_a_whole_versioned_and_audited(store: Database) -> None:
-    world, staff = await _world(store)
+    _, staff = await _world(store)
     first = await keywords.version(store)
     new = [KeywordList(c, c.upper(), w) for c, w in LISTS.items()]
     stored = await keywords.replace_lists(store, new, staff.admin.id, utcnow())
