@@ -55,7 +55,7 @@ def test_chinese_text_matches_in_every_width_and_case() -> None:
     assert m.version == 3
     assert m.categories("我们计划越狱") == ["escape"]
     assert m.categories("越 狱，就在今晚") == ["escape"]
-    assert m.categories("给我带一张sim卡和手机") == ["contraband"]  # half-width against the full-width keyword
+    assert m.categories("给我带一张sim卡和手机") == ["contraband"]  # half-width, keyword full-width
     assert m.categories("ＳＩＭ卡") == ["contraband"]
     assert m.categories("Sim卡") == ["contraband"]
     assert m.categories("the ESCAPE plan") == ["escape"]
