@@ -509,6 +509,7 @@ def area_matrix_routes() -> set[tuple[str, str]]:
         test_policy_desk,
         test_policy_figures,
         test_policy_information,
+        test_policy_keywords,
         test_policy_outreach,
         test_policy_register,
         test_policy_watching_and_audit,
@@ -525,6 +526,7 @@ def area_matrix_routes() -> set[tuple[str, str]]:
         *(tuple(name.split(" ", 1)) for name in test_policy_watching_and_audit.HTTP_EXPECTED),
         *(("GET", path) for path in test_policy_figures.MATRIX),
         *test_policy_outreach.ROUTES,
+        *test_policy_keywords.ROUTES,
     ]
     return {(method, "/api/v1" + bare(path)) for method, path in rows}
 
