@@ -25,6 +25,7 @@ import { Queue, RESPONSE_TARGET_S } from "/static/console/queue.js";
 import { Thread } from "/static/console/thread.js";
 import { InmateCard } from "/static/console/card.js";
 import { LinkRequests, VisitRequests } from "/static/console/requests.js";
+import { FlagQueue } from "/static/console/flags.js";
 import { CannedManager, CannedPicker } from "/static/console/canned.js";
 import { late, sound, Unread } from "/static/console/alerts.js";
 
@@ -597,7 +598,15 @@ onLocaleChange(() => {
 // -- side tabs ---------------------------------------------------------------------------
 
 let canned = null;
+const flags = new FlagQueue({
+  list: $("#flags"),
+  empty: $("#flags-empty"),
+  counter: $("#count-flags"),
+  state: $("#flags-state"),
+  onOpen: (conv) => openConversation(conv),
+});
 tabs($(".tabs"), (id) => {
+  if (id === "tab-flags") flags.load();
   if (id === "tab-links") links.load();
   if (id === "tab-visits") visits.load();
   if (id === "tab-canned" && canned) canned.reload();
@@ -631,6 +640,7 @@ canned = new CannedManager(picker, { prisons: me.user.prison_ids, names: prisons
 picker.load().then(() => canned.render());
 links.load();
 visits.load();
+flags.load();
 api.get("/inmates", { limit: 500 }).then(
   (got) => {
     for (const inmate of got.inmates || []) visits.inmateNames.set(inmate.id, inmate.name);
@@ -639,6 +649,8 @@ api.get("/inmates", { limit: 500 }).then(
   () => null,
 );
 setInterval(() => {
-  if (document.visibilityState === "visible") links.load();
+  if (document.visibilityState !== "visible") return;
+  links.load();
+  flags.load(); // flags never travel in frames: the queue is read, like the requests
 }, REQUESTS_REFRESH_MS);
 document.body.dataset.ready = "1";

@@ -6,6 +6,7 @@ import { api } from "/static/lib/api.js";
 import { h, clear } from "/static/lib/dom.js";
 import { t, errorText, formatDate, formatDateTime, formatDuration, formatNumber, onLocaleChange } from "/static/lib/i18n.js";
 import { barChart } from "/static/monitor/charts.js";
+import { categoryLabel } from "/static/console/flags.js";
 
 const DEFAULT_DAYS = 14;
 
@@ -28,6 +29,7 @@ export class Figures {
     this.error = document.getElementById("figures-error");
     this.charts = document.getElementById("charts");
     this.table = document.getElementById("figures-table");
+    this.flagTable = document.getElementById("flag-figures");
     this.data = null;
     const today = new Date();
     this.form.elements.to.value = localDay(today);
@@ -63,6 +65,7 @@ export class Figures {
   render() {
     clear(this.charts);
     clear(this.table);
+    clear(this.flagTable);
     const now = document.getElementById("figures-now");
     if (!this.data) {
       now.textContent = "";
@@ -119,6 +122,31 @@ export class Figures {
         "tbody",
         {},
         days.map((d) => h("tr", { data: { day: d.day } }, cols.map(([, f], i) => h("td", { class: i ? "num" : null }, f(d))))),
+      ),
+    );
+    this.renderFlags(prison);
+  }
+
+  /** Keyword flags in the range per category (reviewed and not), and the queue now. */
+  renderFlags(prison) {
+    const rows = prison.flags || [];
+    const cols = ["monitor.flags.category", "monitor.flags.flagged", "monitor.flags.reviewed", "monitor.flags.unreviewed"];
+    this.flagTable.append(
+      h("caption", {}, t("monitor.flags.table", { n: prison.flags_unreviewed || 0 })),
+      h("thead", {}, h("tr", {}, cols.map((k, i) => h("th", { scope: "col", class: i ? "num" : null }, t(k))))),
+      h(
+        "tbody",
+        {},
+        rows.length
+          ? rows.map((r) =>
+              h(
+                "tr",
+                { data: { category: r.category } },
+                h("td", {}, categoryLabel(r.category)),
+                [r.flagged, r.reviewed, r.unreviewed].map((n) => h("td", { class: "num" }, formatNumber(n))),
+              ),
+            )
+          : h("tr", {}, h("td", { colspan: 4 }, t("monitor.flags.none"))),
       ),
     );
   }
