@@ -53,7 +53,8 @@ async def test_the_review_queue_from_the_admins_lists_to_the_supervisors_figures
 
     # -- the relative asks; the message reaches the officer's chat as any other ------------------
     officer = await console(pages, site, world.officer)
-    await ask(site, "他们说要ＥＳＣＡＰＥ，还说越 狱，是真的吗？")
+    question = "他们说要ＥＳＣＡＰＥ，还说越 狱，是真的吗？"  # full-width letters, a space
+    await ask(site, question)
     item = officer.locator(f'#queue button.item[data-conv="{world.conv.id}"]')
     await item.click()
     await expect(officer.locator("#messages")).to_contain_text("他们说要ＥＳＣＡＰＥ")
@@ -62,7 +63,7 @@ async def test_the_review_queue_from_the_admins_lists_to_the_supervisors_figures
     card = officer.locator("#flags li.flag")
     await expect(card).to_have_count(1)
     await expect(card).to_contain_text("脱逃")
-    await expect(card.locator("blockquote")).to_have_text("他们说要ＥＳＣＡＰＥ，还说越 狱，是真的吗？")
+    await expect(card.locator("blockquote")).to_have_text(question)
     await screenshot(officer, "console-flags")
     await card.locator('button[type="submit"]').click()  # no note yet: refused in the page
     await expect(card.locator(".error")).to_contain_text("请先填写复核说明")
