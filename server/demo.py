@@ -15,9 +15,20 @@ from datetime import date, datetime, timedelta
 from domain.records import Inmate, LinkClaim, NewMessage, Prison, Role, User
 from server import identity, passwords
 from server.config import Settings
-from storage import accounts, announcements, desk, inmate_info, links, prisons, profiles, visits
+from storage import (
+    accounts,
+    announcements,
+    desk,
+    inmate_info,
+    keywords,
+    links,
+    prisons,
+    profiles,
+    visits,
+)
 from storage.errors import Conflict, NotFound
 from storage.inmate_info import HealthIn, InfoPatch, MovementIn, TermIn
+from storage.keywords import KeywordList
 from storage.profiles import SupervisorProfile
 from storage.sql import Database, utcnow
 from storage.visit_rules import Hours, VisitRules
@@ -237,6 +248,15 @@ CANNED = (
 )
 
 
+# Keyword review: the seeded categories with a few words each (the admin edits them on /admin).
+KEYWORDS = (
+    ("escape", "脱逃", ["越狱", "逃跑", "翻墙", "接应"]),
+    ("contraband", "违禁品", ["手机", "毒品", "SIM卡"]),
+    ("threats", "威胁", ["杀了你", "报复", "弄死"]),
+    ("self-harm", "自伤", ["自杀", "不想活", "割腕"]),
+)
+
+
 async def seed(store: Database, settings: Settings) -> list[str]:
     """Seed idempotently; return the lines that tell the operator how to sign in."""
     now = utcnow()
@@ -267,6 +287,9 @@ async def seed(store: Database, settings: Settings) -> list[str]:
             author = demo.users["officer.li" if code == "GM" else "officer.zhou"]
             for short_name, body in CANNED:
                 await desk.add_canned(store, prison.id, short_name, body, author.id, now)
+    if not any(k.words for k in (await keywords.lists(store)).lists):
+        lists = [KeywordList(code, label, words) for code, label, words in KEYWORDS]
+        await keywords.replace_lists(store, lists, admin.id, now)
     for code, number, name in INMATES:
         demo.inmates[number] = await _inmate(store, demo.prisons[code], number, name)
         officer = demo.users["officer.li" if code == "GM" else "officer.zhou"]

@@ -204,9 +204,10 @@ async def review(
     when it was reviewed already (by anyone: the first review stands)."""
     async with db.write() as sql:
         done = await sql.execute(
-            "INSERT INTO flag_reviews (message_id, reviewed_by, reviewed_at, note)"
-            " VALUES ($1, $2, $3, $4) ON CONFLICT (message_id) DO NOTHING",
+            "INSERT INTO flag_reviews (message_id, conversation_id, reviewed_by, reviewed_at,"
+            " note) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id) DO NOTHING",
             flagged_message.id,
+            flagged_message.conversation_id,
             reviewer_id,
             at,
             note,

@@ -327,12 +327,26 @@ async def test_a_matching_message_is_delivered_as_any_other_and_flagged(live: Li
     status, trail = await live.call("GET", "/audit?action=flags.viewed", w.supervisor)
     assert trail["entries"]  # the supervisor's looks are audited
 
+    # an officer's text is matched as any other; a private note is not (staff-only already)
+    for kind in ("note", "text"):
+        status, sent = await live.call(
+            "POST",
+            f"/conversations/{w.conv.id}/messages",
+            w.officer,
+            {"body": "关于越狱", "kind": kind},
+        )
+        assert status == 201, sent
+    status, queue = await live.call("GET", "/flags", w.officer)
+    [answer] = queue["items"]
+    assert (answer["seq"], answer["sender"]["id"]) == (sent["seq"], w.officer.id)
+    await live.call("POST", f"/flags/{answer['id']}/review", w.officer, {"note": "本人答复"})
+
     # the figures count it
     status, stats = await live.call("GET", "/stats", w.supervisor)
     [gm] = stats["prisons"]
     assert gm["flags"] == [
         {"category": "contraband", "flagged": 1, "reviewed": 1, "unreviewed": 0},
-        {"category": "escape", "flagged": 1, "reviewed": 1, "unreviewed": 0},
+        {"category": "escape", "flagged": 2, "reviewed": 2, "unreviewed": 0},
     ]
     assert gm["flags_unreviewed"] == 0
 

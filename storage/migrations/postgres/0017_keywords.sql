@@ -8,7 +8,9 @@
 -- statement that appends it: kinline_append takes them as one more array. Flags are for
 -- staff review only: they are not part of any relative-facing frame nor of the message hash.
 -- `flag_reviews` is the review state: one row per flagged message once an officer or a
--- supervisor marked it reviewed with a note (audited `flag.reviewed` in the same transaction).
+-- supervisor marked it reviewed with a note (audited `flag.reviewed` in the same transaction);
+-- it keeps the message's conversation too, so that it can still reference the message by
+-- (id, conversation_id) if `messages` is ever partitioned by conversation.
 
 CREATE TABLE keyword_lists (
     category   text PRIMARY KEY,
@@ -31,6 +33,7 @@ CREATE INDEX messages_flagged ON messages (id) WHERE flags IS NOT NULL;
 
 CREATE TABLE flag_reviews (
     message_id  bigint PRIMARY KEY REFERENCES messages (id),
+    conversation_id bigint NOT NULL REFERENCES conversations (id),  -- the message's
     reviewed_by bigint NOT NULL REFERENCES users (id),
     reviewed_at timestamptz NOT NULL,
     note        text NOT NULL

@@ -21,6 +21,7 @@ CREATE INDEX messages_flagged ON messages (id) WHERE flags IS NOT NULL;
 
 CREATE TABLE flag_reviews (
     message_id  bigint PRIMARY KEY REFERENCES messages (id),
+    conversation_id bigint NOT NULL REFERENCES conversations (id),  -- the message's
     reviewed_by bigint NOT NULL REFERENCES users (id),
     reviewed_at integer NOT NULL,
     note        text NOT NULL
