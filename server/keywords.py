@@ -21,6 +21,7 @@ from channels.hub import Hub
 from domain.keywords import EMPTY, Matcher
 from storage import keywords
 from storage.errors import StoreUnavailable
+from storage.keywords import KeywordSet
 from storage.sql import Database
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,14 @@ class LiveKeywords:
             if stored.version != self.version:
                 self.matcher = Matcher(stored.as_mapping(), stored.version)
                 log.info("keyword lists loaded", extra={"version": stored.version})
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def install(self, stored: KeywordSet) -> None:
+        """Compile lists this process has just stored (no read): newer than what it holds."""
+        async with self._loading:
+            if stored.version > self.version:
+                self.matcher = Matcher(stored.as_mapping(), stored.version)
         async with self._changed:
             self._changed.notify_all()
 

@@ -85,7 +85,8 @@ class SendPath:
         """``item`` with the keyword categories its body matches (text messages only)."""
         if self.keywords is None or item.kind != "text" or item.flags is not None:
             return item
-        flags = self.keywords.matcher.flags(item.body)
+        matcher = self.keywords.matcher
+        flags = matcher.flags(item.body) if matcher else None
         return item if flags is None else msgspec.structs.replace(item, flags=flags)
 
     async def send(self, conn: Connection, frame: Send, received: float) -> None:

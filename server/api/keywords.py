@@ -164,7 +164,7 @@ async def put_lists(request: web.Request) -> web.Response:
     new = checked_lists(await body(request, ListsIn))
     stored = await keywords.replace_lists(request.app[DB], new, who.id, utcnow())
     live = request.app[KEYWORDS]
-    await live.reload(stored.version)  # this process flags by the new lists from now on
+    await live.install(stored)  # this process flags by the new lists from now on
     live.announce(stored.version)  # and every other one, once told
     return reply(lists_out(stored))
 
