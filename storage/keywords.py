@@ -95,9 +95,10 @@ async def lists(db: Database) -> KeywordSet:
 
 
 async def replace_lists(
-    db: Database, new: Sequence[KeywordList], actor_id: int, at: datetime
+    db: Database, new: Sequence[KeywordList], actor_id: int | None, at: datetime
 ) -> KeywordSet:
-    """Replace every list by ``new`` (audited); the stored set with its new version."""
+    """Replace every list by ``new`` (audited; ``actor_id`` ``None``: by the system, as a
+    benchmark's setup); the stored set with its new version."""
     async with db.write() as sql:
         before = await _lists(sql)
         await sql.execute(
