@@ -12,21 +12,26 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
+from channels.broker_memory import MemoryBroker
+from channels.hub import Hub
 from domain.keywords import Matcher, join_flags, normalise, split_flags
 from domain.records import NewMessage, User
 from server.config import Settings
 from server.keys import KEYWORDS
+from server.keywords import KEYWORDS_TOPIC, LiveKeywords
 from storage import audit_trail, figures, keywords
 from storage.errors import Conflict, NotFound
 from storage.keywords import KeywordList
 from storage.postgres import PostgresDatabase
 from storage.sql import Database, utcnow
+from storage.sqlite import SqliteDatabase
 from tests.servers import free_port, inprocess
 from tests.world import Staff, World, seed, seed_staff
 
@@ -413,3 +418,34 @@ async def test_a_process_the_broker_did_not_tell_catches_up_by_the_version_check
         async with asyncio.timeout(10):
             await two.app[KEYWORDS].wait_for(version)
         assert two.app[KEYWORDS].matcher.categories("我要杀了你") == ["threats"]
+
+
+async def test_the_live_lists_follow_the_topic_and_drop_a_malformed_message(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = await SqliteDatabase.open(str(tmp_path / "k.db"))
+    await store.migrate()
+    broker = MemoryBroker()
+    hub = Hub(broker, store)
+    await broker.start()
+    await hub.start()
+    live = LiveKeywords(store, hub, check_every=3600.0)
+    try:
+        await live.start()
+        assert live.version == 1 and not live.matcher  # the seeded categories, no words yet
+        hub.publish(KEYWORDS_TOPIC, b"not a version")
+        assert "malformed keyword-version" in caplog.text
+        stored = await keywords.replace_lists(
+            store, [KeywordList("escape", "", ["越狱"])], None, utcnow()
+        )
+        hub.publish(KEYWORDS_TOPIC, str(stored.version).encode())
+        async with asyncio.timeout(5):
+            await live.wait_for(stored.version)
+        assert live.matcher.categories("越 狱") == ["escape"]
+        hub.publish(KEYWORDS_TOPIC, b"1")  # an older version: nothing to do
+        assert live.version == stored.version
+    finally:
+        await live.close()
+        await hub.close()
+        await broker.close()
+        await store.close()
