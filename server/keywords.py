@@ -35,6 +35,7 @@ class LiveKeywords:
         self._hub = hub
         self._check_every = check_every
         self.matcher: Matcher = EMPTY
+        self.labels: dict[str, str] = {}  # category -> the admin's name for it (when given)
         self._changed = asyncio.Condition()
         self._loading: asyncio.Lock = asyncio.Lock()
         self._tasks: set[asyncio.Future[None]] = set()
@@ -70,6 +71,7 @@ class LiveKeywords:
             stored = await keywords.lists(self._store)
             if stored.version != self.version:
                 self.matcher = Matcher(stored.as_mapping(), stored.version)
+                self.labels = {k.category: k.label for k in stored.lists if k.label}
                 log.info("keyword lists loaded", extra={"version": stored.version})
         async with self._changed:
             self._changed.notify_all()
@@ -79,6 +81,7 @@ class LiveKeywords:
         async with self._loading:
             if stored.version > self.version:
                 self.matcher = Matcher(stored.as_mapping(), stored.version)
+                self.labels = {k.category: k.label for k in stored.lists if k.label}
         async with self._changed:
             self._changed.notify_all()
 

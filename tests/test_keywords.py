@@ -301,6 +301,7 @@ async def test_a_matching_message_is_delivered_as_any_other_and_flagged(live: Li
     assert status == 200
     [item] = queue["items"]
     assert item["categories"] == ["contraband", "escape"]
+    assert queue["labels"] == {"contraband": "contraband", "escape": "escape"}  # names given
     assert (item["conv"], item["seq"], item["review"]) == (w.conv.id, 2, None)
     assert item["sender"]["id"] == w.relative.id
 

@@ -105,6 +105,7 @@ class FlagOut(msgspec.Struct, frozen=True):
 
 class FlagList(msgspec.Struct, frozen=True):
     items: list[FlagOut]
+    labels: dict[str, str]  # the categories' names as the bureau gave them (current lists)
 
 
 class ReviewIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -196,7 +197,11 @@ async def list_flags(request: web.Request) -> web.Response:
                         "conversations": sorted({f.conversation_id for f in shown}),
                     },
                 )
-    return reply(FlagList([flag_out(f) for f in found]))
+    labels = request.app[KEYWORDS].labels
+    named = {c for f in found for c in f.categories}
+    return reply(
+        FlagList([flag_out(f) for f in found], {c: n for c, n in labels.items() if c in named})
+    )
 
 
 async def review_flag(request: web.Request) -> web.Response:

@@ -8,7 +8,8 @@ import { h, clear, show } from "/static/lib/dom.js";
 import { t, tOr, errorText, formatDateTime, formatList, onLocaleChange } from "/static/lib/i18n.js";
 import { toast } from "/static/console/staff.js";
 
-export const categoryLabel = (code) => tOr(`keywords.category.${code}`, code);
+/** A category's name: the catalog's for a seeded one, else the bureau's (`labels`), else its code. */
+export const categoryLabel = (code, labels = {}) => tOr(`keywords.category.${code}`, labels[code] || code);
 
 export class FlagQueue {
   /**
@@ -24,6 +25,7 @@ export class FlagQueue {
     this.prison = prison;
     this.onOpen = onOpen;
     this.items = [];
+    this.labels = {};
     if (state) state.addEventListener("change", () => this.load());
     onLocaleChange(() => this.render());
   }
@@ -37,7 +39,9 @@ export class FlagQueue {
     const prison = this.prison();
     if (prison) query.prison = prison;
     try {
-      this.items = (await api.get("/flags", query)).items || [];
+      const got = await api.get("/flags", query);
+      this.items = got.items || [];
+      this.labels = got.labels || {};
     } catch (err) {
       clear(this.list).append(h("li", { class: "error" }, errorText(err)));
       return;
@@ -68,7 +72,7 @@ export class FlagQueue {
     return h(
       "li",
       { class: "flag", data: { flag: item.id } },
-      h("h3", {}, t("flags.heading", { categories: formatList(item.categories.map(categoryLabel)) })),
+      h("h3", {}, t("flags.heading", { categories: formatList(item.categories.map((c) => categoryLabel(c, this.labels))) })),
       h("dl", {}, rows.map(([k, v]) => [h("dt", {}, t(k)), h("dd", {}, v)])),
       body,
       open,
