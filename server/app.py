@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from channels import metrics
@@ -21,7 +20,7 @@ from channels.broker import Broker
 from channels.broker_memory import MemoryBroker
 from channels.hub import Hub
 from channels.presence import MemoryPresence, Presence
-from server import clients, faults, health
+from server import assets, clients, faults, health
 from server.api import add_routes
 from server.api.security import cookie_origin_guard
 from server.codes import Codes
@@ -221,48 +220,23 @@ def build_app(settings: Settings, *, store: Database | None = None) -> web.Appli
     app.cleanup_ctx.append(_retention)  # message text past KINLINE_RETENTION_YEARS, daily
     app.cleanup_ctx.append(_holds)  # a holder disconnected past the grace loses its threads
     app.on_shutdown.append(_on_shutdown)
-    web_dir = Path(settings.web_dir)
-    index = web_dir / "index.html"
-
-    async def _index(_: web.Request) -> web.FileResponse:
-        return web.FileResponse(index)
-
-    async def _favicon(_: web.Request) -> web.FileResponse:
-        return web.FileResponse(web_dir / "favicon.svg", headers={"Content-Type": "image/svg+xml"})
-
-    def _page(name: str) -> Handler:
-        """A page of web/ (relative app, duty console, supervisor monitor), served by path."""
-        page = web_dir / f"{name}.html"
-
-        async def serve(_: web.Request) -> web.StreamResponse:
-            return web.FileResponse(page)
-
-        return serve
-
+    # web/: compressed, fingerprinted, cached for good (server/assets.py); the pages, the
+    # manifest and the service worker at addresses of their own, revalidated on every load
+    web_files = assets.Assets(Path(settings.web_dir))
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/ws", _websocket)
-    app.router.add_get("/", _index)
+    app.router.add_get("/", assets.file_handler(web_files, "index.html"))
     for name in ("app", "console", "monitor", "admin"):
-        app.router.add_get(f"/{name}", _page(name))
-    app.router.add_get("/favicon.ico", _favicon)
-
-    async def _manifest(_: web.Request) -> web.FileResponse:
-        return web.FileResponse(
-            web_dir / "manifest.webmanifest", headers={"Content-Type": "application/manifest+json"}
-        )
-
-    async def _service_worker(_: web.Request) -> web.FileResponse:
-        # at the root, so its scope covers /app; never cached, so an update is seen at once
-        return web.FileResponse(
-            web_dir / "sw.js",
-            headers={"Content-Type": "text/javascript", "Cache-Control": "no-cache"},
-        )
-
-    app.router.add_get("/manifest.webmanifest", _manifest)
-    app.router.add_get("/sw.js", _service_worker)
-    app.router.add_static("/static/", web_dir, follow_symlinks=False)
+        app.router.add_get(f"/{name}", assets.file_handler(web_files, f"{name}.html"))
+    app.router.add_get("/favicon.ico", assets.file_handler(web_files, "favicon.svg"))
+    app.router.add_get(
+        "/manifest.webmanifest", assets.file_handler(web_files, "manifest.webmanifest")
+    )
+    # at the root, so its scope covers /app; never cached, so an update is seen at once
+    app.router.add_get("/sw.js", assets.file_handler(web_files, "sw.js"))
+    assets.add_routes(app, web_files)
     add_routes(app)  # /api/v1 (server/api)
     wechat_routes(app)  # /wechat, when the channel is on
     return app

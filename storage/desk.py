@@ -219,6 +219,20 @@ async def read_by_others(db: Database, conv_ids: Sequence[int], user_id: int) ->
     return {int(row["conversation_id"]): int(row["seq"]) for row in rows}
 
 
+async def read_by(db: Database, conv_ids: Sequence[int], user_id: int) -> dict[int, int]:
+    """Per conversation, the highest seq ``user_id`` itself marked read (on any device): where
+    its unread messages start after a reload (conversations it never read are left out)."""
+    if not conv_ids:
+        return {}
+    async with db.read() as sql:
+        rows = await sql.fetch(
+            "SELECT conversation_id, seq FROM read_cursors"
+            f" WHERE conversation_id IN {ids_in(conv_ids)} AND user_id = $1",
+            user_id,
+        )
+    return {int(row["conversation_id"]): int(row["seq"]) for row in rows}
+
+
 async def open_thread(
     db: Database, relative_id: int, inmate_id: int, now: datetime
 ) -> tuple[Thread, bool]:

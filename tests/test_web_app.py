@@ -120,23 +120,30 @@ async def test_money_and_dates_are_formatted_for_the_locale_and_catalogs_agree(
     pages: Pages,
 ) -> None:
     page = await pages.open("/")
+    await expect(page.locator("#door-app strong")).to_have_text("家属端")
+    # only the language on screen is loaded: one catalog, not both
+    loaded = await page.evaluate(
+        "performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname)"
+    )
+    catalogs = sorted(p.rsplit("/", 1)[1] for p in loaded if "/i18n/" in p)
+    assert catalogs == ["zh-CN.js"], loaded
     result = await page.evaluate(
         """async () => {
         const i18n = await import("/static/lib/i18n.js");
         const zh = (await import("/static/i18n/zh-CN.js")).default;
         const en = (await import("/static/i18n/en.js")).default;
         const out = {};
-        i18n.setLocale("zh-CN");
+        await i18n.setLocale("zh-CN");
         out.zhMoney = i18n.formatMoney(31250);
         out.zhDate = i18n.formatDate("2026-03-04");
         out.zhError = i18n.errorText({ code: "rate_limited" });
         out.zhUnknown = i18n.errorText({ code: "no_such_code" });
-        i18n.setLocale("en");
+        await i18n.setLocale("en");
         out.enMoney = i18n.formatMoney(31250);
         out.enDate = i18n.formatDate("2026-03-04");
         out.enError = i18n.errorText({ code: "rate_limited" });
         out.enPlural = [i18n.t("chat.onDuty", { n: 1 }), i18n.t("chat.onDuty", { n: 3 })];
-        i18n.setLocale("zh-CN");
+        await i18n.setLocale("zh-CN");
         out.onlyZh = Object.keys(zh).filter((k) => !(k in en));
         out.onlyEn = Object.keys(en).filter((k) => !(k in zh));
         return out;

@@ -184,6 +184,8 @@ class ThreadOut(msgspec.Struct, frozen=True):
     # the highest seq read by someone other than the caller (GET only): read receipts that
     # outlive a reload
     read_seq: int | msgspec.UnsetType = msgspec.UNSET
+    # the highest seq the caller itself read, on any device (GET only): where its unread start
+    own_read_seq: int | msgspec.UnsetType = msgspec.UNSET
 
 
 class ThreadList(msgspec.Struct, frozen=True):
@@ -244,6 +246,7 @@ def thread_out(
     thread: desk.Thread,
     now: datetime,
     read_seq: int | msgspec.UnsetType = msgspec.UNSET,
+    own_read_seq: int | msgspec.UnsetType = msgspec.UNSET,
 ) -> ThreadOut:
     started, replied = thread.wait_started_at, thread.first_reply_at
     open_ = thread.state in OPEN
@@ -276,6 +279,7 @@ def thread_out(
         updated_at=thread.updated_at,
         handover_note=(thread.handover_note or None) if shows_staff_side(who) else msgspec.UNSET,
         read_seq=read_seq,
+        own_read_seq=own_read_seq,
     )
 
 
@@ -434,8 +438,14 @@ async def list_threads(request: web.Request) -> web.Response:
         limit=wanted.limit,
     )
     now = utcnow()
-    read = await desk.read_by_others(request.app[DB], [t.id for t in found], who.id)
-    return reply(ThreadList([thread_out(who, t, now, read.get(t.id, 0)) for t in found]))
+    ids = [t.id for t in found]
+    read = await desk.read_by_others(request.app[DB], ids, who.id)
+    own = await desk.read_by(request.app[DB], ids, who.id)
+    return reply(
+        ThreadList(
+            [thread_out(who, t, now, read.get(t.id, 0), own.get(t.id, 0)) for t in found]
+        )
+    )
 
 
 async def open_thread(request: web.Request) -> web.Response:
@@ -454,7 +464,8 @@ async def open_thread(request: web.Request) -> web.Response:
 async def get_thread(request: web.Request) -> web.Response:
     who, thread = await _authorized(request, "read")
     read = await desk.read_by_others(request.app[DB], [thread.id], who.id)
-    return reply(thread_out(who, thread, utcnow(), read.get(thread.id, 0)))
+    own = await desk.read_by(request.app[DB], [thread.id], who.id)
+    return reply(thread_out(who, thread, utcnow(), read.get(thread.id, 0), own.get(thread.id, 0)))
 
 
 async def history(request: web.Request) -> web.Response:

@@ -3,9 +3,13 @@
 // Own messages show their state: sending (in the socket's outbox, kept across disconnects and
 // reloads), sent (acked: committed by the server), read (staff sent a `read` at or past its
 // seq), or failed (refused for good, with the reason). Bodies are text, always (dom.js).
+//
+// Messages are grouped under day separators ("今天", "昨天", a date). The chat opens at the
+// newest message with the latest page of history; scrolling up to the top loads the page
+// before it, keeping the message in view where it was, until the start is reached.
 
 import { clear, h, replace } from "/static/lib/dom.js";
-import { errorText, formatDateTime, formatTime, t } from "/static/lib/i18n.js";
+import { dayKey, errorText, formatDateTime, formatDay, formatTime, t } from "/static/lib/i18n.js";
 import { notice, tx } from "/static/lib/ui.js";
 import { api, ApiError } from "/static/lib/api.js";
 import { shownBody } from "/static/lib/facts.js";
@@ -39,7 +43,7 @@ export function chatView(ctx, inmateId) {
   const elements = new Map(); // key -> <li>
   let conv = ctx.conversationOf(inmateId);
   let lastReadSent = 0;
-  let lastCount = 0;
+  let newestKey = null; // the last bubble's key: a new one at the end scrolls to it
 
   const stateSlot = h("span", { id: "conv-state" });
   const presence = h("span", { id: "on-duty", aria: { live: "polite" } });
@@ -107,6 +111,30 @@ export function chatView(ctx, inmateId) {
     return li;
   }
 
+  // The first row: "loading earlier messages" while there are older pages, else the start.
+  const top = h("li", { class: "history-top muted", id: "history-top" });
+  let day = null; // the day of the last message placed, while rendering
+
+  function separator(message) {
+    const key = dayKey(message.at);
+    if (key === day) return null;
+    day = key;
+    const k = `d:${key}`;
+    let li = elements.get(k);
+    if (!li) {
+      li = h("li", { class: "day", data: { day: key } }, h("span", {}));
+      elements.set(k, li);
+    }
+    setChanged(li.firstChild, formatDay(message.at));
+    return [k, li];
+  }
+
+  function renderTop() {
+    const complete = !conv || ctx.complete.has(conv.id);
+    top.dataset.state = complete ? "start" : "more";
+    setChanged(top, complete ? t("chat.historyStart") : t("chat.historyMore"));
+  }
+
   function renderMessages() {
     const wanted = [];
     const seen = new Set();
@@ -114,8 +142,11 @@ export function chatView(ctx, inmateId) {
       if (!seen.has(key)) wanted.push([key, li]);
       seen.add(key);
     };
+    day = null;
     if (conv) {
       for (const message of ctx.messagesOf(conv.id)) {
+        const sep = separator(message);
+        if (sep) add(...sep);
         const mine = message.sender && message.sender.id === ctx.userId;
         const key = mine && message.cid ? `c:${message.cid}` : `s:${message.seq}`;
         add(key, bubble(key, { message, status: mine ? ownStatus(message) : null }));
@@ -137,16 +168,19 @@ export function chatView(ctx, inmateId) {
     }
     const keep = new Set(wanted.map(([key]) => key));
     for (const key of [...elements.keys()]) if (!keep.has(key)) elements.delete(key);
-    if (wanted.length) place(list, wanted.map(([, li]) => li));
-    else {
+    if (wanted.length) {
+      renderTop();
+      place(list, [top, ...wanted.map(([, li]) => li)]);
+    } else {
       const key = conv ? "chat.empty" : "chat.noConversation";
       const shown = list.firstElementChild;
       if (!(shown && shown.dataset.i18n === key && list.children.length === 1)) {
         replace(list, tx("li", key, {}, { class: "muted empty" }));
       }
     }
-    if (wanted.length > lastCount && wanted.length) showNewest();
-    lastCount = wanted.length;
+    const newest = wanted.length ? wanted[wanted.length - 1][0] : null;
+    if (newest !== null && newest !== newestKey) showNewest();
+    newestKey = newest;
     markRead();
   }
 
@@ -159,6 +193,8 @@ export function chatView(ctx, inmateId) {
       if (!list.isConnected) return;
       const page = document.scrollingElement;
       page.scrollTop = page.scrollHeight;
+      if (!observing) watcher.observe(top);
+      observing = true;
     };
     if (list.isConnected) toEnd();
     else requestAnimationFrame(toEnd);
@@ -173,8 +209,35 @@ export function chatView(ctx, inmateId) {
     if (last > lastReadSent) {
       lastReadSent = last;
       socket.read(conv.id, last);
+      ctx.markOwnRead(conv.id, last);
     }
   }
+
+  // Older pages: loaded when the first row comes into view, the page kept still (what was on
+  // screen stays where it was while the older messages appear above it).
+  let loadingOlder = false;
+  async function loadOlder() {
+    if (!conv || loadingOlder || ctx.complete.has(conv.id)) return;
+    loadingOlder = true;
+    const page = document.scrollingElement;
+    const fromEnd = page.scrollHeight - page.scrollTop;
+    try {
+      await ctx.loadOlder(conv.id); // renders through the "messages" event
+      page.scrollTop = page.scrollHeight - fromEnd;
+    } catch (err) {
+      out.error(err);
+    } finally {
+      loadingOlder = false;
+    }
+    // still at the top with more to load (a short page, a tall screen): the next page
+    if (seesTop && !ctx.complete.has(conv.id)) loadOlder();
+  }
+  let seesTop = false;
+  const watcher = new IntersectionObserver((entries) => {
+    seesTop = entries.some((e) => e.isIntersecting);
+    if (seesTop) loadOlder();
+  });
+  let observing = false; // from the first scroll to the newest on: not the top seen before it
 
   function renderHead() {
     replace(stateSlot, conv && conv.state ? badge("convState", conv.state) : "");
@@ -329,6 +392,7 @@ export function chatView(ctx, inmateId) {
     stop: () => {
       if (ctx.viewing === viewing) ctx.viewing = null;
       offs.forEach((off) => off());
+      watcher.disconnect();
       clearTimeout(typingTimer);
       document.removeEventListener("visibilitychange", onVisible);
     },

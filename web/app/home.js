@@ -1,7 +1,9 @@
-// Home: my verified inmates (open the chat), and what is still under review.
+// Home: my verified inmates (open the chat), with the newest message of each conversation and
+// how many answers are unread, kept live; and what is still under review.
 
 import { h, replace } from "/static/lib/dom.js";
-import { t } from "/static/lib/i18n.js";
+import { formatDateTime, t } from "/static/lib/i18n.js";
+import { shownBody } from "/static/lib/facts.js";
 import { tx } from "/static/lib/ui.js";
 import { badge, liveView } from "/static/app/view.js";
 
@@ -23,7 +25,16 @@ export function homeView(ctx) {
         h("p", {}, tx("a", "home.requestLink", {}, { href: "#/links", class: "button" })),
       );
     },
-    (again) => [ctx.on("me", again), ctx.on("links", again), ctx.on("inmate", again), ctx.on("presence", again), ctx.on("conversation", again)],
+    (again) => [
+      ctx.on("me", again),
+      ctx.on("links", again),
+      ctx.on("inmate", again),
+      ctx.on("presence", again),
+      ctx.on("conversation", again),
+      ctx.on("conversations", again),
+      ctx.on("messages", again),
+      ctx.on("unread", again),
+    ],
   );
 }
 
@@ -39,9 +50,11 @@ function inmateItem(ctx, id) {
       "div",
       { class: "row" },
       h("div", { class: "grow" }, h("strong", {}, label.name), " ", h("span", { class: "muted" }, label.number)),
+      unreadBadge(ctx, conv),
       conv && conv.state ? badge("convState", conv.state) : null,
     ),
     prison ? h("p", { class: "muted" }, prison.name) : null,
+    lastLine(ctx, conv),
     onDuty !== undefined ? h("p", { class: "muted" }, onDuty ? t("chat.onDuty", { n: onDuty }) : t("chat.noneOnDuty")) : null,
     h(
       "div",
@@ -50,5 +63,27 @@ function inmateItem(ctx, id) {
       tx("a", "inmate.tabs.info", {}, { href: `#/inmate/${id}/info`, class: "button" }),
       tx("a", "inmate.tabs.visits", {}, { href: `#/inmate/${id}/visits`, class: "button" }),
     ),
+  );
+}
+
+function unreadBadge(ctx, conv) {
+  if (!conv) return null;
+  const { n, more } = ctx.unreadIn(conv.id);
+  if (!n) return null;
+  const text = more ? t("home.unreadMore", { n }) : t("home.unread", { n });
+  return h("span", { class: "badge badge-unread", data: { unread: n } }, text);
+}
+
+/** The newest message: who wrote it, its first line and when (text only, never HTML). */
+function lastLine(ctx, conv) {
+  const last = conv ? ctx.lastMessage(conv.id) : null;
+  if (!last) return null;
+  const who = last.sender && last.sender.id === ctx.userId ? t("chat.you") : last.kind === "system" ? t("chat.system") : last.sender.name;
+  return h(
+    "p",
+    { class: "last-message" },
+    h("span", { class: "who" }, `${who}: `),
+    h("span", { class: "text" }, shownBody(last.kind, last.body)),
+    h("time", { datetime: last.at, class: "muted" }, formatDateTime(last.at)),
   );
 }

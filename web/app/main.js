@@ -19,6 +19,7 @@ import { bindFromWeChat, notifyView, registerServiceWorker } from "/static/app/n
 import { announcementsView } from "/static/app/news.js";
 import { prisonsView, prisonView } from "/static/app/prisons.js";
 import { AppState } from "/static/app/state.js";
+import { applyTextSize, textSizeSwitch } from "/static/app/textsize.js";
 import { toast } from "/static/app/view.js";
 import { visitsView } from "/static/app/visits.js";
 
@@ -106,7 +107,7 @@ async function start() {
   }
   await bindFromWeChat(); // back from WeChat's web authorization with a code
   state = new AppState(me);
-  const header = pageHeader({ titleKey: "brand.name", me, nav: NAV, tools: TOOLS, onSignOut: signedOut });
+  const header = withTextSize(pageHeader({ titleKey: "brand.name", me, nav: NAV, tools: TOOLS, onSignOut: signedOut }));
   const banner = connectionBanner(state.socket);
   replace(root, header, banner, main);
   main.append(tx("p", "common.loading", {}, { class: "muted" }));
@@ -120,9 +121,8 @@ async function start() {
     document.body.dataset.socket = s.state; // for tests and styling
     if (s.state === "closed" && s.code === 4401) start();
   });
-  state.socket.start();
   try {
-    await state.load();
+    await state.load(); // starts the socket once the latest history is here
   } catch (err) {
     const out = notice();
     out.error(err);
@@ -135,10 +135,38 @@ async function start() {
   };
   window.onhashchange = render;
   render();
+  const unread = () => showUnread(state, header);
+  for (const what of ["messages", "unread", "conversations"]) state.on(what, unread);
+  unread();
+}
+
+// Unread answers, whatever page is open: counted in the tab title ("(2) 亲情在线 · 家属端",
+// as chat apps do) and on the home tab.
+function showUnread(ctx, header) {
+  const n = ctx ? ctx.unreadTotal() : 0;
+  document.title = n ? `(${n}) ${t("app.title")}` : t("app.title");
+  const home = header.querySelector('nav a[data-nav="#/"]');
+  if (!home) return;
+  let count = home.querySelector(".unread");
+  if (!n) {
+    if (count) count.remove();
+    return;
+  }
+  if (!count) {
+    count = h("span", { class: "unread", id: "unread-count" });
+    home.append(" ", count);
+  }
+  count.textContent = String(n);
+  count.setAttribute("aria-label", t("nav.unread", { n }));
+}
+
+function withTextSize(header) {
+  header.querySelector(".header-tools").prepend(textSizeSwitch());
+  return header;
 }
 
 function renderSignedOut(main, me) {
-  const header = pageHeader({ titleKey: "brand.name", me, nav: [["#/", "nav.home"], ["#/prisons", "nav.prisons"]], onSignOut: signedOut });
+  const header = withTextSize(pageHeader({ titleKey: "brand.name", me, nav: [["#/", "nav.home"], ["#/prisons", "nav.prisons"]], onSignOut: signedOut }));
   replace(root, header, main);
   const render = () => {
     markCurrentNav(header, location.hash || "#/");
@@ -162,7 +190,14 @@ onSignedOut(() => {
 onLocaleChange(() => {
   applyI18n(document);
   if (current && current.rerender) current.rerender();
+  const header = document.querySelector("header.top");
+  if (header) {
+    showUnread(state, header);
+    const size = header.querySelector("#text-size");
+    if (size) size.replaceWith(textSizeSwitch());
+  }
 });
 
+applyTextSize();
 registerServiceWorker();
 start();

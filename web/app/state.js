@@ -7,6 +7,8 @@ import { KinlineSocket, newCid } from "/static/lib/socket.js";
 
 // An opening (POST /conversations) that failed for one of these is tried again later.
 const RETRIABLE = new Set(["network", "unavailable", "rate_limited", "internal"]);
+// History comes in pages of this many: the latest at load, older ones as the chat scrolls up.
+export const HISTORY_PAGE = 30;
 
 export class AppState {
   constructor(me) {
@@ -19,6 +21,10 @@ export class AppState {
     this.conversations = new Map(); // conv id -> conversation
     this.messages = new Map(); // conv id -> Map(seq -> message frame)
     this.readSeq = new Map(); // conv id -> highest seq read by staff
+    this.ownRead = new Map(); // conv id -> highest seq this relative read (any device)
+    this.oldest = new Map(); // conv id -> lowest seq loaded (older pages load on scroll)
+    this.complete = new Set(); // conv ids whose history is loaded back to the start
+    this._older = new Map(); // conv id -> the older page in flight
     this.presence = new Map(); // prison id -> officers on duty
     this.typing = new Map(); // conv id -> {name, until}
     // First messages about an inmate with no conversation yet: kept (in localStorage too,
@@ -53,8 +59,18 @@ export class AppState {
     return this.me.verified_inmates || [];
   }
 
+  /** Everything the app shows at start. The socket starts once the latest page of each
+   * conversation is here, resuming after it: it replays only what is newer, never the whole
+   * history (older pages load as the chat scrolls up). */
   async load() {
-    await Promise.all([this.loadLinks(), this.loadPrisons(), this.loadConversations()]);
+    const others = Promise.all([this.loadLinks(), this.loadPrisons()]);
+    try {
+      await this.loadConversations();
+      await Promise.all([...this.conversations.keys()].map((id) => this.loadLatest(id)));
+    } finally {
+      this.socket.start();
+    }
+    await others;
     await Promise.all(this.verifiedInmates.map((id) => this.loadInmate(id).catch(() => null)));
     if (this.unopened.size) this.openUnopened(); // typed before a reload, never opened
   }
@@ -87,8 +103,78 @@ export class AppState {
       this.conversations.set(conv.id, conv);
       // read receipts from before this page loaded (live `read` events only add to them)
       if ((conv.read_seq || 0) > (this.readSeq.get(conv.id) || 0)) this.readSeq.set(conv.id, conv.read_seq);
+      this.markOwnRead(conv.id, conv.own_read_seq || 0);
     }
     this.emit("conversations", this.conversations);
+  }
+
+  /** The latest page of a conversation's history; its resume cursor set after it. */
+  async loadLatest(convId) {
+    if (this.oldest.has(convId)) return; // loaded already (the socket keeps it current)
+    const page = await api.get(`/conversations/${convId}/messages`, { limit: HISTORY_PAGE });
+    this._addPage(convId, page);
+    this.socket.setCursor(convId, page.last_seq);
+    this.emit("messages", convId);
+  }
+
+  /** The page before the oldest loaded message; false once the history is complete. */
+  loadOlder(convId) {
+    if (this.complete.has(convId) || !this.oldest.has(convId)) return Promise.resolve(false);
+    if (!this._older.has(convId)) {
+      const before = this.oldest.get(convId);
+      const loading = api
+        .get(`/conversations/${convId}/messages`, { before, limit: HISTORY_PAGE })
+        .then((page) => {
+          this._addPage(convId, page);
+          this.emit("messages", convId);
+          return !this.complete.has(convId);
+        })
+        .finally(() => this._older.delete(convId));
+      this._older.set(convId, loading);
+    }
+    return this._older.get(convId);
+  }
+
+  _addPage(convId, page) {
+    if (!this.messages.has(convId)) this.messages.set(convId, new Map());
+    const byseq = this.messages.get(convId);
+    for (const m of page.messages) if (!byseq.has(m.seq)) byseq.set(m.seq, { type: "message", ...m });
+    const seqs = page.messages.map((m) => m.seq);
+    const lowest = Math.min(this.oldest.get(convId) ?? Infinity, ...seqs);
+    this.oldest.set(convId, Number.isFinite(lowest) ? lowest : 1);
+    if (page.messages.length < HISTORY_PAGE || lowest <= 1) this.complete.add(convId);
+  }
+
+  /** The relative read a conversation up to `seq` (here, or on another device). */
+  markOwnRead(convId, seq) {
+    if (seq <= (this.ownRead.get(convId) || 0)) return;
+    this.ownRead.set(convId, seq);
+    this.emit("unread", convId);
+  }
+
+  /** Answers not read yet, in one conversation: others' messages past the own read mark.
+   * `more` says the count may be higher (unread messages older than what is loaded). */
+  unreadIn(convId) {
+    const read = this.ownRead.get(convId) || 0;
+    let n = 0;
+    for (const m of this.messagesOf(convId)) {
+      if (m.seq > read && m.sender && m.sender.id !== this.userId && m.kind !== "note") n += 1;
+    }
+    const more = !this.complete.has(convId) && (this.oldest.get(convId) || 1) > read + 1;
+    return { n, more };
+  }
+
+  /** Unread answers across all conversations (the title count). */
+  unreadTotal() {
+    let n = 0;
+    for (const id of this.conversations.keys()) n += this.unreadIn(id).n;
+    return n;
+  }
+
+  /** The newest message of a conversation, if any is loaded. */
+  lastMessage(convId) {
+    const all = this.messagesOf(convId);
+    return all.length ? all[all.length - 1] : null;
   }
 
   async loadInmate(id) {
@@ -112,6 +198,8 @@ export class AppState {
       const opening = (async () => {
         const conv = await api.post("/conversations", { inmate_id: inmateId });
         this.conversations.set(conv.id, conv);
+        this.oldest.set(conv.id, 1);
+        this.complete.add(conv.id); // new: nothing older to load
         this.socket.watch(conv.id, 0);
         this.emit("conversations", this.conversations);
         return conv;
@@ -278,7 +366,10 @@ export class AppState {
       if (status.state === "connected" && this.unopened.size) this.openUnopened();
     });
     socket.on("read", (r) => {
-      if (r.user === this.userId) return;
+      if (r.user === this.userId) {
+        this.markOwnRead(r.conv, r.seq); // read on another device
+        return;
+      }
       if (r.seq > (this.readSeq.get(r.conv) || 0)) this.readSeq.set(r.conv, r.seq);
       this.emit("messages", r.conv);
     });
@@ -317,6 +408,7 @@ export class AppState {
       if (ev.state === "verified" || ev.state === "revoked") {
         // permissions changed: new inmate, new prison (presence, announcements)
         await Promise.all([this.refreshMe(), this.loadLinks(), this.loadConversations()]).catch(() => null);
+        await Promise.all([...this.conversations.keys()].map((id) => this.loadLatest(id).catch(() => null)));
         await Promise.all(this.verifiedInmates.map((id) => this.loadInmate(id).catch(() => null)));
         this.socket.reconnect();
         this.emit("me", this.me);

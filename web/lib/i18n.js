@@ -9,21 +9,30 @@
 // Every string lives in the catalogs web/i18n/zh-CN.js and web/i18n/en.js (flat keys, each
 // area in its own marked section). A value is a string with {name} placeholders, or for
 // counts an object of plural forms {one, other} chosen by params.n. A key missing from the
-// current catalog falls back to English, then to the key itself (and is reported once on the
-// console as a warning, so tests notice). The choice is remembered in localStorage
+// current catalog falls back to the key itself (and is reported once on the console as a
+// warning, so tests notice). Only the current language's catalog is loaded (a switch loads
+// the other first, then re-renders). The choice is remembered in localStorage
 // ("kinline.locale"); switching re-renders every [data-i18n*] element and tells the
 // listeners registered with onLocaleChange so pages re-render what they built themselves.
 
-import zhCN from "/static/i18n/zh-CN.js";
-import en from "/static/i18n/en.js";
 import { h } from "/static/lib/dom.js";
 
 export const LOCALES = ["zh-CN", "en"];
 export const DEFAULT_LOCALE = "zh-CN";
-const CATALOGS = { "zh-CN": zhCN, en };
+const NAMES = { "zh-CN": "中文", en: "English" }; // in the switcher, each in its own language
 const STORAGE_KEY = "kinline.locale";
+const CATALOGS = {}; // locale -> catalog, once loaded
+
+/** Load a language's catalog (next to this module, so a fingerprinted path works too). */
+async function loadCatalog(code) {
+  if (!CATALOGS[code]) {
+    CATALOGS[code] = (await import(new URL(`../i18n/${code}.js`, import.meta.url).href)).default;
+  }
+  return CATALOGS[code];
+}
 
 let current = readStored();
+await loadCatalog(current);
 let timeZone = "Asia/Shanghai"; // the bureau's local time (Settings.timezone)
 const listeners = new Set();
 const reported = new Set();
@@ -42,9 +51,11 @@ export function locale() {
   return current;
 }
 
-/** Switch language, remember it, re-render [data-i18n] elements, tell the listeners. */
-export function setLocale(next) {
+/** Switch language (its catalog loaded first), remember it, re-render [data-i18n] elements,
+ * tell the listeners. */
+export async function setLocale(next) {
   if (!LOCALES.includes(next)) throw new Error(`unknown locale ${next}`);
+  await loadCatalog(next);
   try {
     localStorage.setItem(STORAGE_KEY, next);
   } catch {
@@ -68,7 +79,7 @@ export function setTimeZone(zone) {
 }
 
 export function hasKey(key) {
-  return key in CATALOGS[current] || key in en;
+  return key in CATALOGS[current];
 }
 
 /** t(key, params) when the catalogs have the key, else `fallback` (no warning): for labels
@@ -83,7 +94,7 @@ function lookup(key) {
     reported.add(key);
     console.warn(`i18n: no ${current} string for "${key}"`);
   }
-  return key in en ? en[key] : key;
+  return key;
 }
 
 /** The string for `key` in the current language, with {name} placeholders filled. */
@@ -105,7 +116,7 @@ export function t(key, params = {}) {
 export function errorText(error) {
   const code = (error && error.code) || "unknown";
   const key = `error.${code}`;
-  if (key in CATALOGS[current] || key in en) {
+  if (key in CATALOGS[current]) {
     const field = error && error.field ? fieldName(error.field) : "";
     return t(key, { field });
   }
@@ -115,7 +126,7 @@ export function errorText(error) {
 /** A form field's name in the current language (for "check the field X"). */
 export function fieldName(field) {
   const key = `field.${field}`;
-  return key in CATALOGS[current] || key in en ? t(key) : field;
+  return key in CATALOGS[current] ? t(key) : field;
 }
 
 /** Fill every element of `root` marked data-i18n (text), data-i18n-placeholder,
@@ -188,6 +199,16 @@ export const formatDate = (value) => format(value, { dateStyle: "medium" });
 export const formatShortDate = (value) => format(value, { dateStyle: "short" });
 /** "2025/3/4 09:30" / "Mar 4, 2025, 9:30 AM". */
 export const formatDateTime = (value) => format(value, { dateStyle: "medium", timeStyle: "short" });
+/** The bureau's calendar day of a time, "YYYY-MM-DD": messages are grouped by it. */
+export const dayKey = (value) => new Intl.DateTimeFormat("en-CA", { timeZone }).format(asDate(value));
+/** A day separator's words: "今天" / "Today", "昨天" / "Yesterday", else the date and weekday. */
+export function formatDay(value) {
+  const key = dayKey(value);
+  const now = Date.now();
+  if (key === dayKey(now)) return t("chat.today");
+  if (key === dayKey(now - 86400000)) return t("chat.yesterday");
+  return format(value, { dateStyle: "medium" }) + " " + format(value, { weekday: "short" });
+}
 /** "09:30" / "9:30 AM". */
 export const formatTime = (value) => format(value, { timeStyle: "short" });
 /** Weekday name of ISO weekday 1..7 (1 = Monday). */
@@ -219,7 +240,7 @@ export function localeSwitcher() {
       data: { i18nAriaLabel: "locale.label" },
       on: { change: (event) => setLocale(event.target.value) },
     },
-    LOCALES.map((code) => h("option", { value: code }, CATALOGS[code]["locale.name"] || code)),
+    LOCALES.map((code) => h("option", { value: code }, NAMES[code])),
   );
   select.value = current;
   return select;
