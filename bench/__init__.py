@@ -2,7 +2,8 @@
 
 Workloads: ``chat`` (persisted send -> ack -> deliver latency and throughput, ``--max`` to find
 the rate where p99 passes 200 ms), ``broadcast`` (one event to N sockets), ``idle`` (server
-RSS per idle socket). ``kinline bench WORKLOAD --help`` lists each one's options.
+RSS per idle socket), ``search`` (the search statement explained on a million generated
+messages, PostgreSQL alone). ``kinline bench WORKLOAD --help`` lists each one's options.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Sequence
 
-WORKLOADS = ("chat", "broadcast", "idle")
+WORKLOADS = ("chat", "broadcast", "idle", "search")
 
 
 def main(argv: Sequence[str]) -> int:

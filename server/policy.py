@@ -972,3 +972,43 @@ def audits_flag_reading(who: Principal) -> bool:
     """A supervisor reading flagged messages reads conversations: it is audited (as its
     opening a conversation is); an officer reads its own prison's desk."""
     return who.user.role == "supervisor"
+
+
+# --- search (issue 18) ---
+# GET /search finds messages by their text. Staff search the conversations of their prisons
+# (officers and supervisors; naming another prison is ``forbidden``), the admin every
+# prison's or the one named; staff find notes too. A relative searches only its own
+# conversations (those it may see: ``relative_sees``), never their notes. A supervisor's
+# search is oversight, and so is the admin's (the bureau reading message text): each is
+# audited before its hits are shown, like a look (``audits_opening``).
+
+
+@dataclass(frozen=True)
+class SearchScope:
+    """What a principal's search covers: ``None`` fields do not filter."""
+
+    prison_ids: tuple[int, ...] | None
+    relative_id: int | None = None
+    inmate_ids: tuple[int, ...] | None = None  # a relative: the inmates it is verified for
+    include_notes: bool = False
+    audited: bool = False
+
+
+def search_scope(who: Principal | None, prison: int | None = None) -> SearchScope:
+    """The conversations ``who`` searches, narrowed to ``prison`` when given."""
+    who = signed_in(who)
+    role = who.user.role
+    named = None if prison is None else (prison,)
+    if role == "relative":
+        return SearchScope(
+            prison_ids=named, relative_id=who.id, inmate_ids=tuple(sorted(who.verified_inmates))
+        )
+    if role == "admin":
+        return SearchScope(prison_ids=named, include_notes=True, audited=True)
+    if prison is not None and prison not in who.user.prison_ids:
+        raise Denied("forbidden", "you are not staff of this prison")
+    return SearchScope(
+        prison_ids=named or who.user.prison_ids,
+        include_notes=shows_staff_side(who),
+        audited=role == "supervisor",
+    )

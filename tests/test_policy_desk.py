@@ -124,6 +124,9 @@ DESK_ROWS: dict[str, DeskRow] = {
         body=lambda n, _: {"on_duty": n % 2 == 0},
     ),
     "list conversations": DeskRow("GET", "/conversations", LISTERS),
+    "list conversations, filtered and paged": DeskRow(
+        "GET", "/conversations?state=all&inmate=GM&relative=Chen&since=2026-01-01&limit=1", LISTERS
+    ),
     "list a prison's queue": DeskRow(
         "GET", "/conversations?prison={prison}", OWN_PRISON_LISTERS, prepare=None
     ),

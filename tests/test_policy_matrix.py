@@ -512,6 +512,7 @@ def area_matrix_routes() -> set[tuple[str, str]]:
         test_policy_keywords,
         test_policy_outreach,
         test_policy_register,
+        test_policy_search,
         test_policy_watching_and_audit,
     )
 
@@ -527,6 +528,7 @@ def area_matrix_routes() -> set[tuple[str, str]]:
         *(("GET", path) for path in test_policy_figures.MATRIX),
         *test_policy_outreach.ROUTES,
         *test_policy_keywords.ROUTES,
+        *test_policy_search.ROUTES,
     ]
     return {(method, "/api/v1" + bare(path)) for method, path in rows}
 

@@ -32,7 +32,7 @@ import logging
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 import msgspec
@@ -73,7 +73,7 @@ from server.policy import (
     signed_in,
     thread_scope,
 )
-from storage import audit_trail, desk, links, messages, prisons
+from storage import audit_trail, desk, links, messages, prisons, thread_list
 from storage.errors import Conflict, NotFound, StoreUnavailable
 from storage.sql import utcnow
 
@@ -106,6 +106,12 @@ class ThreadsQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     state: StateFilter | None = None  # staff default: "open" (waiting, active); relatives: all
     prison: Id | None = None
     limit: Limit = 100
+    # issue 18: a page's `next`, and filters (storage/thread_list.py)
+    cursor: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    inmate: Annotated[str, msgspec.Meta(max_length=40)] | None = None  # number, its start
+    relative: Annotated[str, msgspec.Meta(max_length=100)] | None = None  # name, any part
+    since: date | None = None  # last activity on or after this day (UTC)
+    until: date | None = None  # last activity on or before this day (UTC)
 
 
 class OpenThread(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -190,6 +196,7 @@ class ThreadOut(msgspec.Struct, frozen=True):
 
 class ThreadList(msgspec.Struct, frozen=True):
     conversations: list[ThreadOut]
+    next: str | None = None  # pass as `cursor` for the next page; None: no more
 
 
 class SenderOut(msgspec.Struct, frozen=True):
@@ -429,21 +436,32 @@ async def list_threads(request: web.Request) -> web.Response:
     states: tuple[ConversationState, ...] | None = (
         None if state == "all" else OPEN if state == "open" else (state,)
     )
-    found = await desk.threads(
-        request.app[DB],
+    if wanted.since and wanted.until and wanted.since > wanted.until:
+        raise invalid("since", "since must not be after until")
+    filters = thread_list.Filters(
         relative_id=scope.relative_id,
         prison_ids=scope.prison_ids,
         inmate_ids=scope.inmate_ids,
         states=states,
-        limit=wanted.limit,
+        inmate_number=(wanted.inmate or "").strip() or None,
+        relative_name=(wanted.relative or "").strip() or None,
+        since=wanted.since,
+        until=wanted.until,
     )
+    try:
+        found, following = await thread_list.page(
+            request.app[DB], filters, cursor=wanted.cursor, limit=wanted.limit
+        )
+    except thread_list.BadCursor as exc:
+        raise invalid("cursor", str(exc)) from None
     now = utcnow()
     ids = [t.id for t in found]
     read = await desk.read_by_others(request.app[DB], ids, who.id)
     own = await desk.read_by(request.app[DB], ids, who.id)
     return reply(
         ThreadList(
-            [thread_out(who, t, now, read.get(t.id, 0), own.get(t.id, 0)) for t in found]
+            [thread_out(who, t, now, read.get(t.id, 0), own.get(t.id, 0)) for t in found],
+            following,
         )
     )
 
@@ -699,7 +717,9 @@ ROUTES: list[Route] = [
         "/conversations",
         list_threads,
         "Threads: a relative its own; staff the queue of their prisons (default the open "
-        "queue, waiting then active, oldest wait first, with waiting_since and wait_s)",
+        "queue, waiting then active, oldest wait first, with waiting_since and wait_s);"
+        " paged (pass `next` as `cursor`), filtered by state, inmate number (its start),"
+        " relative name (any part) and last activity between since and until (days, UTC)",
         "relative; officer or supervisor (their prisons)",
         query=ThreadsQuery,
         reply=ThreadList,

@@ -28,6 +28,9 @@ import { LinkRequests, VisitRequests } from "/static/console/requests.js";
 import { FlagQueue } from "/static/console/flags.js";
 import { CannedManager, CannedPicker } from "/static/console/canned.js";
 import { late, sound, Unread } from "/static/console/alerts.js";
+import { MessageSearch } from "/static/console/search.js";
+import { ThreadBrowser } from "/static/console/browse.js";
+import { Shortcuts } from "/static/console/shortcuts.js";
 
 const HISTORY_PAGE = 50;
 const REQUESTS_REFRESH_MS = 60_000;
@@ -221,9 +224,12 @@ function renderHead() {
   resolveButton.disabled = !(conv.state === "waiting" || mine);
 }
 
-async function openConversation(id) {
+/** Open a conversation: at its latest messages, or at message `at` (a search hit: the
+ * page from a few messages before it, the rest following live from the socket's replay). */
+async function openConversation(id, at = null) {
   if (current === id) {
-    compose.focus();
+    if (at === null) compose.focus();
+    else await showSeq(id, at);
     return;
   }
   const previous = current;
@@ -242,11 +248,13 @@ async function openConversation(id) {
   renderHead();
   card.show(conv ? conv.inmate_id : null, id);
   try {
-    const page = await api.get(`/conversations/${id}/messages`, { limit: HISTORY_PAGE });
+    const around = at === null ? {} : { after: Math.max(0, at - FOUND_CONTEXT) };
+    const page = await api.get(`/conversations/${id}/messages`, { limit: HISTORY_PAGE, ...around });
     if (current !== id) return; // another conversation was opened meanwhile: not this one
     const messages = page.messages || [];
     thread.add(...messages);
-    showEarlier(messages.length >= HISTORY_PAGE && thread.firstSeq > 1);
+    showEarlier(thread.firstSeq > 1 && (at !== null || messages.length >= HISTORY_PAGE));
+    if (at !== null && messages.length >= HISTORY_PAGE) await loadLater(id);
     loadDeliveries(id);
   } catch (err) {
     if (current !== id) return; // (thread.lastSeq would be the other conversation's)
@@ -255,7 +263,53 @@ async function openConversation(id) {
   socket.watch(id, thread.lastSeq);
   for (const entry of socket.pending(id)) thread.addPending(entry, myself);
   markRead();
-  compose.focus({ preventScroll: true });
+  if (at === null) compose.focus({ preventScroll: true });
+  else highlight(at);
+}
+
+const FOUND_CONTEXT = 10; // messages shown before a search hit
+const LATER_PAGE = 500;
+
+/** Opened at a search hit: the messages from there to the latest, so the conversation reads
+ * on without a gap (the socket may already follow it from further on). */
+async function loadLater(id) {
+  for (;;) {
+    const page = await api.get(`/conversations/${id}/messages`, { after: thread.lastSeq, limit: LATER_PAGE });
+    if (current !== id) return;
+    const messages = page.messages || [];
+    thread.add(...messages);
+    if (messages.length < LATER_PAGE) return;
+  }
+}
+
+/** Mark message `seq` of the open conversation as the one searched for, and go to it. */
+function highlight(seq) {
+  for (const el of thread.list.querySelectorAll("li.msg.found")) el.classList.remove("found");
+  const entry = thread.bySeq.get(seq);
+  if (!entry) return;
+  entry.el.classList.add("found");
+  entry.el.tabIndex = -1;
+  entry.el.scrollIntoView({ block: "center" });
+  entry.el.focus({ preventScroll: true });
+}
+
+/** A search hit in the conversation already open: load its page if it is not shown. */
+async function showSeq(id, seq) {
+  if (!thread.bySeq.has(seq)) {
+    try {
+      const page = await api.get(`/conversations/${id}/messages`, {
+        after: Math.max(0, seq - FOUND_CONTEXT),
+        limit: HISTORY_PAGE,
+      });
+      if (current !== id) return;
+      thread.add(...(page.messages || []));
+      showEarlier(thread.firstSeq > 1);
+    } catch (err) {
+      toastError(err);
+      return;
+    }
+  }
+  highlight(seq);
 }
 
 // whether and how each answer reached the relative (WeChat, push, SMS), refreshed while open
@@ -624,6 +678,61 @@ for (const radio of document.querySelectorAll('input[name="queue-filter"]')) {
     queue.setFilter(radio.value);
   });
 }
+
+// -- search, the filtered thread list, keyboard shortcuts (issue 18) ------------------------
+
+const search = new MessageSearch({
+  form: $("#search-form"),
+  panel: $("#search-panel"),
+  onOpen: async (hit) => {
+    try {
+      if (!queue.get(hit.conv)) await queue.refresh(hit.conv); // a thread not in the queue
+      await openConversation(hit.conv, hit.seq);
+    } catch (err) {
+      toastError(err);
+    }
+  },
+});
+const browser = new ThreadBrowser({
+  form: $("#filters-form"),
+  list: $("#browse"),
+  status: $("#browse-status"),
+  more: $("#browse-more"),
+  live: [$("#panel-queue .filter"), $("#queue"), $("#queue-empty")],
+  queue,
+});
+queue.afterRender = () => browser.render();
+
+/** The rows of the list shown (the filtered one, or the live queue), in order. */
+function shownThreads() {
+  return browser.active ? browser.buttons() : [...$("#queue").querySelectorAll("button.item")];
+}
+
+new Shortcuts({
+  dialog: $("#shortcuts"),
+  button: $("#shortcuts-button"),
+  actions: {
+    // opened from the keyboard, the focus stays on the list (the next key is a shortcut
+    // too), not in the composer
+    next: async (step) => {
+      const rows = shownThreads();
+      if (!rows.length) return;
+      const at = rows.findIndex((row) => Number(row.dataset.conv) === current);
+      const next = at < 0 ? (step > 0 ? 0 : rows.length - 1) : Math.min(rows.length - 1, Math.max(0, at + step));
+      const id = Number(rows[next].dataset.conv);
+      await openConversation(id);
+      const row = shownThreads().find((r) => Number(r.dataset.conv) === id);
+      if (row && current === id) row.focus();
+    },
+    claim: () => {
+      if (current !== null && !claimButton.disabled) claimButton.click();
+    },
+    resolve: () => {
+      if (current !== null && !resolveButton.disabled) resolveButton.click();
+    },
+    search: () => search.focus(),
+  },
+});
 
 // -- start --------------------------------------------------------------------------------
 

@@ -53,12 +53,19 @@ export class Queue {
     this.unread = () => 0;
     this.onLate = () => {}; // a waiting question just passed the response target
     this.loading = null;
+    this.afterRender = () => {}; // the filtered list redraws its rows too
     onLocaleChange(() => this.render());
   }
 
   async load() {
-    const got = await api.get("/conversations", { state: "open", limit: 200 });
-    const rows = got.conversations || [];
+    // the whole open queue, page by page (issue 18: the list is paged by a cursor)
+    const rows = [];
+    let cursor = null;
+    do {
+      const got = await api.get("/conversations", { state: "open", limit: 500, ...(cursor ? { cursor } : {}) });
+      rows.push(...(got.conversations || []));
+      cursor = got.next ?? null;
+    } while (cursor);
     // the open queue as it is now; what left it meanwhile is shown as resolved until told
     for (const conv of this.threads.values()) {
       if (conv.state === "waiting" || conv.state === "active") conv.state = "resolved";
@@ -84,6 +91,13 @@ export class Queue {
       }
       throw err;
     }
+  }
+
+  /** Store a thread as the API returned it (ThreadOut), without drawing the queue. */
+  remember(row) {
+    learn(row);
+    this.threads.set(row.id, thread(row));
+    return this.threads.get(row.id);
   }
 
   /** Store and show a thread as the API returned it (ThreadOut). */
@@ -130,7 +144,8 @@ export class Queue {
 
   select(id) {
     this.selected = id;
-    for (const button of this.list.querySelectorAll("button.item")) {
+    // the live queue's rows and the filtered list's (web/console/browse.js)
+    for (const button of document.querySelectorAll("button.item[data-conv]")) {
       button.setAttribute("aria-current", String(Number(button.dataset.conv) === id));
     }
   }
@@ -167,6 +182,7 @@ export class Queue {
     show(this.empty, rows.length === 0);
     const waiting = this.waitingCount();
     this.counter.textContent = waiting ? String(waiting) : "";
+    this.afterRender();
   }
 
   row(conv) {
