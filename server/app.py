@@ -21,6 +21,7 @@ from channels.broker_memory import MemoryBroker
 from channels.hub import Hub
 from channels.presence import MemoryPresence, Presence
 from server import assets, clients, faults, health
+from server.anchoring import anchoring
 from server.api import add_routes
 from server.api.security import cookie_origin_guard
 from server.codes import Codes
@@ -155,6 +156,11 @@ async def _retention(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _anchoring(app: web.Application) -> AsyncIterator[None]:
+    async with anchoring(app[DB]):
+        yield
+
+
 async def _holds(app: web.Application) -> AsyncIterator[None]:
     async with releasing_stale_holds(app, app[SETTINGS], app[DB], app[ROSTER]):
         yield
@@ -218,6 +224,7 @@ def build_app(settings: Settings, *, store: Database | None = None) -> web.Appli
     app.cleanup_ctx.append(_outreach)  # WeChat, Web Push, SMS and the outbox
     app.cleanup_ctx.append(_rebalancing)  # a process holding too many sockets sheds some
     app.cleanup_ctx.append(_retention)  # message text past KINLINE_RETENTION_YEARS, daily
+    app.cleanup_ctx.append(_anchoring)  # the hash chains' heads, anchored daily
     app.cleanup_ctx.append(_holds)  # a holder disconnected past the grace loses its threads
     app.on_shutdown.append(_on_shutdown)
     # web/: compressed, fingerprinted, cached for good (server/assets.py); the pages, the

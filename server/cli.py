@@ -2,6 +2,8 @@
 
 Every command reports what it did in one line; a bad argument or an unreachable database is
 one ``kinline: error: ...`` line on stderr and exit status 2, never a traceback.
+``kinline verify`` exits 1 with ``kinline: verify: broken: <the first broken record>`` on
+stderr when a hash chain or an anchor does not hold (``storage/chains.py``).
 
 ``kinline bench`` is a development tool (the load generators of ``bench/``, also run as
 ``python -m bench``): it is imported by name only when that command runs, so no production
@@ -24,13 +26,17 @@ from server import config
 from server.config import ConfigError, Settings
 from server.passwords import WeakPassword, check_strength, hash_password
 from server.retention import retention_cutoff
-from storage import accounts, open_database, prisons, retention
+from storage import accounts, chain_anchors, chains, open_database, prisons, retention
 from storage.errors import Conflict, NotFound, StoreUnavailable
 from storage.sql import Database, utcnow
 
 
 class CliError(Exception):
     """A user-facing failure: printed as one line."""
+
+
+class Broken(Exception):
+    """``kinline verify`` found a record that does not hold: exit status 1."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
         "retention",
         help="purge the text of messages older than KINLINE_RETENTION_YEARS (audited)",
     )
+    commands.add_parser(
+        "verify",
+        help="recompute every hash chain and anchor; exit 1 naming the first broken record",
+    )
+    commands.add_parser("anchor", help="take today's anchor of every chain head (once a day)")
     commands.add_parser(
         "demo", help="seed the demo prisons, staff, inmates and relatives (idempotent)"
     )
@@ -172,7 +183,22 @@ def _command(args: argparse.Namespace, settings: Settings) -> Callable[[Database
         count = await retention.purge(store, before, utcnow())
         return f"purged the text of {count} messages written before {before:%Y-%m-%d}"
 
+    async def verify(store: Database) -> str:
+        verdict = await chains.verify(store)
+        if verdict.broken is not None:
+            raise Broken(verdict.broken)
+        return (
+            f"every chain holds: {verdict.messages} messages in {verdict.conversations}"
+            f" conversations, {verdict.audit_entries} audit entries, {verdict.anchors} anchors"
+        )
+
+    async def anchor(store: Database) -> str:
+        taken, created = await chain_anchors.anchor(store, utcnow())
+        return f"{'took' if created else 'kept'} the anchor of {taken.day}: {taken.digest}"
+
     commands: dict[tuple[str, str | None], Callable[[Database], Awaitable[str]]] = {
+        ("verify", None): verify,
+        ("anchor", None): anchor,
         ("wechat", "menu"): wechat_menu,
         ("migrate", None): _migrate,
         ("retention", None): retention_now,
@@ -212,6 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "bench":
             return _bench(args.workload)
         print(asyncio.run(_with_store(settings, _command(args, settings))))
+    except Broken as exc:
+        print(f"kinline: verify: broken: {exc}", file=sys.stderr)
+        return 1
     except (ConfigError, CliError, ValueError) as exc:
         return _fail(str(exc))
     except StoreUnavailable as exc:

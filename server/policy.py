@@ -683,6 +683,18 @@ def shows_staff_side(who: Principal) -> bool:
     return who.is_staff
 
 
+def check_record_export(who: Principal | None, conv: Conversation | None) -> Principal:
+    """A conversation's verifiable record (hash chain export): exactly who may read the
+    conversation (``check_thread`` "read"); what it shows of notes is ``record_shows_notes``,
+    and a supervisor's export is an audited look (``audits_opening``) like its history."""
+    return check_thread(who, conv, "read")
+
+
+def record_shows_notes(who: Principal) -> bool:
+    """Whether a record export lists notes' text; otherwise each note is its hash only."""
+    return shows_staff_side(who)
+
+
 def canned_prisons(who: Principal | None, prison: int | None = None) -> tuple[int, ...]:
     """The prisons whose canned replies ``who`` reads: its own (officers, supervisors), or the
     one named if it is one of them (another is ``forbidden``)."""

@@ -4,7 +4,9 @@ Entries are append-only. This module offers an append and a read and nothing els
 schema refuses ``UPDATE`` and ``DELETE`` on ``audit_entries`` with a trigger on both dialects
 (storage/migrations/*/0001_initial.sql), so not even a bug or a hand-typed statement through
 the application's connection can rewrite history. (A table owner can still ``TRUNCATE`` or
-drop triggers on PostgreSQL: that is the database operator's privilege, outside the service.)
+drop triggers on PostgreSQL: that is the database operator's privilege, outside the service;
+what it changes that way is still told: every entry is hash-chained as it is inserted,
+migration 0014, and ``kinline verify`` recomputes the chain, ``storage/chains.py``.)
 
 Reading is newest first, paged by id (``before_id``): ids only grow, so a page boundary never
 moves when new entries arrive while someone pages back in time.

@@ -5,7 +5,10 @@ supervisors' directory (id, name and the public profile: title, photo, address, 
 ``users.profile``; never a login, an account phone, a password hash or an id number); its
 visit rules and what may and may not be brought (``VisitRules``); recent announcements (the
 prison's and the bureau-wide ones); and the response-time figures of the last 30 days
-(``storage.figures.public_figures``). Disabled supervisors are not listed.
+(``storage.figures.public_figures``); and the latest daily anchors of the hash chains
+(``storage.chain_anchors``: the day and the digest of every head, the same for every prison,
+so anyone can keep them and later tell a rewritten history). Disabled supervisors are not
+listed.
 
 Each record is built field by field from named columns, so a column added to ``users``
 later cannot leak through here.
@@ -18,6 +21,7 @@ from datetime import date, datetime
 import msgspec
 
 from storage.announcements import Announcement, announcements
+from storage.chain_anchors import Anchor, anchors
 from storage.figures import PublicFigures, public_figures
 from storage.profiles import profile_from
 from storage.sql import Database
@@ -60,6 +64,7 @@ class PublicPrison(msgspec.Struct, frozen=True):
     visit_rules: VisitRules
     announcements: list[PublicAnnouncement]
     figures: PublicFigures
+    anchors: list[Anchor]
 
 
 async def public_prisons(db: Database) -> list[PublicPrisonSummary]:
@@ -121,4 +126,5 @@ async def public_prison(db: Database, prison_id: int, now: datetime) -> PublicPr
         visit_rules=rules,
         announcements=[public_announcement(a) for a in recent],
         figures=await public_figures(db, prison_id, now),
+        anchors=await anchors(db),
     )

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import aiosqlite
 import msgspec
 
+from domain import chain
 from domain.records import Appended, NewMessage
 from storage import migrations
 from storage.errors import Conflict, StoreUnavailable, Unstorable
@@ -45,6 +46,42 @@ def _param(value: Any) -> Any:
     if isinstance(value, dict | list):
         return msgspec.json.encode(value).decode()
     return value
+
+
+def _message_hash(
+    previous: bytes, at_us: int, body: str, conv: int, kind: str, sender: int, seq: int
+) -> bytes:
+    """SQL ``kinline_message_hash``: one message's link (``domain.chain``)."""
+    form = chain.message_form(at_us=at_us, body=body, conv=conv, kind=kind, sender=sender, seq=seq)
+    return chain.step(previous, form)
+
+
+def _audit_hash(
+    previous: bytes,
+    entry_id: int,
+    at: int,
+    actor_id: int | None,
+    action: str,
+    object_type: str,
+    object_id: int | None,
+    prison_id: int | None,
+    before: str | None,
+    after: str | None,
+) -> bytes:
+    """SQL ``kinline_audit_hash``: one audit entry's link (``domain.chain``), for the
+    trigger of migration 0014 that chains every entry however it was inserted."""
+    form = chain.audit_form(
+        id=entry_id,
+        at_us=at,
+        actor_id=actor_id,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        prison_id=prison_id,
+        before=None if before is None else msgspec.json.decode(before),
+        after=None if after is None else msgspec.json.decode(after),
+    )
+    return chain.step(previous, form)
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -152,6 +189,8 @@ class SqliteDatabase:
         await conn.execute("PRAGMA foreign_keys = ON")
         await conn.execute("PRAGMA busy_timeout = 5000")
         await conn.execute("PRAGMA synchronous = NORMAL")
+        await conn.create_function("kinline_message_hash", 7, _message_hash, deterministic=True)
+        await conn.create_function("kinline_audit_hash", 10, _audit_hash, deterministic=True)
         return conn
 
     async def close(self) -> None:
@@ -205,8 +244,10 @@ class SqliteDatabase:
     async def append_messages(self, items: Sequence[NewMessage]) -> list[Appended | None]:
         """Under ``BEGIN IMMEDIATE`` (the whole database is the lock): read the batch's
         conversations, find the cids already stored, insert the rest in batch order with the
-        next seqs. The life-cycle trigger (migration 0007) moves ``last_seq`` and the state,
-        and writes each message's ``effect`` and ``cycle``, read back with the rows."""
+        next seqs, each with its hash (``h_n = sha256(h_(n-1) || C(m))`` from the
+        conversation's ``chain_head``, migration 0014). The life-cycle trigger (migration
+        0007) moves ``last_seq`` and the state, and writes each message's ``effect`` and
+        ``cycle``, read back with the rows."""
         if not items:
             return []
         results: list[Appended | None] = [None] * len(items)
@@ -214,9 +255,11 @@ class SqliteDatabase:
             convs = sorted({i.conversation_id for i in items})
             marks = ",".join(f"${n}" for n in range(1, len(convs) + 1))
             rows = await sql.fetch(
-                f"SELECT id, last_seq FROM conversations WHERE id IN ({marks})", *convs
+                f"SELECT id, last_seq, chain_head FROM conversations WHERE id IN ({marks})",
+                *convs,
             )
             seqs = {r["id"]: r["last_seq"] for r in rows}
+            heads: dict[int, bytes] = {r["id"]: r["chain_head"] for r in rows}
             first: dict[tuple[int, int, str], int] = {}  # key -> index of its first item
             fresh: list[int] = []  # message ids inserted, in batch order
             for index, item in enumerate(items):
@@ -235,19 +278,31 @@ class SqliteDatabase:
                     results[index] = Appended(message_of(sql, row), created=False)
                     continue
                 seqs[item.conversation_id] += 1
+                seq, now = seqs[item.conversation_id], datetime.now(UTC)
+                link = _message_hash(
+                    heads[item.conversation_id],
+                    to_us(now),
+                    item.body,
+                    item.conversation_id,
+                    item.kind,
+                    item.sender_id,
+                    seq,
+                )
+                heads[item.conversation_id] = link  # the trigger keeps it as the head
                 fresh.append(
                     await sql.fetchval(
                         "INSERT INTO messages (conversation_id, seq, sender_id, sender_role,"
-                        " cid, kind, body, created_at, flags)"
-                        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                        " cid, kind, body, created_at, hash, flags)"
+                        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
                         item.conversation_id,
-                        seqs[item.conversation_id],
+                        seq,
                         item.sender_id,
                         item.sender_role,
                         item.cid,
                         item.kind,
                         item.body,
-                        datetime.now(UTC),
+                        now,
+                        link,
                         item.flags,
                     )
                 )

@@ -248,6 +248,12 @@ HTTP_ROWS: dict[str, HttpRow] = {
         table(NOT_FOUND, relative_a=ok(), officer=ok(), supervisor=ok()),
         prepare=_the_conversation,
     ),
+    "conversation record export": HttpRow(  # the hash-chain record: as reading it
+        "GET",
+        "/conversations/{conv}/export",
+        table(NOT_FOUND, relative_a=ok(), officer=ok(), supervisor=ok()),
+        prepare=_the_conversation,
+    ),
     "audit range export": HttpRow(
         "GET",
         "/audit/export?since=2026-01-01T00:00:00Z&until=2027-01-01T00:00:00Z",

@@ -24,7 +24,9 @@ from server.policy import (
     audits_opening,
     check_conversation,
     check_overview,
+    check_record_export,
     check_thread,
+    record_shows_notes,
 )
 from storage import desk, messages
 from storage.sql import utcnow
@@ -88,6 +90,8 @@ ACTIONS: dict[str, Callable[[Principal | None], object]] = {
     "overview.read other": lambda who: outcome(lambda: check_overview(who, OTHER) and "ok"),
     "watch": conversation("watch"),
     "read history": conversation("read"),
+    "export record": lambda who: outcome(lambda: check_record_export(who, CONV) and "ok"),
+    "record shows notes": lambda who: who is not None and record_shows_notes(who),
     "send": conversation("send"),
     "note": conversation("note"),
     "typing": conversation("typing"),
@@ -115,6 +119,8 @@ EXPECTED: dict[str, dict[str, object]] = {
     "overview.read other": row(U,  F,    "ok",    "ok",   F,      F,      F,    F,      "ok"),
     "watch":               row(U,  "ok", "ok",    N,      "ok",   N,      "ok", N,      N),
     "read history":        row(U,  "ok", "ok",    N,      "ok",   N,      "ok", N,      N),
+    "export record":       row(U,  "ok", "ok",    N,      "ok",   N,      "ok", N,      N),
+    "record shows notes":  row(0,  1,    1,       1,      1,      1,      0,    0,      1),
     "send":                row(U,  F,    F,       N,      "ok",   N,      "ok", N,      N),
     "note":                row(U,  F,    F,       N,      "ok",   N,      F,    N,      N),
     "typing":              row(U,  F,    F,       N,      "ok",   N,      "ok", N,      N),
@@ -169,6 +175,7 @@ HTTP_EXPECTED: dict[str, tuple[int, ...]] = {
     "GET /audit/actors?prison=GM": (401, 403, 403, 403, 403, 200, 403, 200),
     "GET /overview?prison=GM": (401, 403, 403, 403, 403, 200, 403, 200),
     "GET /overview?prison=SS": (401, 403, 403, 403, 403, 403, 200, 200),
+    "GET /conversations/A/export": (401, 200, 404, 200, 404, 200, 404, 404),
 }
 
 
@@ -181,6 +188,7 @@ async def test_the_http_matrix(site: Site) -> None:
         "GET /audit/actors?prison=GM": ("/audit/actors", {"prison": gm}),
         "GET /overview?prison=GM": ("/overview", {"prison": gm}),
         "GET /overview?prison=SS": ("/overview", {"prison": ss}),
+        "GET /conversations/A/export": (f"/conversations/{site.world.conv.id}/export", {}),
     }
     got = {}
     for name, (path, params) in requests.items():

@@ -193,6 +193,7 @@ async def test_the_page_shows_exactly_the_public_fields(site: Site) -> None:
         "visit_rules",
         "announcements",
         "figures",
+        "anchors",  # the hash chains' daily digests (tests/test_conversation_record.py)
     }
     assert (page["id"], page["code"], page["name"], page["city"]) == (
         w.gaoming.id,

@@ -32,6 +32,7 @@ from tests.browser import (  # noqa: F401 (fixtures)
 )
 from tests.idnumbers import valid_id
 from tests.realtime import Reader, client
+from tests.record_checker import holds
 from tests.servers import ROOT, ServerProcess
 from tests.world import World, seed_staff
 
@@ -170,6 +171,24 @@ async def test_a_relative_downloads_all_its_data_from_the_app(pages: Pages, site
     data = await page.evaluate("(u) => fetch(u).then((r) => r.json())", href)
     assert data["account"]["login"] == w.relative.login
     assert [c["id"] for c in data["conversations"]] == [w.conv.id]  # its own, nobody else's
+    pages.assert_clean()
+
+
+async def test_the_chat_offers_the_verifiable_record_and_it_checks(
+    pages: Pages, site: Site
+) -> None:
+    world = site.world
+    page = await pages.open(chat_path(world), token=world.token(world.relative))
+    await connected(page)
+    await page.locator("#compose").fill("他还好吗？")
+    await page.locator("#compose").press("Enter")
+    await expect(page.locator("#messages .bubble.own")).to_have_attribute("data-status", "sent")
+    link = page.locator("#conv-record")
+    await expect(link).to_be_visible()
+    href = await link.get_attribute("href")
+    assert href == f"/api/v1/conversations/{world.conv.id}/export"
+    record = await page.evaluate("(u) => fetch(u).then((r) => r.json())", href)
+    assert [m["body"] for m in record["messages"]] == ["他还好吗？"] and holds(record)
     pages.assert_clean()
 
 

@@ -30,6 +30,7 @@ from tests.browser import (  # noqa: F401 (fixtures)
     screenshot,
     site_fixture,
 )
+from tests.record_checker import holds
 from tests.servers import ServerProcess
 from tests.test_web_console import api, ask, console, queue_item
 from tests.world import World, seed_staff
@@ -378,4 +379,20 @@ async def test_a_supervisor_takes_the_transcript_and_an_audit_period_for_a_compl
     assert audit_href and audit_href.startswith("/api/v1/audit/export?")
     trail = await board.evaluate("(u) => fetch(u).then((r) => r.text())", audit_href)
     assert "conversation.opened" in trail  # the look just taken is in the period
+    pages.assert_clean()
+
+
+async def test_a_supervisor_downloads_the_verifiable_record_of_a_conversation(
+    pages: Pages, site: Site
+) -> None:
+    world = site.world
+    await ask(site, "下个月可以会见吗？")
+    board = await monitor(pages, site)
+    await board.locator(f'#conversations button.item[data-conv="{world.conv.id}"]').click()
+    link = board.locator("#watch-record")
+    await expect(link).to_be_visible()
+    href = await link.get_attribute("href")
+    assert href == f"/api/v1/conversations/{world.conv.id}/export"
+    record = await board.evaluate("(u) => fetch(u).then((r) => r.json())", href)
+    assert record["messages"][-1]["body"] == "下个月可以会见吗？" and holds(record)
     pages.assert_clean()

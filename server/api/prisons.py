@@ -2,7 +2,8 @@
 
 What the public may read is decided once, in ``storage/prisons_public.py``: the prison, its
 supervisors' directory (name and public profile only), visit rules, recent announcements and
-the response-time figures of the last 30 days. Nothing else about any user is public.
+the response-time figures of the last 30 days, and the latest daily anchors of the hash
+chains (``anchors: [{day, digest}]``). Nothing else about any user is public.
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ ROUTES = [
         get_prison,
         "A prison's public page: supervisors' directory (name, title, photo, address, phone),"
         " visit rules and what may be brought, recent announcements (the prison's and the"
-        " bureau-wide ones) and response-time figures of the last 30 days",
+        " bureau-wide ones), response-time figures of the last 30 days, and the latest daily"
+        " anchors of the hash chains ({day, digest})",
         "anyone, no sign-in",
         reply=PublicPrison,
         errors=(404,),

@@ -47,6 +47,8 @@ export function chatView(ctx, inmateId) {
 
   const stateSlot = h("span", { id: "conv-state" });
   const presence = h("span", { id: "on-duty", aria: { live: "polite" } });
+  // the verifiable record (hash chain): anyone can check it with sha256 alone
+  const record = tx("a", "record.download", {}, { id: "conv-record", download: "", hidden: true, title: t("record.what"), data: { i18nTitle: "record.what" } });
   // a live region that only ever gains nodes: bubbles are kept and moved, never rebuilt, so
   // a screen reader reads out what is new and not the whole conversation again
   const list = h("ol", {
@@ -244,6 +246,8 @@ export function chatView(ctx, inmateId) {
     const n = ctx.presence.get(prisonId);
     presence.textContent = n === undefined ? "" : n > 0 ? t("chat.onDuty", { n }) : t("chat.noneOnDuty");
     presence.dataset.onDuty = n === undefined ? "" : String(n);
+    record.hidden = !conv;
+    if (conv) record.href = `/api/v1/conversations/${conv.id}/export`;
   }
 
   let typingTimer = null;
@@ -380,7 +384,7 @@ export function chatView(ctx, inmateId) {
     { class: "view chat" },
     inmateHead(ctx, inmateId),
     inmateTabs(inmateId, ""),
-    h("div", { class: "chat-head" }, stateSlot, presence),
+    h("div", { class: "chat-head" }, stateSlot, presence, record),
     list,
     typing,
     rating,

@@ -173,6 +173,9 @@ export default {
   "monitor.export.print": "Printable transcript",
   "monitor.export.auditCsv": "Export this period (CSV)",
   "monitor.export.auditPrint": "Print this period",
+  // the verifiable record (hash chains, issue 15)
+  "record.download": "Download verifiable record",
+  "record.what": "Every message with its SHA-256 hash chain: anyone can check that nothing was changed or removed.",
   "auth.code": "Code sent to your phone",
   "auth.codeWhy": "Six digits, valid for 10 minutes. It proves the phone is yours.",
   "auth.sendCode": "Send me a code",

@@ -176,6 +176,9 @@ export default {
   "monitor.export.print": "打印会话记录",
   "monitor.export.auditCsv": "导出所选时段（CSV）",
   "monitor.export.auditPrint": "打印所选时段",
+  // 可验证记录（哈希链，issue 15）
+  "record.download": "下载可验证记录",
+  "record.what": "每条消息及其 SHA-256 哈希链：任何人都可核验记录未被修改或删除。",
   "auth.code": "手机验证码",
   "auth.codeWhy": "6位数字，10分钟内有效，用于证明手机号属于您。",
   "auth.sendCode": "获取验证码",

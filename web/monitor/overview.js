@@ -292,6 +292,8 @@ export class Overview {
       h("a", { href: `${base}?format=csv`, download: "", id: "watch-transcript-csv" }, t("monitor.export.csv")),
       " · ",
       h("a", { href: `${base}?format=html`, target: "_blank", rel: "noopener", id: "watch-transcript-print" }, t("monitor.export.print")),
+      " · ",
+      h("a", { href: `/api/v1/conversations/${c.id}/export`, download: "", id: "watch-record", title: t("record.what") }, t("record.download")),
     );
   }
 }
