@@ -21,12 +21,13 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from channels.broker_memory import MemoryBroker
 from channels.hub import Hub
+from domain import chain
 from domain.keywords import Matcher, join_flags, normalise, split_flags
 from domain.records import NewMessage, User
 from server.config import Settings
 from server.keys import KEYWORDS
 from server.keywords import KEYWORDS_TOPIC, LiveKeywords
-from storage import audit_trail, figures, keywords
+from storage import audit_trail, chains, figures, keywords
 from storage.errors import Conflict, NotFound
 from storage.keywords import KeywordList
 from storage.postgres import PostgresDatabase
@@ -161,6 +162,26 @@ async def test_flags_are_stored_by_the_append_and_reviewed_once_with_a_note(
         w.gaoming.id,
     )
     assert entry.after is not None and entry.after["note"] == "家属询问探视安排，非脱逃"
+
+
+async def test_flags_are_not_part_of_the_message_hash(store: Database) -> None:
+    """The chain (DESIGN.md section 9) covers at_us, body, conv, kind, sender and seq only: a
+    flagged message hashes as the same message unflagged would, and the chains and the audit
+    chain still verify after a flag is reviewed."""
+    w, _ = await _world(store)
+    await _append(store, w, "c1", "越狱", "escape")
+    flagged = await keywords.flag(store, (await keywords.flagged(store, [w.gaoming.id]))[0].id)
+    async with store.read() as sql:
+        row = await sql.fetchrow("SELECT hash, created_at FROM messages WHERE id = $1", flagged.id)
+        assert row is not None
+        stored_hash, at = bytes(row["hash"]), sql.when(row["created_at"])
+    form = chain.message_form(
+        at_us=chain.at_us(at), body="越狱", conv=w.conv.id, kind="text", sender=w.relative.id, seq=1
+    )
+    assert stored_hash == chain.step(bytes(32), form)
+    await keywords.review(store, flagged, w.officer.id, "ok", utcnow())
+    verdict = await chains.verify(store)
+    assert verdict.broken is None and verdict.messages == 1
 
 
 async def test_figures_count_flags_per_category_reviewed_and_not(store: Database) -> None:
