@@ -41,6 +41,7 @@ from server.keys import (
     PUSH,
     RELAY,
     ROSTER,
+    ROUTER,
     SEND_PATH,
     SETTINGS,
     SMS,
@@ -52,6 +53,7 @@ from server.push import Push, generate_key
 from server.ratelimit import RateLimiter
 from server.rebalance import rebalancing
 from server.retention import applying_retention
+from server.routing import routing_questions
 from server.sending import SendPath
 from server.sms import make_sms
 from server.wechat import add_routes as wechat_routes
@@ -166,6 +168,14 @@ async def _holds(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _routing(app: web.Application) -> AsyncIterator[None]:
+    async with routing_questions(
+        app, app[SETTINGS], app[DB], app[ROSTER], app[SEND_PATH]
+    ) as router:
+        app[ROUTER] = router
+        yield
+
+
 async def _rebalancing(app: web.Application) -> AsyncIterator[None]:
     async with rebalancing(app[SETTINGS], app[GATEWAY]):
         yield
@@ -226,6 +236,7 @@ def build_app(settings: Settings, *, store: Database | None = None) -> web.Appli
     app.cleanup_ctx.append(_retention)  # message text past KINLINE_RETENTION_YEARS, daily
     app.cleanup_ctx.append(_anchoring)  # the hash chains' heads, anchored daily
     app.cleanup_ctx.append(_holds)  # a holder disconnected past the grace loses its threads
+    app.cleanup_ctx.append(_routing)  # auto-assignment and the away reply
     app.on_shutdown.append(_on_shutdown)
     # web/: compressed, fingerprinted, cached for good (server/assets.py); the pages, the
     # manifest and the service worker at addresses of their own, revalidated on every load

@@ -50,6 +50,7 @@ class Settings:
     heartbeat: float = 20.0
     presence_ttl: float = 30.0  # an on-duty officer whose process died stops counting after this
     hold_grace: float = 120.0  # seconds a holder may be disconnected before its threads go back
+    assign_interval: float = 2.0  # seconds between two sweeps for questions to auto-assign
     rebalance_interval: float = 2.0  # seconds between two looks at every process's socket count
     rebalance_tolerance: float = 0.1  # a process sheds above share * (1 + this) + slack sockets
     rebalance_slack: int = 16
@@ -268,6 +269,7 @@ PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "heartbeat": ("KINLINE_HEARTBEAT", _positive_float),
     "presence_ttl": ("KINLINE_PRESENCE_TTL", _positive_float),
     "hold_grace": ("KINLINE_HOLD_GRACE", _non_negative_float),
+    "assign_interval": ("KINLINE_ASSIGN_INTERVAL", _positive_float),
     "rebalance_interval": ("KINLINE_REBALANCE_INTERVAL", _positive_float),
     "rebalance_tolerance": ("KINLINE_REBALANCE_TOLERANCE", _fraction),
     "rebalance_slack": ("KINLINE_REBALANCE_SLACK", _int(0)),

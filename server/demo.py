@@ -15,10 +15,12 @@ from datetime import date, datetime, timedelta
 from domain.records import Inmate, LinkClaim, NewMessage, Prison, Role, User
 from server import identity, passwords
 from server.config import Settings
+from server.demo_history import seed_history
 from storage import (
     accounts,
     announcements,
     desk,
+    desk_settings,
     inmate_info,
     keywords,
     links,
@@ -26,6 +28,7 @@ from storage import (
     profiles,
     visits,
 )
+from storage.desk_settings import DeskHours, DeskSettings
 from storage.errors import Conflict, NotFound
 from storage.inmate_info import HealthIn, InfoPatch, MovementIn, TermIn
 from storage.keywords import KeywordList
@@ -255,6 +258,24 @@ KEYWORDS = (
     ("threats", "威胁", ["杀了你", "报复", "弄死"]),
     ("self-harm", "自伤", ["自杀", "不想活", "割腕"]),
 )
+# Gaoming assigns new questions round robin (at most 3 per officer); both prisons answer a
+# question nobody on duty can take with their desk hours (issue 16).
+DESK_HOURS = DeskHours("每天 8:30-17:30", "daily 8:30-17:30")
+
+
+async def _desk_settings(store: Database, demo: Demo, admin: User, now: datetime) -> None:
+    for code, mode in (("GM", "round_robin"), ("SH", "off")):
+        prison_id = demo.prisons[code].id
+        if (await desk_settings.settings(store, prison_id)).away_reply:
+            continue  # seeded already (or set by hand: left alone)
+        wanted = DeskSettings(
+            prison_id=prison_id,
+            auto_assign=mode,  # type: ignore[arg-type]
+            assign_cap=3,
+            away_reply=True,
+            desk_hours=DESK_HOURS,
+        )
+        await desk_settings.update(store, wanted, admin.id, now)
 
 
 async def seed(store: Database, settings: Settings) -> list[str]:
@@ -381,6 +402,20 @@ async def seed(store: Database, settings: Settings) -> list[str]:
                 ),
                 now=now,
             )
+    await _desk_settings(store, demo, admin, now)
+    await seed_history(
+        store,
+        settings,
+        demo.prisons,
+        {
+            "GM": [demo.users["officer.li"], demo.users["officer.chen"]],
+            "SH": [demo.users["officer.zhou"]],
+        },
+        {"GM": demo.users["supervisor.wang"], "SH": demo.users["supervisor.huang"]},
+        admin,
+        password_hash,
+        now,
+    )
     return [
         f"demo password for every login: {DEMO_PASSWORD}",
         "  relatives (/app):          13800000001, 13800000002, 13800000003",

@@ -15,6 +15,7 @@ from server.gateway import Gateway
 from server.keywords import LiveKeywords
 from server.outbox import Relay
 from server.push import Push
+from server.routing import Router
 from server.sending import SendPath
 from server.sms import SmsSender
 from server.wechat_platform import Platform
@@ -33,3 +34,4 @@ RELAY = web.AppKey("relay", Relay)
 CODES = web.AppKey("codes", Codes)  # SMS codes for registration and resets
 SMS = web.AppKey("sms", SmsSender)  # texts: notices, and codes for registration and resets
 KEYWORDS = web.AppKey("keywords", LiveKeywords)  # this process's keyword matcher
+ROUTER = web.AppKey("router", Router)  # auto-assignment and the away reply (server/routing.py)

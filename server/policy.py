@@ -986,6 +986,100 @@ def audits_flag_reading(who: Principal) -> bool:
     return who.user.role == "supervisor"
 
 
+# --- desk settings, comments on announcements, readable figures (issue 16) ---
+# A prison's desk settings (auto-assignment, the away reply, desk hours) are read by its staff
+# (officers, supervisors) and the admin, and changed by the admin alone (audited). A prison
+# one may not read is ``not_found``. Comments on announcements: a relative verified for an
+# inmate comments on a bureau-wide announcement, or on one of a prison where it has a verified
+# inmate (any other announcement is ``not_found`` to it: it may not see it as commentable).
+# A comment is shown to others only once approved; its author sees its own pending or
+# rejected one. Officers of the announcement's prison and the admin moderate (approve or
+# reject, audited); a bureau-wide announcement's comments are the admin's. Supervisors read
+# what is approved, like anyone. Per-officer figures (``GET /stats/officers``) and ratings
+# (``GET /stats/ratings``) follow ``figure_prisons``: an officer its prison's, a supervisor
+# its prisons', the admin any.
+
+DeskSettingsAction = Literal["read", "update"]
+DESK_SETTINGS_ACTIONS: dict[str, frozenset[str]] = {
+    "relative": frozenset(),
+    "officer": frozenset({"read"}),
+    "supervisor": frozenset({"read"}),
+    "admin": frozenset({"read", "update"}),
+}
+COMMENTERS: frozenset[str] = frozenset({"relative"})
+COMMENT_MODERATORS: frozenset[str] = frozenset({"officer", "admin"})
+
+
+def check_desk_settings(
+    who: Principal | None, prison_id: int, action: DeskSettingsAction
+) -> Principal:
+    """Staff of the prison read its desk settings, the admin any prison's and changes them."""
+    who = signed_in(who)
+    role = who.user.role
+    if role != "admin" and (role == "relative" or prison_id not in who.user.prison_ids):
+        raise Denied("not_found", "no such prison")
+    if action not in DESK_SETTINGS_ACTIONS[role]:
+        raise Denied("forbidden", f"a {role} may not change the desk settings")
+    return who
+
+
+def check_comment_post(who: Principal | None, announcement_prison: int | None) -> Principal:
+    """A verified relative comments on a bureau-wide announcement or one of a prison where it
+    has a verified inmate; staff never comment (``forbidden``)."""
+    who = signed_in(who)
+    if who.user.role not in COMMENTERS:
+        raise Denied("forbidden", f"a {who.user.role} may not comment on announcements")
+    if not who.verified_inmates:
+        raise Denied("forbidden", "only a relative verified for an inmate may comment")
+    if announcement_prison is not None and announcement_prison not in who.inmate_prisons:
+        raise Denied("not_found", "no such announcement")
+    return who
+
+
+def moderates_comments(who: Principal, announcement_prison: int | None) -> bool:
+    """Officers of the announcement's prison and the admin (bureau-wide ones: the admin)."""
+    role = who.user.role
+    if role == "admin":
+        return True
+    return (
+        role == "officer"
+        and announcement_prison is not None
+        and announcement_prison in who.user.prison_ids
+    )
+
+
+def check_comment_moderation(who: Principal | None, announcement_prison: int | None) -> Principal:
+    """``forbidden`` for a role that never moderates; ``not_found`` for an officer's comment of
+    another prison's (or the bureau's) announcement."""
+    who = signed_in(who)
+    if who.user.role not in COMMENT_MODERATORS:
+        raise Denied("forbidden", f"a {who.user.role} may not moderate comments")
+    if not moderates_comments(who, announcement_prison):
+        raise Denied("not_found", "no such comment")
+    return who
+
+
+def comment_moderation_scope(who: Principal | None) -> tuple[int, ...] | None:
+    """Which prisons' comments a moderator lists: an officer its own prisons', the admin every
+    one (``None``, bureau-wide ones included)."""
+    who = signed_in(who)
+    if who.user.role not in COMMENT_MODERATORS:
+        raise Denied("forbidden", f"a {who.user.role} may not moderate comments")
+    return None if who.user.role == "admin" else tuple(who.user.prison_ids)
+
+
+def sees_comment(
+    who: Principal | None, author_id: int, state: str, announcement_prison: int | None
+) -> bool:
+    """An approved comment: anyone who reads the announcement. A pending or rejected one: its
+    author, and those who moderate it."""
+    if state == "approved":
+        return True
+    if who is None:
+        return False
+    return who.id == author_id or moderates_comments(who, announcement_prison)
+
+
 # --- search (issue 18) ---
 # GET /search finds messages by their text. Staff search the conversations of their prisons
 # (officers and supervisors; naming another prison is ``forbidden``), the admin every

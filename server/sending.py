@@ -80,6 +80,8 @@ class SendPath:
         # told of every message this process stored (the outbox relay looks at once)
         self.on_stored: Callable[[Message], None] | None = None
         self.keywords: LiveKeywords | None = None  # flags text messages for review
+        # told of every question this process stored that opened a cycle (server/routing.py)
+        self.on_question: Callable[[Conversation, int], None] | None = None
 
     def _flagged(self, item: NewMessage) -> NewMessage:
         """``item`` with the keyword categories its body matches (text messages only)."""
@@ -232,6 +234,8 @@ class SendPath:
                 cycle=appended.cycle,
                 waiting_since=message.created_at,
             )
+            if self.on_question is not None and appended.cycle is not None:
+                self.on_question(conv, appended.cycle)
         elif appended.effect == "claimed":
             event = ConversationEvent(
                 event="claimed",

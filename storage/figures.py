@@ -47,6 +47,8 @@ Definitions (the same words are in the API description, ``server/api/stats.py``)
 - ``wechat_followers`` = WeChat users following the Official Account at the cutoff, from each
   follower's first subscription and its last change (following now: since that change;
   unfollowed now: until it), bound to a relative or not.
+- ``comments`` = comments on announcements posted that day, ``comments_approved`` = those of
+  them approved by now.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ from typing import Any
 import msgspec
 
 from domain.keywords import split_flags
+from storage import comments
 from storage.complaints import SETTLED  # open = not yet answered or closed
 from storage.sql import Database, Sql, ids_in
 
@@ -369,6 +372,8 @@ class BureauDay(msgspec.Struct, frozen=True, kw_only=True):
     complaints_open: int
     complaints_overdue: int
     wechat_followers: int = 0  # following the WeChat Official Account at the cutoff
+    comments: int = 0  # comments on announcements posted that day (storage/comments.py)
+    comments_approved: int = 0  # of them, approved by now
 
 
 async def bureau_figures(
@@ -396,6 +401,7 @@ async def bureau_figures(
             )
         )
         spans = await _verified_spans(sql, starts[-1])
+        comment_counts = [await comments.counts_between(sql, lo, hi) for lo, hi in pairwise(starts)]
         complaints = await _complaint_histories(sql, starts[-1])
         wechat = [
             (sql.when(r["first_at"]), bool(r["following"]), sql.when(r["changed_at"]))
@@ -452,6 +458,8 @@ async def bureau_figures(
                     for first_at, following, changed_at in wechat
                     if first_at < cutoff and following == (changed_at < cutoff)
                 ),
+                comments=comment_counts[i][0],
+                comments_approved=comment_counts[i][1],
             )
         )
     return out

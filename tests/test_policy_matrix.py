@@ -513,6 +513,7 @@ def area_matrix_routes() -> set[tuple[str, str]]:
     from tests import (
         test_policy_complaints_and_announcements,
         test_policy_desk,
+        test_policy_desk_routing,
         test_policy_figures,
         test_policy_information,
         test_policy_keywords,
@@ -534,6 +535,7 @@ def area_matrix_routes() -> set[tuple[str, str]]:
         *(("GET", path) for path in test_policy_figures.MATRIX),
         *test_policy_outreach.ROUTES,
         *test_policy_keywords.ROUTES,
+        *test_policy_desk_routing.ROUTES,
         *test_policy_search.ROUTES,
     ]
     return {(method, "/api/v1" + bare(path)) for method, path in rows}

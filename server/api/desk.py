@@ -55,7 +55,7 @@ from server.api.base import (
     reply,
 )
 from server.audience import ThreadChanged, tell
-from server.keys import DB, GATEWAY, HUB, ROSTER, SEND_PATH, SETTINGS
+from server.keys import DB, GATEWAY, HUB, ROSTER, ROUTER, SEND_PATH, SETTINGS
 from server.policy import (
     Principal,
     ThreadChange,
@@ -374,6 +374,8 @@ async def announce(
         verified = frozenset()
     change = ThreadChange(thread.conversation, event, relative_verified=verified)
     tell(app[HUB], ThreadChanged(change, frame))
+    if event != "claimed" and ROUTER in app:  # capacity may have freed: auto-assignment
+        app[ROUTER].nudge(thread.prison_id)
 
 
 # duty

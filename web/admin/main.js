@@ -10,6 +10,7 @@ import { t, errorText, localeSwitcher, onLocaleChange, formatDuration } from "/s
 import { signOut } from "/static/lib/ui.js";
 import { signIn, startI18n, tabs, toast, toastError } from "/static/console/staff.js";
 import { categoryLabel } from "/static/console/flags.js";
+import { CommentQueue } from "/static/console/comments.js";
 
 startI18n("admin.title");
 const me = await signIn(["admin"]);
@@ -422,12 +423,12 @@ async function loadFigures() {
   const { days } = await api.get("/stats/bureau");
   const seconds = (s) => (s === null || s === undefined ? "—" : formatDuration(Math.round(s)));
   replace($("#figures-table"), 
-    head("admin.figures.day", "admin.figures.messages", "admin.figures.cycles", "admin.figures.median", "admin.figures.relatives", "admin.figures.complaints"),
+    head("admin.figures.day", "admin.figures.messages", "admin.figures.cycles", "admin.figures.median", "admin.figures.relatives", "admin.figures.complaints", "desk.figures.comments"),
     h(
       "tbody",
       {},
       days.map((d) =>
-        h("tr", { data: { day: d.day } }, h("td", {}, d.day), h("td", {}, String(d.messages)), h("td", {}, `${d.answered} / ${d.cycles}`), h("td", {}, seconds(d.median_s)), h("td", {}, String(d.relatives)), h("td", {}, `${d.complaints_filed} / ${d.complaints_open}`)),
+        h("tr", { data: { day: d.day } }, h("td", {}, d.day), h("td", {}, String(d.messages)), h("td", {}, `${d.answered} / ${d.cycles}`), h("td", {}, seconds(d.median_s)), h("td", {}, String(d.relatives)), h("td", {}, `${d.complaints_filed} / ${d.complaints_open}`), h("td", {}, `${d.comments ?? 0} / ${d.comments_approved ?? 0}`)),
       ),
     ),
   );
@@ -485,11 +486,48 @@ $("#keywords-form").addEventListener("submit", async (event) => {
     toast(t("admin.keywords.saved"));
   } catch (err) {
     $("#keywords-error").textContent = errorText(err);
+// -- desk settings and comments (issue 16) -----------------------------------------------------
+
+const adminComments = new CommentQueue({ list: $("#admin-comments"), empty: $("#admin-comments-empty") });
+const deskForm = $("#desk-settings-form");
+
+async function showDeskSettings() {
+  const prison = Number(deskForm.elements.prison.value);
+  if (!prison) return;
+  const got = await api.get(`/prisons/${prison}/desk-settings`);
+  deskForm.elements.auto_assign.value = got.auto_assign;
+  deskForm.elements.assign_cap.value = String(got.assign_cap);
+  deskForm.elements.away_reply.checked = got.away_reply;
+  deskForm.elements.hours_zh.value = got.desk_hours["zh-CN"] || "";
+  deskForm.elements.hours_en.value = got.desk_hours.en || "";
+}
+
+async function loadDesk() {
+  const chosen = deskForm.elements.prison.value;
+  replace(deskForm.elements.prison, prisons.map((p) => h("option", { value: p.id }, p.name)));
+  if (chosen) deskForm.elements.prison.value = chosen;
+  await Promise.all([showDeskSettings(), adminComments.load()]);
+}
+
+deskForm.elements.prison.addEventListener("change", () => showDeskSettings().catch(toastError));
+deskForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const f = deskForm.elements;
+  try {
+    await api.put(`/prisons/${Number(f.prison.value)}/desk-settings`, {
+      auto_assign: f.auto_assign.value,
+      assign_cap: Number(f.assign_cap.value),
+      away_reply: f.away_reply.checked,
+      desk_hours: { "zh-CN": f.hours_zh.value, en: f.hours_en.value },
+    });
+    toast(t("desk.settings.saved"));
+  } catch (err) {
+    toastError(err);
   }
 });
 
 tabs($(".admin-tabs"), (id) => {
-  const load = { "tab-staff": loadStaff, "tab-prisons": loadPrisons, "tab-figures": loadFigures, "tab-inmates": loadInmates, "tab-keywords": loadKeywords }[id];
+  const load = { "tab-staff": loadStaff, "tab-prisons": loadPrisons, "tab-figures": loadFigures, "tab-inmates": loadInmates, "tab-desk": loadDesk, "tab-keywords": loadKeywords }[id];
   if (load) load().catch(toastError);
 });
 onLocaleChange(() => {

@@ -149,7 +149,8 @@ export function chatView(ctx, inmateId) {
       for (const message of ctx.messagesOf(conv.id)) {
         const sep = separator(message);
         if (sep) add(...sep);
-        const mine = message.sender && message.sender.id === ctx.userId;
+        // a system card (the away reply is stored under the relative's id) is nobody's own
+        const mine = message.kind !== "system" && message.sender && message.sender.id === ctx.userId;
         const key = mine && message.cid ? `c:${message.cid}` : `s:${message.seq}`;
         add(key, bubble(key, { message, status: mine ? ownStatus(message) : null }));
       }

@@ -78,7 +78,8 @@ function unreadBadge(ctx, conv) {
 function lastLine(ctx, conv) {
   const last = conv ? ctx.lastMessage(conv.id) : null;
   if (!last) return null;
-  const who = last.sender && last.sender.id === ctx.userId ? t("chat.you") : last.kind === "system" ? t("chat.system") : last.sender.name;
+  // a system card first: the away reply is stored under the relative's own id
+  const who = last.kind === "system" ? t("chat.system") : last.sender && last.sender.id === ctx.userId ? t("chat.you") : last.sender.name;
   return h(
     "p",
     { class: "last-message" },

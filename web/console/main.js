@@ -8,7 +8,7 @@
 // queue is loaded, so no event falls between the two.
 
 import { api, ApiError } from "/static/lib/api.js";
-import { $, h, clear, show } from "/static/lib/dom.js";
+import { $, h, clear, replace, show } from "/static/lib/dom.js";
 import { t, errorText, formatList, onLocaleChange } from "/static/lib/i18n.js";
 import {
   i18nText,
@@ -28,6 +28,8 @@ import { LinkRequests, VisitRequests } from "/static/console/requests.js";
 import { FlagQueue } from "/static/console/flags.js";
 import { CannedManager, CannedPicker } from "/static/console/canned.js";
 import { late, sound, Unread } from "/static/console/alerts.js";
+import { CommentQueue } from "/static/console/comments.js";
+import { loadPeriod, periodView } from "/static/monitor/period.js";
 import { MessageSearch } from "/static/console/search.js";
 import { ThreadBrowser } from "/static/console/browse.js";
 import { Shortcuts } from "/static/console/shortcuts.js";
@@ -559,6 +561,12 @@ socket.on("conversation", async (event) => {
     if (!socket.watching.has(event.conv)) socket.watch(event.conv);
     if (event.by !== myId) sound.chime();
   }
+  if (event.event === "claimed" && event.officer === myId && event.by == null) {
+    // given to me by the prison's auto-assignment (issue 16)
+    if (!socket.watching.has(event.conv)) socket.watch(event.conv);
+    toast(t("console.chat.assignedToMe"));
+    sound.chime();
+  }
   if (event.event === "transferred" && event.officer === myId && event.by !== myId) {
     toast(t("console.chat.transferredToMe", { note: event.note || "" }));
     sound.chime();
@@ -659,8 +667,28 @@ const flags = new FlagQueue({
   state: $("#flags-state"),
   onOpen: (conv) => openConversation(conv),
 });
+// comments on announcements and the desk's figures (issue 16)
+const commentQueue = new CommentQueue({
+  list: $("#comments"),
+  empty: $("#comments-empty"),
+  onCount: (n) => {
+    $("#count-comments").textContent = n ? String(n) : "";
+  },
+});
+async function loadDeskFigures() {
+  const box = $("#console-figures");
+  $("#console-figures-error").textContent = "";
+  try {
+    const got = await loadPeriod();
+    replace(box, (got.prisons || []).map((p) => [h("h3", {}, p.name), periodView(p)]));
+  } catch (err) {
+    $("#console-figures-error").textContent = errorText(err);
+  }
+}
 tabs($(".tabs"), (id) => {
   if (id === "tab-flags") flags.load();
+  if (id === "tab-comments") commentQueue.load();
+  if (id === "tab-figures") loadDeskFigures();
   if (id === "tab-links") links.load();
   if (id === "tab-visits") visits.load();
   if (id === "tab-canned" && canned) canned.reload();
@@ -750,6 +778,7 @@ picker.load().then(() => canned.render());
 links.load();
 visits.load();
 flags.load();
+commentQueue.load();
 api.get("/inmates", { limit: 500 }).then(
   (got) => {
     for (const inmate of got.inmates || []) visits.inmateNames.set(inmate.id, inmate.name);

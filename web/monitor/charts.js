@@ -31,12 +31,32 @@ function niceStep(max, integer) {
   return integer ? Math.max(1, Math.ceil(step)) : step;
 }
 
+/** The unit a chart of seconds reads best in: seconds while the largest value is under two
+ * minutes, else minutes (ticks stay whole numbers of that unit). */
+export function durationUnit(seconds) {
+  const max = Math.max(0, ...seconds.filter((v) => typeof v === "number"));
+  return max < 120 ? { divisor: 1, unit: "s" } : { divisor: 60, unit: "min" };
+}
+
 /**
  * A grouped bar chart.
  *   labels: x labels (one per group); series: [{name, className, values: [number|null]}];
- *   yFormat: number -> axis text; target: optional {value, label} drawn as a dashed line.
+ *   yFormat: number -> axis text; target: optional {value, label} drawn as a dashed line;
+ *   integer: whole-number ticks; barLabels: each bar's value written on it (default: when
+ *   the values fit the bars' width, so small numbers can be read without hovering), in
+ *   valueFormat (default yFormat).
  */
-export function barChart({ title, labels, series, yFormat = String, target = null, caption = null, integer = false }) {
+export function barChart({
+  title,
+  labels,
+  series,
+  yFormat = String,
+  target = null,
+  caption = null,
+  integer = false,
+  barLabels = null,
+  valueFormat = null,
+}) {
   const figure = document.createElement("figure");
   figure.className = "chart";
   const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", class: "chart-svg", preserveAspectRatio: "xMidYMid meet" });
@@ -55,6 +75,10 @@ export function barChart({ title, labels, series, yFormat = String, target = nul
   const groupW = plotW / Math.max(labels.length, 1);
   const barW = Math.max(2, Math.min(28, (groupW * 0.8) / Math.max(series.length, 1)));
   const every = Math.ceil(labels.length / 10); // at most ~10 x labels
+  const shown = valueFormat || yFormat;
+  // a value is written on its bar when it fits the bar's width (about 7 px a character)
+  const longest = Math.max(0, ...values.map((v) => String(shown(v)).length));
+  const written = barLabels === null ? longest * 7 <= barW : barLabels;
   labels.forEach((label, i) => {
     const x0 = PAD.left + i * groupW + (groupW - barW * series.length) / 2;
     series.forEach((s, j) => {
@@ -67,8 +91,12 @@ export function barChart({ title, labels, series, yFormat = String, target = nul
         height: Math.max(0, y(0) - y(v)),
         class: `bar ${s.className}`,
       });
-      bar.append(el("title", {}, `${label} · ${s.name}: ${yFormat(v)}`));
+      bar.append(el("title", {}, `${label} · ${s.name}: ${shown(v)}`));
       svg.append(bar);
+      if (written) {
+        const cx = x0 + j * barW + Math.max(1, barW - 2) / 2;
+        svg.append(el("text", { x: cx, y: y(v) - 3, class: "bar-label" }, shown(v)));
+      }
     });
     if (i % every === 0) {
       svg.append(el("text", { x: PAD.left + i * groupW + groupW / 2, y: H - PAD.bottom + 16, class: "axis x" }, label));

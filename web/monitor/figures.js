@@ -7,6 +7,8 @@ import { h, clear } from "/static/lib/dom.js";
 import { t, errorText, formatDate, formatDateTime, formatDuration, formatNumber, onLocaleChange } from "/static/lib/i18n.js";
 import { barChart } from "/static/monitor/charts.js";
 import { categoryLabel } from "/static/console/flags.js";
+import { barChart, durationUnit } from "/static/monitor/charts.js";
+import { loadPeriod, periodView } from "/static/monitor/period.js";
 
 const DEFAULT_DAYS = 14;
 
@@ -30,7 +32,9 @@ export class Figures {
     this.charts = document.getElementById("charts");
     this.table = document.getElementById("figures-table");
     this.flagTable = document.getElementById("flag-figures");
+    this.periodBox = document.getElementById("period");
     this.data = null;
+    this.period = null;
     const today = new Date();
     this.form.elements.to.value = localDay(today);
     this.form.elements.from.value = localDay(new Date(today.getTime() - (DEFAULT_DAYS - 1) * 86400000));
@@ -49,15 +53,13 @@ export class Figures {
 
   async load() {
     this.error.textContent = "";
+    const range = { prison: this.prison, from: this.form.elements.from.value, to: this.form.elements.to.value };
     try {
-      this.data = await api.get("/stats", {
-        prison: this.prison,
-        from: this.form.elements.from.value,
-        to: this.form.elements.to.value,
-      });
+      [this.data, this.period] = await Promise.all([api.get("/stats", range), loadPeriod(range)]);
     } catch (err) {
       this.error.textContent = errorText(err);
       this.data = null;
+      this.period = null;
     }
     this.render();
   }
@@ -66,6 +68,9 @@ export class Figures {
     clear(this.charts);
     clear(this.table);
     clear(this.flagTable);
+    clear(this.periodBox);
+    const periodOf = this.period && (this.period.prisons || []).find((p) => p.prison_id === this.prison);
+    if (periodOf) this.periodBox.append(periodView(periodOf));
     const now = document.getElementById("figures-now");
     if (!this.data) {
       now.textContent = "";
@@ -80,17 +85,22 @@ export class Figures {
     });
     const days = prison.days;
     const labels = days.map((d) => shortDay(d.day));
-    const minutes = (s) => (s === null || s === undefined ? null : s / 60);
+    // seconds or minutes, whichever reads best; whole-number ticks; bars labelled in words
+    const unit = durationUnit(days.flatMap((d) => [d.median_s, d.p90_s]));
+    const inUnit = (s) => (s === null || s === undefined ? null : s / unit.divisor);
     this.charts.append(
       barChart({
-        title: t("monitor.figures.responseChart"),
+        title: t(unit.unit === "s" ? "period.responseChartSeconds" : "period.responseChartMinutes"),
         labels,
         series: [
-          { name: t("monitor.figures.median"), className: "median", values: days.map((d) => minutes(d.median_s)) },
-          { name: t("monitor.figures.p90"), className: "p90", values: days.map((d) => minutes(d.p90_s)) },
+          { name: t("monitor.figures.median"), className: "median", values: days.map((d) => inUnit(d.median_s)) },
+          { name: t("monitor.figures.p90"), className: "p90", values: days.map((d) => inUnit(d.p90_s)) },
         ],
-        yFormat: (v) => t("monitor.figures.minutes", { m: formatNumber(v, { maximumFractionDigits: 1 }) }),
-        target: { value: this.target / 60, label: t("monitor.figures.target", { t: formatDuration(this.target) }) },
+        yFormat: (v) =>
+          unit.unit === "s" ? t("time.s", { s: formatNumber(v) }) : t("monitor.figures.minutes", { m: formatNumber(v) }),
+        valueFormat: (v) => formatNumber(Math.round(v)), // in the chart's unit, as its title says
+        integer: true,
+        target: { value: this.target / unit.divisor, label: t("monitor.figures.target", { t: formatDuration(this.target) }) },
       }),
       barChart({
         title: t("monitor.figures.volumeChart"),
