@@ -486,6 +486,9 @@ $("#keywords-form").addEventListener("submit", async (event) => {
     toast(t("admin.keywords.saved"));
   } catch (err) {
     $("#keywords-error").textContent = errorText(err);
+  }
+});
+
 // -- desk settings and comments (issue 16) -----------------------------------------------------
 
 const adminComments = new CommentQueue({ list: $("#admin-comments"), empty: $("#admin-comments-empty") });

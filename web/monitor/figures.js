@@ -5,7 +5,6 @@
 import { api } from "/static/lib/api.js";
 import { h, clear } from "/static/lib/dom.js";
 import { t, errorText, formatDate, formatDateTime, formatDuration, formatNumber, onLocaleChange } from "/static/lib/i18n.js";
-import { barChart } from "/static/monitor/charts.js";
 import { categoryLabel } from "/static/console/flags.js";
 import { barChart, durationUnit } from "/static/monitor/charts.js";
 import { loadPeriod, periodView } from "/static/monitor/period.js";
