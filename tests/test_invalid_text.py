@@ -197,6 +197,10 @@ async def test_nul_in_any_rest_text_field_is_400_invalid_text(target: Target) ->
     assert status == 200
     visit = ask(target.ids["inmates"], slot(2, "10:00"))
     ids["visits"] = await _create(target, spec, "/visits", visit)
+    # an announcement to comment on (the comments routes look it up before the body)
+    ids["announcements"] = await _create(
+        target, spec, "/announcements", {**_body(spec, "/announcements"), "prison_id": None}
+    )
     found = text_cases(spec, ids)
     described = {(c.method, c.path.split("?")[0], c.field) for c in found}
     inmate = f"/inmates/{target.ids['inmates']}"
