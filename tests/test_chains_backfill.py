@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from domain.records import NewMessage
-from storage import chains, migrations, open_database, retention
+from storage import audit_trail, chains, migrations, open_database
 from storage.sql import Database, utcnow
 from tests import services
 from tests.world import seed
@@ -60,7 +60,24 @@ async def test_rows_stored_before_the_migration_are_chained_by_it(before_0014: D
                 " body, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 conv, seq, sender, role, f"c{n}", kind, body, at + timedelta(seconds=n),
             )  # fmt: skip
-    assert await retention.purge(db, at + timedelta(microseconds=1), utcnow()) == 1
+    # purged as 0013's retention did (today's purge also removes files, a table of 0018)
+    async with db.write() as sql:
+        purged = await sql.execute(
+            "UPDATE messages SET body = '', purged_at = $1 WHERE created_at < $2",
+            utcnow(),
+            at + timedelta(microseconds=1),
+        )
+        await audit_trail.record(
+            sql,
+            at=utcnow(),
+            actor_id=None,
+            action="retention.purged",
+            object_type="messages",
+            object_id=None,
+            prison_id=None,
+            after={"messages": purged},
+        )
+    assert purged == 1
     assert "0014_chains" in await db.migrate()
 
     verdict = await chains.verify(db)
