@@ -44,5 +44,9 @@ async def anchoring(db: Database) -> AsyncIterator[None]:
         yield
     finally:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        try:
             await task
+        except asyncio.CancelledError:
+            pass
+        except Exception:  # an anchor cut short by the store closing: never fail the shutdown
+            log.exception("the anchoring task ended with an error")

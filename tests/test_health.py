@@ -71,7 +71,8 @@ async def test_readyz_on_the_embedded_default(serve: Serve) -> None:
     assert_security_headers(response)
 
 
-async def test_readyz_on_each_store(serve: Serve, store: Database) -> None:
+async def test_readyz_on_each_store(store: Database, serve: Serve) -> None:
+    # (the store first: it is closed after the app that uses it)
     client = await serve(store=store)
     response = await client.get("/readyz")
     assert response.status == 200
