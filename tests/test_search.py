@@ -6,6 +6,7 @@ paged newest first, bad queries with their own codes, purged messages gone from 
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -49,9 +50,7 @@ class Found:
 CIDS = itertools.count(1)
 
 
-async def say(
-    store: Database, conv: int, who: User, body: str, kind: MessageKind = "text"
-) -> int:
+async def say(store: Database, conv: int, who: User, body: str, kind: MessageKind = "text") -> int:
     [appended] = await store.append_messages(
         [NewMessage(conv, who.id, who.role, f"c{next(CIDS)}", body, kind)]
     )
@@ -101,7 +100,7 @@ async def test_like_wildcards_and_quotes_are_taken_literally(found: Found) -> No
     w = found.world
     await say(found.store, w.conv.id, w.relative, "I sent 500 yuan")
     literal = await say(found.store, w.conv.id, w.relative, 'about 50% of it, "a_b" said')
-    for q in ("50%", "a_b", '"a_b"', '% of', "%"):
+    for q in ("50%", "a_b", '"a_b"', "% of", "%"):
         got = await found.hits(w.officer, q) if len(q) >= 2 else []
         assert [seq for _, seq, _ in got] == ([literal] if len(q) >= 2 else []), q
     assert await found.hits(w.officer, "a%b") == []
@@ -239,8 +238,7 @@ async def test_purged_messages_leave_the_index(found: Found) -> None:
             )
         else:
             grams = await sql.fetchval(
-                "SELECT kinline_bigrams(body) FROM messages WHERE conversation_id = $1"
-                " AND seq = 1",
+                "SELECT kinline_bigrams(body) FROM messages WHERE conversation_id = $1 AND seq = 1",
                 w.conv.id,
             )
             assert grams == []
@@ -261,8 +259,28 @@ async def test_the_postgres_match_is_answered_by_the_bigram_index(
         explained = await sql.fetch(f"EXPLAIN SELECT m.id{source} WHERE {match}", *args)
         found = await sql.fetch(f"SELECT m.id{source} WHERE {match}", *args)
     plan = "\n".join(r["QUERY PLAN"] for r in explained)
-    assert "Bitmap Index Scan on messages_body_bigrams" in plan, plan
+    # one index scan per partition of messages (0021), each on its copy of the bigram index
+    scans = re.findall(r"Bitmap Index Scan on (\S+)", plan)
+    assert scans and all("bigrams" in name for name in scans), plan
+    assert "Seq Scan" not in plan, plan
     assert len(found) == 1
+
+
+async def test_the_bigrams_of_a_long_body_are_its_character_pairs(
+    pg_store: PostgresDatabase,
+) -> None:
+    """Past 256 characters kinline_bigrams takes its linear path (0022): the same keys as the
+    short path, so one index holds both kinds of rows."""
+    for body in (
+        "他最近身体怎么样 Visit HELLO" * 20,
+        "长" * 15000 + "ab",
+        "短" * 256,
+        "x\ny" * 100,
+    ):
+        async with pg_store.read() as sql:
+            grams = await sql.fetchval("SELECT kinline_bigrams($1)", body)
+        low = body.lower()
+        assert set(grams) == {low[i : i + 2] for i in range(len(low) - 1)}, body[:20]
 
 
 async def test_a_term_found_everywhere_walks_the_newest_messages(

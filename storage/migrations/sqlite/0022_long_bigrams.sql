@@ -1,0 +1,3 @@
+-- 0022_long_bigrams: nothing to do on SQLite (FTS5's trigram tokenizer is linear already);
+-- PostgreSQL's kinline_bigrams gets a linear path for long bodies (see postgres/0022).
+-- The number is kept so both dialects stay in step.
