@@ -17,6 +17,7 @@ import msgspec
 from aiohttp import web
 
 from channels.protocol import CloseCode
+from domain.records import User
 from server import accounts, clients, identity, passwords, sessions
 from server.api.base import (
     ApiError,
@@ -177,6 +178,12 @@ async def login(request: web.Request) -> web.Response:
         raise ApiError(401, "invalid_credentials", str(exc)) from None
     except accounts.AccountDisabled as exc:
         raise ApiError(403, "account_disabled", str(exc)) from None
+    return await signed_in(request, user)
+
+
+async def signed_in(request: web.Request, user: User) -> web.Response:
+    """A new session for ``user``: ``LoggedIn`` and the session cookie (also the sign-in
+    through WeChat's web authorization, ``server/api/notify.py``)."""
     days = request.app[SETTINGS].session_days
     token = await sessions.issue(request.app[DB], user, days)
     response = reply(LoggedIn(token, user_out(user), days * 86400))
