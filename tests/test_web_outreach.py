@@ -18,7 +18,10 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser, Page, expect
 
+from server import passwords
+from server.wechat_platform import signed_in_url
 from storage import messages, outbox, wechat
+from storage.accounts import write_password_hash
 from storage.postgres import PostgresDatabase
 from storage.sql import utcnow
 from tests import fake_outside as fx
@@ -49,6 +52,7 @@ async def outreach(
             wechat_secret=fx.SECRET,
             wechat_token=fx.TOKEN,
             wechat_api=api,
+            wechat_oauth=api + "/connect/oauth2/authorize",
         )
         async with inprocess(settings, pg_store) as served:
             yield Site(served.http_url, world, pg_store, settings), fake
@@ -202,4 +206,42 @@ async def test_the_console_shows_how_an_answer_reached_the_relative(
     await expect(mark).to_have_attribute("data-channel", "wechat")
     assert await officer.locator('#messages li[data-seq="1"] .delivery').count() == 0
     await screenshot(officer, "console-delivery-mark")
+    pages.assert_clean()
+
+
+async def test_from_the_wechat_menu_a_relative_is_signed_in_or_binds_after_signing_in(
+    outreach: tuple[Site, fx.FakeWeChat], pages: Pages
+) -> None:
+    """The menu's chat button goes through the web authorization (snsapi_base) into /app.
+    A bound relative is signed in by it, no password asked; one not bound yet signs in with
+    its password and the app goes through the (silent) authorization again to bind."""
+    site, fake = outreach
+    w = site.world
+    await wechat.bind(site.store, w.relative.id, "o-chen-menu", utcnow())
+    fake.browser_openid = "o-chen-menu"
+    page = await pages.open("/app", label="from-wechat-menu")  # signed out
+    settings = site.settings
+    await page.goto(signed_in_url(settings, "/app"))
+    await expect(page.locator("header .who")).to_have_text(w.relative.name)
+    await ready(page)
+    assert "code=" not in page.url
+
+    hashed = await asyncio.to_thread(passwords.hash_password, "a long passphrase 2")
+    async with site.store.write() as sql:
+        await write_password_hash(sql, w.relative_b.id, hashed)
+    fake.browser_openid = "o-huang-new"
+    # the browser logs the answer it provokes: this OpenID is bound to nobody (yet)
+    pages.allowed.append("the server responded with a status of 404 (Not Found)")
+    fresh = await pages.open("/app", label="bind-after-sign-in")  # another browser, signed out
+    await fresh.goto(signed_in_url(settings, "/app"))
+    signin = fresh.locator("#signin")
+    await signin.locator("[name=login]").fill(w.relative_b.login)
+    await signin.locator("[name=password]").fill("a long passphrase 2")
+    await signin.locator("button[type=submit]").click()
+    await expect(fresh.locator("header .who")).to_have_text(w.relative_b.name)
+    async with asyncio.timeout(10):  # the second authorization's code binds
+        while (bound := await wechat.binding_of(site.store, w.relative_b.id)) is None:
+            await asyncio.sleep(0.02)
+    assert bound.openid == "o-huang-new"
+    assert len(fake.of("/connect/oauth2/authorize")) == 3  # once, then once and again to bind
     pages.assert_clean()

@@ -15,7 +15,7 @@ import { complaintsView } from "/static/app/complaints.js";
 import { homeView } from "/static/app/home.js";
 import { infoView } from "/static/app/info.js";
 import { linksView } from "/static/app/links.js";
-import { bindFromWeChat, notifyView, registerServiceWorker } from "/static/app/notify.js";
+import { bindFromWeChat, notifyView, registerServiceWorker, signInFromWeChat } from "/static/app/notify.js";
 import { announcementsView } from "/static/app/news.js";
 import { prisonsView, prisonView } from "/static/app/prisons.js";
 import { AppState } from "/static/app/state.js";
@@ -99,6 +99,10 @@ async function start() {
     const out = notice();
     out.error(err);
     replace(root, pageHeader({ titleKey: "brand.name" }), replace(main, out, tx("button", "common.retry", {}, { type: "button", on: { click: start } })));
+    return;
+  }
+  if (!me && (await signInFromWeChat())) {
+    start(); // signed in by the OpenID the WeChat code stands for
     return;
   }
   if (!me || me.user.role !== "relative") {
