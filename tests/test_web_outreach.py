@@ -3,9 +3,10 @@
 Chromium itself parses the manifest (no errors, icons it can load), registers the service
 worker at scope ``/``, and shows the notification a push delivers to it (through the
 DevTools protocol's ``ServiceWorker.deliverPushMessage``): a title and "there is an answer",
-never the message. The settings page, as a relative on a phone sees it: the channel choice
-saved, the WeChat binding shown and ended, and the return from WeChat's web authorization
-binding the OpenID.
+never the message; what tapping it runs takes the app to the conversation. The settings
+page, as a relative on a phone sees it: the channel choice saved, the WeChat binding shown
+and ended, and the return from WeChat's web authorization binding the OpenID, or signing in
+the relative it is bound to.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ async def test_the_manifest_and_service_worker_as_chromium_sees_them(
     payload = {
         "title": "亲情在线",
         "body": "您关于Chen Jian的咨询有了新回复",
-        "url": "/app#/inmate/1",
+        "url": f"/app#/inmate/{w.conv.inmate_id}",
     }
     push = {
         "origin": site.base,
@@ -140,6 +141,14 @@ async def test_the_manifest_and_service_worker_as_chromium_sees_them(
                 if shown:
                     break
     assert shown == [[payload["title"], payload["body"], payload["url"]]]
+
+    # tapping it (the worker's notificationclick handler, run in the worker) takes the open
+    # app to the conversation
+    workers = context.service_workers
+    worker = workers[0] if workers else await context.wait_for_event("serviceworker")
+    await worker.evaluate("(url) => openConversation(url).then(() => true)", payload["url"])
+    await expect(page).to_have_url(site.base + payload["url"])
+    await expect(page.locator("#compose")).to_be_visible()
     pages.assert_clean()
 
 
