@@ -561,3 +561,40 @@ async def test_a_platform_failing_past_the_last_attempt_is_failed_not_sent_late(
         assert len(site.wx.of(CUSTOM)) == 3
         (row,) = await outbox.deliveries(site.store, [message_id])
         assert [ok for _, ok, _ in await outbox.attempts(site.store, row.id)] == [False] * 3
+
+
+async def test_an_expired_token_is_fetched_again(site: Site) -> None:
+    """42001 "access_token expired" is a refresh like 40001: a new token, the same call
+    once more, sent once."""
+    await site.bind(site.world.relative, "o-chen")
+    await open_window(site)
+    site.wx.fail(CUSTOM, 1, answer={"errcode": 42001, "errmsg": "access_token expired"})
+    message_id = await site.answer()
+    done = await site.settled(message_id)
+    assert (done.state, done.channel, done.attempts) == ("sent", "wechat", 1)
+    assert len(site.wx.of("/cgi-bin/token")) == 2 and len(site.wx.of(CUSTOM)) == 2
+    first, second = (c.query["access_token"] for c in site.wx.of(CUSTOM))
+    assert first != second
+
+
+async def test_the_shared_token_is_kept_until_a_minute_before_it_expires(store: Database) -> None:
+    """The stored token is taken while good for another minute; past that, one fetch."""
+    from datetime import timedelta
+
+    fetched: list[int] = []
+
+    async def fetch() -> tuple[str, int]:
+        fetched.append(1)
+        return f"token-{len(fetched)}", 7200
+
+    now = utcnow()
+    first = await wechat.refresh_token(store, fx.APPID, now, fetch)
+    assert first == "token-1" and await wechat.cached_token(store, fx.APPID, now) == first
+    # kept 5 minutes less than the platform's 7200 s, and not taken in its last minute
+    assert await wechat.cached_token(store, fx.APPID, now + timedelta(seconds=6800)) == first
+    late = now + timedelta(seconds=6850)
+    assert await wechat.cached_token(store, fx.APPID, late) is None
+    assert await wechat.refresh_token(store, fx.APPID, late, fetch) == "token-2"
+    # a refresher that finds a good token other than the one refused takes it, no fetch
+    assert await wechat.refresh_token(store, fx.APPID, late, fetch, stale="token-1") == "token-2"
+    assert len(fetched) == 2
