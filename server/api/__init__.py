@@ -15,6 +15,7 @@ from server.api import (
     auth,
     comments,
     complaints,
+    consent,
     conversation_record,
     desk,
     desk_settings,
@@ -60,6 +61,7 @@ AREAS: tuple[list[Route], ...] = (
     conversation_record.ROUTES,
     search.ROUTES,
     notify.ROUTES,
+    consent.ROUTES,  # consent scopes and the family case (issue 15)
     attachments.ROUTES,
     openapi.ROUTES,
 )

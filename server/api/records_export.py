@@ -22,7 +22,14 @@ from aiohttp import web
 
 from server.api.base import ApiError, Id, Route, path_id, principal, query
 from server.keys import DB, SETTINGS
-from server.policy import audit_scope, audits_opening, check_thread, shows_staff_side, signed_in
+from server.policy import (
+    audit_scope,
+    audits_opening,
+    check_thread,
+    history_floor,
+    shows_staff_side,
+    signed_in,
+)
 from storage import audit_trail, conversations, desk, messages
 from storage.audit_trail import TrailQuery
 from storage.errors import NotFound
@@ -102,7 +109,12 @@ async def transcript(request: web.Request) -> web.Response:
     after = 0
     while True:
         page = await messages.messages(
-            db, conv.id, after=after, limit=PAGE, include_notes=shows_staff_side(who)
+            db,
+            conv.id,
+            after=after,
+            limit=PAGE,
+            include_notes=shows_staff_side(who),
+            floor=history_floor(who, conv),  # a family case member: from its join on
         )
         rows += [
             [

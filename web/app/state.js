@@ -185,8 +185,13 @@ export class AppState {
   }
 
   conversationOf(inmateId) {
-    for (const conv of this.conversations.values()) if (conv.inmate_id === inmateId) return conv;
-    return null;
+    let found = null;
+    for (const conv of this.conversations.values()) {
+      if (conv.inmate_id !== inmateId) continue;
+      if (conv.shared) return conv; // a family case's shared thread (issue 15) is the one to talk in
+      found = found || conv;
+    }
+    return found;
   }
 
   /** The conversation about an inmate, opened (POST /conversations) when there is none.
