@@ -168,6 +168,7 @@ class FamilyLink(msgspec.Struct, frozen=True):
     relative_id_last4: str | None = None
     # another account gave the same id number: the officer checks documents before deciding
     relative_id_conflict: bool = False
+    reason_code: str | None = None  # a rejection's or revocation's (domain/reasons.py)
 
 
 VisitState = Literal["pending", "approved", "declined", "cancelled"]
@@ -187,6 +188,7 @@ class Visit(msgspec.Struct, frozen=True):
     decided_by: int | None
     decided_at: datetime | None
     created_at: datetime
+    reason_code: str | None = None  # a decline's (domain/reasons.py)
 
 
 # -- consent and the family case (issue 15) ----------------------------------------------------

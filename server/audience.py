@@ -42,6 +42,7 @@ from channels.protocol import (
     ConversationEvent,
     InfoEvent,
     LinkEvent,
+    OpeningEvent,
     PresenceEvent,
     ReadEvent,
     TypingEvent,
@@ -68,6 +69,7 @@ from server.policy import (
     link_audience,
     message_audience,
     notice_audience,
+    opening_audience,
     presence_audience,
     thread_change_audience,
     visit_audience,
@@ -171,6 +173,12 @@ class ReadMarked(msgspec.Struct, frozen=True):
     seq: int
 
 
+class ConversationOpened(msgspec.Struct, frozen=True):
+    """A supervisor's opening of a conversation was audited (``frame`` says who and when)."""
+
+    frame: OpeningEvent
+
+
 Event = (
     MessageStored
     | ThreadChanged
@@ -185,6 +193,7 @@ Event = (
     | ConsentRecorded
     | Typed
     | ReadMarked
+    | ConversationOpened
 )
 
 
@@ -215,7 +224,9 @@ def tell(hub: Publisher, event: Event) -> None:
             decided = isinstance(event, VisitDecided)
             _publish(hub, visit_audience(visit, decided=decided), encode(_visit_frame(visit)))
         case LinkDecided(link):
-            decision = LinkEvent(id=link.id, state=link.state, reason=link.reason)
+            decision = LinkEvent(
+                id=link.id, state=link.state, reason=link.reason, reason_code=link.reason_code
+            )
             _publish(hub, link_audience(link), encode(decision))
         case CardUpdated(inmate, parts, relatives, shares):
             for part in parts:
@@ -244,6 +255,8 @@ def tell(hub: Publisher, event: Event) -> None:
         case ReadMarked(conv, user, seq):
             mark = ReadEvent(conv=conv, user=user, seq=seq)
             _publish(hub, (activity_audience(conv),), encode(mark))
+        case ConversationOpened(frame):
+            _publish(hub, (opening_audience(frame.conv),), encode(frame))
         case _:
             assert_never(event)
 

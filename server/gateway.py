@@ -58,7 +58,7 @@ from channels.session import (
     Unsubscribe,
 )
 from domain.records import Conversation, User
-from server import faults, sessions
+from server import faults, openings, sessions
 from server.audience import ReadMarked, Typed, tell
 from server.authorize import authorize
 from server.config import Settings
@@ -71,7 +71,7 @@ from server.policy import Denied, Principal, audits_opening, history_floor, sees
 from server.sending import SendPath
 from server.shutdown import Draining
 from server.sockets import Sockets
-from storage import audit_trail, conversations, messages
+from storage import conversations, messages
 from storage.sql import Database, utcnow
 
 log = logging.getLogger(__name__)
@@ -349,8 +349,8 @@ class Gateway:
             now = time.monotonic()
             for conv_id in wanted:
                 if conn.core.audit_due(conv_id, now):
-                    await audit_trail.opened(
-                        self.store, conn.user_id, convs[conv_id], "watch", utcnow()
+                    await openings.opened(
+                        self.store, self.hub, conn.user_id, convs[conv_id], "watch", utcnow()
                     )
                     conn.core.audited(conv_id, now)
         starts, lost = Session.starts(wanted, last)

@@ -276,6 +276,28 @@ def audits_opening(who: Principal) -> bool:
     return who.user.role == "supervisor"
 
 
+# Oversight the family can see: the supervisors' openings of a conversation (the audit
+# entries ``audits_opening`` makes, which nobody can change or delete) are read by the
+# conversation's relative and by the staff of its prison; the admin reads them in the audit
+# trail. Reading the list is not itself an opening.
+OPENINGS_READERS: frozenset[str] = frozenset({"relative", "officer", "supervisor"})
+
+
+def check_openings(who: Principal | None, conv: Conversation | None) -> Conversation:
+    """The conversation if ``who`` may read who opened it; one it may not see (or none) is
+    ``not_found``, and so is any conversation for the admin (it reads no conversation)."""
+    who = signed_in(who)
+    if conv is None or who.user.role not in OPENINGS_READERS or not sees_conversation(who, conv):
+        raise Denied("not_found", "no such conversation")
+    return conv
+
+
+def opening_audience(conv_id: int) -> Watchers:
+    """A supervisor's opening is told live to whoever watches the conversation: its relative
+    sees it happen, as the staff do."""
+    return Watchers(conv_id)
+
+
 # --- figures ---
 # Who reads which figures (GET /stats, GET /stats/bureau). Per-prison figures (volumes and
 # response times) are for the staff of the prison and the bureau: an officer reads its own
@@ -312,7 +334,10 @@ def figure_prisons(who: Principal | None, prison_id: int | None) -> tuple[int, .
 
 # --- complaints and announcements (and supervisors' public profiles) ---
 # Complaints go to supervisors, never to officers of the prison complained about. A verified
-# relative files about a prison where it has a verified inmate; an officer files on behalf of
+# relative files about a prison where it has a verified inmate; any relative files about a
+# decision that refused it something (its link rejected or revoked, its visit declined, its
+# complaint closed: ``DecisionFacts``), even with no verified inmate left, and escalates its
+# own answered complaint to the bureau once ("appeal"); an officer files on behalf of
 # an inmate of its own prison. Visible to the complainant when it is a relative, to the
 # prison's supervisors and to the admin. Officers see no complaint at all: not even one they
 # filed on an inmate's behalf, past the 201 reply (it may concern their colleagues), so they
@@ -331,7 +356,8 @@ class ComplaintFacts:
     escalated: bool  # escalated to the bureau at some point
 
 
-ComplaintAction = Literal["read", "transition", "answer", "escalate"]
+# "appeal": the complainant's own escalation of an answered complaint to the bureau (once)
+ComplaintAction = Literal["read", "transition", "answer", "escalate", "appeal"]
 ComplaintsAndAnnouncementsAction = Literal[
     "complaint.file", "complaint.list", "announcement.post", "profile.set"
 ]
@@ -354,6 +380,27 @@ def check_complaints_and_announcements(
     return who
 
 
+DecisionKind = Literal["link", "visit", "complaint"]
+
+
+@dataclass(frozen=True)
+class DecisionFacts:
+    """A decision a complaint is about, as the handler found it: whom it was about (the
+    relative who asked, or the complainant), its prison, and whether it refused them
+    something (a link rejected or revoked, a visit declined, a complaint closed)."""
+
+    kind: DecisionKind
+    relative_id: int
+    prison_id: int | None
+    refusal: bool
+
+
+def is_refusal(kind: DecisionKind, state: str) -> bool:
+    """The decisions a relative may contest: the ones that refused it something."""
+    refusals = {"link": ("rejected", "revoked"), "visit": ("declined",), "complaint": ("closed",)}
+    return state in refusals[kind]
+
+
 @dataclass(frozen=True)
 class ComplaintFiling:
     """What a complaint names, as the handler found it: ``inmate_prison_id`` and
@@ -366,6 +413,10 @@ class ComplaintFiling:
     conversation_id: int | None = None
     conversation: Conversation | None = None
     followed_prisons: frozenset[int] = frozenset()
+    # the decision the complaint contests: ``about_named`` when the form names one,
+    # ``about`` ``None`` when it exists nowhere
+    about_named: bool = False
+    about: DecisionFacts | None = None
 
 
 def complaint_needs_inmate(who: Principal) -> bool:
@@ -373,10 +424,41 @@ def complaint_needs_inmate(who: Principal) -> bool:
     return who.user.role == "officer"
 
 
+def contests_own_refusal(who: Principal, filing: ComplaintFiling) -> bool:
+    """Whether the complaint contests a refusal of ``who``'s own in the named prison. Such a
+    complaint needs no verified inmate: a relative whose link was rejected or revoked may
+    still complain about that decision (and read its complaint), and nothing else opens."""
+    about = filing.about
+    return (
+        who.user.role == "relative"
+        and about is not None
+        and about.relative_id == who.id
+        and about.refusal
+        and about.prison_id == filing.prison_id
+    )
+
+
 def check_complaint_filing(who: Principal | None, filing: ComplaintFiling) -> Principal:
+    """Who may file this complaint. A decision named (``about``) must be the relative's own
+    (another's, or none, is ``not_found``) and a refusal (else ``forbidden``); officers name
+    none (``forbidden``)."""
     who = check_complaints_and_announcements(who, "complaint.file")
     relative = who.user.role == "relative"
-    if relative and filing.prison_id not in filing.followed_prisons:
+    if filing.about_named:
+        if not relative:
+            raise Denied("forbidden", "only the relative a decision refused complains about it")
+        about = filing.about
+        if about is None or about.relative_id != who.id:
+            raise Denied("not_found", "no such decision")
+        if not about.refusal:
+            raise Denied("forbidden", "only a decision that refused you something is contested")
+        if about.prison_id is None or about.prison_id != filing.prison_id:
+            raise Denied("forbidden", "the decision was made in another prison")
+    if (
+        relative
+        and filing.prison_id not in filing.followed_prisons
+        and not (contests_own_refusal(who, filing))
+    ):
         raise Denied(
             "forbidden", "you may complain only about a prison where you have a verified inmate"
         )
@@ -444,6 +526,10 @@ def check_complaint(
     who = signed_in(who)
     if complaint is None or not sees_complaint(who, complaint):
         raise Denied("not_found", "no such complaint")
+    if action == "appeal":  # the complainant's own escalation; the store allows it once
+        if who.user.role != "relative" or complaint.complainant_id != who.id:
+            raise Denied("forbidden", "only the complainant escalates its complaint")
+        return who
     if action != "read" and not handles_complaint(who, complaint):
         raise Denied(
             "forbidden",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.api import (
+    access,
     admin,
     announcements,
     attachments,
@@ -29,6 +30,7 @@ from server.api import (
     period_stats,
     photos,
     prisons,
+    reasons,
     records_export,
     search,
     staff,
@@ -63,6 +65,8 @@ AREAS: tuple[list[Route], ...] = (
     notify.ROUTES,
     consent.ROUTES,  # consent scopes and the family case (issue 15)
     attachments.ROUTES,
+    access.ROUTES,  # issue 15: oversight the family can see
+    reasons.ROUTES,  # issue 15: refusals you can contest
     openapi.ROUTES,
 )
 

@@ -42,7 +42,7 @@ from channels.broker import BrokerUnavailable
 from channels.events import attachment_info
 from channels.protocol import MAX_ATTACHMENT_IDS, AttachmentInfo, ConversationEvent
 from domain.records import ConversationState, Message, MessageKind, NewMessage
-from server import attaching
+from server import attaching, openings
 from server.api.base import (
     ApiError,
     Id,
@@ -76,7 +76,7 @@ from server.policy import (
     signed_in,
     thread_scope,
 )
-from storage import audit_trail, consent, desk, links, messages, prisons, thread_list
+from storage import consent, desk, links, messages, prisons, thread_list
 from storage.errors import Conflict, NotFound, StoreUnavailable
 from storage.sql import utcnow
 
@@ -511,7 +511,7 @@ async def history(request: web.Request) -> web.Response:
     wanted = query(request, HistoryQuery)
     store = request.app[DB]
     if audits_opening(who):  # audited before anything is shown
-        await audit_trail.opened(store, who.id, thread, "history", utcnow())
+        await openings.opened(store, request.app[HUB], who.id, thread, "history", utcnow())
     page = await messages.messages(
         store,
         thread.id,

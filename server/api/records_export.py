@@ -20,8 +20,9 @@ from typing import Annotated, Literal
 import msgspec
 from aiohttp import web
 
+from server import openings
 from server.api.base import ApiError, Id, Route, path_id, principal, query
-from server.keys import DB, SETTINGS
+from server.keys import DB, HUB, SETTINGS
 from server.policy import (
     audit_scope,
     audits_opening,
@@ -104,7 +105,8 @@ async def transcript(request: web.Request) -> web.Response:
     who = check_thread(who, conv, "read")
     assert conv is not None
     if audits_opening(who):  # a supervisor's look, audited before anything is shown
-        await audit_trail.opened(db, who.id, await desk.thread(db, conv.id), "history", utcnow())
+        thread = await desk.thread(db, conv.id)
+        await openings.opened(db, request.app[HUB], who.id, thread, "history", utcnow())
     rows: list[list[object]] = []
     after = 0
     while True:
