@@ -598,3 +598,52 @@ async def test_the_shared_token_is_kept_until_a_minute_before_it_expires(store: 
     # a refresher that finds a good token other than the one refused takes it, no fetch
     assert await wechat.refresh_token(store, fx.APPID, late, fetch, stale="token-1") == "token-2"
     assert len(fetched) == 2
+
+
+async def test_a_family_case_member_writes_from_wechat_into_the_shared_thread_and_is_told(
+    site: Site,
+) -> None:
+    """A family case (one thread for the inmate's verified relatives): a second relative's
+    WeChat text lands in the shared thread, and the officer's answer there reaches both
+    relatives by WeChat, each once."""
+    from storage import consent
+
+    w = site.world
+    second = await links.request_link(
+        site.store, w.stranger.id, w.conv.inmate_id, "sister", "household register"
+    )
+    await links.decide_link(site.store, second, "verified", w.officer.id, None)
+    now = utcnow()
+    await consent.set_family_case(
+        site.store,
+        inmate_id=w.conv.inmate_id,
+        enabled=True,
+        decided_on=now.date(),
+        witness="Officer Li",
+        note="",
+        actor_id=w.officer.id,
+        now=now,
+    )
+    await site.bind(w.relative, "o-chen")
+    await site.bind(w.stranger, "o-stranger")
+    query = fx.signed_query()
+    async with site.http.post(
+        fx.wechat_url(site.served.http_url, query),
+        data=fx.text_xml("o-stranger", "我是他姐姐，想问问他的情况", 5501).encode(),
+    ) as response:
+        assert (response.status, await response.text()) == (200, "success")
+    [asked] = await messages.messages(site.store, w.conv.id, after=0, limit=10)
+    assert (asked.sender_id, asked.cid) == (w.stranger.id, "5501")
+    await open_window(site)  # the first relative wrote from WeChat too: both in the window
+    message_id = await site.answer("他很好，请两位放心。")
+    await site.wx.until(lambda: len(site.wx.of(CUSTOM)) == 2)
+    assert sorted(c.body["touser"] for c in site.wx.of(CUSTOM)) == ["o-chen", "o-stranger"]
+    rows = await outbox.deliveries(site.store, [message_id])
+    assert len(rows) == 2
+    async with asyncio.timeout(10):  # each settled by the relay right after the platform's answer
+        while any(d.state == "pending" for d in await outbox.deliveries(site.store, [message_id])):
+            await asyncio.sleep(0.02)
+    assert [(d.state, d.channel) for d in await outbox.deliveries(site.store, [message_id])] == [
+        ("sent", "wechat"),
+        ("sent", "wechat"),
+    ]
