@@ -86,6 +86,7 @@ class Settings:
     # Identity and the edge (issue 14)
     trusted_proxies: tuple[str, ...] = ()  # networks whose X-Forwarded-For/-Proto are believed
     metrics_token: str = ""  # /metrics needs "Bearer <token>"; empty: loopback clients only
+    metrics_listen: str = ""  # host:port serving /metrics alone (server/scrape.py)
     verify_phone: bool = True  # registration needs the SMS code sent to the phone
     code_minutes: int = 10  # an SMS code's lifetime
     retention_years: int = 0  # message text older than this is purged daily; 0: kept forever
@@ -238,6 +239,16 @@ def _networks(text: str) -> tuple[str, ...]:
     return networks
 
 
+def _listen(text: str) -> str:
+    """``host:port`` (``[::1]:9100`` for IPv6), or empty."""
+    if not text:
+        return text
+    host, colon, port = text.rpartition(":")
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("expected host:port, such as 10.0.0.5:9100")
+    return text
+
+
 def _flag(text: str) -> bool:
     if text.lower() in ("1", "true", "yes", "on"):
         return True
@@ -308,6 +319,7 @@ PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "notify_coalesce": ("KINLINE_NOTIFY_COALESCE", _positive_float),
     "trusted_proxies": ("KINLINE_TRUSTED_PROXIES", _networks),
     "metrics_token": ("KINLINE_METRICS_TOKEN", str),
+    "metrics_listen": ("KINLINE_METRICS_LISTEN", _listen),
     "verify_phone": ("KINLINE_VERIFY_PHONE", _flag),
     "code_minutes": ("KINLINE_CODE_MINUTES", _int(1, 60)),
     "retention_years": ("KINLINE_RETENTION_YEARS", _int(0, 100)),
