@@ -154,7 +154,8 @@ async def _outreach(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _retention(app: web.Application) -> AsyncIterator[None]:
-    async with applying_retention(app[DB], app[SETTINGS].retention_years):
+    settings = app[SETTINGS]
+    async with applying_retention(app[DB], settings.retention_years, settings.retention_archive):
         yield
 
 

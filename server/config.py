@@ -90,6 +90,7 @@ class Settings:
     verify_phone: bool = True  # registration needs the SMS code sent to the phone
     code_minutes: int = 10  # an SMS code's lifetime
     retention_years: int = 0  # message text older than this is purged daily; 0: kept forever
+    retention_archive: str = ""  # a directory: messages are archived there before the purge
     # Attachments (issue 18): where the files are, and the limits on them
     files: str = "var/files"  # a directory, or s3://bucket[/prefix]
     s3_endpoint: str = ""  # an S3-compatible store other than AWS
@@ -323,6 +324,7 @@ PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "verify_phone": ("KINLINE_VERIFY_PHONE", _flag),
     "code_minutes": ("KINLINE_CODE_MINUTES", _int(1, 60)),
     "retention_years": ("KINLINE_RETENTION_YEARS", _int(0, 100)),
+    "retention_archive": ("KINLINE_RETENTION_ARCHIVE", str),
     "files": ("KINLINE_FILES", str),
     "s3_endpoint": ("KINLINE_S3_ENDPOINT", _url),
     "s3_region": ("KINLINE_S3_REGION", str),
