@@ -16,7 +16,7 @@ from PIL import Image
 from playwright.async_api import FilePayload, Page, expect
 
 from server import passwords, sessions
-from storage import accounts, audit_trail, conversations, prisons
+from storage import accounts, audit_trail, conversations, inmate_records, links, prisons
 from storage import sessions as stored_sessions
 from storage.sql import utcnow
 from tests.browser import (  # noqa: F401 (fixtures)
@@ -280,4 +280,33 @@ async def test_the_admin_resets_a_password_and_moves_staff_between_prisons(
     await form.locator('input[name="password"]').fill("violet harbour lamp")
     await form.locator('button[type="submit"]').click()
     await expect(console.locator("#signin-error")).to_contain_text("已停用")
+    pages.assert_clean()
+
+
+async def test_the_admin_releases_an_inmate_after_confirming_and_the_family_is_told(
+    pages: Pages, site: Site
+) -> None:
+    """Release asks once more before acting; then the inmate's family links end and its
+    relative has a notice (audited)."""
+    world = site.world
+    page = await admin_page(pages, site)
+    await page.locator("#tab-inmates").click()
+    await page.locator("#inmate-prison").select_option(str(world.gaoming.id))
+    row = page.locator('#inmates-table tr[data-number="GM-001"]')
+    release = row.locator('button[data-action="admin.inmates.release"]')
+    await release.click()
+    await expect(release).to_contain_text("再次点击确认")  # nothing done yet
+    assert [i.id for i in await inmate_records.register(site.store, status="released")] == []
+    await release.click()
+    await expect(page.locator("#toast")).to_contain_text("已通知 1 位亲属")
+    await expect(row).to_have_count(0)  # no longer among those held
+    await page.locator("#inmate-status").select_option("released")
+    await expect(page.locator('#inmates-table tr[data-number="GM-001"]')).to_contain_text("已释放")
+    [notice] = await inmate_records.notices(site.store, world.relative.id)
+    assert notice.kind == "released"
+    assert await links.verified_inmates(site.store, world.relative.id) == set()
+    [entry] = await audit_trail.audit_entries(site.store, action="inmate.released")
+    assert entry.actor_id is not None
+    assert (await accounts.user(site.store, entry.actor_id)).role == "admin"
+    assert not await overflows(page)
     pages.assert_clean()
