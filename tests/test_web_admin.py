@@ -310,3 +310,32 @@ async def test_the_admin_releases_an_inmate_after_confirming_and_the_family_is_t
     assert (await accounts.user(site.store, entry.actor_id)).role == "admin"
     assert not await overflows(page)
     pages.assert_clean()
+
+
+async def test_a_staff_member_changes_its_own_password_from_the_top_bar(
+    pages: Pages, site: Site
+) -> None:
+    """The staff pages offer "change password" beside "sign out" (shared: web/console/
+    staff.js); with the old password the new one is set and the other sessions end."""
+    staff = await seed_staff(site.store, site.world)
+    admin = staff.admin
+    old, fresh = "a long passphrase here", "violet harbour lamp"
+    await accounts.set_password_hash(site.store, admin.id, passwords.hash_password(old))
+    elsewhere = await sessions.issue(site.store, admin, days=1)
+    page = await pages.open("/admin", token=site.world.token(admin), size="desktop")
+    await expect(page.locator("body")).to_have_attribute("data-ready", "1")
+    await page.locator("#change-password").click()
+    dialog = page.locator("#password-dialog")
+    await expect(dialog).to_be_visible()
+    await dialog.locator('input[name="old_password"]').fill(old)
+    await dialog.locator('input[name="new_password"]').fill(fresh)
+    await dialog.locator('button[type="submit"]').click()
+    await expect(dialog.locator(".notice-ok")).to_be_visible()
+    _, stored = await accounts.credentials(site.store, admin.login)
+    assert passwords.verify(stored, fresh)
+    digest = sessions.token_hash(elsewhere)
+    assert await stored_sessions.session_user(site.store, digest, utcnow()) is None
+    await dialog.locator("#password-dialog-close").click()
+    await expect(dialog).to_be_hidden()
+    assert not await overflows(page)
+    pages.assert_clean()
