@@ -37,6 +37,7 @@ from server.keys import (
     DB,
     GATEWAY,
     HUB,
+    KEYWORDS,
     OBJECTS,
     PLATFORM,
     PUSH,
@@ -47,6 +48,7 @@ from server.keys import (
     SETTINGS,
     SMS,
 )
+from server.keywords import LiveKeywords
 from server.online import Online
 from server.outbox import Relay
 from server.push import Push, generate_key
@@ -110,6 +112,9 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     send_path = app[SEND_PATH] = SendPath(
         store, commit, hub, limiter, max_attachments=settings.max_attachments
     )
+    live_keywords = app[KEYWORDS] = LiveKeywords(store, hub, check_every=settings.keyword_check)
+    await live_keywords.start()
+    send_path.keywords = live_keywords
     roster = app[ROSTER] = DutyRoster(
         make_presence(settings),
         hub,
@@ -121,6 +126,7 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     app[GATEWAY] = Gateway(settings, store, hub, send_path, roster)
     app[GATEWAY].start()
     yield
+    await live_keywords.close()
     await roster.close()
     await hub.close()
     await broker.close()
