@@ -34,6 +34,7 @@ from server.keys import (
     DB,
     GATEWAY,
     HUB,
+    KEYWORDS,
     OBJECTS,
     PLATFORM,
     PUSH,
@@ -44,6 +45,7 @@ from server.keys import (
     SETTINGS,
     SMS,
 )
+from server.keywords import LiveKeywords
 from server.online import Online
 from server.outbox import Relay
 from server.push import Push, generate_key
@@ -107,6 +109,9 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     send_path = app[SEND_PATH] = SendPath(
         store, commit, hub, limiter, max_attachments=settings.max_attachments
     )
+    live_keywords = app[KEYWORDS] = LiveKeywords(store, hub, check_every=settings.keyword_check)
+    await live_keywords.start()
+    send_path.keywords = live_keywords
     roster = app[ROSTER] = DutyRoster(
         make_presence(settings),
         hub,
@@ -118,6 +123,7 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     app[GATEWAY] = Gateway(settings, store, hub, send_path, roster)
     app[GATEWAY].start()
     yield
+    await live_keywords.close()
     await roster.close()
     await hub.close()
     await broker.close()

@@ -48,6 +48,7 @@ class Settings:
     subscribe_rate: float = 20.0  # hello/watch/unwatch frames per second per socket, sustained
     subscribe_burst: int = 1000  # a console re-watching its whole queue after a reconnect
     look_window: float = 300.0  # seconds one audited supervisor look at a conversation covers
+    keyword_check: float = 30.0  # seconds between two looks at the stored keyword-list version
     heartbeat: float = 20.0
     presence_ttl: float = 30.0  # an on-duty officer whose process died stops counting after this
     hold_grace: float = 120.0  # seconds a holder may be disconnected before its threads go back
@@ -307,6 +308,7 @@ PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "subscribe_rate": ("KINLINE_SUBSCRIBE_RATE", _positive_float),
     "subscribe_burst": ("KINLINE_SUBSCRIBE_BURST", _int(1)),
     "look_window": ("KINLINE_LOOK_WINDOW", _positive_float),
+    "keyword_check": ("KINLINE_KEYWORD_CHECK", _positive_float),
     "heartbeat": ("KINLINE_HEARTBEAT", _positive_float),
     "presence_ttl": ("KINLINE_PRESENCE_TTL", _positive_float),
     "hold_grace": ("KINLINE_HOLD_GRACE", _non_negative_float),
