@@ -82,7 +82,9 @@ class Attachment(msgspec.Struct, frozen=True):
 
 
 class NewMessage(msgspec.Struct, frozen=True):
-    """A message to append. ``sender_name`` is not stored; it is echoed into the result."""
+    """A message to append. ``sender_name`` is not stored; it is echoed into the result.
+    ``flags``: the keyword categories the body matched (``domain/keywords.py``), comma-joined
+    and sorted, stored with the message for staff review; never in a frame or a hash."""
 
     conversation_id: int
     sender_id: int
@@ -92,6 +94,7 @@ class NewMessage(msgspec.Struct, frozen=True):
     kind: MessageKind = "text"
     sender_name: str = ""
     attachments: tuple[Attachment, ...] = ()  # bound to (conversation, sender, cid) already
+    flags: str | None = None
 
 
 class Message(msgspec.Struct, frozen=True):

@@ -1205,6 +1205,55 @@ def check_attachment(who: Principal | None, facts: AttachmentFacts | None) -> Pr
     if facts is None or not sees_attachment(who, facts):
         raise Denied("not_found", "no such attachment")
     return who
+# --- keyword review ---
+# The bureau (admin) keeps the keyword lists; nobody else reads or changes them (a list is a
+# tool of oversight, not something a desk should learn to write around). Flagged messages are
+# reviewed by the staff of their prison: an officer of the prison and its supervisors list the
+# queue of their prisons and mark a flag reviewed with a note. The admin reads flag counts in
+# the figures only: it never reads messages. Relatives never learn that a message was flagged.
+# A flag (or a prison) one may not see is answered like one that does not exist (404).
+
+KeywordAction = Literal["keywords.read", "keywords.edit", "flags.read", "flags.review"]
+KEYWORD_ACTIONS: dict[str, frozenset[str]] = {
+    "relative": frozenset(),
+    "officer": frozenset({"flags.read", "flags.review"}),
+    "supervisor": frozenset({"flags.read", "flags.review"}),
+    "admin": frozenset({"keywords.read", "keywords.edit"}),
+}
+
+
+def check_keywords(who: Principal | None, action: KeywordAction) -> Principal:
+    """The principal if its role may take ``action`` at all; else 401 or 403."""
+    who = signed_in(who)
+    if action not in KEYWORD_ACTIONS[who.user.role]:
+        raise Denied("forbidden", f"a {who.user.role} may not do this")
+    return who
+
+
+def flag_scope(who: Principal | None, prison_id: int | None) -> tuple[int, ...]:
+    """The prisons whose flagged messages ``who`` lists: ``prison_id`` if it is one of its
+    own (else ``not_found``), or all of its prisons."""
+    who = check_keywords(who, "flags.read")
+    if prison_id is None:
+        return tuple(who.user.prison_ids)
+    if prison_id not in who.user.prison_ids:
+        raise Denied("not_found", "no such prison")
+    return (prison_id,)
+
+
+def check_flag_review(who: Principal | None, prison_id: int | None) -> Principal:
+    """The principal if it may mark reviewed a flag of ``prison_id`` (``None``: no such
+    flag, answered as one it may not see)."""
+    who = check_keywords(who, "flags.review")
+    if prison_id is None or prison_id not in who.user.prison_ids:
+        raise Denied("not_found", "no such flag")
+    return who
+
+
+def audits_flag_reading(who: Principal) -> bool:
+    """A supervisor reading flagged messages reads conversations: it is audited (as its
+    opening a conversation is); an officer reads its own prison's desk."""
+    return who.user.role == "supervisor"
 
 
 # --- desk settings, comments on announcements, readable figures (issue 16) ---

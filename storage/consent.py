@@ -12,7 +12,7 @@
   new one for it), so life cycle, figures and ratings work per question exactly as before; the
   other verified relatives become members from the thread's last seq at that moment
   (``family_members.joined_seq``), and a relative verified later joins from the seq of its
-  verification (a trigger on ``family_links``, migration 0015, in the verification's own
+  verification (a trigger on ``family_links``, migration 0023, in the verification's own
   transaction). Members see nothing before their join seq; whoever is no longer verified
   sees nothing at all (``server.policy.relative_sees``). Turned off, the members other than
   the thread's first relative lose the thread (the inmate withdrew the sharing) and talk in

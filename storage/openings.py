@@ -5,7 +5,7 @@ transcript) is already an ``audit_entries`` row (``audit_trail.opened``, action
 ``conversation.opened``), written before anything is shown, and the schema refuses to change
 or delete audit entries. This module only reads those rows for one conversation, with the
 supervisor's name and public title (``users.profile``), newest first and paged by id.
-Migration 0016 indexes them by conversation.
+Migration 0024 indexes them by conversation.
 """
 
 from __future__ import annotations

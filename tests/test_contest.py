@@ -1,5 +1,5 @@
 """Refusals you can contest and oversight the family can see (issue 15), over real HTTP and
-sockets, on SQLite and on PostgreSQL (migration 0016 changes both).
+sockets, on SQLite and on PostgreSQL (migration 0024 changes both).
 
 - Every refusal (link rejected, link revoked, visit declined, complaint closed) carries a
   published reason code; an unlisted one is 400 ``unknown_reason_code``.

@@ -519,6 +519,7 @@ def area_matrix_routes() -> set[tuple[str, str]]:
         test_policy_desk_routing,
         test_policy_figures,
         test_policy_information,
+        test_policy_keywords,
         test_policy_outreach,
         test_policy_register,
         test_policy_search,
@@ -539,6 +540,7 @@ def area_matrix_routes() -> set[tuple[str, str]]:
         *((r.method, r.route) for r in test_policy_consent.ROWS.values()),
         *test_policy_attachments.ROUTES,
         *((r.method, r.route) for r in test_policy_contest.ROWS.values()),  # issue 15
+        *test_policy_keywords.ROUTES,
         *test_policy_desk_routing.ROUTES,
         *test_policy_search.ROUTES,
     ]

@@ -603,6 +603,7 @@ PURE_TABLES = (
     "test_policy_search.py",  # search_scope's table (landed without its name here)
     "test_policy_desk_routing.py",  # sees_comment's rows (likewise)
     "test_policy_contest_rules.py",  # refusals you can contest (issue 15)
+    "test_policy_keywords.py",  # keyword review (issue 15)
 )
 
 

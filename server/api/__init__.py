@@ -23,6 +23,7 @@ from server.api import (
     export,
     inmate_records,
     inmates,
+    keywords,
     links,
     notify,
     openapi,
@@ -67,6 +68,7 @@ AREAS: tuple[list[Route], ...] = (
     attachments.ROUTES,
     access.ROUTES,  # issue 15: oversight the family can see
     reasons.ROUTES,  # issue 15: refusals you can contest
+    keywords.ROUTES,
     openapi.ROUTES,
 )
 

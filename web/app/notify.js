@@ -5,7 +5,7 @@
 import { api } from "/static/lib/api.js";
 import { h, replace } from "/static/lib/dom.js";
 import { formatDateTime, t } from "/static/lib/i18n.js";
-import { notice, tx } from "/static/lib/ui.js";
+import { notice, passwordChangeForm, tx } from "/static/lib/ui.js";
 import { toast, view } from "/static/app/view.js";
 
 const CHANNELS = ["auto", "wechat", "push", "sms", "none"];
@@ -176,7 +176,7 @@ export function notifyView() {
     replace(body, channelChoice(), wechatPart(), pushPart());
   };
 
-  const el = h("section", { class: "view" }, tx("h1", "notify.title"), out, body, mine);
+  const el = h("section", { class: "view" }, tx("h1", "notify.title"), out, body, mine, passwordChangeForm());
   load();
   return view(el, { rerender: render });
 }

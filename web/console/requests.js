@@ -158,6 +158,42 @@ export class VisitRequests extends Requests {
         ],
         "visit.decline",
       ),
+      visit.relative ? resetAtTheDesk(visit.relative) : null,
     );
   }
+}
+
+/** The staff-assisted reset at the visit desk: a relative who forgot its password and has no
+ * phone at hand, its papers checked in person, gets a new one set by the officer (POST
+ * /admin/users/{id}/password: a relative linked with the officer's prison; every session of
+ * it ends; audited). Folded away until asked for. */
+function resetAtTheDesk(relative) {
+  const input = h("input", { name: "new_password", type: "password", autocomplete: "new-password", minlength: 10, required: true, aria: { label: t("console.visits.newPassword") } });
+  const form = h(
+    "form",
+    { class: "desk-reset" },
+    input,
+    h("button", { type: "submit" }, t("console.visits.setPassword")),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const button = form.querySelector("button");
+    button.disabled = true;
+    try {
+      await api.post(`/admin/users/${relative.id}/password`, { new_password: input.value });
+      form.reset();
+      toast(t("console.visits.passwordSet", { name: relative.name }));
+    } catch (err) {
+      toast(errorText(err), { bad: true });
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return h(
+    "details",
+    { class: "desk-reset-box", data: { relative: relative.id } },
+    h("summary", {}, t("console.visits.resetPassword", { name: relative.name })),
+    h("p", { class: "hint" }, t("console.visits.resetWhy")),
+    form,
+  );
 }

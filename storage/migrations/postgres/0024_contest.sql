@@ -1,4 +1,4 @@
--- 0016_contest: refusals carry a published reason code (domain/reasons.py) beside the free
+-- 0024_contest: refusals carry a published reason code (domain/reasons.py) beside the free
 -- text, a complaint may be about a decision (link, visit or complaint, by id), and the
 -- supervisors' openings of a conversation (audit entries conversation.opened) are found by
 -- conversation, for the family that sees them (storage/openings.py).

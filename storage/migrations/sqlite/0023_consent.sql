@@ -1,4 +1,4 @@
--- 0015_consent: consent scopes and the family case (the PostgreSQL migration of the same
+-- 0023_consent: consent scopes and the family case (the PostgreSQL migration of the same
 -- number explains the tables). Dates are ISO text, times integer microseconds.
 
 CREATE TABLE consent_scopes (

@@ -1,4 +1,4 @@
--- 0015_consent: what an inmate agreed to share with each verified relative, and the family
+-- 0023_consent: what an inmate agreed to share with each verified relative, and the family
 -- case (one conversation shared by the inmate's verified relatives). Both are recorded by an
 -- officer of the inmate's prison and audited in the same transaction (storage/consent.py).
 
