@@ -21,8 +21,8 @@ from argon2 import PasswordHasher
 from websockets.asyncio.client import ClientConnection, connect
 
 from server import passwords, sessions
-from server.api.auth import THROTTLE
 from server.config import Settings
+from server.keys import THROTTLE
 from server.throttle import LoginThrottle
 from storage import accounts, audit_trail, prisons
 from storage.postgres import PostgresDatabase
