@@ -20,7 +20,16 @@ from typing import Literal
 
 import msgspec
 
-from domain.records import STAFF_ROLES, Conversation, FamilyLink, Inmate, MessageKind, User, Visit
+from domain.records import (
+    ROLES,
+    STAFF_ROLES,
+    Conversation,
+    FamilyLink,
+    Inmate,
+    MessageKind,
+    User,
+    Visit,
+)
 
 ConversationAction = Literal["read", "send", "note", "typing", "mark_read", "watch"]
 
@@ -92,7 +101,7 @@ class NotSignedIn(Exception):
     """No live session: answered 401 ``not_authenticated``."""
 
 
-ALL_ROLES: frozenset[str] = frozenset({"relative", "officer", "supervisor", "admin"})
+ALL_ROLES: frozenset[str] = frozenset(ROLES)
 
 # Actions that name no object, and the roles that may take them.
 ApiAction = Literal["session", "link.request", "link.list", "admin", "notify", "delivery.read"]
