@@ -1002,7 +1002,7 @@ def check_attachment(who: Principal | None, facts: AttachmentFacts | None) -> Pr
     return who
 
 
-# --- desk settings, comments on announcements, readable figures (issue 16) ---
+# --- desk settings, comment moderation, per-officer figures and ratings ---
 # A prison's desk settings (auto-assignment, the away reply, desk hours) are read by its staff
 # (officers, supervisors) and the admin, and changed by the admin alone (audited). A prison
 # one may not read is ``not_found``. Comments on announcements: a relative verified for an
@@ -1096,7 +1096,7 @@ def sees_comment(
     return who.id == author_id or moderates_comments(who, announcement_prison)
 
 
-# --- search (issue 18) ---
+# --- search ---
 # GET /search finds messages by their text. Staff search the conversations of their prisons
 # (officers and supervisors; naming another prison is ``forbidden``), the admin every
 # prison's or the one named; staff find notes too. A relative searches only its own
