@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from channels.redis_target import CLUSTER_SCHEMES, cluster_target
+from domain.records import CONSENT_CATEGORIES
 from storage import SCHEMES
 
 REDIS_SCHEMES = ("redis", "rediss", "unix", *CLUSTER_SCHEMES)
@@ -89,6 +90,10 @@ class Settings:
     verify_phone: bool = True  # registration needs the SMS code sent to the phone
     code_minutes: int = 10  # an SMS code's lifetime
     retention_years: int = 0  # message text older than this is purged daily; 0: kept forever
+    # What an inmate with no recorded decision shares with a verified relative: every
+    # category, as before consent scopes existed (a family verified by the prison keeps what it
+    # read; the inmate narrows it when it wants, recorded by an officer).
+    consent_default: tuple[str, ...] = CONSENT_CATEGORIES
     # Attachments (issue 18): where the files are, and the limits on them
     files: str = "var/files"  # a directory, or s3://bucket[/prefix]
     s3_endpoint: str = ""  # an S3-compatible store other than AWS
@@ -246,6 +251,20 @@ def _flag(text: str) -> bool:
     raise ValueError("expected 1 or 0")
 
 
+def _categories(text: str) -> tuple[str, ...]:
+    """``all``, ``none`` or a comma-separated list of card categories."""
+    text = text.strip().lower()
+    if text == "all":
+        return CONSENT_CATEGORIES
+    if text == "none":
+        return ()
+    given = [p.strip() for p in text.split(",") if p.strip()]
+    unknown = [p for p in given if p not in CONSENT_CATEGORIES]
+    if unknown or not given:
+        raise ValueError(f"expected all, none or some of {', '.join(CONSENT_CATEGORIES)}")
+    return tuple(c for c in CONSENT_CATEGORIES if c in given)
+
+
 def _choice(*allowed: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if text not in allowed:
@@ -311,6 +330,7 @@ PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "verify_phone": ("KINLINE_VERIFY_PHONE", _flag),
     "code_minutes": ("KINLINE_CODE_MINUTES", _int(1, 60)),
     "retention_years": ("KINLINE_RETENTION_YEARS", _int(0, 100)),
+    "consent_default": ("KINLINE_CONSENT_DEFAULT", _categories),
     "files": ("KINLINE_FILES", str),
     "s3_endpoint": ("KINLINE_S3_ENDPOINT", _url),
     "s3_region": ("KINLINE_S3_REGION", str),

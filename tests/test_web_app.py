@@ -412,7 +412,7 @@ async def test_a_complaint_is_filed_and_its_state_followed(pages: Pages, site: S
         {"message": "已督促监狱在三日内答复。"},
     )
     await expect(item).to_have_attribute("data-state", "answered")
-    await item.get_by_role("button").click()
+    await item.locator("button.link-button").click()  # the history (escalate is another)
     await expect(item.locator(".history li").last).to_contain_text("已督促监狱在三日内答复。")
     pages.assert_clean()
 

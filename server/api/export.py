@@ -18,16 +18,26 @@ from aiohttp import web
 from server.api.base import Route, principal, user_out
 from server.keys import DB
 from server.policy import check_action
-from storage import accounts, audit_trail, complaints, conversations, desk, links, messages, visits
+from storage import (
+    accounts,
+    audit_trail,
+    complaints,
+    conversations,
+    desk,
+    family,
+    links,
+    messages,
+    visits,
+)
 from storage.complaints import ComplaintScope
 from storage.sql import Database, utcnow
 
 PAGE = 500
 
 
-async def _history(db: Database, conv_id: int) -> list[dict[str, Any]]:
+async def _history(db: Database, conv_id: int, after: int = 0) -> list[dict[str, Any]]:
+    """The messages after ``after`` (a family case member: its join seq)."""
     out: list[dict[str, Any]] = []
-    after = 0
     while True:
         page = await messages.messages(db, conv_id, after=after, limit=PAGE, include_notes=False)
         out += [
@@ -66,7 +76,9 @@ async def archive(db: Database, user_id: int, now: datetime) -> dict[str, Any]:
     """The caller's data (see the module docstring)."""
     user = await accounts.user(db, user_id)
     threads = []
-    for conv in await conversations.conversations_of(db, user_id):
+    _, joins = await family.access(db, user_id)  # family case threads: from the join on
+    shared = [c for c in await conversations.family_threads_of(db, user_id) if c.id in joins]
+    for conv in [*await conversations.conversations_of(db, user_id), *shared]:
         cycles = await desk.cycles(db, conv.id)
         threads.append(
             {
@@ -74,11 +86,11 @@ async def archive(db: Database, user_id: int, now: datetime) -> dict[str, Any]:
                 "prison_id": conv.prison_id,
                 "inmate_id": conv.inmate_id,
                 "started_at": conv.created_at,
-                "messages": await _history(db, conv.id),
+                "messages": await _history(db, conv.id, joins.get(conv.id, 0)),
                 "ratings": [
                     {"cycle": c.cycle, "rating": c.rating, "comment": c.rating_comment}
                     for c in cycles
-                    if c.rating is not None
+                    if c.rating is not None and conv.id not in joins  # shared: not only its own
                 ],
             }
         )

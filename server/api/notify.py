@@ -30,7 +30,7 @@ from aiohttp import web
 
 from server.api.base import ApiError, Route, body, path_id, principal, reply
 from server.keys import DB, PLATFORM, PUSH, SETTINGS
-from server.policy import Denied, check_action, check_conversation
+from server.policy import Denied, check_action, check_conversation, history_floor
 from server.push import endpoint_allowed
 from server.wechat_platform import PlatformError, signed_in_url
 from storage import conversations, messages, outbox, wechat
@@ -228,7 +228,9 @@ async def deliveries(request: web.Request) -> web.Response:
     except NotFound:
         raise Denied("not_found", "no such conversation") from None
     check_conversation(who, conv, "read")
-    page = await messages.messages(store, conv.id, after=0, limit=500, include_notes=False)
+    page = await messages.messages(
+        store, conv.id, after=0, limit=500, include_notes=False, floor=history_floor(who, conv)
+    )
     seqs = {m.id: m.seq for m in page if m.sender_role == "officer"}
     found = await outbox.deliveries(store, list(seqs))
     return reply(

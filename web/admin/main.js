@@ -8,6 +8,7 @@ import { $, clear, h, replace, show, formValues } from "/static/lib/dom.js";
 import { t, errorText, localeSwitcher, onLocaleChange, formatDuration } from "/static/lib/i18n.js";
 import { signOut } from "/static/lib/ui.js";
 import { signIn, startI18n, tabs, toast, toastError } from "/static/console/staff.js";
+import { loadEscalated } from "/static/admin/escalated.js";
 import { CommentQueue } from "/static/console/comments.js";
 
 startI18n("admin.title");
@@ -473,7 +474,14 @@ deskForm.addEventListener("submit", async (event) => {
 });
 
 tabs($(".admin-tabs"), (id) => {
-  const load = { "tab-staff": loadStaff, "tab-prisons": loadPrisons, "tab-figures": loadFigures, "tab-inmates": loadInmates, "tab-desk": loadDesk }[id];
+  const load = {
+    "tab-staff": loadStaff,
+    "tab-prisons": loadPrisons,
+    "tab-figures": loadFigures,
+    "tab-inmates": loadInmates,
+    "tab-desk": loadDesk,
+    "tab-complaints": () => loadEscalated(prisonName), // issue 15: escalated complaints
+  }[id];
   if (load) load().catch(toastError);
 });
 onLocaleChange(() => {

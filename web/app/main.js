@@ -39,6 +39,7 @@ const ROUTES = [
   [/^#\/inmate\/(\d+)\/visits$/, (ctx, id) => visitsView(ctx, Number(id))],
   [/^#\/announcements$/, (ctx) => announcementsView(ctx)],
   [/^#\/complaints$/, (ctx) => complaintsView(ctx)],
+  [/^#\/complaints\/about\/(link|visit|complaint)\/(\d+)$/, (ctx, kind, id) => complaintsView(ctx, { kind, id: Number(id) })],
   [/^#\/prisons$/, (ctx) => prisonsView(ctx)],
   [/^#\/prison\/(\d+)$/, (ctx, id) => prisonView(ctx, Number(id))],
   [/^#\/notifications$/, () => notifyView()],
