@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from domain.records import NewMessage
-from storage import audit_trail, chains, migrations, open_database
-from storage.sql import Database, utcnow
+from storage import audit_trail, chains, consent, migrations, open_database
+from storage.sql import Database, Sql, utcnow
 from tests import services
 from tests.world import seed
 
@@ -43,9 +43,17 @@ async def before_0014(fresh_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncI
         await db.close()
 
 
-async def test_rows_stored_before_the_migration_are_chained_by_it(before_0014: Database) -> None:
+async def _no_family_case(sql: Sql, relative_id: int, inmate_id: int) -> int | None:
+    return None
+
+
+async def test_rows_stored_before_the_migration_are_chained_by_it(
+    before_0014: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     db = before_0014
-    w = await seed(db)  # link decisions: audit entries
+    with monkeypatch.context() as before_0015:  # no family case yet (its table is 0015's)
+        before_0015.setattr(consent, "family_thread", _no_family_case)
+        w = await seed(db)  # link decisions: audit entries
     rows = [
         (w.conv.id, 1, w.relative.id, "relative", "text", '他还好吗？\n"quoted" \\ 😀'),
         (w.conv.id, 2, w.officer.id, "officer", "note", "note \u2028"),
