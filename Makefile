@@ -89,9 +89,10 @@ test: $(TEST_STAMP) services browser
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check $(CHECKED)
+	$(BIN)/ruff format --check $(CHECKED)
 	$(BIN)/mypy $(CHECKED)
 
-# What CI runs (.ci/run): ruff and strict mypy, then the README's test command.
+# What CI runs (.ci/run): ruff (lint and format) and strict mypy, then the README's test command.
 check: lint
 	$(MAKE) test
 

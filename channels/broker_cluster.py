@@ -103,9 +103,7 @@ def _parse_slots(reply: Any, asked: Address) -> SlotMap:
     )
 
 
-async def read_slot_map(
-    target: ClusterTarget, known: list[Address], *, timeout: float
-) -> SlotMap:
+async def read_slot_map(target: ClusterTarget, known: list[Address], *, timeout: float) -> SlotMap:
     """``CLUSTER SLOTS`` from the first of the seeds (then ``known`` nodes) that answers."""
     errors = []
     for address in [*target.seeds, *(a for a in known if a not in target.seeds)]:
@@ -325,9 +323,3 @@ class RedisClusterBroker(RedisBroker):
                 log.exception("unexpected pub/sub message %r", message)
             if self._moved:
                 raise _ConnectionLost(f"{shard.address} gave up a channel: its slot moved")
-
-    def shard_of(self, topic: str) -> Address:
-        """The primary serving ``topic`` in the current epoch (tests, operators)."""
-        if self._slots is None:
-            raise _ConnectionLost("not connected")
-        return self._slots.owner(key_slot(self._channel(topic).encode()))

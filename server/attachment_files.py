@@ -61,10 +61,6 @@ class Prepared:
     width: int | None = None
     height: int | None = None
 
-    @property
-    def is_image(self) -> bool:
-        return self.content_type.startswith("image/")
-
 
 def sniff(data: bytes) -> str:
     """The allowed type the content is, else ``FileRefused`` 415 ``unsupported_type``."""

@@ -18,6 +18,7 @@ from server.push import Push
 from server.routing import Router
 from server.sending import SendPath
 from server.sms import SmsSender
+from server.throttle import LoginThrottle
 from server.wechat_platform import Platform
 from storage.objects import ObjectStore
 from storage.sql import Database
@@ -37,3 +38,5 @@ SMS = web.AppKey("sms", SmsSender)  # texts: notices, and codes for registration
 OBJECTS = web.AppKey("objects", ObjectStore)  # where attachments' bytes are (issue 18)
 KEYWORDS = web.AppKey("keywords", LiveKeywords)  # this process's keyword matcher
 ROUTER = web.AppKey("router", Router)  # auto-assignment and the away reply (server/routing.py)
+THROTTLE = web.AppKey("login_throttle", LoginThrottle)  # failed logins (server/throttle.py)
+API_ROUTES = web.AppKey("api_routes", list)  # every server.api.base.Route, for /openapi.json

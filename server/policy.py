@@ -22,6 +22,7 @@ import msgspec
 
 from domain.records import (
     CONSENT_CATEGORIES,
+    ROLES,
     STAFF_ROLES,
     Conversation,
     FamilyLink,
@@ -113,7 +114,7 @@ class NotSignedIn(Exception):
     """No live session: answered 401 ``not_authenticated``."""
 
 
-ALL_ROLES: frozenset[str] = frozenset({"relative", "officer", "supervisor", "admin"})
+ALL_ROLES: frozenset[str] = frozenset(ROLES)
 
 # Actions that name no object, and the roles that may take them.
 ApiAction = Literal["session", "link.request", "link.list", "admin", "notify", "delivery.read"]
@@ -1205,6 +1206,8 @@ def check_attachment(who: Principal | None, facts: AttachmentFacts | None) -> Pr
     if facts is None or not sees_attachment(who, facts):
         raise Denied("not_found", "no such attachment")
     return who
+
+
 # --- keyword review ---
 # The bureau (admin) keeps the keyword lists; nobody else reads or changes them (a list is a
 # tool of oversight, not something a desk should learn to write around). Flagged messages are
@@ -1256,7 +1259,7 @@ def audits_flag_reading(who: Principal) -> bool:
     return who.user.role == "supervisor"
 
 
-# --- desk settings, comments on announcements, readable figures (issue 16) ---
+# --- desk settings, comment moderation, per-officer figures and ratings ---
 # A prison's desk settings (auto-assignment, the away reply, desk hours) are read by its staff
 # (officers, supervisors) and the admin, and changed by the admin alone (audited). A prison
 # one may not read is ``not_found``. Comments on announcements: a relative verified for an
@@ -1350,7 +1353,7 @@ def sees_comment(
     return who.id == author_id or moderates_comments(who, announcement_prison)
 
 
-# --- search (issue 18) ---
+# --- search ---
 # GET /search finds messages by their text. Staff search the conversations of their prisons
 # (officers and supervisors; naming another prison is ``forbidden``), the admin every
 # prison's or the one named; staff find notes too. A relative searches only its own

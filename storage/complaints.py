@@ -39,7 +39,6 @@ from storage.sql import Database, Row, Sql, ids_in
 
 AboutKind = Literal["link", "visit", "complaint"]
 ComplaintState = Literal["received", "in_review", "answered", "closed", "escalated"]
-STATES: tuple[ComplaintState, ...] = ("received", "in_review", "answered", "closed", "escalated")
 SETTLED: frozenset[str] = frozenset({"answered", "closed"})  # never overdue
 
 # The moves that exist, whoever makes them. ``escalated`` only once per complaint.
@@ -408,29 +407,6 @@ async def overdue_count(db: Database, prison_ids: Sequence[int], now: datetime) 
     for row in rows:
         counts[int(row["prison_id"])] = int(row["n"])
     return counts
-
-
-class OpenCounts(msgspec.Struct, frozen=True):
-    open: int  # neither answered nor closed
-    overdue: int  # open, and past the deadline
-
-
-async def open_counts(
-    db: Database, prison_ids: Sequence[int], now: datetime
-) -> dict[int, OpenCounts]:
-    """Open and overdue complaints per prison as of ``now`` (for the bureau's figures)."""
-    found: dict[int, OpenCounts] = {p: OpenCounts(0, 0) for p in prison_ids}
-    async with db.read() as sql:
-        rows = await sql.fetch(
-            "SELECT c.prison_id, count(*) AS n,"
-            " sum(CASE WHEN c.deadline < $1 THEN 1 ELSE 0 END) AS late FROM complaints c"
-            f" WHERE c.prison_id IN {ids_in(prison_ids)}"
-            " AND c.state NOT IN ('answered', 'closed') GROUP BY c.prison_id",
-            now,
-        )
-    for row in rows:
-        found[int(row["prison_id"])] = OpenCounts(int(row["n"]), int(row["late"] or 0))
-    return found
 
 
 async def candidates(db: Database, complaint: Complaint) -> list[int]:

@@ -625,13 +625,6 @@ async def said_on_duty(db: Database, officer_id: int) -> bool:
     return any(bool(r["on_duty"]) for r in rows)
 
 
-async def set_duty(
-    db: Database, officer_id: int, prison_ids: Sequence[int], on_duty: bool, now: datetime
-) -> bool:
-    """``change_duty``; whether anything changed."""
-    return (await change_duty(db, officer_id, prison_ids, on_duty, now)).changed
-
-
 async def change_duty(
     db: Database,
     officer_id: int,

@@ -115,12 +115,3 @@ async def mark_read(db: Database, conversation_id: int, user_id: int, seq: int) 
             utcnow(),
         )
     return moved > 0
-
-
-async def read_cursors(db: Database, conversation_id: int) -> dict[int, int]:
-    """Each reader's cursor in the conversation: user id -> the last seq it read."""
-    async with db.read() as sql:
-        rows = await sql.fetch(
-            "SELECT user_id, seq FROM read_cursors WHERE conversation_id = $1", conversation_id
-        )
-    return {r["user_id"]: r["seq"] for r in rows}

@@ -171,29 +171,14 @@ class PostgresDatabase:
                     yield _PgSql(conn)
 
     async def ping(self) -> None:
-        async with self.read() as sql:
-            await sql.fetchval("SELECT 1")
+        async with self._conn() as conn:
+            await conn.execute("SELECT 1")
 
     async def migrate(self) -> list[str]:
-        applied: list[str] = []
-        async with self.write() as sql:
-            await sql.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
-            await sql.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
-                " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            done = {r["version"] for r in await sql.fetch("SELECT version FROM schema_migrations")}
-            for migration in migrations.load("postgres"):
-                if migration.version in done:
-                    continue
-                await sql.execute(migration.sql)
-                await sql.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                    migration.version,
-                    migration.name,
-                )
-                applied.append(f"{migration.version:04d}_{migration.name}")
-        return applied
+        """``migrations.apply`` under a transaction-scoped advisory lock: one migrator at a
+        time across processes, the others then find the work done."""
+        lock = f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})"
+        return await migrations.apply(self, at_type="timestamptz", first=[lock])
 
     async def append_messages(self, items: Sequence[NewMessage]) -> list[Appended | None]:
         """One statement, one round trip: ``kinline_append`` (migrations 0007, 0021, 0025) locks

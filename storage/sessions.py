@@ -43,15 +43,10 @@ async def revoke_session(db: Database, token_hash: bytes) -> None:
         )
 
 
-async def revoke_user_sessions(db: Database, user_id: int) -> int:
-    """Revoke every live session of a user; the number revoked."""
-    async with db.write() as sql:
-        return await revoke_user_sessions_in(sql, user_id)
-
-
 async def revoke_user_sessions_in(sql: Sql, user_id: int, keep: bytes | None = None) -> int:
-    """``revoke_user_sessions`` inside the caller's transaction (to audit it there); all but
-    the session whose token hash is ``keep`` when it is given (a password change)."""
+    """Revoke every live session of a user inside the caller's transaction (to audit it
+    there); the number revoked. All but the session whose token hash is ``keep`` when it is
+    given (a password change)."""
     if keep is None:
         return await sql.execute(
             "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",

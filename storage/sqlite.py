@@ -232,30 +232,12 @@ class SqliteDatabase:
                 await conn.execute("COMMIT")
 
     async def ping(self) -> None:
-        async with self.read() as sql:
-            await sql.fetchval("SELECT 1")
+        with _sorted():
+            await self._reader.execute_fetchall("SELECT 1")
 
     async def migrate(self) -> list[str]:
-        applied: list[str] = []
-        async with self.write() as sql:
-            await sql.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
-                " name text NOT NULL, applied_at integer NOT NULL)"
-            )
-            done = {r[0] for r in await sql.fetch("SELECT version FROM schema_migrations")}
-            for migration in migrations.load("sqlite"):
-                if migration.version in done:
-                    continue
-                for statement in _statements(migration.sql):
-                    await sql.execute(statement)
-                await sql.execute(
-                    "INSERT INTO schema_migrations VALUES ($1, $2, $3)",
-                    migration.version,
-                    migration.name,
-                    datetime.now(UTC),
-                )
-                applied.append(f"{migration.version:04d}_{migration.name}")
-        return applied
+        """``migrations.apply``, each script split into statements (``_statements``)."""
+        return await migrations.apply(self, at_type="integer", statements=_statements)
 
     async def append_messages(self, items: Sequence[NewMessage]) -> list[Appended | None]:
         """Under ``BEGIN IMMEDIATE`` (the whole database is the lock): read the batch's

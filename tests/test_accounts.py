@@ -9,6 +9,7 @@ import hmac
 import json
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,9 +21,8 @@ from argon2 import PasswordHasher
 from websockets.asyncio.client import ClientConnection, connect
 
 from server import passwords, sessions
-from server.api.auth import THROTTLE
 from server.config import Settings
-from server.keys import CODES
+from server.keys import CODES, THROTTLE
 from server.throttle import LoginThrottle
 from storage import accounts, audit_trail, prisons
 from storage.postgres import PostgresDatabase
@@ -383,14 +383,11 @@ def test_a_client_that_has_not_failed_is_never_refused_for_another() -> None:
     assert throttle.retry_after("officer.chen", "203.0.113.5") > 0  # still refused
 
 
-@pytest.mark.parametrize("action", ["prison.create", "user.create", "user.revoke_sessions"])
-async def test_an_admin_change_whose_audit_entry_fails_is_not_made(site: Site, action: str) -> None:
-    """Every audited change and its entry commit together or not at all: with the audit
-    insert failing (the disk is full, as PostgreSQL reports it), the admin's change is not
-    made and the answer is 503, never a change without its entry."""
-    admin = site.world.token(site.staff.admin)
-    officer = site.world.officer
-    async with site.store.write() as sql:
+@asynccontextmanager
+async def _audit_failing(store: PostgresDatabase, action: str) -> AsyncIterator[None]:
+    """While inside, inserting an audit entry of ``action`` fails as a full disk does on
+    PostgreSQL (SQLSTATE 53100: ``StoreUnavailable``); every other entry is written."""
+    async with store.write() as sql:
         await sql.execute(
             "CREATE FUNCTION fail_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
             f" IF NEW.action = '{action}' THEN"
@@ -402,6 +399,21 @@ async def test_an_admin_change_whose_audit_entry_fails_is_not_made(site: Site, a
             " FOR EACH ROW EXECUTE FUNCTION fail_audit()"
         )
     try:
+        yield
+    finally:
+        async with store.write() as sql:
+            await sql.execute("DROP TRIGGER fail_audit ON audit_entries")
+            await sql.execute("DROP FUNCTION fail_audit()")
+
+
+@pytest.mark.parametrize("action", ["prison.create", "user.create", "user.revoke_sessions"])
+async def test_an_admin_change_whose_audit_entry_fails_is_not_made(site: Site, action: str) -> None:
+    """Every audited change and its entry commit together or not at all: with the audit
+    insert failing (the disk is full, as PostgreSQL reports it), the admin's change is not
+    made and the answer is 503, never a change without its entry."""
+    admin = site.world.token(site.staff.admin)
+    officer = site.world.officer
+    async with _audit_failing(site.store, action):
         if action == "prison.create":
             status, _, _ = await site.call(
                 "POST", "/admin/prisons", {"code": "HZ", "name": "Huizhou Prison"}, admin
@@ -424,10 +436,53 @@ async def test_an_admin_change_whose_audit_entry_fails_is_not_made(site: Site, a
             assert (await site.call("GET", "/me", token=site.world.token(officer)))[0] == 200
         assert status == 503
         assert await audit_trail.audit_entries(site.store, action=action) == []
-    finally:
+
+
+# The staff life cycle's routes (server/api/staff.py): (action audited, method, path of the
+# officer's account, body, whether the officer starts disabled).
+_STAFF_CHANGES = [
+    ("user.disable", "POST", "/disable", None, False),
+    ("user.enable", "POST", "/enable", None, True),
+    (
+        "user.password_reset",
+        "POST",
+        "/password",
+        {"new_password": "another long passphrase"},
+        False,
+    ),
+    ("user.edit", "PATCH", "", {"name": "Officer Renamed"}, False),
+]
+
+
+@pytest.mark.parametrize(("action", "method", "tail", "form", "disabled"), _STAFF_CHANGES)
+async def test_a_staff_account_change_whose_audit_entry_fails_is_not_made(
+    site: Site, action: str, method: str, tail: str, form: Any, disabled: bool
+) -> None:
+    """The same for the admin's changes to a staff account: with the entry failing, the
+    answer is 503 and the account is as it was (its name, password hash, sessions, switch)."""
+    officer = site.world.officer
+    if disabled:
         async with site.store.write() as sql:
-            await sql.execute("DROP TRIGGER fail_audit ON audit_entries")
-            await sql.execute("DROP FUNCTION fail_audit()")
+            await accounts.set_disabled(sql, officer.id, True)
+    token = site.world.token(officer)  # a live session (a disabled account's is refused)
+    before = (
+        await accounts.user(site.store, officer.id),
+        await accounts.password_hash(site.store, officer.id),
+    )
+    async with _audit_failing(site.store, action):
+        status, _, _ = await site.call(
+            method, f"/admin/users/{officer.id}{tail}", form, site.world.token(site.staff.admin)
+        )
+    assert status == 503
+    assert await audit_trail.audit_entries(site.store, action=action) == []
+    after = (
+        await accounts.user(site.store, officer.id),
+        await accounts.password_hash(site.store, officer.id),
+    )
+    assert after == before
+    assert await accounts.is_disabled(site.store, officer.id) is disabled
+    if not disabled:  # its session was not ended
+        assert (await site.call("GET", "/me", token=token))[0] == 200
 
 
 async def test_the_code_answers_say_nothing_of_who_is_registered(site: Site) -> None:

@@ -232,7 +232,7 @@ async def test_on_duty_presence_crosses_processes_and_a_dead_process_expires(
         return [f.on_duty for f in reader.frames if isinstance(f, PresenceEvent)]
 
     # on duty = said so (PUT /duty) and connected; the officer said so before its shift
-    await desk.set_duty(pg_store, world.officer.id, [world.gaoming.id], True, utcnow())
+    await desk.change_duty(pg_store, world.officer.id, [world.gaoming.id], True, utcnow())
 
     async with (
         Reader(client(b.ws_url, world.token(world.relative))) as relative,

@@ -66,7 +66,7 @@ async def site(
 async def put_on_duty(site: Site, *officers: Any) -> None:
     """Said on duty (an officer off duty claims, resolves and is handed nothing: 409)."""
     for officer in officers:
-        await desk.set_duty(site.store, officer.id, officer.prison_ids, True, datetime.now(UTC))
+        await desk.change_duty(site.store, officer.id, officer.prison_ids, True, datetime.now(UTC))
 
 
 def events(reader: Reader) -> list[ConversationEvent]:

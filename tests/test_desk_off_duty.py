@@ -125,7 +125,7 @@ async def test_the_admin_unsticks_a_thread_whoever_holds_it(site: Site) -> None:
     admin = staff.admin
     await ask(site, "零用钱什么时候到账？")
     now = datetime.now(UTC)
-    await desk.set_duty(site.store, w.officer.id, [w.gaoming.id], True, now)
+    await desk.change_duty(site.store, w.officer.id, [w.gaoming.id], True, now)
     await desk.claim(site.store, w.conv.id, w.officer.id, now)
     async with site.store.write() as sql:  # off duty, the thread still held
         await sql.execute("UPDATE duty SET on_duty = false WHERE user_id = $1", w.officer.id)

@@ -256,7 +256,7 @@ async def test_two_processes_never_give_a_question_twice_nor_past_the_cap(
     asking = await more_threads(pg_store, world, 10)
     officers = [world.officer, *world.extra_officers]
     for officer in officers:
-        await desk.set_duty(pg_store, officer.id, officer.prison_ids, True, _now())
+        await desk.change_duty(pg_store, officer.id, officer.prison_ids, True, _now())
     env = {"KINLINE_REDIS_PREFIX": redis_prefix, "KINLINE_ASSIGN_INTERVAL": "0.2"}
     a = ServerProcess(pg_url, redis_url, env=env)
     b = ServerProcess(pg_url, redis_url, env=env)
@@ -334,7 +334,7 @@ async def test_settings_and_assignment_in_the_store_on_both_databases(store: Any
     )
     assert await routing.assign_next(store, w.gaoming.id, everyone, now) is None  # nobody on duty
     for officer in (w.officer, colleague, w.other_officer):
-        await desk.set_duty(store, officer.id, officer.prison_ids, True, now)
+        await desk.change_duty(store, officer.id, officer.prison_ids, True, now)
     first = await routing.assign_next(store, w.gaoming.id, everyone, now)
     second = await routing.assign_next(store, w.gaoming.id, everyone, now)
     assert first is not None and second is not None

@@ -285,10 +285,11 @@ async def test_the_queue_lists_waiting_then_active_oldest_wait_first(
 async def test_duty_is_recorded_and_audited_when_it_changes(store: Database, world: World) -> None:
     db, me = store, world.officer.id
     assert not await desk.said_on_duty(db, me)
-    assert await desk.set_duty(db, me, [world.gaoming.id], True, T0)
+    assert (await desk.change_duty(db, me, [world.gaoming.id], True, T0)).changed
     assert await desk.said_on_duty(db, me)
-    assert not await desk.set_duty(db, me, [world.gaoming.id], True, T0)  # no change
-    assert await desk.set_duty(db, me, [world.gaoming.id], False, T0 + timedelta(hours=8))
+    assert not (await desk.change_duty(db, me, [world.gaoming.id], True, T0)).changed  # no change
+    later = T0 + timedelta(hours=8)
+    assert (await desk.change_duty(db, me, [world.gaoming.id], False, later)).changed
     assert not await desk.said_on_duty(db, me)
     entries = await audit_trail.audit_entries(store, action="duty.changed")
     assert [(e.at, e.before, e.after, e.prison_id) for e in entries] == [

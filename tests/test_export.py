@@ -119,7 +119,7 @@ async def test_the_export_holds_every_kind_of_its_own_data_and_none_of_anothers(
     visits, complaints: all of the caller's, and not one thing of another relative who did
     the same in the same prison."""
     w = site.world
-    await desk.set_duty(site.store, w.officer.id, w.officer.prison_ids, True, datetime.now(UTC))
+    await desk.change_duty(site.store, w.officer.id, w.officer.prison_ids, True, datetime.now(UTC))
     mine = await _own_traces(site, w.relative, w.conv.id, "MINE")
     theirs = await _own_traces(site, w.relative_b, w.conv_b.id, "THEIRS")
     headers = {"Authorization": f"Bearer {w.token(w.relative)}"}

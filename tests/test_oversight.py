@@ -37,7 +37,7 @@ from storage.sql import Database, utcnow
 from tests.faults import CuttableProxy
 from tests.realtime import Reader, client
 from tests.servers import free_port, inprocess
-from tests.world import Staff, World, seed, seed_staff
+from tests.world import Staff, World, read_cursors, seed, seed_staff
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -189,7 +189,7 @@ async def test_a_supervisor_watch_is_read_only_and_leaves_no_read_mark(site: Sit
         status, refused = await site.post(f"/conversations/{conv}/{path}", w.supervisor, payload)
         assert (status, refused["error"]["code"]) == (403, "forbidden"), path
     assert (await conversations.conversation(site.store, conv)).state == state
-    assert await messages.read_cursors(site.store, conv) == {w.officer.id: 2}
+    assert await read_cursors(site.store, conv) == {w.officer.id: 2}
     stored = await messages.messages(site.store, conv, after=0, limit=100)
     assert [(m.seq, m.sender_id) for m in stored] == [
         (1, w.relative.id),
@@ -534,7 +534,7 @@ async def test_the_monitor_loads_the_overview_then_follows_presence(site: Site) 
 
         await monitor.until(lambda: bool(on_duty()))
         assert on_duty()[-1].on_duty == 0
-        await desk.set_duty(site.store, w.officer.id, [w.gaoming.id], True, utcnow())
+        await desk.change_duty(site.store, w.officer.id, [w.gaoming.id], True, utcnow())
         async with Reader(client(site.ws, w.token(w.officer))):
             await monitor.until(lambda: on_duty()[-1].on_duty == 1)
             status, seen = await site.call("GET", "/overview", w.supervisor, prison=w.gaoming.id)

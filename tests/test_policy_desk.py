@@ -49,7 +49,7 @@ async def thread_in(ctx: Ctx, state: ConversationState) -> Values:
     Gaoming officer when active. That officer is on duty (an officer off duty works no thread:
     409 ``off_duty``, after the policy's answer)."""
     w = ctx.world
-    await desk.set_duty(ctx.store, w.officer.id, [w.gaoming.id], True, utcnow())
+    await desk.change_duty(ctx.store, w.officer.id, [w.gaoming.id], True, utcnow())
     inmate = await ctx.fresh_inmate()
     link = await links.request_link(ctx.store, w.relative.id, inmate, "father", "card")
     await links.decide_link(ctx.store, link, "verified", w.officer.id, None)
@@ -87,7 +87,7 @@ async def _handover(ctx: Ctx, actor: str) -> Values:
         ctx.store, "officer", f"colleague.{n}", "Colleague", "x", [ctx.world.gaoming.id]
     )
     await sessions.issue(ctx.store, colleague, days=1)
-    await desk.set_duty(ctx.store, colleague.id, [ctx.world.gaoming.id], True, utcnow())
+    await desk.change_duty(ctx.store, colleague.id, [ctx.world.gaoming.id], True, utcnow())
     return {**values, "colleague": colleague.id}
 
 

@@ -32,6 +32,7 @@ from storage import desk, messages
 from storage.sql import utcnow
 from tests import test_oversight
 from tests.test_oversight import Site, raw
+from tests.world import read_cursors
 
 site = test_oversight.site  # the same fixture: PostgreSQL, Redis, a server, a seeded world
 
@@ -251,7 +252,7 @@ async def test_the_socket_matrix_and_what_each_action_leaves_behind(site: Site) 
     # only the supervisor's watch was audited; only those allowed left a read mark
     opened = await site.opened()
     assert [(e["actor"]["id"], e["object_id"]) for e in opened] == [(w.supervisor.id, w.conv.id)]
-    assert await messages.read_cursors(site.store, w.conv.id) == {w.relative.id: 1, w.officer.id: 1}
+    assert await read_cursors(site.store, w.conv.id) == {w.relative.id: 1, w.officer.id: 1}
     senders = {
         m.sender_id for m in await messages.messages(site.store, w.conv.id, after=0, limit=100)
     }
@@ -264,7 +265,7 @@ async def test_only_an_officer_of_the_prison_claims_over_rest(site: Site) -> Non
         [NewMessage(w.conv.id, w.relative.id, "relative", "q", "a question")]
     )
     path = f"/conversations/{w.conv.id}/claim"
-    await desk.set_duty(site.store, w.officer.id, [w.gaoming.id], True, utcnow())  # else 409
+    await desk.change_duty(site.store, w.officer.id, [w.gaoming.id], True, utcnow())  # else 409
     got = {}
     for actor in ACTORS:  # denials are the policy's, decided before the thread's state
         who = user(site, actor)

@@ -32,7 +32,7 @@ from tests.faults import CuttableProxy
 from tests.history import check
 from tests.realtime import Reader, client
 from tests.servers import free_port, inprocess
-from tests.world import World, seed
+from tests.world import World, read_cursors, seed
 
 
 @dataclass
@@ -244,7 +244,7 @@ async def test_read_cursor_is_stored_and_fanned_out_but_never_moves_back(live: L
         await officer.until(
             lambda: [f.seq for f in officer.frames if isinstance(f, ReadEvent)] == [2, 3]
         )
-        assert await messages.read_cursors(live.store, w.conv.id) == {w.relative.id: 3}
+        assert await read_cursors(live.store, w.conv.id) == {w.relative.id: 3}
 
 
 async def test_private_notes_reach_staff_but_never_the_relative(live: Live) -> None:

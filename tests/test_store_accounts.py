@@ -61,8 +61,9 @@ async def test_users_list_by_role_and_sessions_revoke_per_user(store: Database) 
     for n in range(3):
         await sessions.create_session(store, relative.id, bytes([n]) * 32, later)
     await sessions.create_session(store, officer.id, b"\x09" * 32, later)
-    assert await sessions.revoke_user_sessions(store, relative.id) == 3
-    assert await sessions.revoke_user_sessions(store, relative.id) == 0
+    for revoked in (3, 0):
+        async with store.write() as sql:
+            assert await sessions.revoke_user_sessions_in(sql, relative.id) == revoked
     now = datetime.now(UTC)
     assert await sessions.session_user(store, b"\x00" * 32, now) is None
     assert await sessions.session_user(store, b"\x09" * 32, now) == officer

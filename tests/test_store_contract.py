@@ -11,6 +11,7 @@ from domain.records import Conversation, NewMessage, User
 from storage import accounts, audit_trail, conversations, links, messages, prisons, sessions
 from storage.errors import Conflict, NotFound
 from storage.sql import Database, utcnow
+from tests.world import read_cursors
 
 
 async def _world(store: Database) -> tuple[User, User, Conversation]:
@@ -190,7 +191,7 @@ async def test_read_cursors_only_move_forward(store: Database) -> None:
     assert await messages.mark_read(store, conv.id, relative.id, 3) is False
     assert await messages.mark_read(store, conv.id, relative.id, 5) is False
     assert await messages.mark_read(store, conv.id, officer.id, 2) is True
-    assert await messages.read_cursors(store, conv.id) == {relative.id: 5, officer.id: 2}
+    assert await read_cursors(store, conv.id) == {relative.id: 5, officer.id: 2}
 
 
 async def test_audit_trail_is_append_only(store: Database) -> None:

@@ -62,7 +62,7 @@ async def listed(store: Database) -> AsyncIterator[Listed]:
     w = await seed(store)
     li = await accounts.add_user(store, "relative", "13800000010", "Li Xiaohong", "x")
     w.tokens[li.login] = await sessions.issue(store, li, days=1)
-    await desk.set_duty(store, w.officer.id, [w.gaoming.id], True, utcnow())
+    await desk.change_duty(store, w.officer.id, [w.gaoming.id], True, utcnow())
     relatives = [w.relative, w.relative_b, li]
     made = []
     for n in range(9):

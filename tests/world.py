@@ -81,3 +81,14 @@ async def seed_staff(store: Database, world: World) -> Staff:
     for user in (other, admin):
         world.tokens[user.login] = await sessions.issue(store, user, days=1)
     return Staff(other, admin)
+
+
+async def read_cursors(db: Database, conversation_id: int) -> dict[int, int]:
+    """Each reader's stored cursor in the conversation (user id -> last seq read): what the
+    tests check ``messages.mark_read`` and the socket's ``read`` by; the service itself reads
+    cursors only inside its queries (the desk's unread counts, the outbox)."""
+    async with db.read() as sql:
+        rows = await sql.fetch(
+            "SELECT user_id, seq FROM read_cursors WHERE conversation_id = $1", conversation_id
+        )
+    return {r["user_id"]: r["seq"] for r in rows}

@@ -39,6 +39,7 @@ from server.api import (
     visits,
 )
 from server.api.base import Route, add
+from server.keys import API_ROUTES, THROTTLE
 from server.throttle import LoginThrottle
 
 AREAS: tuple[list[Route], ...] = (
@@ -79,8 +80,8 @@ def routes() -> list[Route]:
 
 def add_routes(app: web.Application) -> None:
     table = routes()
-    app[openapi.ROUTES_KEY] = table
-    app[auth.THROTTLE] = LoginThrottle()
+    app[API_ROUTES] = table
+    app[THROTTLE] = LoginThrottle()
     add(app, table)
 
 

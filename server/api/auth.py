@@ -30,10 +30,9 @@ from server.api.base import (
     user_out,
 )
 from server.codes import TooMany
-from server.keys import CODES, DB, GATEWAY, SETTINGS
+from server.keys import CODES, DB, GATEWAY, SETTINGS, THROTTLE
 from server.passwords import WeakPassword
 from server.policy import check_action
-from server.throttle import LoginThrottle
 from storage import audit_trail
 from storage.accounts import credentials, id_number_last4, password_hash, write_password_hash
 from storage.errors import Conflict, NotFound
@@ -43,7 +42,6 @@ from storage.sql import utcnow
 
 log = logging.getLogger(__name__)
 
-THROTTLE = web.AppKey("login_throttle", LoginThrottle)
 
 Phone = Annotated[str, msgspec.Meta(pattern=r"^\+?[0-9]{6,20}$", description="digits, + allowed")]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"\S")]

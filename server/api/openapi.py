@@ -10,8 +10,8 @@ import msgspec
 from aiohttp import web
 
 from server.api.base import ErrorReply, Route, reply
+from server.keys import API_ROUTES
 
-ROUTES_KEY = web.AppKey("api_routes", list)
 _PARAM = re.compile(r"\{(\w+)\}")
 _REF = "#/components/schemas/{name}"
 _REASONS = {
@@ -89,7 +89,7 @@ def document(routes: list[Route]) -> dict[str, Any]:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return reply(document(request.app[ROUTES_KEY]))
+    return reply(document(request.app[API_ROUTES]))
 
 
 ROUTES = [
