@@ -46,8 +46,18 @@ def generate_key() -> str:
     return pem.decode()
 
 
+def _under(endpoint: str, prefix: str) -> bool:
+    """``endpoint`` is ``prefix`` or below it: a prefix ``http://127.0.0.1:9`` allows
+    ``http://127.0.0.1:9/push/1`` and not ``http://127.0.0.1:90/`` (nor a longer host name);
+    one ending in ``/`` or ``:`` is a plain prefix (``http://127.0.0.1:``: any port there)."""
+    if not endpoint.startswith(prefix):
+        return False
+    rest = endpoint[len(prefix) :]
+    return prefix.endswith(("/", ":")) or not rest or rest[0] in "/?#"
+
+
 def endpoint_allowed(settings: Settings, endpoint: str) -> bool:
-    if any(endpoint.startswith(prefix) for prefix in settings.push_endpoints):
+    if any(_under(endpoint, prefix) for prefix in settings.push_endpoints):
         return True
     parts = urlsplit(endpoint)
     host = parts.hostname or ""
