@@ -148,7 +148,7 @@ class Gateway:
         ws = web.WebSocketResponse(
             protocols=(SUBPROTOCOL,),
             compress=False,  # permessage-deflate costs far more memory than it saves here
-            heartbeat=self.settings.heartbeat,
+            autoping=False,  # pings and pongs come to _frames: heartbeats are one sweep
             max_msg_size=self.settings.max_frame_bytes * 4,  # up to this: error frame; past: 1009
         )
         ws.headers["X-Kinline-Worker"] = str(os.getpid())  # which process serves this socket
@@ -251,11 +251,24 @@ class Gateway:
                 conn.send(await self.roster.now(prison, staff=staff))
 
     async def _frames(self, conn: Connection) -> None:
+        """Read the socket's frames in order; anything read counts as heard for the
+        heartbeat sweep (``server/heartbeat.py``), and so does the time spent handling one
+        (a pong may be waiting unread behind it)."""
         async for msg in conn.ws:
+            conn.heard = True
             if conn.closed or conn.core.closed:
                 break
             if msg.type == WSMsgType.TEXT:
-                await self.frame(conn, msg.data, time.perf_counter())
+                conn.busy = True
+                try:
+                    await self.frame(conn, msg.data, time.perf_counter())
+                finally:
+                    conn.busy = False
+                    conn.heard = True
+            elif msg.type == WSMsgType.PING:
+                await conn.ws.pong(msg.data)
+            elif msg.type == WSMsgType.PONG:
+                pass
             elif msg.type == WSMsgType.BINARY:
                 error = ProtocolError(
                     ErrorCode.BINARY_NOT_SUPPORTED, "kinline.v1 frames are JSON text"
