@@ -225,6 +225,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--grace", type=float, default=3.0, help="seconds to wait for deliveries")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds at 200 msg/s first")
+    parser.add_argument(
+        "--no-keywords",
+        action="store_true",
+        help="run with empty keyword lists (by default the demo's lists are stored, so every"
+        " message is matched in the send path as in a bureau that keeps lists)",
+    )
     return parser
 
 
@@ -246,6 +252,8 @@ async def _main(args: argparse.Namespace) -> int:
         t = time.perf_counter()
         officers = await bench.officers(args.pairs)
         pairs = await bench.pairs(args.pairs, officers[0][0])
+        if not args.no_keywords:
+            await bench.keyword_lists()
         seed_s = time.perf_counter() - t
         harness.note(f"seeded {args.pairs} pairs in {seed_s:.1f} s")
         await bench.start_server()
@@ -259,6 +267,7 @@ async def _main(args: argparse.Namespace) -> int:
             "pairs": args.pairs,
             "workers": args.workers,
             "body_chars": args.body_chars,
+            "keyword_lists": not args.no_keywords,
             "seed_seconds": round(seed_s, 2),
         }
         if not args.max:

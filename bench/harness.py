@@ -29,6 +29,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -36,7 +37,7 @@ import asyncpg
 
 from domain.records import Conversation, Prison, User
 from server import sessions
-from storage import accounts, conversations, links, prisons
+from storage import accounts, conversations, keywords, links, prisons
 from storage.postgres import PostgresDatabase
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -532,6 +533,14 @@ class Bench:
     def _login(self, prefix: str) -> str:
         self._users += 1
         return f"{prefix}{self._users}-{secrets.token_hex(3)}"
+
+    async def keyword_lists(self) -> None:
+        """The demo's keyword lists (server/demo.py), so the send path matches every message."""
+        from server.demo import KEYWORDS  # the demo module imports the server: only here
+
+        assert self.store is not None
+        lists = [keywords.KeywordList(code, label, words) for code, label, words in KEYWORDS]
+        await keywords.replace_lists(self.store, lists, None, datetime.now(UTC))
 
     async def officers(self, count: int) -> list[tuple[User, str]]:
         """``count`` officers of the bench prison, each with a session token."""

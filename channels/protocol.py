@@ -96,6 +96,8 @@ __all__ = [
     "Limits",
     "LinkEvent",
     "MessageEvent",
+    "OpenerRef",
+    "OpeningEvent",
     "PresenceEvent",
     "ProtocolError",
     "Read",
@@ -392,6 +394,22 @@ class LinkEvent(_ServerBase, tag="link", frozen=True):
     id: int
     state: str
     reason: str | None = None
+    reason_code: str | None = None  # a refusal's published reason (GET /reasons)
+
+
+class OpenerRef(Struct, frozen=True):
+    name: str
+    title: str  # the supervisor's public title
+
+
+class OpeningEvent(_ServerBase, tag="opening", frozen=True):
+    """A supervisor opened the conversation (audited first): told to whoever watches it,
+    its relative included. ``GET /conversations/{id}/access`` lists every opening."""
+
+    conv: int
+    who: OpenerRef
+    at: datetime
+    via: str  # "watch" or "history"
 
 
 class ErrorFrame(_ServerBase, tag="error", frozen=True):
@@ -430,6 +448,7 @@ ServerFrame: TypeAlias = (
     | LinkEvent
     | VisitEvent
     | ComplaintEvent
+    | OpeningEvent
     | ErrorFrame
     | Subscribed
 )
@@ -448,6 +467,7 @@ SERVER_FRAME_TYPES: Final = frozenset(
         "link",
         "visit",
         "complaint",
+        "opening",
         "error",
         "subscribed",
     }

@@ -7,7 +7,7 @@ module and none of them on another for its vocabulary.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 import msgspec
@@ -82,7 +82,9 @@ class Attachment(msgspec.Struct, frozen=True):
 
 
 class NewMessage(msgspec.Struct, frozen=True):
-    """A message to append. ``sender_name`` is not stored; it is echoed into the result."""
+    """A message to append. ``sender_name`` is not stored; it is echoed into the result.
+    ``flags``: the keyword categories the body matched (``domain/keywords.py``), comma-joined
+    and sorted, stored with the message for staff review; never in a frame or a hash."""
 
     conversation_id: int
     sender_id: int
@@ -92,6 +94,7 @@ class NewMessage(msgspec.Struct, frozen=True):
     kind: MessageKind = "text"
     sender_name: str = ""
     attachments: tuple[Attachment, ...] = ()  # bound to (conversation, sender, cid) already
+    flags: str | None = None
 
 
 class Message(msgspec.Struct, frozen=True):
@@ -168,6 +171,7 @@ class FamilyLink(msgspec.Struct, frozen=True):
     relative_id_last4: str | None = None
     # another account gave the same id number: the officer checks documents before deciding
     relative_id_conflict: bool = False
+    reason_code: str | None = None  # a rejection's or revocation's (domain/reasons.py)
 
 
 VisitState = Literal["pending", "approved", "declined", "cancelled"]
@@ -187,3 +191,43 @@ class Visit(msgspec.Struct, frozen=True):
     decided_by: int | None
     decided_at: datetime | None
     created_at: datetime
+    reason_code: str | None = None  # a decline's (domain/reasons.py)
+
+
+# -- consent and the family case (issue 15) ----------------------------------------------------
+
+ConsentCategory = Literal["activity", "work", "health", "term", "money", "visits"]
+CONSENT_CATEGORIES: tuple[ConsentCategory, ...] = (
+    "activity",
+    "work",
+    "health",
+    "term",
+    "money",
+    "visits",
+)
+
+
+class Consent(msgspec.Struct, frozen=True):
+    """What an inmate agreed to share with one relative, as an officer recorded it."""
+
+    inmate_id: int
+    relative_id: int
+    categories: tuple[ConsentCategory, ...]  # in card order
+    decided_on: date
+    witness: str
+    note: str
+    recorded_by: int
+    recorded_at: datetime
+
+
+class FamilyCase(msgspec.Struct, frozen=True):
+    """The inmate's agreement that its verified relatives share one conversation."""
+
+    inmate_id: int
+    conversation_id: int
+    enabled: bool
+    decided_on: date
+    witness: str
+    note: str
+    recorded_by: int
+    recorded_at: datetime

@@ -7,20 +7,17 @@ down, in order; ``on_shutdown`` drains in-flight sends and closes sockets with 1
 from __future__ import annotations
 
 import dataclasses
-import hmac
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from channels import metrics
 from channels.broker import Broker
 from channels.broker_memory import MemoryBroker
 from channels.hub import Hub
 from channels.presence import MemoryPresence, Presence
-from server import assets, clients, faults, health
+from server import assets, faults, health, scrape
 from server.anchoring import anchoring
 from server.api import add_routes
 from server.api.security import cookie_origin_guard
@@ -38,6 +35,7 @@ from server.keys import (
     DB,
     GATEWAY,
     HUB,
+    KEYWORDS,
     OBJECTS,
     PLATFORM,
     PUSH,
@@ -48,6 +46,7 @@ from server.keys import (
     SETTINGS,
     SMS,
 )
+from server.keywords import LiveKeywords
 from server.online import Online
 from server.outbox import Relay
 from server.push import Push, generate_key
@@ -111,6 +110,9 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     send_path = app[SEND_PATH] = SendPath(
         store, commit, hub, limiter, max_attachments=settings.max_attachments
     )
+    live_keywords = app[KEYWORDS] = LiveKeywords(store, hub, check_every=settings.keyword_check)
+    await live_keywords.start()
+    send_path.keywords = live_keywords
     roster = app[ROSTER] = DutyRoster(
         make_presence(settings),
         hub,
@@ -122,6 +124,7 @@ async def _realtime(app: web.Application) -> AsyncIterator[None]:
     app[GATEWAY] = Gateway(settings, store, hub, send_path, roster)
     app[GATEWAY].start()
     yield
+    await live_keywords.close()
     await roster.close()
     await hub.close()
     await broker.close()
@@ -158,7 +161,8 @@ async def _outreach(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _retention(app: web.Application) -> AsyncIterator[None]:
-    async with applying_retention(app[DB], app[SETTINGS].retention_years):
+    settings = app[SETTINGS]
+    async with applying_retention(app[DB], settings.retention_years, settings.retention_archive):
         yield
 
 
@@ -214,26 +218,9 @@ async def _readyz(request: web.Request) -> web.Response:
     return web.json_response({"ready": ready, **checks}, status=200 if ready else 503)
 
 
-async def _metrics(request: web.Request) -> web.Response:
-    """Prometheus text, for the scraper only: with ``KINLINE_METRICS_TOKEN`` set, to a request
-    bearing it; without, to clients on this machine (behind trusted proxies, the real
-    client). Anyone else gets 404, as for a page that is not there."""
-    token = request.app[SETTINGS].metrics_token
-    if token:
-        given = request.headers.get("Authorization", "")
-        allowed = hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
-    else:
-        allowed = clients.is_loopback(request)
-    if not allowed:
-        raise web.HTTPNotFound()
-    registry = REGISTRY
-    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
-        from prometheus_client import multiprocess
-
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    body = generate_latest(registry)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+async def _scraping(app: web.Application) -> AsyncIterator[None]:
+    async with scrape.listening(app[SETTINGS].metrics_listen):
+        yield
 
 
 async def _websocket(request: web.Request) -> web.StreamResponse:
@@ -267,13 +254,14 @@ def build_app(settings: Settings, *, store: Database | None = None) -> web.Appli
     app.cleanup_ctx.append(_anchoring)  # the hash chains' heads, anchored daily
     app.cleanup_ctx.append(_holds)  # a holder disconnected past the grace loses its threads
     app.cleanup_ctx.append(_routing)  # auto-assignment and the away reply
+    app.cleanup_ctx.append(_scraping)  # /metrics on a listener of its own, when configured
     app.on_shutdown.append(_on_shutdown)
     # web/: compressed, fingerprinted, cached for good (server/assets.py); the pages, the
     # manifest and the service worker at addresses of their own, revalidated on every load
     web_files = assets.Assets(Path(settings.web_dir))
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", _readyz)
-    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/metrics", scrape.on_public_port)  # or KINLINE_METRICS_LISTEN
     app.router.add_get("/ws", _websocket)
     app.router.add_get("/", assets.file_handler(web_files, "index.html"))
     for name in ("app", "console", "monitor", "admin"):

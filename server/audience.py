@@ -22,7 +22,7 @@ view of the frame once and publishes it. No other module names a topic to publis
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Protocol, assert_never
 
 import msgspec
@@ -42,6 +42,7 @@ from channels.protocol import (
     ConversationEvent,
     InfoEvent,
     LinkEvent,
+    OpeningEvent,
     PresenceEvent,
     ReadEvent,
     TypingEvent,
@@ -62,10 +63,13 @@ from server.policy import (
     activity_audience,
     announcement_audience,
     card_audience,
+    card_part_audience,
     complaint_recipients,
+    consent_audience,
     link_audience,
     message_audience,
     notice_audience,
+    opening_audience,
     presence_audience,
     thread_change_audience,
     visit_audience,
@@ -110,11 +114,13 @@ class LinkDecided(msgspec.Struct, frozen=True):
 
 
 class CardUpdated(msgspec.Struct, frozen=True):
-    """Parts of an inmate's information card changed; ``relatives``: its verified ones."""
+    """Parts of an inmate's information card changed; ``relatives``: its verified ones;
+    ``shares``: the categories the inmate shares with each (``None``: all with everyone)."""
 
     inmate: int
     parts: Sequence[str]
     relatives: Sequence[int]
+    shares: Mapping[int, Collection[str]] | None = None
 
 
 class ComplaintChanged(msgspec.Struct, frozen=True):
@@ -146,6 +152,14 @@ class NoticeSent(msgspec.Struct, frozen=True):
     frame: AnnouncementEvent
 
 
+class ConsentRecorded(msgspec.Struct, frozen=True):
+    """The inmate's decision of what one relative may learn was recorded: told to that
+    relative as ``info {inmate, field: "consent"}``, so its pages read the card again."""
+
+    inmate: int
+    relative: int
+
+
 class Typed(msgspec.Struct, frozen=True):
     """``user`` is typing in ``conv`` (already throttled by the caller)."""
 
@@ -159,6 +173,12 @@ class ReadMarked(msgspec.Struct, frozen=True):
     seq: int
 
 
+class ConversationOpened(msgspec.Struct, frozen=True):
+    """A supervisor's opening of a conversation was audited (``frame`` says who and when)."""
+
+    frame: OpeningEvent
+
+
 Event = (
     MessageStored
     | ThreadChanged
@@ -170,8 +190,10 @@ Event = (
     | PresenceChanged
     | AnnouncementPosted
     | NoticeSent
+    | ConsentRecorded
     | Typed
     | ReadMarked
+    | ConversationOpened
 )
 
 
@@ -193,18 +215,26 @@ def tell(hub: Publisher, event: Event) -> None:
             told = thread_change_audience(change)
             data = encode(frame)
             _publish(hub, (told.staff,), data)
+            public = data if frame.note is None else encode(_without_note(frame))
             if told.relative is not None:
-                public = data if frame.note is None else encode(_without_note(frame))
                 _publish(hub, (told.relative,), public)
+            if told.members:  # a family case's other readers (issue 15)
+                _publish(hub, told.members, public)
         case VisitRequested(visit) | VisitDecided(visit):
             decided = isinstance(event, VisitDecided)
             _publish(hub, visit_audience(visit, decided=decided), encode(_visit_frame(visit)))
         case LinkDecided(link):
-            decision = LinkEvent(id=link.id, state=link.state, reason=link.reason)
+            decision = LinkEvent(
+                id=link.id, state=link.state, reason=link.reason, reason_code=link.reason_code
+            )
             _publish(hub, link_audience(link), encode(decision))
-        case CardUpdated(inmate, parts, relatives):
-            to = card_audience(relatives)
+        case CardUpdated(inmate, parts, relatives, shares):
             for part in parts:
+                to = (
+                    card_audience(relatives)
+                    if shares is None
+                    else card_part_audience(relatives, part, shares)
+                )
                 _publish(hub, to, encode(InfoEvent(inmate=inmate, field=part)))
         case ComplaintChanged(frame, complaint, candidates):
             _publish(hub, complaint_recipients(complaint, candidates), encode(frame))
@@ -216,11 +246,17 @@ def tell(hub: Publisher, event: Event) -> None:
             _publish(hub, (announcement_audience(frame.prison),), encode(frame))
         case NoticeSent(relative, frame):
             _publish(hub, (notice_audience(relative),), encode(frame))
+        case ConsentRecorded(inmate, relative):
+            _publish(
+                hub, consent_audience(relative), encode(InfoEvent(inmate=inmate, field="consent"))
+            )
         case Typed(conv, user):
             _publish(hub, (activity_audience(conv),), encode(TypingEvent(conv=conv, user=user)))
         case ReadMarked(conv, user, seq):
             mark = ReadEvent(conv=conv, user=user, seq=seq)
             _publish(hub, (activity_audience(conv),), encode(mark))
+        case ConversationOpened(frame):
+            _publish(hub, (opening_audience(frame.conv),), encode(frame))
         case _:
             assert_never(event)
 

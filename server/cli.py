@@ -26,10 +26,11 @@ from server import config
 from server.attachment_sweep import sweep
 from server.config import ConfigError, Settings
 from server.passwords import WeakPassword, check_strength, hash_password
-from server.retention import retention_cutoff
+from server.retention import archive_dir, retention_cutoff
 from storage import accounts, chain_anchors, chains, open_database, prisons, retention
 from storage.errors import Conflict, NotFound, StoreUnavailable
 from storage.objects import open_objects
+from storage.retention_archive import ArchiveFailed
 from storage.sql import Database, utcnow
 
 
@@ -182,7 +183,11 @@ def _command(args: argparse.Namespace, settings: Settings) -> Callable[[Database
         if settings.retention_years == 0:
             raise CliError("KINLINE_RETENTION_YEARS is 0: messages are kept forever")
         before = retention_cutoff(settings.retention_years, utcnow())
-        count = await retention.purge(store, before, utcnow())
+        archive_to = archive_dir(settings.retention_archive)
+        try:
+            count = await retention.purge(store, before, utcnow(), archive_to=archive_to)
+        except ArchiveFailed as exc:
+            raise CliError(f"nothing purged: the archive could not be written: {exc}") from None
         # their files' objects now, as a serving process's sweep would (server/attachment_sweep)
         objects = await open_objects(
             settings.files, endpoint=settings.s3_endpoint, region=settings.s3_region

@@ -61,6 +61,11 @@ def over_tls(request: web.Request) -> bool:
     return bool(origins) and all(o.startswith("https://") for o in origins)
 
 
+def from_trusted_proxy(request: web.Request) -> bool:
+    """Whether the direct peer is one of ``KINLINE_TRUSTED_PROXIES``."""
+    return _trusted(request.remote, _networks(request.app[SETTINGS].trusted_proxies))
+
+
 def is_loopback(request: web.Request) -> bool:
     """Whether the client (behind trusted proxies, the real one) is this machine."""
     try:

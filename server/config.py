@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from channels.redis_target import CLUSTER_SCHEMES, cluster_target
+from domain.records import CONSENT_CATEGORIES
 from storage import SCHEMES
 
 REDIS_SCHEMES = ("redis", "rediss", "unix", *CLUSTER_SCHEMES)
@@ -47,6 +48,7 @@ class Settings:
     subscribe_rate: float = 20.0  # hello/watch/unwatch frames per second per socket, sustained
     subscribe_burst: int = 1000  # a console re-watching its whole queue after a reconnect
     look_window: float = 300.0  # seconds one audited supervisor look at a conversation covers
+    keyword_check: float = 30.0  # seconds between two looks at the stored keyword-list version
     heartbeat: float = 20.0
     presence_ttl: float = 30.0  # an on-duty officer whose process died stops counting after this
     hold_grace: float = 120.0  # seconds a holder may be disconnected before its threads go back
@@ -86,9 +88,15 @@ class Settings:
     # Identity and the edge (issue 14)
     trusted_proxies: tuple[str, ...] = ()  # networks whose X-Forwarded-For/-Proto are believed
     metrics_token: str = ""  # /metrics needs "Bearer <token>"; empty: loopback clients only
+    metrics_listen: str = ""  # host:port serving /metrics alone (server/scrape.py)
     verify_phone: bool = True  # registration needs the SMS code sent to the phone
     code_minutes: int = 10  # an SMS code's lifetime
     retention_years: int = 0  # message text older than this is purged daily; 0: kept forever
+    retention_archive: str = ""  # a directory: messages are archived there before the purge
+    # What an inmate with no recorded decision shares with a verified relative: every
+    # category, as before consent scopes existed (a family verified by the prison keeps what it
+    # read; the inmate narrows it when it wants, recorded by an officer).
+    consent_default: tuple[str, ...] = CONSENT_CATEGORIES
     # Attachments (issue 18): where the files are, and the limits on them
     files: str = "var/files"  # a directory, or s3://bucket[/prefix]
     s3_endpoint: str = ""  # an S3-compatible store other than AWS
@@ -238,12 +246,36 @@ def _networks(text: str) -> tuple[str, ...]:
     return networks
 
 
+def _listen(text: str) -> str:
+    """``host:port`` (``[::1]:9100`` for IPv6), or empty."""
+    if not text:
+        return text
+    host, colon, port = text.rpartition(":")
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("expected host:port, such as 10.0.0.5:9100")
+    return text
+
+
 def _flag(text: str) -> bool:
     if text.lower() in ("1", "true", "yes", "on"):
         return True
     if text.lower() in ("0", "false", "no", "off"):
         return False
     raise ValueError("expected 1 or 0")
+
+
+def _categories(text: str) -> tuple[str, ...]:
+    """``all``, ``none`` or a comma-separated list of card categories."""
+    text = text.strip().lower()
+    if text == "all":
+        return CONSENT_CATEGORIES
+    if text == "none":
+        return ()
+    given = [p.strip() for p in text.split(",") if p.strip()]
+    unknown = [p for p in given if p not in CONSENT_CATEGORIES]
+    if unknown or not given:
+        raise ValueError(f"expected all, none or some of {', '.join(CONSENT_CATEGORIES)}")
+    return tuple(c for c in CONSENT_CATEGORIES if c in given)
 
 
 def _choice(*allowed: str) -> Callable[[str], str]:
@@ -276,6 +308,7 @@ PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "subscribe_rate": ("KINLINE_SUBSCRIBE_RATE", _positive_float),
     "subscribe_burst": ("KINLINE_SUBSCRIBE_BURST", _int(1)),
     "look_window": ("KINLINE_LOOK_WINDOW", _positive_float),
+    "keyword_check": ("KINLINE_KEYWORD_CHECK", _positive_float),
     "heartbeat": ("KINLINE_HEARTBEAT", _positive_float),
     "presence_ttl": ("KINLINE_PRESENCE_TTL", _positive_float),
     "hold_grace": ("KINLINE_HOLD_GRACE", _non_negative_float),
@@ -308,9 +341,12 @@ PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "notify_coalesce": ("KINLINE_NOTIFY_COALESCE", _positive_float),
     "trusted_proxies": ("KINLINE_TRUSTED_PROXIES", _networks),
     "metrics_token": ("KINLINE_METRICS_TOKEN", str),
+    "metrics_listen": ("KINLINE_METRICS_LISTEN", _listen),
     "verify_phone": ("KINLINE_VERIFY_PHONE", _flag),
     "code_minutes": ("KINLINE_CODE_MINUTES", _int(1, 60)),
     "retention_years": ("KINLINE_RETENTION_YEARS", _int(0, 100)),
+    "retention_archive": ("KINLINE_RETENTION_ARCHIVE", str),
+    "consent_default": ("KINLINE_CONSENT_DEFAULT", _categories),
     "files": ("KINLINE_FILES", str),
     "s3_endpoint": ("KINLINE_S3_ENDPOINT", _url),
     "s3_region": ("KINLINE_S3_REGION", str),

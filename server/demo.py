@@ -22,6 +22,7 @@ from storage import (
     desk,
     desk_settings,
     inmate_info,
+    keywords,
     links,
     prisons,
     profiles,
@@ -30,6 +31,7 @@ from storage import (
 from storage.desk_settings import DeskHours, DeskSettings
 from storage.errors import Conflict, NotFound
 from storage.inmate_info import HealthIn, InfoPatch, MovementIn, TermIn
+from storage.keywords import KeywordList
 from storage.profiles import SupervisorProfile
 from storage.sql import Database, utcnow
 from storage.visit_rules import Hours, VisitRules
@@ -249,6 +251,13 @@ CANNED = (
 )
 
 
+# Keyword review: the seeded categories with a few words each (the admin edits them on /admin).
+KEYWORDS = (
+    ("escape", "脱逃", ["越狱", "逃跑", "翻墙", "接应"]),
+    ("contraband", "违禁品", ["手机", "毒品", "SIM卡"]),
+    ("threats", "威胁", ["杀了你", "报复", "弄死"]),
+    ("self-harm", "自伤", ["自杀", "不想活", "割腕"]),
+)
 # Gaoming assigns new questions round robin (at most 3 per officer); both prisons answer a
 # question nobody on duty can take with their desk hours (issue 16).
 DESK_HOURS = DeskHours("每天 8:30-17:30", "daily 8:30-17:30")
@@ -299,6 +308,9 @@ async def seed(store: Database, settings: Settings) -> list[str]:
             author = demo.users["officer.li" if code == "GM" else "officer.zhou"]
             for short_name, body in CANNED:
                 await desk.add_canned(store, prison.id, short_name, body, author.id, now)
+    if not any(k.words for k in (await keywords.lists(store)).lists):
+        lists = [KeywordList(code, label, words) for code, label, words in KEYWORDS]
+        await keywords.replace_lists(store, lists, admin.id, now)
     for code, number, name in INMATES:
         demo.inmates[number] = await _inmate(store, demo.prisons[code], number, name)
         officer = demo.users["officer.li" if code == "GM" else "officer.zhou"]

@@ -58,7 +58,7 @@ from channels.session import (
     Unsubscribe,
 )
 from domain.records import Conversation, User
-from server import faults, sessions
+from server import faults, openings, sessions
 from server.audience import ReadMarked, Typed, tell
 from server.authorize import authorize
 from server.config import Settings
@@ -67,11 +67,11 @@ from server.control import ControlPlane
 from server.duty import DutyRoster
 from server.errors import json_error
 from server.online import Online
-from server.policy import Denied, Principal, audits_opening
+from server.policy import Denied, Principal, audits_opening, history_floor, sees_conversation
 from server.sending import SendPath
 from server.shutdown import Draining
 from server.sockets import Sockets
-from storage import audit_trail, conversations, messages
+from storage import conversations, messages
 from storage.sql import Database, utcnow
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ class Gateway:
         ws = web.WebSocketResponse(
             protocols=(SUBPROTOCOL,),
             compress=False,  # permessage-deflate costs far more memory than it saves here
-            autoping=False,  # pings and pongs come to _frames: heartbeats are one sweep
+            autoping=False,  # pings and pongs come to the frame loop: heartbeats are one sweep
             max_msg_size=self.settings.max_frame_bytes * 4,  # up to this: error frame; past: 1009
         )
         ws.headers["X-Kinline-Worker"] = str(os.getpid())  # which process serves this socket
@@ -345,18 +345,24 @@ class Gateway:
             except Denied as denied:
                 refused[conv_id] = (denied.code, denied.message)
         if request.own:  # a relative's own conversations: from the start if not named
-            for conv in await conversations.conversations_of(self.store, conn.user_id):
-                if conv.inmate_id in conn.principal.verified_inmates:
+            for conv in [
+                *await conversations.conversations_of(self.store, conn.user_id),
+                *await conversations.family_threads_of(self.store, conn.user_id),
+            ]:
+                if sees_conversation(conn.principal, conv):
                     conn.conversations.setdefault(conv.id, conv)
                     convs.setdefault(conv.id, conv)
                     wanted.setdefault(conv.id, 0)
+        for conv_id, cursor in wanted.items():  # a family case member: from its join on
+            if cursor is not None:
+                wanted[conv_id] = max(cursor, history_floor(conn.principal, convs[conv_id]))
         last = await conversations.last_seqs(self.store, list(wanted)) if wanted else {}
         if audits_opening(conn.principal):  # audited before anything is shown, or refused
             now = time.monotonic()
             for conv_id in wanted:
                 if conn.core.audit_due(conv_id, now):
-                    await audit_trail.opened(
-                        self.store, conn.user_id, convs[conv_id], "watch", utcnow()
+                    await openings.opened(
+                        self.store, self.hub, conn.user_id, convs[conv_id], "watch", utcnow()
                     )
                     conn.core.audited(conv_id, now)
         starts, lost = Session.starts(wanted, last)

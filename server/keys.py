@@ -12,6 +12,7 @@ from server.codes import Codes
 from server.config import Settings
 from server.duty import DutyRoster
 from server.gateway import Gateway
+from server.keywords import LiveKeywords
 from server.outbox import Relay
 from server.push import Push
 from server.routing import Router
@@ -34,4 +35,5 @@ RELAY = web.AppKey("relay", Relay)
 CODES = web.AppKey("codes", Codes)  # SMS codes for registration and resets
 SMS = web.AppKey("sms", SmsSender)  # texts: notices, and codes for registration and resets
 OBJECTS = web.AppKey("objects", ObjectStore)  # where attachments' bytes are (issue 18)
+KEYWORDS = web.AppKey("keywords", LiveKeywords)  # this process's keyword matcher
 ROUTER = web.AppKey("router", Router)  # auto-assignment and the away reply (server/routing.py)

@@ -64,7 +64,7 @@ DECISIONS = {
 }
 
 
-PAGES = {"link": "#/links", "complaint": "#/complaints"}  # where a decision is read
+PAGES = {"link": "#/links", "visit": "#/visits", "complaint": "#/complaints"}  # where it is read
 
 
 @dataclass(frozen=True)
@@ -198,7 +198,7 @@ class Relay:
             coalesced = told is not None and facts.read_seq < told
         else:
             what = DECISIONS.get((item.event, item.decision or ""), "您的申请有了新进展")
-            link += PAGES.get(item.event, "#/")
+            link += await self._page(item)
             coalesced = False
         binding = None
         if self._platform is not None and choice in ("auto", "wechat"):
@@ -250,6 +250,14 @@ class Relay:
                 raise Retry("sms", str(failed), transient=failed.transient) from None
             return Outcome("sent", "sms", "text message")
         return Outcome("skipped", None, "no channel")
+
+    async def _page(self, item: Item) -> str:
+        """Where in ``/app`` a decision is read: a visit on its inmate's visits page."""
+        if item.event == "visit" and item.object_id is not None:
+            inmate_id = await outbox.visit_inmate(self._db, item.object_id)
+            if inmate_id is not None:
+                return f"#/inmate/{inmate_id}/visits"
+        return PAGES.get(item.event, "#/")
 
     async def _push_to(
         self, item: Item, devices: list[outbox.PushDevice], what: str, link: str

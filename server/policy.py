@@ -14,13 +14,22 @@ visible object with a forbidden action is ``forbidden``.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 import msgspec
 
-from domain.records import STAFF_ROLES, Conversation, FamilyLink, Inmate, MessageKind, User, Visit
+from domain.records import (
+    CONSENT_CATEGORIES,
+    STAFF_ROLES,
+    Conversation,
+    FamilyLink,
+    Inmate,
+    MessageKind,
+    User,
+    Visit,
+)
 
 ConversationAction = Literal["read", "send", "note", "typing", "mark_read", "watch"]
 
@@ -34,7 +43,9 @@ CONVERSATION_ACTIONS: dict[str, frozenset[str]] = {
 
 
 class Denied(Exception):
-    def __init__(self, code: Literal["not_found", "forbidden"], message: str) -> None:
+    def __init__(
+        self, code: Literal["not_found", "forbidden", "consent_withheld"], message: str
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -47,6 +58,8 @@ class Principal:
     user: User
     verified_inmates: frozenset[int] = frozenset()
     inmate_prisons: frozenset[int] = frozenset()  # the prisons of the verified inmates
+    # the shared threads of family cases it is a member of: (conversation, join seq)
+    family_joins: tuple[tuple[int, int], ...] = ()
 
     @property
     def id(self) -> int:
@@ -63,15 +76,23 @@ class Principal:
         return self.user.role in STAFF_ROLES
 
 
-def relative_sees(relative_id: int, verified_inmates: Collection[int], conv: Conversation) -> bool:
-    """A relative sees its own conversations, and only while it is verified for the inmate."""
-    return conv.relative_id == relative_id and conv.inmate_id in verified_inmates
+def relative_sees(
+    relative_id: int,
+    verified_inmates: Collection[int],
+    conv: Conversation,
+    family_joins: Iterable[tuple[int, int]] = (),
+) -> bool:
+    """A relative sees its own conversations, and the shared thread of a family case it is a
+    member of, and only while it is verified for the inmate."""
+    if conv.inmate_id not in verified_inmates:
+        return False
+    return conv.relative_id == relative_id or any(c == conv.id for c, _ in family_joins)
 
 
 def sees_conversation(who: Principal, conv: Conversation) -> bool:
     role = who.user.role
     if role == "relative":
-        return relative_sees(who.id, who.verified_inmates, conv)
+        return relative_sees(who.id, who.verified_inmates, conv, who.family_joins)
     if role in ("officer", "supervisor"):
         return conv.prison_id in who.user.prison_ids
     return False
@@ -255,6 +276,28 @@ def audits_opening(who: Principal) -> bool:
     return who.user.role == "supervisor"
 
 
+# Oversight the family can see: the supervisors' openings of a conversation (the audit
+# entries ``audits_opening`` makes, which nobody can change or delete) are read by the
+# conversation's relative and by the staff of its prison; the admin reads them in the audit
+# trail. Reading the list is not itself an opening.
+OPENINGS_READERS: frozenset[str] = frozenset({"relative", "officer", "supervisor"})
+
+
+def check_openings(who: Principal | None, conv: Conversation | None) -> Conversation:
+    """The conversation if ``who`` may read who opened it; one it may not see (or none) is
+    ``not_found``, and so is any conversation for the admin (it reads no conversation)."""
+    who = signed_in(who)
+    if conv is None or who.user.role not in OPENINGS_READERS or not sees_conversation(who, conv):
+        raise Denied("not_found", "no such conversation")
+    return conv
+
+
+def opening_audience(conv_id: int) -> Watchers:
+    """A supervisor's opening is told live to whoever watches the conversation: its relative
+    sees it happen, as the staff do."""
+    return Watchers(conv_id)
+
+
 # --- figures ---
 # Who reads which figures (GET /stats, GET /stats/bureau). Per-prison figures (volumes and
 # response times) are for the staff of the prison and the bureau: an officer reads its own
@@ -291,7 +334,10 @@ def figure_prisons(who: Principal | None, prison_id: int | None) -> tuple[int, .
 
 # --- complaints and announcements (and supervisors' public profiles) ---
 # Complaints go to supervisors, never to officers of the prison complained about. A verified
-# relative files about a prison where it has a verified inmate; an officer files on behalf of
+# relative files about a prison where it has a verified inmate; any relative files about a
+# decision that refused it something (its link rejected or revoked, its visit declined, its
+# complaint closed: ``DecisionFacts``), even with no verified inmate left, and escalates its
+# own answered complaint to the bureau once ("appeal"); an officer files on behalf of
 # an inmate of its own prison. Visible to the complainant when it is a relative, to the
 # prison's supervisors and to the admin. Officers see no complaint at all: not even one they
 # filed on an inmate's behalf, past the 201 reply (it may concern their colleagues), so they
@@ -310,7 +356,8 @@ class ComplaintFacts:
     escalated: bool  # escalated to the bureau at some point
 
 
-ComplaintAction = Literal["read", "transition", "answer", "escalate"]
+# "appeal": the complainant's own escalation of an answered complaint to the bureau (once)
+ComplaintAction = Literal["read", "transition", "answer", "escalate", "appeal"]
 ComplaintsAndAnnouncementsAction = Literal[
     "complaint.file", "complaint.list", "announcement.post", "profile.set"
 ]
@@ -333,6 +380,27 @@ def check_complaints_and_announcements(
     return who
 
 
+DecisionKind = Literal["link", "visit", "complaint"]
+
+
+@dataclass(frozen=True)
+class DecisionFacts:
+    """A decision a complaint is about, as the handler found it: whom it was about (the
+    relative who asked, or the complainant), its prison, and whether it refused them
+    something (a link rejected or revoked, a visit declined, a complaint closed)."""
+
+    kind: DecisionKind
+    relative_id: int
+    prison_id: int | None
+    refusal: bool
+
+
+def is_refusal(kind: DecisionKind, state: str) -> bool:
+    """The decisions a relative may contest: the ones that refused it something."""
+    refusals = {"link": ("rejected", "revoked"), "visit": ("declined",), "complaint": ("closed",)}
+    return state in refusals[kind]
+
+
 @dataclass(frozen=True)
 class ComplaintFiling:
     """What a complaint names, as the handler found it: ``inmate_prison_id`` and
@@ -345,6 +413,10 @@ class ComplaintFiling:
     conversation_id: int | None = None
     conversation: Conversation | None = None
     followed_prisons: frozenset[int] = frozenset()
+    # the decision the complaint contests: ``about_named`` when the form names one,
+    # ``about`` ``None`` when it exists nowhere
+    about_named: bool = False
+    about: DecisionFacts | None = None
 
 
 def complaint_needs_inmate(who: Principal) -> bool:
@@ -352,10 +424,41 @@ def complaint_needs_inmate(who: Principal) -> bool:
     return who.user.role == "officer"
 
 
+def contests_own_refusal(who: Principal, filing: ComplaintFiling) -> bool:
+    """Whether the complaint contests a refusal of ``who``'s own in the named prison. Such a
+    complaint needs no verified inmate: a relative whose link was rejected or revoked may
+    still complain about that decision (and read its complaint), and nothing else opens."""
+    about = filing.about
+    return (
+        who.user.role == "relative"
+        and about is not None
+        and about.relative_id == who.id
+        and about.refusal
+        and about.prison_id == filing.prison_id
+    )
+
+
 def check_complaint_filing(who: Principal | None, filing: ComplaintFiling) -> Principal:
+    """Who may file this complaint. A decision named (``about``) must be the relative's own
+    (another's, or none, is ``not_found``) and a refusal (else ``forbidden``); officers name
+    none (``forbidden``)."""
     who = check_complaints_and_announcements(who, "complaint.file")
     relative = who.user.role == "relative"
-    if relative and filing.prison_id not in filing.followed_prisons:
+    if filing.about_named:
+        if not relative:
+            raise Denied("forbidden", "only the relative a decision refused complains about it")
+        about = filing.about
+        if about is None or about.relative_id != who.id:
+            raise Denied("not_found", "no such decision")
+        if not about.refusal:
+            raise Denied("forbidden", "only a decision that refused you something is contested")
+        if about.prison_id is None or about.prison_id != filing.prison_id:
+            raise Denied("forbidden", "the decision was made in another prison")
+    if (
+        relative
+        and filing.prison_id not in filing.followed_prisons
+        and not (contests_own_refusal(who, filing))
+    ):
         raise Denied(
             "forbidden", "you may complain only about a prison where you have a verified inmate"
         )
@@ -423,6 +526,10 @@ def check_complaint(
     who = signed_in(who)
     if complaint is None or not sees_complaint(who, complaint):
         raise Denied("not_found", "no such complaint")
+    if action == "appeal":  # the complainant's own escalation; the store allows it once
+        if who.user.role != "relative" or complaint.complainant_id != who.id:
+            raise Denied("forbidden", "only the complainant escalates its complaint")
+        return who
     if action != "read" and not handles_complaint(who, complaint):
         raise Denied(
             "forbidden",
@@ -812,12 +919,16 @@ class ThreadChange:
     event: ThreadEventKind
     by_message: bool = False
     relative_verified: frozenset[int] = frozenset()
+    # the shared thread of a family case: the relatives who read it, as read after the change
+    # (its own relative among them while verified)
+    readers: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
 class ThreadAudience:
     staff: PrisonStaff  # told with the staff side (the hand-over note)
     relative: Person | None  # told without it, or not at all
+    members: tuple[Person, ...] = ()  # a family case's other readers, told without it too
 
 
 def thread_change_audience(change: ThreadChange) -> ThreadAudience:
@@ -831,7 +942,16 @@ def thread_change_audience(change: ThreadChange) -> ThreadAudience:
         told = change.event in ("created", "reopened")
     else:
         told = relative_sees(conv.relative_id, change.relative_verified, conv)
-    return ThreadAudience(PrisonStaff(conv.prison_id), Person(conv.relative_id) if told else None)
+    members = () if change.by_message else family_thread_audience(conv, change.readers)
+    return ThreadAudience(
+        PrisonStaff(conv.prison_id), Person(conv.relative_id) if told else None, members
+    )
+
+
+def family_thread_audience(conv: Conversation, readers: Iterable[int]) -> tuple[Person, ...]:
+    """A change of a family case's shared thread by staff is also told to the other relatives
+    who read it now (members still verified), never to one whose link ended."""
+    return tuple(Person(r) for r in sorted(set(readers)) if r != conv.relative_id)
 
 
 def visit_audience(visit: Visit, *, decided: bool) -> tuple[Recipient, ...]:
@@ -935,11 +1055,104 @@ def moved_inmate_staff(users: Iterable[User], from_prison: int) -> list[int]:
     ]
 
 
+# --- consent and the family case ---
+# The inmate decides which of its verified relatives may learn which categories of its card
+# (``CONSENT_CATEGORIES``), and whether they share one conversation (a family case). An
+# officer of the inmate's prison records each decision (audited); the inmate's staff read
+# them; a relative reads its own scope only (what is shared with it, and that the rest is the
+# inmate's choice). The card a relative reads, the ``info`` pushes it is told and the fact
+# cards put into its conversation all follow its scope (no recorded decision: the
+# deployment's default, ``KINLINE_CONSENT_DEFAULT``). Staff see the whole card. A member of a
+# family case reads the shared thread from its join seq on (``history_floor``), in every read
+# path; one no longer verified reads nothing of it (``relative_sees``).
+
+ConsentAction = Literal["read", "record", "family_case"]
+CONSENT_ACTIONS: dict[str, frozenset[str]] = {
+    "relative": frozenset({"read"}),  # its own scope only (consent_reader)
+    "officer": frozenset({"read", "record", "family_case"}),
+    "supervisor": frozenset({"read"}),
+    "admin": frozenset(),
+}
+# a fact card's field -> the category of the card it states
+FACT_CATEGORY: dict[str, str] = {
+    "balance": "money",
+    "health": "health",
+    "activity": "activity",
+    "work": "work",
+    "term": "term",
+    "visits": "visits",
+}
+
+
+def check_consent(who: Principal | None, inmate: Inmate | None, action: ConsentAction) -> Inmate:
+    """The inmate if ``who`` may ``action`` its consent or family case: one it may not see
+    (or none) is ``not_found``, a visible one whose action its role may not take
+    ``forbidden``."""
+    who = signed_in(who)
+    if inmate is None or not sees_inmate(who, inmate):
+        raise Denied("not_found", "no such inmate")
+    if action not in CONSENT_ACTIONS[who.user.role]:
+        raise Denied("forbidden", f"a {who.user.role} may not {action.replace('_', ' ')} here")
+    return inmate
+
+
+def consent_reader(who: Principal) -> int | None:
+    """Whose scopes ``who`` reads: a relative its own (its id); staff every relative's."""
+    return who.id if who.user.role == "relative" else None
+
+
+def shared_with(recorded: Iterable[str] | None, default: Iterable[str]) -> frozenset[str]:
+    """The categories shared with a relative: as recorded, or the default when none is."""
+    return frozenset(default if recorded is None else recorded)
+
+
+def card_parts_shown(who: Principal, shared: Collection[str]) -> frozenset[str]:
+    """The parts of an inmate's card ``who`` reads: staff all, a relative what is shared."""
+    if who.is_staff:
+        return frozenset(CONSENT_CATEGORIES)
+    return frozenset(shared)
+
+
+def card_part_audience(
+    verified_relatives: Iterable[int], part: str, shares: Mapping[int, Collection[str]]
+) -> tuple[Recipient, ...]:
+    """A change of one part of an inmate's card is told to those of its verified relatives
+    it is shared with (``shares``: each relative's categories)."""
+    return tuple(Person(r) for r in verified_relatives if part in shares.get(r, ()))
+
+
+def check_fact_consent(field: str, readers: Mapping[int, Collection[str]]) -> None:
+    """A fact card is put into a conversation only if every relative who reads it (``readers``:
+    each with its shared categories) may learn what it states; otherwise
+    ``consent_withheld``, naming the category."""
+    category = FACT_CATEGORY[field]
+    if any(category not in shared for shared in readers.values()):
+        raise Denied(
+            "consent_withheld",
+            f"the inmate has not agreed to share {category} with"
+            + (" this relative" if len(readers) == 1 else " every relative of this conversation"),
+        )
+
+
+def consent_audience(relative_id: int) -> tuple[Recipient, ...]:
+    """A decision about what one relative may learn is told to that relative only."""
+    return (Person(relative_id),)
+
+
+def history_floor(who: Principal, conv: Conversation) -> int:
+    """The seq after which ``who`` reads a conversation: 0 for its own thread and for staff;
+    for a member of a family case, the thread's last seq when it joined (nothing before)."""
+    if who.user.role != "relative" or conv.relative_id == who.id:
+        return 0
+    return next((seq for c, seq in who.family_joins if c == conv.id), 0)
+
+
 # --- attachments ---
 # Relatives and officers upload files (those who write in conversations); supervisors and the
 # admin write nothing, so they upload nothing. A file is read exactly as what it belongs to:
 # - sent with a message: by whoever may read that message (``check_conversation`` "read";
-#   a note's file by staff only), its uploader too only while it may read the conversation;
+#   a note's file by staff only; a family case member only from its join on, as for the
+#   messages), its uploader too only while it may read the conversation;
 # - a link request's evidence: by the relative who asked and the officers who may decide the
 #   request (``LINK_ACTIONS`` "verify"), and nobody else (no supervisor, no admin);
 # - not sent yet: by its uploader alone.
@@ -954,6 +1167,7 @@ class AttachmentFacts:
     owner_id: int
     conversation: Conversation | None = None  # of the stored message it was sent with
     message_kind: MessageKind | None = None
+    message_seq: int = 0  # that message's seq (a family case member reads from its join on)
     link: FamilyLink | None = None  # the link request it is evidence of
 
 
@@ -979,7 +1193,7 @@ def sees_attachment(who: Principal, facts: AttachmentFacts) -> bool:
             check_conversation(who, facts.conversation, "read")
         except Denied:
             return False
-        return True
+        return facts.message_seq > history_floor(who, facts.conversation)
     if facts.link is not None:
         return sees_link_evidence(who, facts.link)
     return facts.owner_id == who.id
@@ -991,6 +1205,55 @@ def check_attachment(who: Principal | None, facts: AttachmentFacts | None) -> Pr
     if facts is None or not sees_attachment(who, facts):
         raise Denied("not_found", "no such attachment")
     return who
+# --- keyword review ---
+# The bureau (admin) keeps the keyword lists; nobody else reads or changes them (a list is a
+# tool of oversight, not something a desk should learn to write around). Flagged messages are
+# reviewed by the staff of their prison: an officer of the prison and its supervisors list the
+# queue of their prisons and mark a flag reviewed with a note. The admin reads flag counts in
+# the figures only: it never reads messages. Relatives never learn that a message was flagged.
+# A flag (or a prison) one may not see is answered like one that does not exist (404).
+
+KeywordAction = Literal["keywords.read", "keywords.edit", "flags.read", "flags.review"]
+KEYWORD_ACTIONS: dict[str, frozenset[str]] = {
+    "relative": frozenset(),
+    "officer": frozenset({"flags.read", "flags.review"}),
+    "supervisor": frozenset({"flags.read", "flags.review"}),
+    "admin": frozenset({"keywords.read", "keywords.edit"}),
+}
+
+
+def check_keywords(who: Principal | None, action: KeywordAction) -> Principal:
+    """The principal if its role may take ``action`` at all; else 401 or 403."""
+    who = signed_in(who)
+    if action not in KEYWORD_ACTIONS[who.user.role]:
+        raise Denied("forbidden", f"a {who.user.role} may not do this")
+    return who
+
+
+def flag_scope(who: Principal | None, prison_id: int | None) -> tuple[int, ...]:
+    """The prisons whose flagged messages ``who`` lists: ``prison_id`` if it is one of its
+    own (else ``not_found``), or all of its prisons."""
+    who = check_keywords(who, "flags.read")
+    if prison_id is None:
+        return tuple(who.user.prison_ids)
+    if prison_id not in who.user.prison_ids:
+        raise Denied("not_found", "no such prison")
+    return (prison_id,)
+
+
+def check_flag_review(who: Principal | None, prison_id: int | None) -> Principal:
+    """The principal if it may mark reviewed a flag of ``prison_id`` (``None``: no such
+    flag, answered as one it may not see)."""
+    who = check_keywords(who, "flags.review")
+    if prison_id is None or prison_id not in who.user.prison_ids:
+        raise Denied("not_found", "no such flag")
+    return who
+
+
+def audits_flag_reading(who: Principal) -> bool:
+    """A supervisor reading flagged messages reads conversations: it is audited (as its
+    opening a conversation is); an officer reads its own prison's desk."""
+    return who.user.role == "supervisor"
 
 
 # --- desk settings, comments on announcements, readable figures (issue 16) ---

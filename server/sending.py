@@ -24,6 +24,11 @@
   and to the relative; an officer's answer that claimed a waiting thread, as ``claimed``. The
   database says so with the append's result (``effect``, ``cycle``), so the hot path makes
   no extra round trip for it and never re-derives the rule.
+- Keyword review (``server/keywords.py``): a text message's body is matched in memory
+  against the bureau's lists before the append, and the categories it matched travel with
+  it into the same append statement (``NewMessage.flags``). Nothing else changes: the same
+  ack, the same frames to the same readers, at the same time; flags are read only by the
+  staff's review queue (``GET /flags``).
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+import msgspec
+
 from channels import metrics
 from channels.hub import Hub
 from channels.protocol import Ack, ConversationEvent, ErrorCode, Send
@@ -43,6 +50,7 @@ from server import attaching, faults
 from server.audience import MessageStored, ThreadChanged, tell
 from server.authorize import authorize
 from server.connection import Connection
+from server.keywords import LiveKeywords
 from server.policy import Denied, ThreadChange
 from server.ratelimit import RateLimiter
 from storage import conversations, desk
@@ -78,8 +86,17 @@ class SendPath:
         self._idle.set()
         # told of every message this process stored (the outbox relay looks at once)
         self.on_stored: Callable[[Message], None] | None = None
+        self.keywords: LiveKeywords | None = None  # flags text messages for review
         # told of every question this process stored that opened a cycle (server/routing.py)
         self.on_question: Callable[[Conversation, int], None] | None = None
+
+    def _flagged(self, item: NewMessage) -> NewMessage:
+        """``item`` with the keyword categories its body matches (text messages only)."""
+        if self.keywords is None or item.kind != "text" or item.flags is not None:
+            return item
+        matcher = self.keywords.matcher
+        flags = matcher.flags(item.body) if matcher else None
+        return item if flags is None else msgspec.structs.replace(item, flags=flags)
 
     async def send(self, conn: Connection, frame: Send, received: float) -> None:
         """Authorize and queue the message; its ack (or error) follows once it is committed."""
@@ -125,8 +142,10 @@ class SendPath:
                     raise
                 self._unavailable(conn, frame, exc)
                 return
-        item = NewMessage(
-            conv.id, user.id, user.role, frame.cid, frame.body, frame.kind, user.name, attached
+        item = self._flagged(
+            NewMessage(
+                conv.id, user.id, user.role, frame.cid, frame.body, frame.kind, user.name, attached
+            )
         )
         try:
             committed = self._commit.submit(item)
@@ -273,6 +292,7 @@ class SendPath:
         A change of the thread's state it makes is announced like one sent over a socket
         (``conversation``, when the caller has it, saves looking it up).
         Raises ``StoreUnavailable`` (nothing stored) or ``NotFound`` (no such conversation)."""
+        item = self._flagged(item)
         try:
             committed = self._commit.submit(item)
         except Overloaded:

@@ -46,8 +46,11 @@ async def user_for(store: Database, token: str) -> User | None:
 
 async def principal_for(store: Database, user: User) -> Principal:
     """The principal a signed-in user acts as: for a relative, with its verified inmates and
-    their prisons read now (permissions follow family links as they are decided)."""
+    their prisons read now (permissions follow family links as they are decided), and the
+    shared threads of family cases it is a member of, with its join seq."""
     if user.role != "relative":
         return Principal(user)
-    links = await family.verified(store, user.id)
-    return Principal(user, frozenset(links), frozenset(links.values()))
+    links, joins = await family.access(store, user.id)
+    return Principal(
+        user, frozenset(links), frozenset(links.values()), tuple(sorted(joins.items()))
+    )

@@ -200,8 +200,8 @@ async def _target(
         user = await accounts.user(store, binding.relative_id)
     except NotFound:
         return BIND_HINT
-    if getattr(user, "disabled", False):
-        return BIND_HINT
+    if await accounts.disabled_ids(store, [user.id]):
+        return BIND_HINT  # a disabled account writes nothing, from WeChat neither
     who = await sessions.principal_for(store, user)
     inmates = sorted(who.verified_inmates)
     if not inmates:

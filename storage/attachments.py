@@ -229,13 +229,13 @@ async def forget_trash(db: Database, keys: Sequence[str]) -> None:
             await sql.execute("DELETE FROM attachment_trash WHERE object_key = $1", key)
 
 
-async def message_place(db: Database, message_id: int) -> tuple[int, str] | None:
-    """The conversation and kind of the message a file was sent with (for the policy)."""
+async def message_place(db: Database, message_id: int) -> tuple[int, str, int] | None:
+    """The conversation, kind and seq of the message a file was sent with (for the policy)."""
     async with db.read() as sql:
         row = await sql.fetchrow(
-            "SELECT conversation_id, kind FROM messages WHERE id = $1", message_id
+            "SELECT conversation_id, kind, seq FROM messages WHERE id = $1", message_id
         )
-    return None if row is None else (row["conversation_id"], row["kind"])
+    return None if row is None else (row["conversation_id"], row["kind"], row["seq"])
 
 
 async def stored_message_id(

@@ -14,6 +14,12 @@ Written once over ``store`` (``storage/sql.py``), so both stores behave the same
   business (``server/policy.py``: the prison's supervisors, or the admin once escalated);
   which moves exist is decided here (``TRANSITIONS``), and a move is a conditional update,
   so of two concurrent moves from the same state exactly one succeeds.
+- **About a decision**: a complaint may name the decision it contests (``about_kind`` link,
+  visit or complaint, and ``about_id``); a closed complaint carries its reason code
+  (``domain/reasons.py``), kept with the ``closed`` history entry too.
+- **Escalation by the complainant**: ``transition(..., "escalated", only_from={"answered"})``
+  takes an answered complaint to the bureau; a second escalation of any complaint is
+  ``Conflict("already_escalated")``.
 - **History**: every state a complaint takes is a ``complaint_events`` row with the message
   to the complainant, written with the change and its audit entry in one transaction.
 """
@@ -31,6 +37,7 @@ from storage import audit_trail
 from storage.errors import Conflict, NotFound
 from storage.sql import Database, Row, Sql, ids_in
 
+AboutKind = Literal["link", "visit", "complaint"]
 ComplaintState = Literal["received", "in_review", "answered", "closed", "escalated"]
 STATES: tuple[ComplaintState, ...] = ("received", "in_review", "answered", "closed", "escalated")
 SETTLED: frozenset[str] = frozenset({"answered", "closed"})  # never overdue
@@ -61,6 +68,9 @@ class Complaint(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     updated_at: datetime
     escalated_at: datetime | None
+    reason_code: str | None = None  # why it was closed (domain/reasons.py)
+    about_kind: AboutKind | None = None  # the decision it contests, if any
+    about_id: int | None = None
 
     @property
     def escalated(self) -> bool:
@@ -83,6 +93,7 @@ class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
     actor_id: int
     actor_name: str
     actor_role: Role
+    reason_code: str | None = None
 
 
 class NewComplaint(msgspec.Struct, frozen=True, kw_only=True):
@@ -92,6 +103,8 @@ class NewComplaint(msgspec.Struct, frozen=True, kw_only=True):
     body: str
     inmate_id: int | None = None
     conversation_id: int | None = None
+    about_kind: AboutKind | None = None
+    about_id: int | None = None
 
 
 def allowed(complaint: Complaint, to_state: str) -> bool:
@@ -108,7 +121,8 @@ def reference(code: str, year: int, number: int) -> str:
 _SELECT = (
     "SELECT c.id, c.reference, c.prison_id, c.complainant_id, u.name AS complainant_name,"
     " u.role AS complainant_role, c.inmate_id, c.conversation_id, c.category, c.body, c.state,"
-    " c.deadline, c.created_at, c.updated_at, c.escalated_at"
+    " c.deadline, c.created_at, c.updated_at, c.escalated_at, c.reason_code, c.about_kind,"
+    " c.about_id"
     " FROM complaints c JOIN users u ON u.id = c.complainant_id"
 )
 
@@ -131,6 +145,9 @@ def _complaint(sql: Sql, row: Row) -> Complaint:
         created_at=created,
         updated_at=created if row["updated_at"] is None else sql.when(row["updated_at"]),
         escalated_at=None if row["escalated_at"] is None else sql.when(row["escalated_at"]),
+        reason_code=row["reason_code"],
+        about_kind=row["about_kind"],
+        about_id=row["about_id"],
     )
 
 
@@ -183,8 +200,10 @@ async def file_complaint(
         )
         complaint_id = await sql.fetchval(
             "INSERT INTO complaints (reference, prison_id, complainant_id, inmate_id,"
-            " conversation_id, category, body, state, deadline, created_at, updated_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, 'received', $8, $9, $9) RETURNING id",
+            " conversation_id, category, body, state, deadline, created_at, updated_at,"
+            " about_kind, about_id)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, 'received', $8, $9, $9, $10, $11)"
+            " RETURNING id",
             reference(code, year, int(number)),
             new.prison_id,
             new.complainant_id,
@@ -194,6 +213,8 @@ async def file_complaint(
             new.body,
             now + timedelta(days=days),
             now,
+            new.about_kind,
+            new.about_id,
         )
         await sql.execute(
             "INSERT INTO complaint_events (complaint_id, actor_id, state, message, created_at)"
@@ -218,7 +239,12 @@ async def file_complaint(
                 "conversation_id": complaint.conversation_id,
                 "on_behalf": complaint.on_behalf,
                 "deadline": complaint.deadline.isoformat(),
-            },
+            }
+            | (
+                {"about": {"kind": new.about_kind, "id": new.about_id}}
+                if new.about_kind is not None
+                else {}
+            ),
         )
     return complaint
 
@@ -233,7 +259,7 @@ async def history(db: Database, complaint_id: int) -> list[HistoryEntry]:
     """The complaint's states, oldest first, each with its message and who set it."""
     async with db.read() as sql:
         rows = await sql.fetch(
-            "SELECT e.state, e.message, e.created_at, e.actor_id, u.name, u.role"
+            "SELECT e.state, e.message, e.created_at, e.actor_id, u.name, u.role, e.reason_code"
             " FROM complaint_events e JOIN users u ON u.id = e.actor_id"
             " WHERE e.complaint_id = $1 ORDER BY e.id",
             complaint_id,
@@ -246,6 +272,7 @@ async def history(db: Database, complaint_id: int) -> list[HistoryEntry]:
                 actor_id=r["actor_id"],
                 actor_name=r["name"],
                 actor_role=r["role"],
+                reason_code=r["reason_code"],
             )
             for r in rows
         ]
@@ -259,34 +286,46 @@ async def transition(
     actor_id: int,
     message: str,
     now: datetime,
+    reason_code: str | None = None,
+    only_from: frozenset[str] | None = None,
 ) -> Complaint:
     """Move a complaint to ``to_state`` with a message to the complainant: the change, its
     history entry and its audit entry (``complaint.<to_state>``) in one transaction.
-    ``NotFound`` if there is no such complaint; ``Conflict("state")`` if the move does not
-    exist from its current state (or another move got there first)."""
+    ``reason_code``: why (a closing's, ``domain/reasons.py``), kept on the complaint when it
+    closes and on the history entry. ``NotFound`` if there is no such complaint;
+    ``Conflict("already_escalated")`` for a second escalation; ``Conflict("state")`` if the
+    move does not exist from its current state, or from a state not in ``only_from`` (or
+    another move got there first)."""
     async with db.write() as sql:
         current = await _load(sql, complaint_id)
-        if not allowed(current, to_state):
+        if to_state == "escalated" and current.escalated:
+            raise Conflict("already_escalated")
+        if not allowed(current, to_state) or (
+            only_from is not None and current.state not in only_from
+        ):
             raise Conflict("state")
         moved = await sql.execute(
             "UPDATE complaints SET state = $1, updated_at = $2,"
-            " escalated_at = CASE WHEN $1 = 'escalated' THEN $2 ELSE escalated_at END"
+            " escalated_at = CASE WHEN $1 = 'escalated' THEN $2 ELSE escalated_at END,"
+            " reason_code = CASE WHEN $1 = 'closed' THEN $5 ELSE reason_code END"
             " WHERE id = $3 AND state = $4",
             to_state,
             now,
             complaint_id,
             current.state,
+            reason_code,
         )
         if moved != 1:
             raise Conflict("state")
         await sql.execute(
-            "INSERT INTO complaint_events (complaint_id, actor_id, state, message, created_at)"
-            " VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO complaint_events (complaint_id, actor_id, state, message, created_at,"
+            " reason_code) VALUES ($1, $2, $3, $4, $5, $6)",
             complaint_id,
             actor_id,
             to_state,
             message,
             now,
+            reason_code,
         )
         changed = await _load(sql, complaint_id)
         await _audit(
@@ -296,7 +335,8 @@ async def transition(
             f"complaint.{to_state}",
             changed,
             {"state": current.state},
-            {"state": to_state, "message": message},
+            {"state": to_state, "message": message}
+            | ({"reason_code": reason_code} if reason_code is not None else {}),
         )
     return changed
 

@@ -45,9 +45,12 @@ class ConversationRecord(msgspec.Struct, frozen=True):
 
 
 async def conversation_record(
-    db: Database, conversation_id: int, *, with_notes: bool
+    db: Database, conversation_id: int, *, with_notes: bool, floor: int = 0
 ) -> ConversationRecord:
-    """The record of one conversation as of now (``NotFound`` if there is none)."""
+    """The record of one conversation as of now (``NotFound`` if there is none). With a
+    ``floor`` (a family case member's join seq, ``server.policy.history_floor``) it starts
+    there: the message at the floor as its hash only (the link the next one is checked
+    against), nothing before it."""
     async with db.read() as sql:
         row = await sql.fetchrow(
             "SELECT id, prison_id, inmate_id FROM conversations WHERE id = $1", conversation_id
@@ -57,7 +60,9 @@ async def conversation_record(
         found = await conversation_chain(sql, conversation_id)
     listed = []
     for m in found:
-        if m.kind == "note" and not with_notes:
+        if m.seq < floor:
+            continue
+        if m.seq == floor or (m.kind == "note" and not with_notes):
             listed.append(ExportedMessage(m.seq, m.kind, m.hash.hex()))
             continue
         listed.append(

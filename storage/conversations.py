@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from domain.records import Conversation
+from storage import consent
 from storage.errors import NotFound
 from storage.sql import Database, Row, Sql, ids_in
 
@@ -34,8 +35,14 @@ def _conversation(sql: Sql, row: Row) -> Conversation:
 
 async def open_conversation(db: Database, relative_id: int, inmate_id: int) -> Conversation:
     """The thread between this relative and the inmate's prison; created on first use.
-    ``NotFound`` if there is no such inmate."""
+    ``NotFound`` if there is no such inmate. A member of an enabled family case gets the
+    shared thread (``storage.consent``)."""
     async with db.write() as sql:
+        shared = await consent.family_thread(sql, relative_id, inmate_id)
+        if shared is not None:
+            row = await sql.fetchrow(_SELECT + " WHERE id = $1", shared)
+            if row is not None:
+                return _conversation(sql, row)
         await sql.execute(
             "INSERT INTO conversations (prison_id, inmate_id, relative_id)"
             " SELECT prison_id, id, $1 FROM inmates WHERE id = $2"
@@ -62,6 +69,19 @@ async def conversation(db: Database, conversation_id: int) -> Conversation:
 async def conversations_of(db: Database, relative_id: int) -> list[Conversation]:
     async with db.read() as sql:
         rows = await sql.fetch(_SELECT + " WHERE relative_id = $1 ORDER BY id", relative_id)
+        return [_conversation(sql, r) for r in rows]
+
+
+async def family_threads_of(db: Database, relative_id: int) -> list[Conversation]:
+    """The shared threads of the enabled family cases this relative is a member of (its own
+    threads are ``conversations_of``)."""
+    async with db.read() as sql:
+        rows = await sql.fetch(
+            _SELECT + " WHERE id IN (SELECT m.conversation_id FROM family_members m"
+            " JOIN family_cases f ON f.conversation_id = m.conversation_id AND f.enabled"
+            " WHERE m.relative_id = $1) ORDER BY id",
+            relative_id,
+        )
         return [_conversation(sql, r) for r in rows]
 
 

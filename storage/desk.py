@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from domain.records import Conversation, ConversationState
-from storage import audit_trail
+from storage import audit_trail, consent
 from storage.errors import NotFound
 from storage.sql import Database, Row, Sql, for_update, ids_in
 
@@ -180,7 +180,11 @@ async def threads(
     args: list[Any] = []
     if relative_id is not None:
         args.append(relative_id)
-        where.append(f"c.relative_id = ${len(args)}")
+        where.append(
+            f"(c.relative_id = ${len(args)} OR c.id IN (SELECT m.conversation_id"
+            " FROM family_members m JOIN family_cases f ON f.conversation_id = m.conversation_id"
+            f" AND f.enabled WHERE m.relative_id = ${len(args)}))"
+        )
     if prison_ids is not None:
         where.append(f"c.prison_id IN {ids_in(prison_ids)}")
     if inmate_ids is not None:
@@ -237,8 +241,12 @@ async def open_thread(
     db: Database, relative_id: int, inmate_id: int, now: datetime
 ) -> tuple[Thread, bool]:
     """The thread between the relative and the inmate's prison, and whether it was created
-    now. ``NotFound`` if there is no such inmate."""
+    now (for a member of an enabled family case: the shared thread, ``storage.consent``).
+    ``NotFound`` if there is no such inmate."""
     async with db.write() as sql:
+        shared = await consent.family_thread(sql, relative_id, inmate_id)
+        if shared is not None:
+            return await _read_thread(sql, shared), False
         created = await sql.fetchval(
             "INSERT INTO conversations (prison_id, inmate_id, relative_id, created_at,"
             " updated_at) SELECT prison_id, id, $1, $3, $3 FROM inmates WHERE id = $2"

@@ -15,3 +15,26 @@ async def verified(db: Database, relative_id: int) -> dict[int, int]:
             relative_id,
         )
     return {row["inmate_id"]: row["prison_id"] for row in rows}
+
+
+async def access(db: Database, relative_id: int) -> tuple[dict[int, int], dict[int, int]]:
+    """In one query: the inmates the relative is verified for, each with its prison, and the
+    shared threads of enabled family cases it is a member of, each with its join seq (the
+    thread's first relative is not a member: the thread is its own)."""
+    async with db.read() as sql:
+        rows = await sql.fetch(
+            "SELECT l.inmate_id, i.prison_id, m.conversation_id, m.joined_seq"
+            " FROM family_links l JOIN inmates i ON i.id = l.inmate_id"
+            " LEFT JOIN family_cases f ON f.inmate_id = l.inmate_id AND f.enabled"
+            " LEFT JOIN family_members m ON m.conversation_id = f.conversation_id"
+            " AND m.relative_id = l.relative_id"
+            " WHERE l.relative_id = $1 AND l.state = 'verified'",
+            relative_id,
+        )
+    inmates = {row["inmate_id"]: row["prison_id"] for row in rows}
+    joins = {
+        int(row["conversation_id"]): int(row["joined_seq"])
+        for row in rows
+        if row["conversation_id"] is not None
+    }
+    return inmates, joins

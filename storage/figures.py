@@ -40,6 +40,10 @@ Definitions (the same words are in the API description, ``server/api/stats.py``)
   A complaint's state at a moment is that of its last ``complaint_events`` row before it
   (``received`` before the first); one with no events at all has had its current state since
   it was filed.
+- Keyword flags per prison (``flags``): per review category, the flagged messages created in
+  the range (``flagged``; a message matching two categories counts in both), those of them
+  reviewed by now (``reviewed``) and not (``unreviewed``); ``flags_unreviewed`` = the
+  prison's flagged messages not reviewed at ``now``, whenever they were sent (the queue).
 - ``wechat_followers`` = WeChat users following the Official Account at the cutoff, from each
   follower's first subscription and its last change (following now: since that change;
   unfollowed now: until it), bound to a relative or not.
@@ -61,6 +65,7 @@ from typing import Any
 
 import msgspec
 
+from domain.keywords import split_flags
 from storage import comments
 from storage.complaints import SETTLED  # open = not yet answered or closed
 from storage.sql import Database, Sql, ids_in
@@ -196,6 +201,13 @@ class DayFigures(msgspec.Struct, frozen=True, kw_only=True):
     resolved: int
 
 
+class FlagFigures(msgspec.Struct, frozen=True, kw_only=True):
+    category: str
+    flagged: int
+    reviewed: int
+    unreviewed: int
+
+
 class PrisonFigures(msgspec.Struct, frozen=True, kw_only=True):
     prison_id: int
     code: str
@@ -203,6 +215,8 @@ class PrisonFigures(msgspec.Struct, frozen=True, kw_only=True):
     waiting: int  # now: conversations in state waiting
     longest_wait_s: float | None  # now: the oldest of their waits
     days: list[DayFigures]
+    flags: list[FlagFigures] = []  # keyword flags in the range, per category
+    flags_unreviewed: int = 0  # now: flagged messages not yet reviewed (the review queue)
 
 
 @dataclass(frozen=True)
@@ -240,6 +254,17 @@ async def prison_figures(
             starts[-1],
         )
         messages = await _message_counts(sql, starts, ids)
+        flags = await _flag_counts(sql, starts[0], starts[-1], ids)
+        queued = {
+            r["prison_id"]: int(r["n"])
+            for r in await sql.fetch(
+                "SELECT c.prison_id, count(*) AS n FROM messages m"
+                " JOIN conversations c ON c.id = m.conversation_id"
+                " LEFT JOIN flag_reviews r ON r.message_id = m.id"
+                " WHERE m.flags IS NOT NULL AND r.message_id IS NULL"
+                f" AND c.prison_id IN {ids_in(ids)} GROUP BY c.prison_id"
+            )
+        }
         queue = {
             r["prison_id"]: (r["waiting"], r["oldest"])
             for r in await sql.fetch(
@@ -292,9 +317,40 @@ async def prison_figures(
                 waiting=queue.get(p.id, (0, None))[0],
                 longest_wait_s=None if since is None else (now - since).total_seconds(),
                 days=days,
+                flags=flags.get(p.id, []),
+                flags_unreviewed=queued.get(p.id, 0),
             )
         )
     return out
+
+
+async def _flag_counts(
+    sql: Sql, lo: datetime, hi: datetime, prison_ids: Sequence[int]
+) -> dict[int, list[FlagFigures]]:
+    """Per prison: ``FlagFigures`` per category of the flagged messages created in
+    ``[lo, hi)``. Counted in SQL by stored flag set (few distinct ones), split in Python."""
+    rows = await sql.fetch(
+        "SELECT c.prison_id, m.flags, count(*) AS n, count(r.message_id) AS reviewed"
+        " FROM messages m JOIN conversations c ON c.id = m.conversation_id"
+        " LEFT JOIN flag_reviews r ON r.message_id = m.id"
+        " WHERE m.flags IS NOT NULL AND m.created_at >= $1 AND m.created_at < $2"
+        f" AND c.prison_id IN {ids_in(prison_ids)} GROUP BY c.prison_id, m.flags",
+        lo,
+        hi,
+    )
+    counts: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    for r in rows:
+        for category in split_flags(r["flags"]):
+            tally = counts[r["prison_id"]][category]
+            tally[0] += int(r["n"])
+            tally[1] += int(r["reviewed"])
+    return {
+        prison: [
+            FlagFigures(category=c, flagged=n, reviewed=done, unreviewed=n - done)
+            for c, (n, done) in sorted(per.items())
+        ]
+        for prison, per in counts.items()
+    }
 
 
 # bureau

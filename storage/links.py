@@ -18,7 +18,8 @@ from storage.sql import Database, Row, Sql, clamp_limit, ids_in, utcnow
 LINK_SELECT = """
 SELECT l.id, l.relative_id, l.prison_id, l.prison_claim, l.inmate_number, l.inmate_id,
        l.relationship, l.evidence, l.state, l.reason, l.decided_by, l.decided_at, l.created_at,
-       u.name AS relative_name, u.phone AS relative_phone, u.id_number_last4, u.id_conflict
+       u.name AS relative_name, u.phone AS relative_phone, u.id_number_last4, u.id_conflict,
+       l.reason_code
 FROM family_links l JOIN users u ON u.id = l.relative_id
 """
 
@@ -43,6 +44,7 @@ def _link(sql: Sql, row: Row) -> FamilyLink:
         row["relative_phone"],
         row["id_number_last4"],
         bool(row["id_conflict"]),
+        row["reason_code"],
     )
 
 
@@ -119,6 +121,7 @@ async def transition_link(
     to_state: LinkState,
     decided_by: int,
     reason: str | None,
+    reason_code: str | None = None,
 ) -> FamilyLink:
     """Move a link from ``from_state`` to ``to_state`` and append its audit entry
     (``link.<to_state>``, actor ``decided_by``, before and after) in one transaction.
@@ -127,14 +130,15 @@ async def transition_link(
     now = utcnow()
     async with db.write() as sql:
         moved = await sql.fetchrow(
-            "UPDATE family_links SET state = $3, decided_by = $4, reason = $5, decided_at = $6"
-            " WHERE id = $1 AND state = $2 RETURNING prison_id",
+            "UPDATE family_links SET state = $3, decided_by = $4, reason = $5, decided_at = $6,"
+            " reason_code = $7 WHERE id = $1 AND state = $2 RETURNING prison_id",
             link_id,
             from_state,
             to_state,
             decided_by,
             reason,
             now,
+            reason_code,
         )
         if moved is not None:
             await audit_trail.record(
@@ -146,7 +150,8 @@ async def transition_link(
                 object_id=link_id,
                 prison_id=moved["prison_id"],
                 before={"state": from_state},
-                after={"state": to_state, "reason": reason},
+                after={"state": to_state, "reason": reason}
+                | ({"reason_code": reason_code} if reason_code is not None else {}),
             )
     found = await link(db, link_id)
     if moved is None:

@@ -63,10 +63,15 @@ async def messages(
     before: int | None = None,
     limit: int = 50,
     include_notes: bool = True,
+    floor: int = 0,
 ) -> list[Message]:
-    """A page of history in ascending ``seq`` (see the module docstring)."""
+    """A page of history in ascending ``seq`` (see the module docstring); nothing at or
+    below ``floor`` (a family case member's join seq: ``server.policy.history_floor``)."""
     args: list[object] = [conversation_id]
     where = ""
+    if floor:
+        args.append(floor)
+        where += f" AND m.seq > ${len(args)}"
     for op, value in (("m.seq >", after), ("m.seq <", before)):
         if value is not None:
             args.append(value)

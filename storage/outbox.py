@@ -342,3 +342,10 @@ async def phone_of(db: Database, relative_id: int) -> str | None:
     async with db.read() as sql:
         value = await sql.fetchval("SELECT phone FROM users WHERE id = $1", relative_id)
     return None if value is None else str(value)
+
+
+async def visit_inmate(db: Database, visit_id: int) -> int | None:
+    """The inmate a visit request is about (a visit decision links to its visits page)."""
+    async with db.read() as sql:
+        value = await sql.fetchval("SELECT inmate_id FROM visit_requests WHERE id = $1", visit_id)
+    return None if value is None else int(value)

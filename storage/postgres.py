@@ -196,20 +196,22 @@ class PostgresDatabase:
         return applied
 
     async def append_messages(self, items: Sequence[NewMessage]) -> list[Appended | None]:
-        """One statement, one round trip: ``kinline_append`` (migration 0007) locks the
-        conversations, dedupes by cid and numbers the new messages; the life-cycle trigger
-        runs on each row in the same statement and its effect comes back with the rows."""
+        """One statement, one round trip: ``kinline_append`` (migrations 0007, 0021, 0025) locks
+        the conversations, dedupes by cid, numbers the new messages and stores their keyword
+        flags; the life-cycle trigger runs on each row in the same statement and its effect
+        comes back with the rows."""
         if not items:
             return []
         async with self.read() as sql:  # one statement: its own transaction
             rows = await sql.fetch(
-                "SELECT * FROM kinline_append($1, $2, $3, $4, $5, $6)",
+                "SELECT * FROM kinline_append($1, $2, $3, $4, $5, $6, $7)",
                 [i.conversation_id for i in items],
                 [i.sender_id for i in items],
                 [i.sender_role for i in items],
                 [i.cid for i in items],
                 [i.kind for i in items],
                 [i.body for i in items],
+                [i.flags for i in items],
             )
         found = {r["ord"] - 1: r for r in rows}
         by_key = {

@@ -314,8 +314,8 @@ class SqliteDatabase:
                 fresh.append(
                     await sql.fetchval(
                         "INSERT INTO messages (conversation_id, seq, sender_id, sender_role,"
-                        " cid, kind, body, created_at, hash)"
-                        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                        " cid, kind, body, created_at, hash, flags)"
+                        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
                         item.conversation_id,
                         seq,
                         item.sender_id,
@@ -325,6 +325,7 @@ class SqliteDatabase:
                         item.body,
                         now,
                         link,
+                        item.flags,
                     )
                 )
             written = await sql.fetch(

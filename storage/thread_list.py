@@ -114,8 +114,13 @@ async def page(
         return f"${len(args)}"
 
     like = "ILIKE" if db.dialect == "postgres" else "LIKE"  # SQLite's LIKE folds ASCII case
-    if filters.relative_id is not None:
-        where.append(f"c.relative_id = {arg(filters.relative_id)}")
+    if filters.relative_id is not None:  # its own threads and its family cases' (issue 15)
+        relative = arg(filters.relative_id)
+        where.append(
+            f"(c.relative_id = {relative} OR c.id IN (SELECT m.conversation_id"
+            " FROM family_members m JOIN family_cases f ON f.conversation_id = m.conversation_id"
+            f" AND f.enabled WHERE m.relative_id = {relative}))"
+        )
     if filters.prison_ids is not None:
         where.append(f"c.prison_id IN {ids_in(filters.prison_ids)}")
     if filters.inmate_ids is not None:

@@ -33,7 +33,8 @@ from storage.visit_rules import VisitRules, rules_from
 
 _SELECT = """
 SELECT v.id, v.inmate_id, i.prison_id, v.relative_id, u.name AS relative_name, v.slot_start,
-       v.visitors, v.visitor_names, v.state, v.reason, v.decided_by, v.decided_at, v.created_at
+       v.visitors, v.visitor_names, v.state, v.reason, v.decided_by, v.decided_at, v.created_at,
+       v.reason_code
 FROM visit_requests v JOIN inmates i ON i.id = v.inmate_id JOIN users u ON u.id = v.relative_id
 """
 
@@ -54,6 +55,7 @@ def _visit(sql: Sql, row: Any) -> Visit:
         decided_by=row["decided_by"],
         decided_at=None if decided_at is None else sql.when(decided_at),
         created_at=sql.when(row["created_at"]),
+        reason_code=row["reason_code"],
     )
 
 
@@ -299,6 +301,7 @@ async def decide_visit(
     actor_id: int,
     now: datetime,
     zone: ZoneInfo,
+    reason_code: str | None = None,
 ) -> Visit:
     """Approve or decline a pending request, audited (``visit.approved``/``visit.declined``)
     in the same transaction. ``NotFound``; ``Conflict("state")`` when it is not pending;
@@ -335,13 +338,14 @@ async def decide_visit(
             )
         state: VisitState = "approved" if approve else "declined"
         await sql.execute(
-            "UPDATE visit_requests SET state = $1, reason = $2, decided_by = $3, decided_at = $4"
-            " WHERE id = $5",
+            "UPDATE visit_requests SET state = $1, reason = $2, decided_by = $3, decided_at = $4,"
+            " reason_code = $6 WHERE id = $5",
             state,
             reason,
             actor_id,
             now,
             visit_id,
+            reason_code,
         )
         await audit_trail.record(
             sql,
@@ -352,7 +356,8 @@ async def decide_visit(
             object_id=visit_id,
             prison_id=current.prison_id,
             before={"state": "pending"},
-            after={"state": state, "reason": reason},
+            after={"state": state, "reason": reason}
+            | ({"reason_code": reason_code} if reason_code is not None else {}),
         )
         decided = await sql.fetchrow(_SELECT + " WHERE v.id = $1", visit_id)
         assert decided is not None

@@ -69,7 +69,9 @@ class Recorder:
 class FakeWeChat(Recorder):
     """``/cgi-bin/token``, ``/cgi-bin/message/custom/send``, ``/cgi-bin/message/template/send``,
     ``/sns/oauth2/access_token``, ``/cgi-bin/menu/create``, ``/cgi-bin/media/get`` (the files
-    in ``media``): answers as the platform does."""
+    in ``media``): answers as the platform does. ``/connect/oauth2/authorize`` is the web
+    authorization page (its host is another in production: ``KINLINE_WECHAT_OAUTH``), which
+    for ``snsapi_base`` sends the browser of ``browser_openid`` straight back with a code."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -77,6 +79,7 @@ class FakeWeChat(Recorder):
         self.tokens: set[str] = set()
         self.url = ""
         self.media: dict[str, tuple[bytes, str]] = {}  # temporary media: id -> (bytes, type)
+        self.browser_openid = ""  # the WeChat user whose browser visits the authorize page
 
     def code_for(self, openid: str) -> str:
         code = secrets.token_hex(8)
@@ -98,6 +101,11 @@ class FakeWeChat(Recorder):
                 answer or {"errcode": -1, "errmsg": "system error"}, status=status
             )
         path, q = request.path, request.query
+        if path == "/connect/oauth2/authorize":  # snsapi_base: silent, straight back with a code
+            if q.get("appid") != APPID or q.get("scope") != "snsapi_base":
+                return web.Response(status=400, text="bad authorization request")
+            back = f"{q['redirect_uri']}?code={self.code_for(self.browser_openid)}"
+            raise web.HTTPFound(f"{back}&state={q.get('state', '')}")
         if path == "/cgi-bin/token":
             if q.get("appid") != APPID or q.get("secret") != SECRET:
                 return web.json_response({"errcode": 40013, "errmsg": "invalid appid"})

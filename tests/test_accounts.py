@@ -22,6 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from server import passwords, sessions
 from server.api.auth import THROTTLE
 from server.config import Settings
+from server.keys import CODES
 from server.throttle import LoginThrottle
 from storage import accounts, audit_trail, prisons
 from storage.postgres import PostgresDatabase
@@ -492,3 +493,45 @@ async def test_a_password_reset_by_sms_ends_every_session(site: Site) -> None:
     assert (await site.call("POST", "/auth/reset", {**form, "code": reset_code}))[0] == 400
     [entry] = await audit_trail.audit_entries(site.store, action="user.password_reset")
     assert entry.after == {"by": "sms", "sessions_ended": 1}
+
+
+async def test_a_reset_answers_the_same_for_a_known_and_an_unknown_phone(site: Site) -> None:
+    """Regression: the reset judged the new password against the account's name only when
+    the phone had one, so a password holding that name told a guesser "registered" (400
+    new_password) where an unknown phone got invalid_code. The answers are now the same; the
+    name is judged once the code is proven, and then the code is not spent by the refusal."""
+    assert (await register(site, RELATIVE))[0] == 201
+    known, unknown = RELATIVE["phone"], "13900000079"
+    for password in ("qwerty1234", "{phone} is mine", "zhou min forever and ever"):
+        answers = []
+        for phone in (known, unknown):
+            mine = password.format(phone=phone)
+            form = {"phone": phone, "code": "000001", "new_password": mine}
+            status, reply, _ = await site.call("POST", "/auth/reset", form)
+            answers.append((status, reply))
+        assert answers[0] == answers[1], password
+    reset_code = await code(site, known, "/auth/reset/code")
+    form = {"phone": known, "code": reset_code, "new_password": "zhou min forever and ever"}
+    status, reply, _ = await site.call("POST", "/auth/reset", form)
+    assert (status, reply["error"]["field"]) == (400, "new_password")  # holds its name
+    fresh = {**form, "new_password": "a brand new passphrase"}
+    assert (await site.call("POST", "/auth/reset", fresh))[0] == 200  # the code still good
+
+
+async def test_registrations_and_resets_are_throttled_per_client(site: Site) -> None:
+    """Regression: 40 registrations in 4.4 s were answered, each one a question "is this
+    person registered here?". Tries of both count per client, and past the limit the
+    answer is 429 with the wait, whatever the phone."""
+    site.app[CODES].attempts.limit = 4
+    for n in range(2):
+        form = {**RELATIVE, "phone": f"1390000010{n}", "code": "000000"}
+        status, reply, _ = await site.call("POST", "/auth/register", form)
+        assert (status, reply["error"]["code"]) == (400, "invalid_code")
+        reset = {"phone": f"1390000011{n}", "code": "000000", "new_password": "x" * 12}
+        assert (await site.call("POST", "/auth/reset", reset))[0] == 400
+    for path, form in (("/auth/register", {**RELATIVE, "code": "000000"}),
+                       ("/auth/reset", {"phone": RELATIVE["phone"], "code": "000000",
+                                        "new_password": "violet harbour lamp"})):  # fmt: skip
+        status, reply, response = await site.call("POST", path, form)
+        assert (status, reply["error"]["code"]) == (429, "rate_limited"), path
+        assert int(response.headers["Retry-After"]) > 0

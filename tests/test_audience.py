@@ -40,6 +40,7 @@ from server.audience import (
     AnnouncementPosted,
     CardUpdated,
     ComplaintChanged,
+    ConsentRecorded,
     Event,
     LinkDecided,
     MessageStored,
@@ -179,6 +180,32 @@ CASES: dict[str, tuple[Event, list[tuple[str, str, int, Any]]]] = {
         ),
         [(PS, ALL, 0, thread_frame("resolved"))],
     ),
+    "a family case's thread resolved: staff, its relative and the other readers": (
+        ThreadChanged(
+            ThreadChange(
+                CONV,
+                "resolved",
+                relative_verified=frozenset({70}),
+                readers=frozenset({RELATIVE, 102}),
+            ),
+            thread_frame("resolved"),
+        ),
+        [
+            (PS, ALL, 0, thread_frame("resolved")),
+            (U, ALL, 0, thread_frame("resolved")),
+            ("u:102", ALL, 0, thread_frame("resolved")),
+        ],
+    ),
+    "a family case's hand-over: the other readers without the note": (
+        ThreadChanged(
+            ThreadChange(CONV, "transferred", readers=frozenset({102})),
+            thread_frame("transferred", "call the family"),
+        ),
+        [
+            (PS, ALL, 0, thread_frame("transferred", "call the family")),
+            ("u:102", ALL, 0, no_note(thread_frame("transferred", "call the family"))),
+        ],
+    ),
     "a visit request: the prison's staff": (
         VisitRequested(VISIT),
         [(PS, ALL, 0, VisitEvent(id=5, inmate=70, state="pending", slot_start=AT))],
@@ -202,6 +229,10 @@ CASES: dict[str, tuple[Event, list[tuple[str, str, int, Any]]]] = {
             (U, ALL, 0, InfoEvent(inmate=70, field="money")),
             ("u:101", ALL, 0, InfoEvent(inmate=70, field="money")),
         ],
+    ),
+    "a consent recorded: that relative only": (
+        ConsentRecorded(70, 101),
+        [("u:101", ALL, 0, InfoEvent(inmate=70, field="consent"))],
     ),
     "a card update with no verified relative: nobody": (CardUpdated(70, ("health",), ()), []),
     "a complaint: complainant, its prison's supervisors, admins; never an officer": (

@@ -23,8 +23,6 @@ async def test_the_search_benchmark_runs_on_a_small_table(
             "SELECT count(*) FROM pg_indexes WHERE indexname = 'messages_body_bigrams'"
         )
         assert indexed == 1
-        assert await conn.fetchval(
-            "SELECT count(*) FROM messages WHERE body LIKE '%身体%'"
-        ) > 0
+        assert await conn.fetchval("SELECT count(*) FROM messages WHERE body LIKE '%身体%'") > 0
     finally:
         await conn.close()

@@ -259,6 +259,73 @@ def test_secret_from_environment_is_kept_and_nothing_written(tmp_path: Path) -> 
     assert not var.exists()
 
 
+# -- reaching relatives outside the page (DESIGN.md section 8) ------------------------------
+
+
+def test_the_outreach_settings_are_read_from_the_environment() -> None:
+    key = "k" * 43
+    settings = config.load(
+        {
+            "KINLINE_WECHAT_APPID": "wx1",
+            "KINLINE_WECHAT_SECRET": "s",
+            "KINLINE_WECHAT_TOKEN": "t",
+            "KINLINE_WECHAT_AES_KEY": key,
+            "KINLINE_WECHAT_TEMPLATE_ID": "TPL",
+            "KINLINE_WECHAT_API": "http://127.0.0.1:9000/",
+            "KINLINE_WECHAT_OAUTH": "http://127.0.0.1:9000/connect/oauth2/authorize",
+            "KINLINE_PUBLIC_URL": "https://kinline.example.org/",
+            "KINLINE_VAPID_SUBJECT": "mailto:ops@example.org",
+            "KINLINE_PUSH_ENDPOINTS": "http://127.0.0.1:9001/push/, https://push.test/",
+            "KINLINE_SMS_URL": "http://127.0.0.1:9002/sms",
+        }
+    )
+    assert settings.wechat_enabled and settings.wechat_aes_key == key
+    assert (settings.wechat_api, settings.wechat_template_id) == ("http://127.0.0.1:9000", "TPL")
+    assert settings.wechat_oauth == "http://127.0.0.1:9000/connect/oauth2/authorize"
+    assert settings.public_base == "https://kinline.example.org"
+    assert settings.vapid_subject == "mailto:ops@example.org"
+    assert settings.push_endpoints == ("http://127.0.0.1:9001/push/", "https://push.test/")
+    assert settings.sms_url == "http://127.0.0.1:9002/sms"
+    # without all three of app id, secret and token the channel is off
+    assert not config.load(
+        {"KINLINE_WECHAT_APPID": "wx1", "KINLINE_WECHAT_TOKEN": "t"}
+    ).wechat_enabled
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("KINLINE_WECHAT_API", "api.weixin.qq.com"),
+        ("KINLINE_WECHAT_OAUTH", "ftp://open.weixin.qq.com/"),
+        ("KINLINE_PUBLIC_URL", "kinline.example.org"),
+        ("KINLINE_PUSH_ENDPOINTS", "http://127.0.0.1:9001/push/,localhost"),
+        ("KINLINE_SMS_URL", "sms-gateway:8080"),
+        ("KINLINE_WECHAT_AES_KEY", "too-short"),
+        ("KINLINE_OUTBOX_MAX_ATTEMPTS", "0"),
+        ("KINLINE_NOTIFY_COALESCE", "-1"),
+    ],
+)
+def test_a_bad_outreach_setting_is_refused_naming_it(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.load({variable: value})
+    assert variable in str(caught.value)
+
+
+def test_the_vapid_key_is_generated_once_private_and_stable(tmp_path: Path) -> None:
+    from server.push import Push
+
+    var = tmp_path / "var"
+    first = config.with_vapid(config.load({}), var)
+    path = var / "vapid.pem"
+    assert first.vapid_key.startswith("-----BEGIN") and path.read_text() == first.vapid_key
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    second = config.with_vapid(config.load({}), var)
+    assert second.vapid_key == first.vapid_key  # every process pushes with the same key
+    assert Push(first, first.vapid_key).public_key == Push(second, second.vapid_key).public_key
+    kept = config.with_vapid(config.load({"KINLINE_VAPID_KEY": first.vapid_key}), tmp_path / "x")
+    assert kept.vapid_key == first.vapid_key and not (tmp_path / "x").exists()
+
+
 # -- through the CLI: one line on stderr, non-zero exit, no traceback -----------------------
 
 

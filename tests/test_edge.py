@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from server import passwords
-from server.config import Settings
+from server.config import ConfigError, Settings, load
 from storage import accounts, prisons
 from storage.sqlite import SqliteDatabase
 from tests.servers import free_port, inprocess
@@ -95,3 +95,36 @@ async def test_metrics_need_the_token_or_a_local_client(proxied: str, direct: st
             assert response.status == 200 and b"kinline_" in await response.read()
         async with http.get(f"{proxied}/metrics", headers={"Authorization": "Bearer no"}) as r:
             assert r.status == 404
+
+
+async def test_a_local_proxy_that_is_not_trusted_does_not_pass_the_public_for_local(
+    direct: str,
+) -> None:
+    """Regression: with no token, /metrics answered anyone "on this machine", and a reverse
+    proxy on this machine (not listed in KINLINE_TRUSTED_PROXIES) forwards the whole public
+    from 127.0.0.1. A request it forwarded says so; it is not taken for a local one."""
+    async with aiohttp.ClientSession() as http:
+        for header in ("X-Forwarded-For", "Forwarded", "X-Real-IP"):
+            async with http.get(f"{direct}/metrics", headers={header: "198.51.100.7"}) as r:
+                assert r.status == 404, header
+
+
+async def test_metrics_on_a_listener_of_their_own(tmp_path: Path) -> None:
+    """KINLINE_METRICS_LISTEN: /metrics alone on its own address; the public port then
+    answers 404 even to a client on this machine."""
+    listen = f"127.0.0.1:{free_port()}"
+    async for url in _serve(tmp_path, metrics_listen=listen):
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://{listen}/metrics") as response:
+                assert response.status == 200 and b"kinline_" in await response.read()
+            async with http.get(f"http://{listen}/api/v1/me") as response:
+                assert response.status == 404  # nothing else there
+            async with http.get(f"{url}/metrics") as response:
+                assert response.status == 404
+
+
+def test_a_metrics_listen_address_is_checked() -> None:
+    assert load({"KINLINE_METRICS_LISTEN": "10.0.0.5:9100"}).metrics_listen == "10.0.0.5:9100"
+    for wrong in ("9100", "host:", "host:99999", ":9100"):
+        with pytest.raises(ConfigError, match="KINLINE_METRICS_LISTEN"):
+            load({"KINLINE_METRICS_LISTEN": wrong})

@@ -189,7 +189,11 @@ async def test_nul_in_any_rest_text_field_is_400_invalid_text(target: Target) ->
     spec = await _spec(target)
     ids = dict(target.ids)
     ids["canned"] = await _create(target, spec, "/canned", _body(spec, "/canned"))
-    complaint = {**_body(spec, "/complaints"), "inmate_id": target.ids["inmates"]}
+    complaint = {
+        **_body(spec, "/complaints"),
+        "prison_id": target.ids["prisons"],
+        "inmate_id": target.ids["inmates"],
+    }
     ids["complaints"] = await _create(target, spec, "/complaints", complaint)
     status, _ = await target.call(
         "PUT", f"/prisons/{target.ids['prisons']}/visit-rules", "officer", HTTP_RULES

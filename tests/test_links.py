@@ -181,7 +181,7 @@ async def test_revocation_ends_access_at_once_on_an_open_socket(site: Site) -> N
     assert (entry.actor_id, entry.before, entry.after) == (
         w.supervisor.id,
         {"state": "verified"},
-        {"state": "revoked", "reason": "court order"},
+        {"state": "revoked", "reason": "court order", "reason_code": "other"},
     )
 
 

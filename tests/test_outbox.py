@@ -467,3 +467,183 @@ async def test_without_the_wechat_settings_binding_is_404_and_push_still_works(
         }
         async with http.get(f"{served.http_url}/api/v1/push/key", headers=headers) as response:
             assert response.status == 200 and len((await response.json())["key"]) == 87
+
+
+async def test_decisions_reach_wechat_as_templates_that_open_their_page(site: Site) -> None:
+    """A link, visit or complaint decision carries no message: a template message, its
+    link the page where the relative reads the decision (a visit: its inmate's visits)."""
+    w = site.world
+    await site.bind(w.relative, "o-chen")
+    await open_window(site)  # even in the window: a decision has no text to carry
+    inmate = await prisons.add_inmate(site.store, w.gaoming.id, "GM-010", "Chen Hao")
+    link = await links.request_link(site.store, w.relative.id, inmate.id, "mother", "register")
+    await links.decide_link(site.store, link, "verified", w.officer.id, None)
+    now = utcnow()
+    async with site.store.write() as sql:
+        visit = await sql.fetchval(
+            "INSERT INTO visit_requests (inmate_id, relative_id, slot_start, visitors,"
+            " created_at) VALUES ($1, $2, $3, 1, $3) RETURNING id",
+            w.conv.inmate_id,
+            w.relative.id,
+            now,
+        )
+        await sql.execute("UPDATE visit_requests SET state = 'declined' WHERE id = $1", visit)
+        complaint = await sql.fetchval(
+            "INSERT INTO complaints (reference, prison_id, complainant_id, category, body,"
+            " deadline, created_at) VALUES ('T-2', $1, $2, 'service', 'slow', $3, $3)"
+            " RETURNING id",
+            w.gaoming.id,
+            w.relative.id,
+            now,
+        )
+        await sql.execute("UPDATE complaints SET state = 'in_review' WHERE id = $1", complaint)
+        await sql.execute("UPDATE complaints SET state = 'answered' WHERE id = $1", complaint)
+    await site.wx.until(lambda: len(site.wx.of(TEMPLATE)) == 3)
+    sent = sorted((c.body["url"], c.body["data"]["first"]["value"]) for c in site.wx.of(TEMPLATE))
+    base = "https://kinline.example.org/app"
+    assert sent == sorted(
+        [
+            (f"{base}#/links", "您的亲属关系申请已核实通过"),
+            (f"{base}#/inmate/{w.conv.inmate_id}/visits", "您的会见申请未获批准"),
+            (f"{base}#/complaints", "您的投诉已有答复"),
+        ]
+    )
+    assert site.wx.of(CUSTOM) == []
+    async with site.store.read() as sql:
+        rows = await sql.fetch("SELECT event, state, channel FROM outbox ORDER BY id")
+    async with asyncio.timeout(10):
+        while any(r["state"] == "pending" for r in rows):
+            await asyncio.sleep(0.02)
+            async with site.store.read() as sql:
+                rows = await sql.fetch("SELECT event, state, channel FROM outbox ORDER BY id")
+    assert [(r["event"], r["state"], r["channel"]) for r in rows] == [
+        ("link", "sent", "template"),
+        ("visit", "sent", "template"),
+        ("complaint", "sent", "template"),
+    ]
+
+
+async def test_a_refusal_that_will_not_pass_fails_at_once_and_staff_see_why(site: Site) -> None:
+    """The platform refuses the template for good (43004: the user no longer follows the
+    account): no retry, ``failed`` with the platform's reason, shown to staff per message."""
+    w = site.world
+    await site.bind(w.relative, "o-chen")  # no window: a template message
+    site.wx.fail(TEMPLATE, 1, answer={"errcode": 43004, "errmsg": "require subscribe"})
+    message_id = await site.answer()
+    done = await site.settled(message_id)
+    assert (done.state, done.channel, done.attempts) == ("failed", "template", 1)
+    assert done.detail is not None and "43004" in done.detail
+    assert len(site.wx.of(TEMPLATE)) == 1
+    status, shown = await site.api("GET", f"/conversations/{w.conv.id}/deliveries", w.officer)
+    assert status == 200
+    [item] = shown["items"]
+    assert (item["seq"], item["state"], item["channel"], item["attempts"]) == (
+        1,
+        "failed",
+        "template",
+        1,
+    )
+    assert "require subscribe" in item["detail"]
+
+
+async def test_a_platform_failing_past_the_last_attempt_is_failed_not_sent_late(
+    store: Database,
+) -> None:
+    world = await seed(store)
+    async with running(store, world, outbox_max_attempts=3) as site:
+        await site.bind(world.relative, "o-chen")
+        await open_window(site)
+        site.wx.fail(CUSTOM, 10, answer={"errcode": -1, "errmsg": "system error"})
+        message_id = await site.answer()
+        done = await site.settled(message_id)
+        assert (done.state, done.channel, done.attempts) == ("failed", "wechat", 3)
+        assert done.detail is not None and done.detail.startswith("gave up: ")
+        assert len(site.wx.of(CUSTOM)) == 3
+        (row,) = await outbox.deliveries(site.store, [message_id])
+        assert [ok for _, ok, _ in await outbox.attempts(site.store, row.id)] == [False] * 3
+
+
+async def test_an_expired_token_is_fetched_again(site: Site) -> None:
+    """42001 "access_token expired" is a refresh like 40001: a new token, the same call
+    once more, sent once."""
+    await site.bind(site.world.relative, "o-chen")
+    await open_window(site)
+    site.wx.fail(CUSTOM, 1, answer={"errcode": 42001, "errmsg": "access_token expired"})
+    message_id = await site.answer()
+    done = await site.settled(message_id)
+    assert (done.state, done.channel, done.attempts) == ("sent", "wechat", 1)
+    assert len(site.wx.of("/cgi-bin/token")) == 2 and len(site.wx.of(CUSTOM)) == 2
+    first, second = (c.query["access_token"] for c in site.wx.of(CUSTOM))
+    assert first != second
+
+
+async def test_the_shared_token_is_kept_until_a_minute_before_it_expires(store: Database) -> None:
+    """The stored token is taken while good for another minute; past that, one fetch."""
+    from datetime import timedelta
+
+    fetched: list[int] = []
+
+    async def fetch() -> tuple[str, int]:
+        fetched.append(1)
+        return f"token-{len(fetched)}", 7200
+
+    now = utcnow()
+    first = await wechat.refresh_token(store, fx.APPID, now, fetch)
+    assert first == "token-1" and await wechat.cached_token(store, fx.APPID, now) == first
+    # kept 5 minutes less than the platform's 7200 s, and not taken in its last minute
+    assert await wechat.cached_token(store, fx.APPID, now + timedelta(seconds=6800)) == first
+    late = now + timedelta(seconds=6850)
+    assert await wechat.cached_token(store, fx.APPID, late) is None
+    assert await wechat.refresh_token(store, fx.APPID, late, fetch) == "token-2"
+    # a refresher that finds a good token other than the one refused takes it, no fetch
+    assert await wechat.refresh_token(store, fx.APPID, late, fetch, stale="token-1") == "token-2"
+    assert len(fetched) == 2
+
+
+async def test_a_family_case_member_writes_from_wechat_into_the_shared_thread_and_is_told(
+    site: Site,
+) -> None:
+    """A family case (one thread for the inmate's verified relatives): a second relative's
+    WeChat text lands in the shared thread, and the officer's answer there reaches both
+    relatives by WeChat, each once."""
+    from storage import consent
+
+    w = site.world
+    second = await links.request_link(
+        site.store, w.stranger.id, w.conv.inmate_id, "sister", "household register"
+    )
+    await links.decide_link(site.store, second, "verified", w.officer.id, None)
+    now = utcnow()
+    await consent.set_family_case(
+        site.store,
+        inmate_id=w.conv.inmate_id,
+        enabled=True,
+        decided_on=now.date(),
+        witness="Officer Li",
+        note="",
+        actor_id=w.officer.id,
+        now=now,
+    )
+    await site.bind(w.relative, "o-chen")
+    await site.bind(w.stranger, "o-stranger")
+    query = fx.signed_query()
+    async with site.http.post(
+        fx.wechat_url(site.served.http_url, query),
+        data=fx.text_xml("o-stranger", "我是他姐姐，想问问他的情况", 5501).encode(),
+    ) as response:
+        assert (response.status, await response.text()) == (200, "success")
+    [asked] = await messages.messages(site.store, w.conv.id, after=0, limit=10)
+    assert (asked.sender_id, asked.cid) == (w.stranger.id, "5501")
+    await open_window(site)  # the first relative wrote from WeChat too: both in the window
+    message_id = await site.answer("他很好，请两位放心。")
+    await site.wx.until(lambda: len(site.wx.of(CUSTOM)) == 2)
+    assert sorted(c.body["touser"] for c in site.wx.of(CUSTOM)) == ["o-chen", "o-stranger"]
+    rows = await outbox.deliveries(site.store, [message_id])
+    assert len(rows) == 2
+    async with asyncio.timeout(10):  # each settled by the relay right after the platform's answer
+        while any(d.state == "pending" for d in await outbox.deliveries(site.store, [message_id])):
+            await asyncio.sleep(0.02)
+    assert [(d.state, d.channel) for d in await outbox.deliveries(site.store, [message_id])] == [
+        ("sent", "wechat"),
+        ("sent", "wechat"),
+    ]

@@ -513,10 +513,13 @@ def area_matrix_routes() -> set[tuple[str, str]]:
     from tests import (
         test_policy_attachments,
         test_policy_complaints_and_announcements,
+        test_policy_consent,
+        test_policy_contest,
         test_policy_desk,
         test_policy_desk_routing,
         test_policy_figures,
         test_policy_information,
+        test_policy_keywords,
         test_policy_outreach,
         test_policy_register,
         test_policy_search,
@@ -534,7 +537,10 @@ def area_matrix_routes() -> set[tuple[str, str]]:
         *(tuple(name.split(" ", 1)) for name in test_policy_watching_and_audit.HTTP_EXPECTED),
         *(("GET", path) for path in test_policy_figures.MATRIX),
         *test_policy_outreach.ROUTES,
+        *((r.method, r.route) for r in test_policy_consent.ROWS.values()),
         *test_policy_attachments.ROUTES,
+        *((r.method, r.route) for r in test_policy_contest.ROWS.values()),  # issue 15
+        *test_policy_keywords.ROUTES,
         *test_policy_desk_routing.ROUTES,
         *test_policy_search.ROUTES,
     ]

@@ -79,6 +79,13 @@ ROWS: dict[str, Row] = {
         body=lambda fake, n: {"code": fake.code_for(f"o-matrix-{n}")},
     ),
     "unbind": Row("DELETE", "/wechat/bind", relatives_only()),
+    # anyone may present a code: what decides is the OpenID the platform says it stands for
+    "sign in through WeChat": Row(
+        "POST",
+        "/wechat/signin",
+        {actor: (404, "not_bound") for actor in ACTORS},
+        body=lambda fake, n: {"code": fake.code_for(f"o-matrix-nobody-{n}")},
+    ),
     "push key": Row("GET", "/push/key", relatives_only()),
     "subscribe device": Row(
         "POST", "/push/subscriptions", relatives_only(201), body=lambda _, n: device(n)

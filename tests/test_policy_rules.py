@@ -526,8 +526,8 @@ ACCOUNTS: dict[str, tuple[Check, dict[str, object]]] = {
 
 # attachments (issue 18): a file is read as what it belongs to
 RELATIVE_NONE = 100
-SENT = policy.AttachmentFacts(RELATIVE_A, conversation=CONV, message_kind="text")
-NOTE_FILE = policy.AttachmentFacts(10, conversation=CONV, message_kind="note")
+SENT = policy.AttachmentFacts(RELATIVE_A, conversation=CONV, message_kind="text", message_seq=1)
+NOTE_FILE = policy.AttachmentFacts(10, conversation=CONV, message_kind="note", message_seq=2)
 UNSENT = policy.AttachmentFacts(RELATIVE_A)
 EVIDENCE_LINK = FamilyLink(
     6, RELATIVE_NONE, GM, "GM", "GM-1", A, "wife", "", "pending", None, None, None, AT
@@ -599,8 +599,11 @@ PURE_TABLES = (
     "test_policy_figures.py",
     "test_audience.py",
     "test_policy_register.py",
+    "test_policy_consent.py",  # consent scopes and the family case (issue 15)
     "test_policy_search.py",  # search_scope's table (landed without its name here)
     "test_policy_desk_routing.py",  # sees_comment's rows (likewise)
+    "test_policy_contest_rules.py",  # refusals you can contest (issue 15)
+    "test_policy_keywords.py",  # keyword review (issue 15)
 )
 
 

@@ -70,5 +70,8 @@ async def test_an_audit_range_is_exported_within_the_readers_prisons(site: Site)
     rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
     assert rows[0][:4] == ["id", "time", "who", "action"]
     assert "conversation.opened" in {r[3] for r in rows[1:]}
+    status, kind, page = await _get(site, query + "&format=html", w.supervisor)
+    assert status == 200 and kind.startswith("text/html")
+    assert "conversation.opened" in page and "<table>" in page  # the printable page
     assert (await _get(site, query, w.officer))[0] == 403
     assert (await _get(site, query.replace("since=", "since=x"), w.supervisor))[0] == 400

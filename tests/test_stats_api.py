@@ -299,6 +299,8 @@ async def test_stats_equal_the_figures_of_a_real_conversation(api: Api, clock: C
                 "waiting": 1,
                 "longest_wait_s": (now - waiting.at).total_seconds(),
                 "days": expected_days,
+                "flags": [],
+                "flags_unreviewed": 0,
             }
         ],
     }

@@ -46,9 +46,7 @@ class Listed:
         sizes: list[int] = []
         cursor = None
         while True:
-            status, page = await self.get(
-                who, **params, **({"cursor": cursor} if cursor else {})
-            )
+            status, page = await self.get(who, **params, **({"cursor": cursor} if cursor else {}))
             assert status == 200, page
             ids += [t["id"] for t in page["conversations"]]
             sizes.append(len(page["conversations"]))
@@ -171,4 +169,4 @@ async def test_cursors_and_ranges_it_did_not_give_are_refused(listed: Listed) ->
         status, body = await listed.get(w.officer, **params)
         assert status == 400 and body["error"]["code"] == "invalid_request", params
     with pytest.raises(thread_list.BadCursor):
-        await thread_list.page(listed.store, thread_list.Filters(), cursor='WyJxIiwxXQ')
+        await thread_list.page(listed.store, thread_list.Filters(), cursor="WyJxIiwxXQ")

@@ -372,7 +372,11 @@ async def test_decisions_are_told_live_and_an_approved_visit_shows_on_the_card(
     entries = {
         e.action: e for e in await audit_trail.audit_entries(site.store, prison_id=w.gaoming.id)
     }
-    assert entries["visit.declined"].after == {"state": "declined", "reason": "hall closed"}
+    assert entries["visit.declined"].after == {
+        "state": "declined",
+        "reason": "hall closed",
+        "reason_code": "other",  # no code named: other, with the free text
+    }
     assert entries["visit.declined"].object_id == asked["id"]
     assert entries["visit.approved"].actor_id == w.officer.id
 

@@ -15,8 +15,10 @@ import re
 from PIL import Image
 from playwright.async_api import FilePayload, Page, expect
 
-from server import passwords
-from storage import accounts, audit_trail, conversations, prisons
+from server import passwords, sessions
+from storage import accounts, audit_trail, conversations, inmate_records, links, prisons
+from storage import sessions as stored_sessions
+from storage.sql import utcnow
 from tests.browser import (  # noqa: F401 (fixtures)
     Pages,
     Site,
@@ -212,4 +214,128 @@ async def test_the_admin_disables_an_officer_who_then_cannot_sign_in(
     await page.locator("#user-enable").click()
     await expect(row.locator("td.status-off")).to_have_count(0)
     assert not await accounts.is_disabled(site.store, officer.id)
+    pages.assert_clean()
+
+
+async def test_the_admin_resets_a_password_and_moves_staff_between_prisons(
+    pages: Pages, site: Site
+) -> None:
+    """The account editor's other functions: a new password (the old sessions end at once),
+    an officer moved to another prison, a supervisor given a second one; and a disabled
+    officer signing in at the console is told its account is off."""
+    world = site.world
+    officer, supervisor = world.officer, world.supervisor
+    for status in (400, 403):  # provoked below; Chromium logs each
+        pages.allowed.append(f"the server responded with a status of {status}")
+    page = await admin_page(pages, site)
+    await page.locator("#tab-staff").click()
+    row = page.locator(f'#staff-table tr[data-login="{officer.login}"]')
+    await row.get_by_role("button").click()
+
+    async def signed_in() -> bool:
+        digest = sessions.token_hash(world.token(officer))
+        return await stored_sessions.session_user(site.store, digest, utcnow()) is not None
+
+    assert await signed_in()
+    editor = page.locator("#user-editor")
+    await editor.locator('#user-password input[name="new_password"]').fill("qwerty1234")
+    await editor.locator("#user-password button[type=submit]").click()
+    await expect(page.locator("#toast")).to_have_class(re.compile(r"\bbad\b"))  # too weak
+    await editor.locator('#user-password input[name="new_password"]').fill("violet harbour lamp")
+    await editor.locator("#user-password button[type=submit]").click()
+    await expect(page.locator("#toast")).to_contain_text(officer.name)
+    await expect(page.locator("#toast")).not_to_have_class(re.compile(r"\bbad\b"))
+    _, hashed = await accounts.credentials(site.store, officer.login)
+    assert passwords.verify(hashed, "violet harbour lamp")
+    assert not await signed_in()  # its sessions ended
+
+    # the officer moves from Gaoming to Sanshui
+    choices = editor.locator("#user-prisons-choices")
+    await choices.locator("label", has_text="Gaoming Prison").locator("input").uncheck()
+    await choices.locator("label", has_text="Sanshui Prison").locator("input").check()
+    await editor.locator("#user-prisons button[type=submit]").click()
+    await expect(row).to_contain_text("Sanshui Prison")
+    assert (await accounts.user(site.store, officer.id)).prison_ids == (world.sanshui.id,)
+
+    # the supervisor of Gaoming watches Sanshui too
+    srow = page.locator(f'#staff-table tr[data-login="{supervisor.login}"]')
+    await srow.get_by_role("button").click()
+    await expect(page.locator("#user-editor-title")).to_contain_text(supervisor.login)
+    await choices.locator("label", has_text="Sanshui Prison").locator("input").check()
+    await editor.locator("#user-prisons button[type=submit]").click()
+    await expect(srow).to_contain_text("Sanshui Prison")
+    moved = await accounts.user(site.store, supervisor.id)
+    assert set(moved.prison_ids) == {world.gaoming.id, world.sanshui.id}
+    edits = await audit_trail.audit_entries(site.store, action="user.edit")
+    assert {e.object_id for e in edits} == {officer.id, supervisor.id}
+    assert await audit_trail.audit_entries(site.store, action="user.password_reset")
+
+    # switched off, it cannot sign in at the console even with the right password
+    await row.get_by_role("button").click()
+    await page.locator("#user-disable").click()
+    await expect(row.locator("td.status-off")).to_be_visible()
+    console = await pages.open("/console", size="desktop", label="officer console")
+    form = console.locator("#signin-form")
+    await form.locator('input[name="login"]').fill(officer.login)
+    await form.locator('input[name="password"]').fill("violet harbour lamp")
+    await form.locator('button[type="submit"]').click()
+    await expect(console.locator("#signin-error")).to_contain_text("已停用")
+    pages.assert_clean()
+
+
+async def test_the_admin_releases_an_inmate_after_confirming_and_the_family_is_told(
+    pages: Pages, site: Site
+) -> None:
+    """Release asks once more before acting; then the inmate's family links end and its
+    relative has a notice (audited)."""
+    world = site.world
+    page = await admin_page(pages, site)
+    await page.locator("#tab-inmates").click()
+    await page.locator("#inmate-prison").select_option(str(world.gaoming.id))
+    row = page.locator('#inmates-table tr[data-number="GM-001"]')
+    release = row.locator('button[data-action="admin.inmates.release"]')
+    await release.click()
+    await expect(release).to_contain_text("再次点击确认")  # nothing done yet
+    assert [i.id for i in await inmate_records.register(site.store, status="released")] == []
+    await release.click()
+    await expect(page.locator("#toast")).to_contain_text("已通知 1 位亲属")
+    await expect(row).to_have_count(0)  # no longer among those held
+    await page.locator("#inmate-status").select_option("released")
+    await expect(page.locator('#inmates-table tr[data-number="GM-001"]')).to_contain_text("已释放")
+    [notice] = await inmate_records.notices(site.store, world.relative.id)
+    assert notice.kind == "released"
+    assert await links.verified_inmates(site.store, world.relative.id) == set()
+    [entry] = await audit_trail.audit_entries(site.store, action="inmate.released")
+    assert entry.actor_id is not None
+    assert (await accounts.user(site.store, entry.actor_id)).role == "admin"
+    assert not await overflows(page)
+    pages.assert_clean()
+
+
+async def test_a_staff_member_changes_its_own_password_from_the_top_bar(
+    pages: Pages, site: Site
+) -> None:
+    """The staff pages offer "change password" beside "sign out" (shared: web/console/
+    staff.js); with the old password the new one is set and the other sessions end."""
+    staff = await seed_staff(site.store, site.world)
+    admin = staff.admin
+    old, fresh = "a long passphrase here", "violet harbour lamp"
+    await accounts.set_password_hash(site.store, admin.id, passwords.hash_password(old))
+    elsewhere = await sessions.issue(site.store, admin, days=1)
+    page = await pages.open("/admin", token=site.world.token(admin), size="desktop")
+    await expect(page.locator("body")).to_have_attribute("data-ready", "1")
+    await page.locator("#change-password").click()
+    dialog = page.locator("#password-dialog")
+    await expect(dialog).to_be_visible()
+    await dialog.locator('input[name="old_password"]').fill(old)
+    await dialog.locator('input[name="new_password"]').fill(fresh)
+    await dialog.locator('button[type="submit"]').click()
+    await expect(dialog.locator(".notice-ok")).to_be_visible()
+    _, stored = await accounts.credentials(site.store, admin.login)
+    assert passwords.verify(stored, fresh)
+    digest = sessions.token_hash(elsewhere)
+    assert await stored_sessions.session_user(site.store, digest, utcnow()) is None
+    await dialog.locator("#password-dialog-close").click()
+    await expect(dialog).to_be_hidden()
+    assert not await overflows(page)
     pages.assert_clean()

@@ -16,9 +16,11 @@ from playwright.async_api import Browser, Page, Route, expect
 
 from channels.protocol import TypingEvent
 from domain.records import User
-from server import sessions
+from server import passwords, sessions
 from storage import accounts, conversations, links, messages
+from storage import sessions as stored_sessions
 from storage.postgres import PostgresDatabase
+from storage.sql import utcnow
 from tests.browser import (  # noqa: F401 (fixtures)
     Pages,
     Site,
@@ -171,6 +173,36 @@ async def test_a_relative_downloads_all_its_data_from_the_app(pages: Pages, site
     data = await page.evaluate("(u) => fetch(u).then((r) => r.json())", href)
     assert data["account"]["login"] == w.relative.login
     assert [c["id"] for c in data["conversations"]] == [w.conv.id]  # its own, nobody else's
+    pages.assert_clean()
+
+
+async def test_a_relative_changes_its_password_and_its_other_sessions_end(
+    pages: Pages, site: Site
+) -> None:
+    """Signed in, with the old password: a weak new one is refused with the reason, a good
+    one is set, this page goes on and the account's other session (another phone) ends."""
+    w = site.world
+    old, fresh = "a long passphrase here", "violet harbour lamp"
+    await accounts.set_password_hash(site.store, w.relative.id, passwords.hash_password(old))
+    elsewhere = await sessions.issue(site.store, w.relative, days=1)
+    pages.allowed.append("the server responded with a status of 400")  # Chromium logs it
+    page = await pages.open("/app#/notifications", token=w.token(w.relative))
+    form = page.locator("#password-change")
+    await expect(form).to_be_visible()
+    await form.locator('input[name="old_password"]').fill(old)
+    await form.locator('input[name="new_password"]').fill("qwerty1234")
+    await form.locator('button[type="submit"]').click()
+    await expect(form.locator(".notice-error")).to_be_visible()
+    await form.locator('input[name="old_password"]').fill(old)
+    await form.locator('input[name="new_password"]').fill(fresh)
+    await form.locator('button[type="submit"]').click()
+    await expect(form.locator(".notice-ok")).to_contain_text("1")
+    _, stored = await accounts.credentials(site.store, w.relative.login)
+    assert passwords.verify(stored, fresh)
+    digest = sessions.token_hash(elsewhere)
+    assert await stored_sessions.session_user(site.store, digest, utcnow()) is None
+    mine = sessions.token_hash(w.token(w.relative))
+    assert await stored_sessions.session_user(site.store, mine, utcnow()) is not None
     pages.assert_clean()
 
 
@@ -412,7 +444,7 @@ async def test_a_complaint_is_filed_and_its_state_followed(pages: Pages, site: S
         {"message": "已督促监狱在三日内答复。"},
     )
     await expect(item).to_have_attribute("data-state", "answered")
-    await item.get_by_role("button").click()
+    await item.locator("button.link-button").click()  # the history (escalate is another)
     await expect(item.locator(".history li").last).to_contain_text("已督促监狱在三日内答复。")
     pages.assert_clean()
 

@@ -17,9 +17,11 @@ from playwright.async_api import Browser, Page, Route, expect
 
 from domain.records import NewMessage, User
 from server import sessions
-from server.passwords import hash_password
-from storage import accounts
+from server.passwords import hash_password, verify
+from storage import accounts, audit_trail
+from storage import sessions as stored_sessions
 from storage.postgres import PostgresDatabase
+from storage.sql import utcnow
 from tests.browser import (  # noqa: F401 (fixtures)
     Pages,
     Site,
@@ -461,3 +463,38 @@ async def test_the_queue_is_loaded_again_after_the_socket_reconnects(
         pages.assert_clean()
     finally:
         await pages.close()
+
+
+async def test_an_officer_sets_a_new_password_for_a_relative_at_the_visit_desk(
+    pages: Pages, site: Site
+) -> None:
+    """The staff-assisted reset: a relative at the desk with no phone at hand gets a new
+    password from the officer; every session of the relative ends, and it is audited."""
+    world = site.world
+    tomorrow = (datetime.now(SHANGHAI) + timedelta(days=2)).replace(
+        hour=10, minute=0, second=0, microsecond=0
+    )
+    visit = await api(
+        site,
+        "POST",
+        "/visits",
+        world.relative,
+        {"inmate_id": world.conv.inmate_id, "slot_start": tomorrow.isoformat(), "visitors": 1},
+    )
+    officer = await pages.open("/console", token=world.token(world.officer), size="desktop")
+    await expect(officer.locator("body")).to_have_attribute("data-ready", "1")
+    await officer.locator("#tab-visits").click()
+    request = officer.locator(f'#visits li[data-visit="{visit["id"]}"]')
+    box = request.locator("details.desk-reset-box")
+    await box.locator("summary").click()
+    await expect(box).to_contain_text(world.relative.name)
+    await box.locator('input[name="new_password"]').fill("violet harbour lamp")
+    await box.locator('button[type="submit"]').click()
+    await expect(officer.locator("#toast")).to_contain_text(world.relative.name)
+    _, stored = await accounts.credentials(site.store, world.relative.login)
+    assert verify(stored, "violet harbour lamp")
+    token = sessions.token_hash(world.token(world.relative))
+    assert await stored_sessions.session_user(site.store, token, utcnow()) is None
+    [entry] = await audit_trail.audit_entries(site.store, action="user.password_reset")
+    assert (entry.actor_id, entry.object_id) == (world.officer.id, world.relative.id)
+    pages.assert_clean()

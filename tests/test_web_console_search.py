@@ -150,9 +150,7 @@ async def test_search_shortcuts_and_filters_at_1280(pages: Pages, site: Site) ->
     await expect(page.locator("#chat-notice")).to_have_text("您已认领此会话。")
     await expect(page.locator("#chat-sub")).to_contain_text("由我处理")
     await page.keyboard.press("r")
-    await expect(page.locator("#chat-notice")).to_have_text(
-        "会话已标记为已解决，家属可以评价。"
-    )
+    await expect(page.locator("#chat-notice")).to_have_text("会话已标记为已解决，家属可以评价。")
     await expect(queue.locator("button.item")).to_have_count(1)  # A left the open queue
 
     # the filter: every state, by the relative's name; Clear brings the live queue back

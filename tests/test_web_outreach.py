@@ -3,9 +3,10 @@
 Chromium itself parses the manifest (no errors, icons it can load), registers the service
 worker at scope ``/``, and shows the notification a push delivers to it (through the
 DevTools protocol's ``ServiceWorker.deliverPushMessage``): a title and "there is an answer",
-never the message. The settings page, as a relative on a phone sees it: the channel choice
-saved, the WeChat binding shown and ended, and the return from WeChat's web authorization
-binding the OpenID.
+never the message; what tapping it runs takes the app to the conversation. The settings
+page, as a relative on a phone sees it: the channel choice saved, the WeChat binding shown
+and ended, and the return from WeChat's web authorization binding the OpenID, or signing in
+the relative it is bound to.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser, Page, expect
 
+from server import passwords
+from server.wechat_platform import signed_in_url
 from storage import messages, outbox, wechat
+from storage.accounts import write_password_hash
 from storage.postgres import PostgresDatabase
 from storage.sql import utcnow
 from tests import fake_outside as fx
@@ -49,6 +53,7 @@ async def outreach(
             wechat_secret=fx.SECRET,
             wechat_token=fx.TOKEN,
             wechat_api=api,
+            wechat_oauth=api + "/connect/oauth2/authorize",
         )
         async with inprocess(settings, pg_store) as served:
             yield Site(served.http_url, world, pg_store, settings), fake
@@ -115,7 +120,7 @@ async def test_the_manifest_and_service_worker_as_chromium_sees_them(
     payload = {
         "title": "亲情在线",
         "body": "您关于Chen Jian的咨询有了新回复",
-        "url": "/app#/inmate/1",
+        "url": f"/app#/inmate/{w.conv.inmate_id}",
     }
     push = {
         "origin": site.base,
@@ -136,6 +141,14 @@ async def test_the_manifest_and_service_worker_as_chromium_sees_them(
                 if shown:
                     break
     assert shown == [[payload["title"], payload["body"], payload["url"]]]
+
+    # tapping it (the worker's notificationclick handler, run in the worker) takes the open
+    # app to the conversation
+    workers = context.service_workers
+    worker = workers[0] if workers else await context.wait_for_event("serviceworker")
+    await worker.evaluate("(url) => openConversation(url).then(() => true)", payload["url"])
+    await expect(page).to_have_url(site.base + payload["url"])
+    await expect(page.locator("#compose")).to_be_visible()
     pages.assert_clean()
 
 
@@ -202,4 +215,42 @@ async def test_the_console_shows_how_an_answer_reached_the_relative(
     await expect(mark).to_have_attribute("data-channel", "wechat")
     assert await officer.locator('#messages li[data-seq="1"] .delivery').count() == 0
     await screenshot(officer, "console-delivery-mark")
+    pages.assert_clean()
+
+
+async def test_from_the_wechat_menu_a_relative_is_signed_in_or_binds_after_signing_in(
+    outreach: tuple[Site, fx.FakeWeChat], pages: Pages
+) -> None:
+    """The menu's chat button goes through the web authorization (snsapi_base) into /app.
+    A bound relative is signed in by it, no password asked; one not bound yet signs in with
+    its password and the app goes through the (silent) authorization again to bind."""
+    site, fake = outreach
+    w = site.world
+    await wechat.bind(site.store, w.relative.id, "o-chen-menu", utcnow())
+    fake.browser_openid = "o-chen-menu"
+    page = await pages.open("/app", label="from-wechat-menu")  # signed out
+    settings = site.settings
+    await page.goto(signed_in_url(settings, "/app"))
+    await expect(page.locator("header .who")).to_have_text(w.relative.name)
+    await ready(page)
+    assert "code=" not in page.url
+
+    hashed = await asyncio.to_thread(passwords.hash_password, "a long passphrase 2")
+    async with site.store.write() as sql:
+        await write_password_hash(sql, w.relative_b.id, hashed)
+    fake.browser_openid = "o-huang-new"
+    # the browser logs the answer it provokes: this OpenID is bound to nobody (yet)
+    pages.allowed.append("the server responded with a status of 404 (Not Found)")
+    fresh = await pages.open("/app", label="bind-after-sign-in")  # another browser, signed out
+    await fresh.goto(signed_in_url(settings, "/app"))
+    signin = fresh.locator("#signin")
+    await signin.locator("[name=login]").fill(w.relative_b.login)
+    await signin.locator("[name=password]").fill("a long passphrase 2")
+    await signin.locator("button[type=submit]").click()
+    await expect(fresh.locator("header .who")).to_have_text(w.relative_b.name)
+    async with asyncio.timeout(10):  # the second authorization's code binds
+        while (bound := await wechat.binding_of(site.store, w.relative_b.id)) is None:
+            await asyncio.sleep(0.02)
+    assert bound.openid == "o-huang-new"
+    assert len(fake.of("/connect/oauth2/authorize")) == 3  # once, then once and again to bind
     pages.assert_clean()

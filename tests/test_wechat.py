@@ -123,6 +123,9 @@ async def test_without_the_wechat_settings_the_channel_is_404(store: Database) -
             assert response.status == 404
         async with http.post(fx.wechat_url(served.http_url, query), data=b"<xml/>") as response:
             assert response.status == 404
+        signin = f"{served.http_url}/api/v1/wechat/signin"
+        async with http.post(signin, json={"code": "abc"}) as response:
+            assert response.status == 404
 
 
 async def test_followers_are_counted_and_an_unbound_one_is_told_how_to_bind(site: Site) -> None:
@@ -460,3 +463,40 @@ async def test_kinline_wechat_menu_publishes_the_menu(
         assert buttons[3]["url"] == "https://kinline.example.org/app#/prisons"
         monkeypatch.delenv("KINLINE_WECHAT_TOKEN")
         assert await asyncio.to_thread(cli.main, ["--database-url", pg_url, "wechat", "menu"]) == 2
+
+
+async def test_inside_wechat_a_bound_relative_signs_in_with_the_code(site: Site) -> None:
+    """``/app`` opened from the account's menu comes back from the web authorization with a
+    code: the relative bound to its OpenID is signed in (token and cookie, as a password sign
+    in); a code used twice, a code of an OpenID bound to nobody, a disabled account: refused."""
+    w = site.world
+    await site.bind(w.relative, "o-chen")
+    code = site.fake.code_for("o-chen")
+    async with site.http.post(f"{site.base}/api/v1/wechat/signin", json={"code": code}) as r:
+        assert r.status == 200
+        signed = await r.json()
+        assert r.cookies["kinline_session"].value  # the app's own session cookie
+    assert signed["user"]["id"] == w.relative.id and signed["expires_in"] > 0
+    headers = {"Authorization": f"Bearer {signed['token']}"}
+    async with site.http.get(f"{site.base}/api/v1/me", headers=headers) as r:
+        assert r.status == 200 and (await r.json())["user"]["id"] == w.relative.id
+
+    status, again = await site.api("POST", "/wechat/signin", json={"code": code})
+    assert (status, again["error"]["code"]) == (400, "invalid_code")  # one use only
+    status, nobody = await site.api(
+        "POST", "/wechat/signin", json={"code": site.fake.code_for("o-nobody")}
+    )
+    assert (status, nobody["error"]["code"]) == (404, "not_bound")
+    status, bad = await site.api("POST", "/wechat/signin", json={"code": "a b"})
+    assert (status, bad["error"]["code"]) == (400, "invalid_request")
+
+    async with site.store.write() as sql:
+        await sql.execute("UPDATE users SET disabled = $1 WHERE id = $2", True, w.relative.id)
+    status, off = await site.api(
+        "POST", "/wechat/signin", json={"code": site.fake.code_for("o-chen")}
+    )
+    assert (status, off["error"]["code"]) == (403, "account_disabled")
+    # and what it sends from WeChat is not stored
+    _, answer = await site.post(fx.signed_query(), fx.text_xml("o-chen", "disabled", 31))
+    assert reply_text(answer) == BIND_HINT
+    assert await site.messages(w.conv.id) == []

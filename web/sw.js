@@ -36,19 +36,21 @@ function sameOrigin(url) {
   }
 }
 
+// Tapping: an open window of the app is brought forward and taken to `url`, else one opens.
+// (A focus the browser refuses does not stop the navigation.)
+async function openConversation(url) {
+  const target = sameOrigin(url);
+  const windows = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
+  for (const client of windows) {
+    if (new URL(client.url).pathname === "/app") {
+      await client.focus().catch(() => null);
+      return client.navigate(target);
+    }
+  }
+  return self.clients.openWindow(target);
+}
+
 self.addEventListener("notificationclick", (event) => {
   event.notification.close();
-  const url = (event.notification.data && event.notification.data.url) || "/app";
-  event.waitUntil(
-    (async () => {
-      const windows = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
-      for (const client of windows) {
-        if (new URL(client.url).pathname === "/app") {
-          await client.focus();
-          return client.navigate(url);
-        }
-      }
-      return self.clients.openWindow(url);
-    })(),
-  );
+  event.waitUntil(openConversation(event.notification.data && event.notification.data.url));
 });

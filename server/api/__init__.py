@@ -9,18 +9,21 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.api import (
+    access,
     admin,
     announcements,
     attachments,
     auth,
     comments,
     complaints,
+    consent,
     conversation_record,
     desk,
     desk_settings,
     export,
     inmate_records,
     inmates,
+    keywords,
     links,
     notify,
     openapi,
@@ -28,6 +31,7 @@ from server.api import (
     period_stats,
     photos,
     prisons,
+    reasons,
     records_export,
     search,
     staff,
@@ -60,7 +64,11 @@ AREAS: tuple[list[Route], ...] = (
     conversation_record.ROUTES,
     search.ROUTES,
     notify.ROUTES,
+    consent.ROUTES,  # consent scopes and the family case (issue 15)
     attachments.ROUTES,
+    access.ROUTES,  # issue 15: oversight the family can see
+    reasons.ROUTES,  # issue 15: refusals you can contest
+    keywords.ROUTES,
     openapi.ROUTES,
 )
 

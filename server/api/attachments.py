@@ -139,7 +139,9 @@ async def facts_of(store: Database, found: Attachment) -> AttachmentFacts:
         if place is not None:
             conv = await conversations.conversation(store, place[0])
             kind: MessageKind = "note" if place[1] == "note" else "text"
-            return AttachmentFacts(found.owner_id, conversation=conv, message_kind=kind)
+            return AttachmentFacts(
+                found.owner_id, conversation=conv, message_kind=kind, message_seq=place[2]
+            )
     if found.link_id is not None:
         return AttachmentFacts(found.owner_id, link=await links.link(store, found.link_id))
     return AttachmentFacts(found.owner_id)

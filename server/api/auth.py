@@ -17,6 +17,7 @@ import msgspec
 from aiohttp import web
 
 from channels.protocol import CloseCode
+from domain.records import User
 from server import accounts, clients, identity, passwords, sessions
 from server.api.base import (
     ApiError,
@@ -177,6 +178,12 @@ async def login(request: web.Request) -> web.Response:
         raise ApiError(401, "invalid_credentials", str(exc)) from None
     except accounts.AccountDisabled as exc:
         raise ApiError(403, "account_disabled", str(exc)) from None
+    return await signed_in(request, user)
+
+
+async def signed_in(request: web.Request, user: User) -> web.Response:
+    """A new session for ``user``: ``LoggedIn`` and the session cookie (also the sign-in
+    through WeChat's web authorization, ``server/api/notify.py``)."""
     days = request.app[SETTINGS].session_days
     token = await sessions.issue(request.app[DB], user, days)
     response = reply(LoggedIn(token, user_out(user), days * 86400))
@@ -251,8 +258,17 @@ async def change_password(request: web.Request) -> web.Response:
     return reply(PasswordChanged(ended))
 
 
+class _Personal(Exception):
+    """The new password holds the account's name or login (rolls the redemption back)."""
+
+
 async def reset(request: web.Request) -> web.Response:
-    """A new password by the code texted to the account's phone: every session ends."""
+    """A new password by the code texted to the account's phone: every session ends.
+
+    Nothing in the answer may tell whether the phone has an account: the password is judged
+    first against what the caller gave (the phone), the same for any phone; only once the
+    code is proven right is it judged against the account's name too, and a password refused
+    then rolls the redemption back (the code stays good for a better password)."""
     form = await body(request, Reset)
     db, codes = request.app[DB], request.app[CODES]
     try:
@@ -260,33 +276,39 @@ async def reset(request: web.Request) -> web.Response:
     except TooMany as exc:
         raise _throttled(exc) from None
     try:
+        passwords.check_strength(form.new_password, (form.phone,))
+    except WeakPassword as exc:
+        raise invalid("new_password", str(exc)) from None
+    try:
         user, _ = await credentials(db, form.phone)
     except NotFound:
         user = None
-    if user is not None:
-        try:
-            passwords.check_strength(form.new_password, (user.login, user.name, user.phone))
-        except WeakPassword as exc:
-            raise invalid("new_password", str(exc)) from None
     fresh = await asyncio.to_thread(passwords.hash_password, form.new_password)
     done, ended = False, 0
-    async with db.write() as sql:
-        if user is not None and await codes.redeem(
-            sql, phone=form.phone, purpose="reset", code=form.code, now=utcnow()
-        ):
-            await write_password_hash(sql, user.id, fresh)
-            ended = await revoke_user_sessions_in(sql, user.id)
-            await audit_trail.record(
-                sql,
-                at=utcnow(),
-                actor_id=user.id,
-                action="user.password_reset",
-                object_type="user",
-                object_id=user.id,
-                prison_id=None,
-                after={"by": "sms", "sessions_ended": ended},
-            )
-            done = True
+    try:
+        async with db.write() as sql:
+            if user is not None and await codes.redeem(
+                sql, phone=form.phone, purpose="reset", code=form.code, now=utcnow()
+            ):
+                try:
+                    passwords.check_strength(form.new_password, (user.login, user.name))
+                except WeakPassword as exc:
+                    raise _Personal(str(exc)) from None
+                await write_password_hash(sql, user.id, fresh)
+                ended = await revoke_user_sessions_in(sql, user.id)
+                await audit_trail.record(
+                    sql,
+                    at=utcnow(),
+                    actor_id=user.id,
+                    action="user.password_reset",
+                    object_type="user",
+                    object_id=user.id,
+                    prison_id=None,
+                    after={"by": "sms", "sessions_ended": ended},
+                )
+                done = True
+    except _Personal as exc:
+        raise invalid("new_password", str(exc)) from None
     if not done or user is None:  # committed: a wrong try counts against the code
         raise ApiError(400, "invalid_code", "the code is not right, or has expired", field="code")
     request.app[GATEWAY].close_user(user.id, CloseCode.NOT_AUTHENTICATED, "password reset")

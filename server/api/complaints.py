@@ -12,6 +12,16 @@ audited in the same transaction (``storage/complaints.py``), and is told live as
 each on its own user topic (``policy.complaint_recipients``). Never on a prison staff topic,
 and never to an officer: an officer who filed on an inmate's behalf gets the 201 reply and
 nothing after it, since a complaint may concern its colleagues.
+
+Refusals you can contest (issue 15): a complaint may name the decision it is about
+(``about: {kind: link|visit|complaint, id}``): a link rejected or revoked, a visit declined, a
+complaint closed, each the complainant's own. Such a complaint goes to the decision's prison
+(``prison_id`` may be left out) and needs no verified inmate, so a relative whose link was
+refused still complains and reads the answer. Closing a complaint carries a published reason
+code (``reason_code``, ``GET /reasons`` kind ``complaint.close``; ``other`` when none is
+named, then the message says why). ``POST /complaints/{id}/escalate`` is the complainant's:
+an answered complaint goes to the bureau once (409 ``not_answered``, 409
+``already_escalated``); the admin then answers it.
 """
 
 from __future__ import annotations
@@ -37,41 +47,65 @@ from server.api.base import (
     query,
     reply,
 )
+from server.api.reasons import ReasonCode, checked_reason
 from server.audience import ComplaintChanged, tell
 from server.keys import DB, HUB, SETTINGS
 from server.policy import (
     ComplaintAction,
     ComplaintFacts,
     ComplaintFiling,
+    DecisionFacts,
     Principal,
     check_complaint,
     check_complaint_filing,
     check_complaints_and_announcements,
     complaint_needs_inmate,
     complaint_scope,
+    is_refusal,
     signed_in,
 )
-from storage import accounts, conversations, prisons
+from storage import accounts, conversations, links, prisons, visits
 from storage import complaints as stored
-from storage.complaints import Complaint, ComplaintScope, ComplaintState, NewComplaint
+from storage.complaints import (
+    AboutKind,
+    Complaint,
+    ComplaintScope,
+    ComplaintState,
+    NewComplaint,
+)
 from storage.errors import Conflict, NotFound
 from storage.sql import Database, utcnow
 
+ALREADY_ESCALATED = "already_escalated"
+NOT_ANSWERED = "not_answered"
 Category = Annotated[str, msgspec.Meta(min_length=1, max_length=60, pattern=r"\S")]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=4000, pattern=r"\S")]
 
 
+class About(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A decision that refused the complainant something."""
+
+    kind: AboutKind  # link (rejected or revoked), visit (declined), complaint (closed)
+    id: Id
+
+
 class FileComplaint(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    prison_id: Id
     category: Category  # e.g. "conduct of staff", "visits", "health care", "money"
     body: Text
+    prison_id: Id | None = None  # required unless ``about`` names a decision (its prison)
     conversation_id: Id | None = None  # a conversation of the complainant's, as reference
     inmate_id: Id | None = None  # required when an officer files on an inmate's behalf
+    about: About | None = None  # the decision contested
 
 
 class ComplaintTransition(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     state: ComplaintState
     message: Text  # to the complainant, kept in the history
+    reason_code: ReasonCode | None = None  # closing: GET /reasons kind complaint.close
+
+
+class ComplaintEscalation(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    message: Text  # why the answer does not settle it, to the bureau
 
 
 class ComplaintAnswer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -92,11 +126,17 @@ class PersonOut(msgspec.Struct, frozen=True):
     role: Role
 
 
-class ComplaintHistoryOut(msgspec.Struct, frozen=True):
+class ComplaintHistoryOut(msgspec.Struct, frozen=True, omit_defaults=True):
     state: ComplaintState
     message: str
     at: datetime
     by: PersonOut
+    reason_code: str | None = None
+
+
+class AboutOut(msgspec.Struct, frozen=True):
+    kind: AboutKind
+    id: int
 
 
 class ComplaintOut(msgspec.Struct, frozen=True, kw_only=True):
@@ -115,6 +155,8 @@ class ComplaintOut(msgspec.Struct, frozen=True, kw_only=True):
     complainant: PersonOut
     created_at: datetime
     updated_at: datetime
+    reason_code: str | None = None  # why it was closed (GET /reasons)
+    about: AboutOut | None = None  # the decision it contests
 
 
 class ComplaintDetail(ComplaintOut, frozen=True, kw_only=True):
@@ -144,13 +186,23 @@ def complaint_out(complaint: Complaint, now: datetime) -> ComplaintOut:
         ),
         created_at=complaint.created_at,
         updated_at=complaint.updated_at,
+        reason_code=complaint.reason_code,
+        about=(
+            None
+            if complaint.about_kind is None or complaint.about_id is None
+            else AboutOut(complaint.about_kind, complaint.about_id)
+        ),
     )
 
 
 async def complaint_detail(store: Database, complaint: Complaint, now: datetime) -> ComplaintDetail:
     history = [
         ComplaintHistoryOut(
-            e.state, e.message, e.at, PersonOut(e.actor_id, e.actor_name, e.actor_role)
+            e.state,
+            e.message,
+            e.at,
+            PersonOut(e.actor_id, e.actor_name, e.actor_role),
+            e.reason_code,
         )
         for e in await stored.history(store, complaint.id)
     ]
@@ -173,7 +225,27 @@ async def _tell(app: web.Application, complaint: Complaint, message: str) -> Non
     tell(app[HUB], ComplaintChanged(event, facts(complaint), users))
 
 
-async def _filing(store: Database, who: Principal, form: FileComplaint) -> ComplaintFiling:
+async def _decision(store: Database, about: About) -> DecisionFacts | None:
+    """The decision a complaint names, as the policy needs it (``None``: there is none)."""
+    try:
+        if about.kind == "link":
+            link = await links.link(store, about.id)
+            refused = is_refusal("link", link.state)
+            return DecisionFacts("link", link.relative_id, link.prison_id, refused)
+        if about.kind == "visit":
+            visit = await visits.visit(store, about.id)
+            refused = is_refusal("visit", visit.state)
+            return DecisionFacts("visit", visit.relative_id, visit.prison_id, refused)
+        closed = await stored.complaint(store, about.id)
+        refused = is_refusal("complaint", closed.state)
+        return DecisionFacts("complaint", closed.complainant_id, closed.prison_id, refused)
+    except NotFound:
+        return None
+
+
+async def _filing(
+    store: Database, who: Principal, form: FileComplaint, prison_id: int
+) -> ComplaintFiling:
     """What the complaint names, looked up for the policy."""
     inmate_prison = None
     if form.inmate_id is not None:
@@ -185,12 +257,14 @@ async def _filing(store: Database, who: Principal, form: FileComplaint) -> Compl
             conversation = await conversations.conversation(store, form.conversation_id)
     followed = set(who.followed_prisons) if who.user.role == "relative" else set()
     return ComplaintFiling(
-        prison_id=form.prison_id,
+        prison_id=prison_id,
         inmate_id=form.inmate_id,
         inmate_prison_id=inmate_prison,
         conversation_id=form.conversation_id,
         conversation=conversation,
         followed_prisons=frozenset(followed),
+        about_named=form.about is not None,
+        about=None if form.about is None else await _decision(store, form.about),
     )
 
 
@@ -200,7 +274,15 @@ async def file_complaint(request: web.Request) -> web.Response:
     if complaint_needs_inmate(who) and form.inmate_id is None:
         raise invalid("inmate_id", "an officer files a complaint on behalf of a named inmate")
     store, settings = request.app[DB], request.app[SETTINGS]
-    filing = await _filing(store, who, form)
+    prison_id = form.prison_id
+    if form.about is not None and prison_id is None:
+        decision = await _decision(store, form.about)
+        prison_id = None if decision is None else decision.prison_id
+        if prison_id is None:  # the same answer as another relative's decision
+            raise ApiError(404, "not_found", "no such decision")
+    if prison_id is None:
+        raise invalid("prison_id", "name the prison, or the decision complained about")
+    filing = await _filing(store, who, form, prison_id)
     check_complaint_filing(who, filing)
     inmate_id = form.inmate_id
     conv = filing.conversation
@@ -213,12 +295,14 @@ async def file_complaint(request: web.Request) -> web.Response:
         complaint = await stored.file_complaint(
             store,
             NewComplaint(
-                prison_id=form.prison_id,
+                prison_id=prison_id,
                 complainant_id=who.id,
                 category=form.category.strip(),
                 body=form.body,
                 inmate_id=inmate_id,
                 conversation_id=form.conversation_id,
+                about_kind=None if form.about is None else form.about.kind,
+                about_id=None if form.about is None else form.about.id,
             ),
             now=now,
             zone=settings.zone,
@@ -264,13 +348,24 @@ async def get_complaint(request: web.Request) -> web.Response:
 
 
 async def _move(
-    request: web.Request, complaint: Complaint, who: Principal, to: ComplaintState, message: str
+    request: web.Request,
+    complaint: Complaint,
+    who: Principal,
+    to: ComplaintState,
+    message: str,
+    reason_code: str | None = None,
 ) -> web.Response:
     store = request.app[DB]
     now = utcnow()
     try:
         moved = await stored.transition(
-            store, complaint.id, to, actor_id=who.id, message=message, now=now
+            store,
+            complaint.id,
+            to,
+            actor_id=who.id,
+            message=message,
+            now=now,
+            reason_code=reason_code,
         )
     except Conflict:
         current = await stored.complaint(store, complaint.id)
@@ -288,7 +383,41 @@ async def transition_complaint(request: web.Request) -> web.Response:
     signed_in(await principal(request))  # 401 before a body is even read
     form = await body(request, ComplaintTransition)
     who, complaint = await _authorized(request, _ACTION_FOR.get(form.state, "transition"))
-    return await _move(request, complaint, who, form.state, form.message)
+    code: str | None = None
+    if form.state == "closed":  # a refusal: a published reason, the message says more
+        code, _ = checked_reason("complaint.close", form.reason_code, form.message)
+    elif form.reason_code is not None:
+        raise invalid("reason_code", "only closing a complaint takes a reason code")
+    return await _move(request, complaint, who, form.state, form.message, code)
+
+
+async def escalate_complaint(request: web.Request) -> web.Response:
+    """The complainant takes its answered complaint to the bureau, once."""
+    signed_in(await principal(request))  # 401 before a body is even read
+    form = await body(request, ComplaintEscalation)
+    who, complaint = await _authorized(request, "appeal")
+    store = request.app[DB]
+    now = utcnow()
+    try:
+        moved = await stored.transition(
+            store,
+            complaint.id,
+            "escalated",
+            actor_id=who.id,
+            message=form.message,
+            now=now,
+            only_from=frozenset({"answered"}),
+        )
+    except Conflict as conflict:
+        if conflict.what == "already_escalated":
+            raise ApiError(
+                409, ALREADY_ESCALATED, "you escalated this complaint already: once only"
+            ) from None
+        raise ApiError(
+            409, NOT_ANSWERED, "a complaint is escalated once it has been answered"
+        ) from None
+    await _tell(request.app, moved, form.message)
+    return reply(await complaint_detail(store, moved, now))
 
 
 async def answer_complaint(request: web.Request) -> web.Response:
@@ -304,9 +433,13 @@ ROUTES = [
         "/complaints",
         file_complaint,
         "File a complaint about a prison (verified relative: a prison of its verified inmates;"
-        " officer: on behalf of an inmate of its own prison, inmate_id required). Replies the"
-        " reference (GM-2026-000123) and the deadline; audited; told live to supervisors",
-        "relative with a verified inmate in the prison; officer of the prison",
+        " officer: on behalf of an inmate of its own prison, inmate_id required), or about a"
+        " decision that refused the relative something: about {kind: link|visit|complaint,"
+        " id} (a rejected or revoked link, a declined visit, a closed complaint; prison_id"
+        " may be left out). Replies the reference (GM-2026-000123) and the deadline;"
+        " audited; told live to supervisors",
+        "relative with a verified inmate in the prison, or about its own refused decision"
+        " (any link state); officer of the prison",
         body=FileComplaint,
         reply=ComplaintOut,
         status=201,
@@ -338,7 +471,8 @@ ROUTES = [
         transition_complaint,
         "Move a complaint (received -> in_review -> answered -> closed; escalated from"
         " received, in_review or answered) with a message to the complainant; audited and"
-        " told live. A move that does not exist from the current state: 409",
+        " told live. Closing takes reason_code (GET /reasons, kind complaint.close; other"
+        " when none). A move that does not exist from the current state: 409",
         _WHO_MOVES,
         body=ComplaintTransition,
         reply=ComplaintDetail,
@@ -351,6 +485,18 @@ ROUTES = [
         "Answer a complaint (a transition to answered) with a message to the complainant",
         _WHO_MOVES,
         body=ComplaintAnswer,
+        reply=ComplaintDetail,
+        errors=(400, 401, 403, 404, 409, 413),
+    ),
+    Route(
+        "POST",
+        "/complaints/{id}/escalate",
+        escalate_complaint,
+        "The complainant escalates its answered complaint to the bureau, once, with a"
+        " message; the admin answers it then. Audited, told live. 409 not_answered (not"
+        " answered now), 409 already_escalated (a second escalation)",
+        "its relative complainant",
+        body=ComplaintEscalation,
         reply=ComplaintDetail,
         errors=(400, 401, 403, 404, 409, 413),
     ),

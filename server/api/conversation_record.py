@@ -13,7 +13,13 @@ from aiohttp import web
 
 from server.api.base import Route, path_id, principal
 from server.keys import DB
-from server.policy import audits_opening, check_record_export, record_shows_notes, signed_in
+from server.policy import (
+    audits_opening,
+    check_record_export,
+    history_floor,
+    record_shows_notes,
+    signed_in,
+)
 from storage import audit_trail, conversations, desk
 from storage.conversation_export import ConversationRecord, conversation_record
 from storage.errors import NotFound
@@ -31,7 +37,9 @@ async def export_record(request: web.Request) -> web.Response:
     assert conv is not None
     if audits_opening(who):  # a supervisor's look, audited before anything is shown
         await audit_trail.opened(db, who.id, await desk.thread(db, conv.id), "history", utcnow())
-    record = await conversation_record(db, conv.id, with_notes=record_shows_notes(who))
+    record = await conversation_record(
+        db, conv.id, with_notes=record_shows_notes(who), floor=history_floor(who, conv)
+    )
     return web.Response(
         body=msgspec.json.encode(record),
         content_type="application/json",

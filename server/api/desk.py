@@ -33,7 +33,7 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from aiohttp import web
@@ -42,7 +42,7 @@ from channels.broker import BrokerUnavailable
 from channels.events import attachment_info
 from channels.protocol import MAX_ATTACHMENT_IDS, AttachmentInfo, ConversationEvent
 from domain.records import ConversationState, Message, MessageKind, NewMessage
-from server import attaching
+from server import attaching, openings
 from server.api.base import (
     ApiError,
     Id,
@@ -71,11 +71,12 @@ from server.policy import (
     desk_duty_required,
     duty_names_shown,
     duty_scope,
+    history_floor,
     shows_staff_side,
     signed_in,
     thread_scope,
 )
-from storage import audit_trail, desk, links, messages, prisons, thread_list
+from storage import consent, desk, links, messages, prisons, thread_list
 from storage.errors import Conflict, NotFound, StoreUnavailable
 from storage.sql import utcnow
 
@@ -196,6 +197,10 @@ class ThreadOut(msgspec.Struct, frozen=True):
     read_seq: int | msgspec.UnsetType = msgspec.UNSET
     # the highest seq the caller itself read, on any device (GET only): where its unread start
     own_read_seq: int | msgspec.UnsetType = msgspec.UNSET
+    # a relative's view of a family case's shared thread it is a member of (issue 15): True,
+    # with the seq it reads after; its own threads leave both out
+    shared: bool | msgspec.UnsetType = msgspec.UNSET
+    joined_seq: int | msgspec.UnsetType = msgspec.UNSET
 
 
 class ThreadList(msgspec.Struct, frozen=True):
@@ -292,7 +297,13 @@ def thread_out(
         handover_note=(thread.handover_note or None) if shows_staff_side(who) else msgspec.UNSET,
         read_seq=read_seq,
         own_read_seq=own_read_seq,
+        **_membership(who, thread.id),
     )
+
+
+def _membership(who: Principal, conv_id: int) -> dict[str, Any]:
+    joined = dict(who.family_joins).get(conv_id)
+    return {} if joined is None else {"shared": True, "joined_seq": joined}
 
 
 def message_out(message: Message) -> MessageOut:
@@ -375,10 +386,11 @@ async def announce(
     )
     try:
         verified = await links.verified_inmates(app[DB], thread.relative_id)
+        readers = frozenset(await consent.thread_readers(app[DB], thread.id))
     except StoreUnavailable:  # the change is committed: answer it; the relative re-reads
         log.warning("conversation event not sent to the relative", extra={"conv": thread.id})
-        verified = frozenset()
-    change = ThreadChange(thread.conversation, event, relative_verified=verified)
+        verified, readers = frozenset(), frozenset()
+    change = ThreadChange(thread.conversation, event, relative_verified=verified, readers=readers)
     tell(app[HUB], ThreadChanged(change, frame))
     if event != "claimed" and ROUTER in app:  # capacity may have freed: auto-assignment
         app[ROUTER].nudge(thread.prison_id)
@@ -499,7 +511,7 @@ async def history(request: web.Request) -> web.Response:
     wanted = query(request, HistoryQuery)
     store = request.app[DB]
     if audits_opening(who):  # audited before anything is shown
-        await audit_trail.opened(store, who.id, thread, "history", utcnow())
+        await openings.opened(store, request.app[HUB], who.id, thread, "history", utcnow())
     page = await messages.messages(
         store,
         thread.id,
@@ -507,6 +519,7 @@ async def history(request: web.Request) -> web.Response:
         before=wanted.before,
         limit=wanted.limit,
         include_notes=shows_staff_side(who),
+        floor=history_floor(who, thread.conversation),
     )
     last = max([thread.last_seq, *(m.seq for m in page)])  # read before the page
     return reply(MessagePage([message_out(m) for m in page], last))

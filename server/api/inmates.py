@@ -22,8 +22,14 @@
   ``expected_release``, ``latest_change``; ``next_visit_date``, ``approved``). The pages
   show ``text`` in the reader's language; other clients may do the same or use ``values``.
 
+Consent (issue 15, ``server/api/consent.py``): a relative's card shows only the categories the
+inmate shares with it (``shared``; the others, ``withheld``, read as never recorded), each
+``info`` push goes only to the relatives the changed part is shared with, and a fact card is
+refused 403 ``consent_withheld`` unless every relative reading the conversation may learn it.
+
 Codes beyond the common ones: ``insufficient_balance`` and ``dates_out_of_order`` (400, with
-``field``), ``no_record`` (409: the field has never been recorded, there is no fact to state).
+``field``), ``no_record`` (409: the field has never been recorded, there is no fact to state),
+``consent_withheld`` (403).
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 from aiohttp import web
 
-from domain.records import Conversation, Inmate, NewMessage
+from domain.records import CONSENT_CATEGORIES, Conversation, Inmate, NewMessage
 from server.api.base import (
     ApiError,
     Id,
@@ -51,16 +57,19 @@ from server.api.base import (
     query,
     reply,
 )
+from server.api.consent import shared_for, shares
 from server.audience import CardUpdated, tell
 from server.keys import DB, HUB, SEND_PATH, SETTINGS
 from server.policy import (
     Principal,
+    card_parts_shown,
     check_fact,
+    check_fact_consent,
     check_inmate,
     inmate_list_prisons,
     signed_in,
 )
-from storage import conversations, inmate_info, visits
+from storage import consent, conversations, inmate_info, visits
 from storage.errors import NotFound
 from storage.inmate_info import InfoPatch, InmateInfo, Refused
 from storage.sql import utcnow
@@ -83,6 +92,10 @@ class InmateCard(msgspec.Struct, frozen=True):
     info: InmateInfo
     visit_rules: VisitRules
     visits: list[CardVisit]  # approved, not yet started, soonest first
+    # consent (issue 15): the categories this reader is shown, and those the inmate chose not
+    # to share with it (a withheld part reads as never recorded); staff are shown all
+    shared: list[str] = msgspec.field(default_factory=list)
+    withheld: list[str] = msgspec.field(default_factory=list)
 
 
 class InmateOut(msgspec.Struct, frozen=True):
@@ -118,18 +131,34 @@ class FactOut(msgspec.Struct, frozen=True):
 # -- the card ----------------------------------------------------------------------------------
 
 
-async def _card(request: web.Request, inmate: Inmate, info: InmateInfo) -> InmateCard:
+def _withheld(info: InmateInfo, shown: frozenset[str]) -> InmateInfo:
+    """The card with every part not in ``shown`` as if never recorded."""
+    empty = InmateInfo()
+    return msgspec.structs.replace(
+        info, **{part: getattr(empty, part) for part in CONSENT_CATEGORIES if part not in shown}
+    )
+
+
+async def _card(
+    request: web.Request, who: Principal, inmate: Inmate, info: InmateInfo
+) -> InmateCard:
     db = request.app[DB]
-    upcoming = await visits.upcoming_approved(db, inmate.id, utcnow())
+    shown = card_parts_shown(
+        who,
+        () if who.is_staff else await shared_for(db, request.app[SETTINGS], inmate.id, who.id),
+    )
+    upcoming = await visits.upcoming_approved(db, inmate.id, utcnow()) if "visits" in shown else []
     rules = await visits.visit_rules(db, inmate.prison_id)
     return InmateCard(
         id=inmate.id,
         prison_id=inmate.prison_id,
         number=inmate.number,
         name=inmate.name,
-        info=info,
+        info=_withheld(info, shown),
         visit_rules=rules,
         visits=[CardVisit(v.id, v.slot_start, v.visitors) for v in upcoming],
+        shared=[c for c in CONSENT_CATEGORIES if c in shown],
+        withheld=[c for c in CONSENT_CATEGORIES if c not in shown],
     )
 
 
@@ -145,7 +174,7 @@ async def _lookup(request: web.Request) -> tuple[Principal, Inmate | None, Inmat
 async def get_inmate(request: web.Request) -> web.Response:
     who, found, info = await _lookup(request)
     inmate = check_inmate(who, found, "read")
-    return reply(await _card(request, inmate, info))
+    return reply(await _card(request, who, inmate, info))
 
 
 async def list_inmates(request: web.Request) -> web.Response:
@@ -170,8 +199,9 @@ async def patch_inmate(request: web.Request) -> web.Response:
         raise ApiError(404, "not_found", "no such inmate") from None
     except Refused as refused:
         raise ApiError(400, refused.code, refused.message, field=refused.field) from None
-    tell(request.app[HUB], CardUpdated(inmate.id, updated.parts, updated.relatives))
-    return reply(await _card(request, updated.inmate, updated.info))
+    told = await shares(request.app[DB], request.app[SETTINGS], inmate.id, updated.relatives)
+    tell(request.app[HUB], CardUpdated(inmate.id, updated.parts, updated.relatives, told))
+    return reply(await _card(request, who, updated.inmate, updated.info))
 
 
 # -- fact cards --------------------------------------------------------------------------------
@@ -305,6 +335,10 @@ async def post_fact(request: web.Request) -> web.Response:
         found = None
     conv = check_fact(who, found)
     form = await body(request, FactRequest)
+    readers = await consent.thread_readers(store, conv.id)
+    check_fact_consent(
+        form.field, await shares(store, request.app[SETTINGS], conv.inmate_id, readers)
+    )
     _, info = await inmate_info.card(store, conv.inmate_id)
     now = utcnow()
     upcoming = [

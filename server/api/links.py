@@ -24,8 +24,10 @@ from aiohttp import web
 
 from channels.events import attachment_info
 from channels.protocol import MAX_ATTACHMENT_IDS, AttachmentInfo
+from domain.reasons import DecisionKind
 from domain.records import Attachment, FamilyLink, LinkClaim, LinkState, Prison
 from server.api.base import ApiError, Id, Limit, Route, body, path_id, principal, query, reply
+from server.api.reasons import FreeText, ReasonCode, checked_reason
 from server.audience import LinkDecided, tell
 from server.keys import DB, GATEWAY, HUB, SETTINGS
 from server.policy import (
@@ -46,7 +48,7 @@ MISSES_PER_DAY = 5  # numbers a relative may name that its prison does not hold,
 MISS_WINDOW = timedelta(days=1)
 
 Text = Annotated[str, msgspec.Meta(max_length=2000)]
-Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=1000, pattern=r"\S")]
+REASON_KIND: dict[str, DecisionKind] = {"reject": "link.reject", "revoke": "link.revoke"}
 
 
 class LinkRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -63,7 +65,12 @@ class Verify(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class Decision(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    reason: Reason
+    """A rejection or revocation: a published reason code (``GET /reasons``, kind
+    ``link.reject`` or ``link.revoke``) and free text, required with ``other`` (the code
+    when none is named)."""
+
+    reason_code: ReasonCode | None = None
+    reason: FreeText = ""
 
 
 class LinksQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -89,6 +96,7 @@ class LinkOut(msgspec.Struct, frozen=True, omit_defaults=True):
     evidence: str
     created_at: datetime
     reason: str | None = None
+    reason_code: str | None = None  # a rejection's or revocation's (GET /reasons)
     decided_at: datetime | None = None
     inmate_id: int | None = None  # relatives: only once verified
     matched: bool | None = None  # staff: whether the claim names an inmate of the prison
@@ -120,6 +128,7 @@ def link_out(
         evidence=link.evidence,
         created_at=link.created_at,
         reason=link.reason,
+        reason_code=link.reason_code,
         decided_at=link.decided_at,
         inmate_id=link.inmate_id if details else None,
         matched=(link.inmate_id is not None) if who.is_staff else None,
@@ -256,12 +265,15 @@ async def _decide(
     form_type: type[Verify] | type[Decision],
 ) -> web.Response:
     who, link = await _authorized(request, action)
-    reason = (await body(request, form_type)).reason or None
+    form = await body(request, form_type)
+    reason, code = form.reason or None, None
+    if isinstance(form, Decision):
+        code, reason = checked_reason(REASON_KIND[action], form.reason_code, form.reason)
     if to_state == "verified" and link.inmate_id is None:
         raise ApiError(409, "conflict", "this request names no inmate of the prison: reject it")
     try:
         decided = await links.transition_link(
-            request.app[DB], link.id, from_state, to_state, who.id, reason
+            request.app[DB], link.id, from_state, to_state, who.id, reason, code
         )
     except Conflict:
         raise ApiError(409, "conflict", f"this link is {link.state}, not {from_state}") from None
@@ -334,7 +346,9 @@ ROUTES = [
         "POST",
         "/links/{id}/reject",
         reject_link,
-        "Reject a pending request, with a reason (audited; the relative is told live)",
+        "Reject a pending request, with a published reason_code (GET /reasons, kind"
+        " link.reject) and free text (required with other); audited, told live. The"
+        " relative may complain about the decision (POST /complaints with about)",
         "officer of the link's prison",
         body=Decision,
         reply=LinkOut,
@@ -344,7 +358,9 @@ ROUTES = [
         "POST",
         "/links/{id}/revoke",
         revoke_link,
-        "Revoke a verified link, with a reason: access ends at once, open sockets included",
+        "Revoke a verified link, with a published reason_code (kind link.revoke) and free"
+        " text (required with other): access ends at once, open sockets included. The"
+        " relative may still complain about the decision",
         "officer or supervisor of the link's prison; admin",
         body=Decision,
         reply=LinkOut,

@@ -5,7 +5,8 @@ devices and its choice of channel (DESIGN.md section 8).
   that starts the platform's web authorization (snsapi_base), which comes back to
   ``/app?code=...&state=bind``; ``POST /wechat/bind {code}`` exchanges the code for the
   OpenID (``/sns/oauth2/access_token``) and binds it; ``DELETE`` ends it. Audited
-  (``storage.wechat``). With the WeChat channel off these answer 404 ``not_found``.
+  (``storage.wechat``). ``POST /wechat/signin {code}`` signs in the relative bound to the
+  code's OpenID (``sign_in``). With the WeChat channel off these answer 404 ``not_found``.
 - A code the platform does not accept is 400 ``invalid_code``; an OpenID already bound to
   another relative is 409 ``conflict``; the platform unreachable is 503 ``unavailable``.
 - ``GET /push/key``: the VAPID public key; ``POST /push/subscriptions {endpoint, keys:
@@ -28,12 +29,13 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
+from server.api.auth import LoggedIn, signed_in
 from server.api.base import ApiError, Route, body, path_id, principal, reply
 from server.keys import DB, PLATFORM, PUSH, SETTINGS
-from server.policy import Denied, check_action, check_conversation
+from server.policy import Denied, check_action, check_conversation, history_floor
 from server.push import endpoint_allowed
 from server.wechat_platform import PlatformError, signed_in_url
-from storage import conversations, messages, outbox, wechat
+from storage import accounts, conversations, messages, outbox, wechat
 from storage.errors import Conflict, NotFound
 from storage.outbox import Channel
 from storage.sql import utcnow
@@ -77,12 +79,7 @@ async def bind(request: web.Request) -> web.Response:
     who = check_action(await principal(request), "notify")
     _channel_on(request)
     form = await body(request, BindBody)
-    try:
-        openid = await request.app[PLATFORM].openid_for(form.code)
-    except PlatformError as error:
-        if error.transient:
-            raise ApiError(503, "unavailable", "WeChat cannot be reached; try again") from None
-        raise ApiError(400, "invalid_code", f"WeChat refused the code: {error}") from None
+    openid = await _openid(request, form.code)
     try:
         binding = await wechat.bind(request.app[DB], who.id, openid, utcnow())
     except Conflict:
@@ -90,6 +87,37 @@ async def bind(request: web.Request) -> web.Response:
             409, "conflict", "this WeChat account is bound to another relative"
         ) from None
     return reply(_out(request, binding))
+
+
+async def sign_in(request: web.Request) -> web.Response:
+    """Inside WeChat, ``/app`` signs a relative in through the platform's web authorization:
+    the ``code`` it came back with stands for an OpenID (exchanged with the app secret, so
+    the platform vouches for it), and the relative bound to that OpenID gets a session, as
+    a password sign-in gives. An OpenID bound to nobody is 404 ``not_bound`` (the app then
+    asks for the password, and binds once signed in)."""
+    _channel_on(request)
+    form = await body(request, BindBody)
+    openid = await _openid(request, form.code)
+    store = request.app[DB]
+    binding = await wechat.binding_by_openid(store, openid)
+    if binding is None:
+        raise ApiError(404, "not_bound", "this WeChat account is bound to no relative")
+    try:
+        user = await accounts.user(store, binding.relative_id)
+    except NotFound:
+        raise ApiError(404, "not_bound", "this WeChat account is bound to no relative") from None
+    if await accounts.disabled_ids(store, [user.id]):
+        raise ApiError(403, "account_disabled", "this account is disabled")
+    return await signed_in(request, user)
+
+
+async def _openid(request: web.Request, code: str) -> str:
+    try:
+        return await request.app[PLATFORM].openid_for(code)
+    except PlatformError as error:
+        if error.transient:
+            raise ApiError(503, "unavailable", "WeChat cannot be reached; try again") from None
+        raise ApiError(400, "invalid_code", f"WeChat refused the code: {error}") from None
 
 
 async def unbind(request: web.Request) -> web.Response:
@@ -228,7 +256,9 @@ async def deliveries(request: web.Request) -> web.Response:
     except NotFound:
         raise Denied("not_found", "no such conversation") from None
     check_conversation(who, conv, "read")
-    page = await messages.messages(store, conv.id, after=0, limit=500, include_notes=False)
+    page = await messages.messages(
+        store, conv.id, after=0, limit=500, include_notes=False, floor=history_floor(who, conv)
+    )
     seqs = {m.id: m.seq for m in page if m.sender_role == "officer"}
     found = await outbox.deliveries(store, list(seqs))
     return reply(
@@ -268,6 +298,17 @@ ROUTES: list[Route] = [
         body=BindBody,
         reply=BindingOut,
         errors=(400, 401, 403, 404, 409, 503),
+    ),
+    Route(
+        "POST",
+        "/wechat/signin",
+        sign_in,
+        "Sign in inside WeChat: a web authorization code (snsapi_base) whose OpenID is bound"
+        " to a relative gives that relative a session (as /auth/login); 404 `not_bound`",
+        "anyone (the platform vouches for the code)",
+        body=BindBody,
+        reply=LoggedIn,
+        errors=(400, 403, 404, 503),
     ),
     Route(
         "DELETE",

@@ -20,9 +20,17 @@ from typing import Annotated, Literal
 import msgspec
 from aiohttp import web
 
+from server import openings
 from server.api.base import ApiError, Id, Route, path_id, principal, query
-from server.keys import DB, SETTINGS
-from server.policy import audit_scope, audits_opening, check_thread, shows_staff_side, signed_in
+from server.keys import DB, HUB, SETTINGS
+from server.policy import (
+    audit_scope,
+    audits_opening,
+    check_thread,
+    history_floor,
+    shows_staff_side,
+    signed_in,
+)
 from storage import audit_trail, conversations, desk, messages
 from storage.audit_trail import TrailQuery
 from storage.errors import NotFound
@@ -97,12 +105,18 @@ async def transcript(request: web.Request) -> web.Response:
     who = check_thread(who, conv, "read")
     assert conv is not None
     if audits_opening(who):  # a supervisor's look, audited before anything is shown
-        await audit_trail.opened(db, who.id, await desk.thread(db, conv.id), "history", utcnow())
+        thread = await desk.thread(db, conv.id)
+        await openings.opened(db, request.app[HUB], who.id, thread, "history", utcnow())
     rows: list[list[object]] = []
     after = 0
     while True:
         page = await messages.messages(
-            db, conv.id, after=after, limit=PAGE, include_notes=shows_staff_side(who)
+            db,
+            conv.id,
+            after=after,
+            limit=PAGE,
+            include_notes=shows_staff_side(who),
+            floor=history_floor(who, conv),  # a family case member: from its join on
         )
         rows += [
             [

@@ -10,11 +10,12 @@
   live: a ``visit`` frame on the prison's staff topic.
 - ``GET /visits``: a relative its own requests (for inmates it is verified for); officers and
   supervisors their prisons'; ``state``, ``inmate``, ``prison`` filter; soonest slot first.
-- ``POST /visits/{id}/approve``, ``/decline {reason}``: officers of the prison, from pending
-  only (else 409 ``conflict``). An approval re-checks what may have changed since the request
-  (409 ``visit_in_past``, 409 ``visit_rule_frequency`` when another visit of the inmate was
-  approved meanwhile). Audited; a ``visit`` frame goes to the relative's user topic and to the
-  prison's staff topic. Approved visits show on the inmate's card.
+- ``POST /visits/{id}/approve``, ``/decline {reason_code, reason?}`` (``GET /reasons``):
+  officers of the prison, from pending only (else 409 ``conflict``). An approval re-checks
+  what may have changed since the request (409 ``visit_in_past``, 409
+  ``visit_rule_frequency`` when another visit of the inmate was approved meanwhile).
+  Audited; a ``visit`` frame goes to the relative's user topic and to the prison's staff
+  topic. Approved visits show on the inmate's card.
 - ``POST /visits/{id}/cancel``: the relative who asked withdraws a pending request, or an
   approved one whose slot has not begun (else 409 ``conflict``); audited, told like a decision.
 - ``PUT /prisons/{id}/visit-rules``: officers of the prison or the admin replace the rules
@@ -44,6 +45,7 @@ from server.api.base import (
     query,
     reply,
 )
+from server.api.reasons import FreeText, ReasonCode, checked_reason
 from server.audience import VisitDecided, VisitRequested, tell
 from server.keys import DB, HUB, SETTINGS
 from server.policy import (
@@ -62,7 +64,6 @@ from storage.sql import utcnow
 from storage.visit_rules import VisitRules
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=60, pattern=r"\S")]
-Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=1000, pattern=r"\S")]
 
 
 class VisitRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -73,7 +74,11 @@ class VisitRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class Decline(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    reason: Reason
+    """A published reason code (``GET /reasons``, kind ``visit.decline``) and free text,
+    required with ``other`` (the code when none is named)."""
+
+    reason_code: ReasonCode | None = None
+    reason: FreeText = ""
 
 
 class VisitsQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -98,6 +103,7 @@ class VisitOut(msgspec.Struct, frozen=True, omit_defaults=True):
     state: VisitState
     created_at: datetime
     reason: str | None = None
+    reason_code: str | None = None  # a decline's (GET /reasons)
     decided_at: datetime | None = None
     relative: VisitRelative | None = None  # staff only
 
@@ -117,6 +123,7 @@ def visit_out(who: Principal, visit: Visit) -> VisitOut:
         state=visit.state,
         created_at=visit.created_at,
         reason=visit.reason,
+        reason_code=visit.reason_code,
         decided_at=visit.decided_at,
         relative=VisitRelative(visit.relative_id, visit.relative_name) if who.is_staff else None,
     )
@@ -192,7 +199,11 @@ async def _authorized(request: web.Request, action: VisitAction) -> tuple[Princi
 
 async def _decide(request: web.Request, approve: bool) -> web.Response:
     who, visit = await _authorized(request, "decide")
-    reason = None if approve else (await body(request, Decline)).reason.strip()
+    code: str | None = None
+    reason: str | None = None
+    if not approve:
+        form = await body(request, Decline)
+        code, reason = checked_reason("visit.decline", form.reason_code, form.reason)
     try:
         decided = await visits.decide_visit(
             request.app[DB],
@@ -202,6 +213,7 @@ async def _decide(request: web.Request, approve: bool) -> web.Response:
             actor_id=who.id,
             now=utcnow(),
             zone=request.app[SETTINGS].zone,
+            reason_code=code,
         )
     except NotFound:
         raise ApiError(404, "not_found", "no such visit request") from None
@@ -300,7 +312,9 @@ ROUTES = [
         "POST",
         "/visits/{id}/decline",
         decline_visit,
-        "Decline a pending request with a reason (audited; the relative is told live)."
+        "Decline a pending request with a published reason_code (GET /reasons, kind"
+        " visit.decline) and free text (required with other); audited, told live; the"
+        " relative may complain about it (POST /complaints with about)."
         " 409 conflict: not pending",
         "officer of the inmate's prison",
         body=Decline,

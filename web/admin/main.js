@@ -1,13 +1,16 @@
 // The bureau's console (/admin): the admin signs in and keeps the register of every prison
 // (add an inmate, import a prison's export with a dry run first, transfer, release, archive),
-// the staff accounts (create; disable, enable, reset a password, change prisons), the prisons
-// and the bureau's figures. Text only (web/lib/dom.js); every change is audited server-side.
+// the staff accounts (create; disable, enable, reset a password, change prisons), the prisons,
+// the bureau's figures and the keyword lists of the review. Text only (web/lib/dom.js); every
+// change is audited server-side.
 
 import { api, onSignedOut } from "/static/lib/api.js";
 import { $, clear, h, replace, show, formValues } from "/static/lib/dom.js";
 import { t, errorText, localeSwitcher, onLocaleChange, formatDuration } from "/static/lib/i18n.js";
 import { signOut } from "/static/lib/ui.js";
 import { signIn, startI18n, tabs, toast, toastError } from "/static/console/staff.js";
+import { loadEscalated } from "/static/admin/escalated.js";
+import { categoryLabel } from "/static/console/flags.js";
 import { CommentQueue } from "/static/console/comments.js";
 
 startI18n("admin.title");
@@ -432,6 +435,61 @@ async function loadFigures() {
   );
 }
 
+// -- keyword lists ------------------------------------------------------------------------------
+// One box per category (categories are data: add, rename the label, remove); one keyword a
+// line; saved as a whole (PUT /admin/keywords), which every server process then flags by.
+
+function keywordBox(list = { category: "", label: "", words: [] }) {
+  const fresh = !list.category;
+  const code = h("input", { name: "category", required: true, maxlength: 40, pattern: "[a-z][a-z0-9\\-]{0,39}", value: list.category, readonly: !fresh, autocomplete: "off" });
+  const remove = h("button", { type: "button", class: "danger", data: { action: "remove" } }, t("admin.keywords.remove"));
+  const box = h(
+    "fieldset",
+    { class: "box keyword-list", data: { category: list.category } },
+    h("legend", {}, list.category ? list.label || categoryLabel(list.category) : t("admin.keywords.new")),
+    h("label", {}, h("span", {}, t("admin.keywords.category")), code),
+    h("label", {}, h("span", {}, t("admin.keywords.label")), h("input", { name: "label", maxlength: 50, value: list.label })),
+    h("label", {}, h("span", {}, t("admin.keywords.words")), h("textarea", { name: "words", rows: 8, text: list.words.join("\n") })),
+    remove,
+  );
+  remove.addEventListener("click", () => box.remove());
+  return box;
+}
+
+function keywordForm() {
+  return [...$("#keyword-lists").querySelectorAll(".keyword-list")].map((box) => ({
+    category: box.querySelector('[name="category"]').value.trim(),
+    label: box.querySelector('[name="label"]').value.trim(),
+    words: box.querySelector('[name="words"]').value.split("\n").map((w) => w.trim()).filter(Boolean),
+  }));
+}
+
+function showKeywords(stored) {
+  replace($("#keyword-lists"), stored.lists.map((list) => keywordBox(list)));
+  $("#keywords-version").textContent = t("admin.keywords.version", { n: stored.version });
+}
+
+async function loadKeywords() {
+  showKeywords(await api.get("/admin/keywords"));
+}
+
+$("#keyword-add").addEventListener("click", () => {
+  const box = keywordBox();
+  $("#keyword-lists").append(box);
+  box.querySelector('[name="category"]').focus();
+});
+$("#keywords-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  $("#keywords-error").textContent = "";
+  try {
+    const stored = await api.put("/admin/keywords", { lists: keywordForm() });
+    showKeywords(stored);
+    toast(t("admin.keywords.saved"));
+  } catch (err) {
+    $("#keywords-error").textContent = errorText(err);
+  }
+});
+
 // -- desk settings and comments (issue 16) -----------------------------------------------------
 
 const adminComments = new CommentQueue({ list: $("#admin-comments"), empty: $("#admin-comments-empty") });
@@ -473,7 +531,15 @@ deskForm.addEventListener("submit", async (event) => {
 });
 
 tabs($(".admin-tabs"), (id) => {
-  const load = { "tab-staff": loadStaff, "tab-prisons": loadPrisons, "tab-figures": loadFigures, "tab-inmates": loadInmates, "tab-desk": loadDesk }[id];
+  const load = {
+    "tab-staff": loadStaff,
+    "tab-prisons": loadPrisons,
+    "tab-figures": loadFigures,
+    "tab-inmates": loadInmates,
+    "tab-desk": loadDesk,
+    "tab-complaints": () => loadEscalated(prisonName), // issue 15: escalated complaints
+    "tab-keywords": loadKeywords,
+  }[id];
   if (load) load().catch(toastError);
 });
 onLocaleChange(() => {

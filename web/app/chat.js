@@ -4,6 +4,10 @@
 // reloads), sent (acked: committed by the server), read (staff sent a `read` at or past its
 // seq), or failed (refused for good, with the reason). Bodies are text, always (dom.js).
 //
+// Oversight the family can see: under the head, every time a supervisor opened this
+// conversation (GET /conversations/{id}/access: who, with title, when), newest first, and a
+// new one as it happens (the `opening` frame). They are audit entries: nobody can delete them.
+//
 // Messages are grouped under day separators ("今天", "昨天", a date). The chat opens at the
 // newest message with the latest page of history; scrolling up to the top loads the page
 // before it, keeping the message in view where it was, until the start is reached.
@@ -59,6 +63,17 @@ export function chatView(ctx, inmateId) {
     data: { i18nAriaLabel: "inmate.tabs.chat" },
   });
   const typing = h("p", { class: "typing", id: "typing", aria: { live: "polite" } });
+  const oversightSummary = h("summary", { id: "oversight-summary" });
+  const oversightList = h("ol", { class: "oversight-list", id: "oversight-list" });
+  const oversight = h(
+    "details",
+    { class: "oversight", id: "oversight", hidden: true },
+    oversightSummary,
+    tx("p", "oversight.intro", {}, { class: "muted small" }),
+    oversightList,
+  );
+  let openings = []; // newest first
+  let openingsOf = null; // the conversation they were loaded for
   const rating = h("div", { id: "rating", hidden: true });
   const out = notice({ id: "chat-error" });
   const input = h("textarea", {
@@ -324,7 +339,46 @@ export function chatView(ctx, inmateId) {
     return form;
   }
 
+  function openingText(o) {
+    const at = formatDateTime(o.at);
+    const via = t(`oversight.via.${o.via === "watch" ? "watch" : "history"}`);
+    return o.who.title
+      ? t("oversight.item", { name: o.who.name, title: o.who.title, at, via })
+      : t("oversight.itemNoTitle", { name: o.who.name, at, via });
+  }
+
+  function renderOversight() {
+    oversight.hidden = !conv;
+    if (!conv) return;
+    oversightSummary.textContent = openings.length
+      ? t("oversight.summary", { n: openings.length, last: openingText(openings[0]) })
+      : t("oversight.none");
+    oversight.dataset.count = String(openings.length);
+    replace(
+      oversightList,
+      openings.map((o) => h("li", { data: { via: o.via } }, h("time", { datetime: o.at }, openingText(o)))),
+    );
+  }
+
+  async function loadOpenings() {
+    if (!conv || openingsOf === conv.id) return;
+    openingsOf = conv.id;
+    try {
+      const got = await api.get(`/conversations/${conv.id}/access`);
+      const key = (o) => `${o.who.name}|${o.at}|${o.via}`;
+      const loaded = got.items || [];
+      const known = new Set(loaded.map(key));
+      const live = openings.filter((o) => !o.id && !known.has(key(o))); // told while loading
+      openings = [...live, ...loaded];
+    } catch {
+      openingsOf = null; // shown again on the next change
+    }
+    renderOversight();
+  }
+
   function renderAll() {
+    renderOversight();
+    loadOpenings();
     renderHead();
     renderMessages();
     renderTyping();
@@ -377,6 +431,11 @@ export function chatView(ctx, inmateId) {
     ctx.on("outbox", renderMessages),
     ctx.on("send-error", (err) => (mine(err.conv) || err.inmate === inmateId) && renderMessages()),
     ctx.on("typing", (convId) => mine(convId) && renderTyping()),
+    ctx.on("opening", (ev) => {
+      if (!mine(ev.conv)) return;
+      openings = [{ who: ev.who, at: ev.at, via: ev.via }, ...openings];
+      renderOversight();
+    }),
     ctx.on("presence", renderHead),
     ctx.on("conversation", (ev) => {
       if (!conv && ev.inmate === inmateId) {
@@ -405,6 +464,7 @@ export function chatView(ctx, inmateId) {
     inmateHead(ctx, inmateId),
     inmateTabs(inmateId, ""),
     h("div", { class: "chat-head" }, stateSlot, presence, record),
+    oversight,
     list,
     typing,
     rating,

@@ -1,15 +1,22 @@
 // Complaints to the supervisors: file one about a prison where I have a verified inmate, and
 // follow each one's state and history (live `complaint` events).
+//
+// Refusals you can contest (#/complaints/about/{kind}/{id}): a complaint about a decision
+// that refused me something (web/app/contest.js), even with no verified inmate left. A
+// closed complaint shows its reason and can be contested in turn; an answered one can be
+// escalated to the bureau, once (POST /complaints/{id}/escalate).
 
 import { api } from "/static/lib/api.js";
 import { h, replace } from "/static/lib/dom.js";
-import { formatDate, formatDateTime, t, tOr } from "/static/lib/i18n.js";
+import { errorText, formatDate, formatDateTime, t, tOr } from "/static/lib/i18n.js";
 import { field, notice, onSubmit, tx } from "/static/lib/ui.js";
 import { badge, toast, view } from "/static/app/view.js";
+import { refusal } from "/static/app/contest.js";
+import { loadReasons } from "/static/lib/reasons.js";
 
 const CATEGORIES = ["staff_conduct", "visits", "health_care", "money", "information", "other"];
 
-export function complaintsView(ctx) {
+export function complaintsView(ctx, about = null) {
   const out = notice();
   const listError = notice();
   const list = h("ul", { class: "list", id: "complaints" });
@@ -51,6 +58,82 @@ export function complaintsView(ctx) {
     await load();
   });
 
+  // a complaint about one decision (the link in a refusal led here)
+  const aboutOut = notice();
+  const aboutCategory = h("select", { name: "category", required: true });
+  const fillAbout = () => {
+    const chosen = aboutCategory.value;
+    replace(aboutCategory, ...CATEGORIES.map((c) => h("option", { value: c }, t(`complaintCategory.${c}`))));
+    if (chosen) aboutCategory.value = chosen;
+  };
+  const aboutForm = about
+    ? h(
+        "form",
+        { class: "card form", id: "contest-form", data: { about: `${about.kind}:${about.id}` } },
+        tx("h2", "contest.title"),
+        h("p", { class: "contest-about" }, t(`contest.about.${about.kind}`, { id: about.id })),
+        tx("p", "contest.intro", {}, { class: "muted" }),
+        field("complaints.category", aboutCategory),
+        field("complaints.body", h("textarea", { name: "body", required: true, maxlength: 4000, rows: 5 })),
+        aboutOut,
+        h("div", { class: "actions" }, tx("button", "contest.submit", {}, { type: "submit", class: "primary" })),
+      )
+    : null;
+  if (aboutForm) {
+    fillAbout();
+    onSubmit(aboutForm, aboutOut, async (values) => {
+      const filed = await api.post("/complaints", { category: values.category, body: values.body, about });
+      toast(t("complaints.filed", { reference: filed.reference }));
+      location.hash = "#/complaints";
+    });
+  }
+
+  // escalating an answered complaint to the bureau, once
+  const escalateBox = (c) => {
+    const box = h("div", { class: "escalate", data: { escalate: c.id } });
+    const result = notice();
+    const ask = () =>
+      replace(
+        box,
+        tx("button", "complaints.escalate", {}, { type: "button", data: { action: "escalate" }, on: { click: write } }),
+      );
+    const write = () => {
+      const why = h("textarea", { name: "message", required: true, maxlength: 4000, rows: 3, aria: { label: t("complaints.escalateWhy") } });
+      const send = async (event) => {
+        const button = event.currentTarget;
+        if (!why.value.trim()) {
+          result.show(t("complaints.escalateWhy"), "error");
+          why.focus();
+          return;
+        }
+        button.disabled = true;
+        try {
+          await api.post(`/complaints/${c.id}/escalate`, { message: why.value });
+          toast(t("complaints.escalatedNote"));
+          await load();
+        } catch (err) {
+          result.show(errorText(err), "error");
+          button.disabled = false;
+        }
+      };
+      replace(
+        box,
+        tx("label", "complaints.escalateWhy", {}, { class: "small" }),
+        why,
+        h(
+          "div",
+          { class: "actions" },
+          tx("button", "complaints.escalateSend", {}, { type: "button", class: "primary", data: { action: "escalate-send" }, on: { click: send } }),
+          tx("button", "common.cancel", {}, { type: "button", on: { click: ask } }),
+        ),
+        result,
+      );
+      why.focus();
+    };
+    ask();
+    return box;
+  };
+
   // The supervisors' answer is what the relative waits for: shown in the item, not behind the
   // history toggle; the deadline only while an answer is still due.
   const ANSWERED = new Set(["answered", "closed"]);
@@ -79,6 +162,7 @@ export function complaintsView(ctx) {
       h("p", { class: "muted" }, tOr(`complaintCategory.${c.category}`, c.category), " · ", formatDateTime(c.created_at)),
       h("p", { class: "pre" }, c.body),
       aboutLink(c),
+      c.about ? h("p", { class: "muted contest-about" }, t(`contest.about.${c.about.kind}`, { id: c.about.id })) : null,
       answer
         ? h(
             "section",
@@ -89,6 +173,9 @@ export function complaintsView(ctx) {
           )
         : null,
       c.deadline && !ANSWERED.has(c.state) ? h("p", { class: "muted app-due" }, t("complaints.due", { date: formatDate(c.deadline) })) : null,
+      c.state === "closed" ? refusal("complaint", c) : null,
+      c.state === "answered" && !c.escalated ? escalateBox(c) : null,
+      c.escalated ? tx("p", "complaints.escalatedNote", {}, { class: "muted small app-escalated" }) : null,
       toggle,
       detail
         ? h(
@@ -117,7 +204,10 @@ export function complaintsView(ctx) {
   };
   const load = async () => {
     try {
-      complaints = (await api.get("/complaints")).complaints || [];
+      [complaints] = await Promise.all([
+        api.get("/complaints").then((got) => got.complaints || []),
+        loadReasons().catch(() => null),
+      ]);
       listError.clear();
     } catch (err) {
       listError.error(err);
@@ -145,7 +235,8 @@ export function complaintsView(ctx) {
     "section",
     { class: "view" },
     tx("h1", "complaints.title"),
-    ctx.followedPrisons().length ? form : tx("p", "home.noInmates", {}, { class: "notice notice-warn" }),
+    aboutForm,
+    aboutForm ? null : ctx.followedPrisons().length ? form : tx("p", "contest.hint", {}, { class: "notice notice-warn" }),
     tx("h2", "complaints.mine"),
     listError,
     list,
@@ -161,6 +252,7 @@ export function complaintsView(ctx) {
     stop: () => offs.forEach((off) => off()),
     rerender: () => {
       fill();
+      fillAbout();
       render();
     },
   });

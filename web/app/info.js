@@ -50,7 +50,48 @@ function section(titleKey, part, ...content) {
   );
 }
 
+// consent (issue 15): the categories the inmate shares with this relative, by card part
+const PART_TITLES = {
+  activity: "info.activity",
+  work: "info.work",
+  health: "info.health",
+  term: "info.term",
+  money: "info.balance",
+  visits: "info.visit",
+};
+
+/** "Shared with you": what the inmate shares with this relative; the rest is its choice. */
+function sharedWithYou(card) {
+  const shared = card.shared || [];
+  const withheld = card.withheld || [];
+  return h(
+    "section",
+    { class: "card shared", id: "shared" },
+    tx("h2", "consent.sharedTitle"),
+    shared.length
+      ? h("ul", { class: "chips" }, shared.map((part) => h("li", { data: { part } }, t(PART_TITLES[part]))))
+      : tx("p", "consent.nothingShared", {}, { class: "muted" }),
+    withheld.length ? tx("p", "consent.restIsChoice", {}, { class: "muted", id: "rest-choice" }) : null,
+  );
+}
+
+/** A part the inmate chose not to share with this relative. */
+function withheldSection(part) {
+  return h(
+    "section",
+    { class: "card withheld", data: { part, withheld: "1" } },
+    tx("h2", PART_TITLES[part]),
+    tx("p", "consent.withheldPart", {}, { class: "muted" }),
+  );
+}
+
 export function renderCard(card) {
+  const withheld = new Set(card.withheld || []);
+  const sections = renderParts(card).map((el) => (withheld.has(el.dataset.part) ? withheldSection(el.dataset.part) : el));
+  return card.shared ? [sharedWithYou(card), ...sections] : sections;
+}
+
+function renderParts(card) {
   const info = card.info || {};
   const activity = info.activity || {};
   const work = info.work || {};

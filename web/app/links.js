@@ -1,5 +1,7 @@
 // Family links: ask to be linked to an inmate, and follow each request's state live.
 
+import { refusal, refusalKind } from "/static/app/contest.js";
+import { loadReasons } from "/static/lib/reasons.js";
 import { api } from "/static/lib/api.js";
 import { h, replace } from "/static/lib/dom.js";
 import { formatDateTime, t, tOr } from "/static/lib/i18n.js";
@@ -74,7 +76,11 @@ export function linksView(ctx) {
                 badge("linkState", link.state),
               ),
               h("p", { class: "muted" }, tOr(`relationship.${link.relationship}`, link.relationship), " · ", formatDateTime(link.created_at)),
-              link.reason ? h("p", {}, t("links.reason", { reason: link.reason })) : null,
+              refusalKind("link", link.state)
+                ? refusal("link", link)
+                : link.reason
+                  ? h("p", {}, t("links.reason", { reason: link.reason }))
+                  : null,
               link.state === "verified" && link.inmate_id ? tx("a", "home.open", {}, { href: `#/inmate/${link.inmate_id}`, class: "button primary" }) : null,
             ),
           )
@@ -82,6 +88,7 @@ export function linksView(ctx) {
     );
   };
   renderList();
+  loadReasons().then(renderList, () => null);
   const offs = [
     ctx.on("links", renderList),
     ctx.on("prisons", fill),

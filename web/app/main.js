@@ -15,7 +15,7 @@ import { complaintsView } from "/static/app/complaints.js";
 import { homeView } from "/static/app/home.js";
 import { infoView } from "/static/app/info.js";
 import { linksView } from "/static/app/links.js";
-import { bindFromWeChat, notifyView, registerServiceWorker } from "/static/app/notify.js";
+import { bindFromWeChat, notifyView, registerServiceWorker, signInFromWeChat } from "/static/app/notify.js";
 import { announcementsView } from "/static/app/news.js";
 import { prisonsView, prisonView } from "/static/app/prisons.js";
 import { AppState } from "/static/app/state.js";
@@ -39,6 +39,7 @@ const ROUTES = [
   [/^#\/inmate\/(\d+)\/visits$/, (ctx, id) => visitsView(ctx, Number(id))],
   [/^#\/announcements$/, (ctx) => announcementsView(ctx)],
   [/^#\/complaints$/, (ctx) => complaintsView(ctx)],
+  [/^#\/complaints\/about\/(link|visit|complaint)\/(\d+)$/, (ctx, kind, id) => complaintsView(ctx, { kind, id: Number(id) })],
   [/^#\/prisons$/, (ctx) => prisonsView(ctx)],
   [/^#\/prison\/(\d+)$/, (ctx, id) => prisonView(ctx, Number(id))],
   [/^#\/notifications$/, () => notifyView()],
@@ -99,6 +100,10 @@ async function start() {
     const out = notice();
     out.error(err);
     replace(root, pageHeader({ titleKey: "brand.name" }), replace(main, out, tx("button", "common.retry", {}, { type: "button", on: { click: start } })));
+    return;
+  }
+  if (!me && (await signInFromWeChat())) {
+    start(); // signed in by the OpenID the WeChat code stands for
     return;
   }
   if (!me || me.user.role !== "relative") {

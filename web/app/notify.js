@@ -5,7 +5,7 @@
 import { api } from "/static/lib/api.js";
 import { h, replace } from "/static/lib/dom.js";
 import { formatDateTime, t } from "/static/lib/i18n.js";
-import { notice, tx } from "/static/lib/ui.js";
+import { notice, passwordChangeForm, tx } from "/static/lib/ui.js";
 import { toast, view } from "/static/app/view.js";
 
 const CHANNELS = ["auto", "wechat", "push", "sms", "none"];
@@ -20,11 +20,45 @@ export async function registerServiceWorker() {
   }
 }
 
-/** Back from WeChat's web authorization: bind the code, then drop it from the address. */
-export async function bindFromWeChat() {
+const BIND_LATER = "kinline.wechat.bindAfterSignIn";
+
+function wechatCode() {
   const params = new URLSearchParams(location.search);
   const code = params.get("code");
-  if (!code || params.get("state") !== "bind") return;
+  return code && params.get("state") === "bind" ? code : null;
+}
+
+/** Signed out, back from WeChat's web authorization (the account's menu): sign in as the
+ * relative bound to the code's OpenID. True when signed in. An OpenID bound to nobody: the
+ * relative signs in with its password, then the app goes through the (silent, snsapi_base)
+ * authorization once more to bind, since a code is good for one use only. */
+export async function signInFromWeChat() {
+  const code = wechatCode();
+  if (!code) return false;
+  history.replaceState(null, "", location.pathname + location.hash);
+  try {
+    await api.post("/wechat/signin", { code });
+    return true;
+  } catch (err) {
+    if (err.code === "not_bound") sessionStorage.setItem(BIND_LATER, "1");
+    return false;
+  }
+}
+
+/** Back from WeChat's web authorization: bind the code, then drop it from the address. */
+export async function bindFromWeChat() {
+  const code = wechatCode();
+  if (!code) {
+    if (sessionStorage.getItem(BIND_LATER) !== "1") return;
+    sessionStorage.removeItem(BIND_LATER); // signed in now: a fresh code, to bind with
+    try {
+      const binding = await api.get("/wechat/bind");
+      if (!binding.bound) location.replace(binding.authorize_url);
+    } catch {
+      // the channel is off or unreachable: the notifications page still offers binding
+    }
+    return;
+  }
   history.replaceState(null, "", location.pathname + location.hash);
   try {
     await api.post("/wechat/bind", { code });
@@ -142,7 +176,7 @@ export function notifyView() {
     replace(body, channelChoice(), wechatPart(), pushPart());
   };
 
-  const el = h("section", { class: "view" }, tx("h1", "notify.title"), out, body, mine);
+  const el = h("section", { class: "view" }, tx("h1", "notify.title"), out, body, mine, passwordChangeForm());
   load();
   return view(el, { rerender: render });
 }

@@ -185,8 +185,13 @@ export class AppState {
   }
 
   conversationOf(inmateId) {
-    for (const conv of this.conversations.values()) if (conv.inmate_id === inmateId) return conv;
-    return null;
+    let found = null;
+    for (const conv of this.conversations.values()) {
+      if (conv.inmate_id !== inmateId) continue;
+      if (conv.shared) return conv; // a family case's shared thread (issue 15) is the one to talk in
+      found = found || conv;
+    }
+    return found;
   }
 
   /** The conversation about an inmate, opened (POST /conversations) when there is none.
@@ -400,11 +405,13 @@ export class AppState {
     socket.on("visit", (ev) => this.emit("visit", ev));
     socket.on("announcement", (ev) => this.emit("announcement", ev));
     socket.on("complaint", (ev) => this.emit("complaint", ev));
+    socket.on("opening", (ev) => this.emit("opening", ev)); // a supervisor opened a conversation
     socket.on("link", async (ev) => {
       const link = this.links.find((l) => l.id === ev.id);
       if (link) {
         link.state = ev.state;
         link.reason = ev.reason ?? link.reason;
+        link.reason_code = ev.reason_code ?? link.reason_code;
       }
       this.emit("links", this.links);
       this.emit("link", ev);

@@ -1,6 +1,8 @@
 // Visits of one inmate: the prison's rules, the inmate's eligibility, my requests and their
 // state (live `visit` events), and a request form. Times are the bureau's local time.
 
+import { refusal } from "/static/app/contest.js";
+import { loadReasons } from "/static/lib/reasons.js";
 import { api } from "/static/lib/api.js";
 import { h, replace } from "/static/lib/dom.js";
 import { errorText, formatDate, formatDateTime, formatList, formatWeekday, t } from "/static/lib/i18n.js";
@@ -146,7 +148,11 @@ export function visitsView(ctx, inmateId) {
               { data: { visit: v.id, state: v.state } },
               h("div", { class: "row" }, h("strong", { class: "grow" }, formatDateTime(v.slot_start)), badge("visitState", v.state)),
               h("p", { class: "muted" }, t("visits.people", { n: v.visitors }), v.visitor_names && v.visitor_names.length ? ` · ${formatList(v.visitor_names)}` : ""),
-              v.reason ? h("p", {}, t("visits.reason", { reason: v.reason })) : null,
+              v.state === "declined"
+                ? refusal("visit", v)
+                : v.reason
+                  ? h("p", {}, t("visits.reason", { reason: v.reason }))
+                  : null,
               cancellable(v) ? cancelBox(v) : null,
             ),
           )
@@ -161,6 +167,7 @@ export function visitsView(ctx, inmateId) {
     } catch (err) {
       listError.error(err);
     }
+    await loadReasons().catch(() => null);
     renderList();
   };
 

@@ -14,6 +14,7 @@ import {
   onLocaleChange,
 } from "/static/lib/i18n.js";
 import { toast, toastError } from "/static/console/staff.js";
+import { ConsentPanel } from "/static/console/consent.js";
 
 const HEALTH = ["good", "fair", "poor", "hospitalised"];
 const CHANGE_KINDS = ["commutation", "parole", "extension"];
@@ -35,13 +36,18 @@ export class InmateCard {
     this.convId = null;
     this.card = null;
     this.editing = null; // the part whose form is open
-    onLocaleChange(() => this.render());
+    this.consent = new ConsentPanel(editable); // the inmate's consent and family case
+    onLocaleChange(() => {
+      this.render();
+      this.consent.render();
+    });
   }
 
   async show(inmateId, convId) {
     this.inmateId = inmateId;
     this.convId = convId;
     this.editing = null;
+    this.consent.show(inmateId);
     if (inmateId === null || inmateId === undefined) {
       this.card = null;
       this.render();
@@ -92,6 +98,7 @@ export class InmateCard {
       this.termPart(info.term),
       this.moneyPart(info.money),
       this.visitsPart(info.visits),
+      this.consent.root,
     );
   }
 

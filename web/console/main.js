@@ -26,6 +26,7 @@ import { Thread } from "/static/console/thread.js";
 import { filePicker } from "/static/lib/attachments.js";
 import { InmateCard } from "/static/console/card.js";
 import { LinkRequests, VisitRequests } from "/static/console/requests.js";
+import { FlagQueue } from "/static/console/flags.js";
 import { CannedManager, CannedPicker } from "/static/console/canned.js";
 import { late, sound, Unread } from "/static/console/alerts.js";
 import { CommentQueue } from "/static/console/comments.js";
@@ -671,6 +672,13 @@ onLocaleChange(() => {
 // -- side tabs ---------------------------------------------------------------------------
 
 let canned = null;
+const flags = new FlagQueue({
+  list: $("#flags"),
+  empty: $("#flags-empty"),
+  counter: $("#count-flags"),
+  state: $("#flags-state"),
+  onOpen: (conv) => openConversation(conv),
+});
 // comments on announcements and the desk's figures (issue 16)
 const commentQueue = new CommentQueue({
   list: $("#comments"),
@@ -690,6 +698,7 @@ async function loadDeskFigures() {
   }
 }
 tabs($(".tabs"), (id) => {
+  if (id === "tab-flags") flags.load();
   if (id === "tab-comments") commentQueue.load();
   if (id === "tab-figures") loadDeskFigures();
   if (id === "tab-links") links.load();
@@ -780,6 +789,7 @@ canned = new CannedManager(picker, { prisons: me.user.prison_ids, names: prisons
 picker.load().then(() => canned.render());
 links.load();
 visits.load();
+flags.load();
 commentQueue.load();
 api.get("/inmates", { limit: 500 }).then(
   (got) => {
@@ -789,6 +799,8 @@ api.get("/inmates", { limit: 500 }).then(
   () => null,
 );
 setInterval(() => {
-  if (document.visibilityState === "visible") links.load();
+  if (document.visibilityState !== "visible") return;
+  links.load();
+  flags.load(); // flags never travel in frames: the queue is read, like the requests
 }, REQUESTS_REFRESH_MS);
 document.body.dataset.ready = "1";

@@ -1,14 +1,17 @@
 // The two request lists an officer decides: family links waiting to be verified
 // (GET /links?state=pending, POST /links/{id}/verify|reject) and visit requests waiting for
 // approval (GET /visits?state=pending, POST /visits/{id}/approve|decline). A rejection or a
-// decline needs a reason; the relative is told live by the server. A link request's evidence
-// files (only the deciding officers are given them) show beside it, thumbnails that open.
+// decline picks a published reason code (GET /reasons; web/lib/reasons.js) and may add words,
+// which "other" requires; the relative is told live by the server, and may contest it. A link
+// request's evidence files (only the deciding officers are given them) show beside it,
+// thumbnails that open.
 
 import { api } from "/static/lib/api.js";
 import { h, clear, show } from "/static/lib/dom.js";
 import { t, tOr, errorText, formatDateTime, formatList, onLocaleChange } from "/static/lib/i18n.js";
 import { toast } from "/static/console/staff.js";
 import { attachmentList } from "/static/lib/attachments.js";
+import { reasonPicker } from "/static/lib/reasons.js";
 
 class Requests {
   constructor({ list, empty, counter }) {
@@ -36,15 +39,11 @@ class Requests {
     this.counter.textContent = this.items.length ? String(this.items.length) : "";
   }
 
-  /** A decision row: a reason field and the buttons; `decide(action, reason)` does the call. */
-  actions(item, choices, reasonKey) {
+  /** A decision row: the reason picker (codes of `reasonKind`) and the buttons;
+   * `decide(action, reason)` does the call with {reason_code, reason?} for a refusal. */
+  actions(item, choices, reasonKind) {
     const error = h("p", { class: "error", role: "alert" });
-    const reason = h("input", {
-      name: "reason",
-      maxlength: 1000,
-      placeholder: t(reasonKey),
-      aria: { label: t(reasonKey) },
-    });
+    const picker = reasonPicker(reasonKind);
     const buttons = choices.map(({ action, label, primary, needsReason }) =>
       h(
         "button",
@@ -55,15 +54,14 @@ class Requests {
           on: {
             click: async (event) => {
               const button = event.currentTarget; // null once the handler has awaited
-              const text = reason.value.trim();
-              if (needsReason && !text) {
+              const reason = needsReason ? picker.value() : null;
+              if (needsReason && !reason) {
                 error.textContent = t("console.requests.reasonNeeded");
-                reason.focus();
                 return;
               }
               button.disabled = true;
               try {
-                await this.decide(item, action, text);
+                await this.decide(item, action, reason);
                 toast(t(`console.requests.done.${action}`));
                 this.items = this.items.filter((other) => other.id !== item.id);
                 this.render();
@@ -77,7 +75,7 @@ class Requests {
         t(label),
       ),
     );
-    return [h("div", { class: "actions" }, reason, buttons), error];
+    return [h("div", { class: "actions" }, picker.element, buttons), error];
   }
 }
 
@@ -88,7 +86,7 @@ export class LinkRequests extends Requests {
   }
 
   decide(link, action, reason) {
-    return api.post(`/links/${link.id}/${action}`, reason || action === "reject" ? { reason } : {});
+    return api.post(`/links/${link.id}/${action}`, action === "reject" ? reason : {});
   }
 
   card(link) {
@@ -118,7 +116,7 @@ export class LinkRequests extends Requests {
           { action: "verify", label: "console.links.verify", primary: true },
           { action: "reject", label: "console.links.reject", needsReason: true },
         ],
-        "console.requests.reason",
+        "link.reject",
       ),
     );
   }
@@ -136,7 +134,7 @@ export class VisitRequests extends Requests {
   }
 
   decide(visit, action, reason) {
-    return api.post(`/visits/${visit.id}/${action}`, action === "decline" ? { reason } : {});
+    return api.post(`/visits/${visit.id}/${action}`, action === "decline" ? reason : {});
   }
 
   card(visit) {
@@ -158,8 +156,44 @@ export class VisitRequests extends Requests {
           { action: "approve", label: "console.visits.approve", primary: true },
           { action: "decline", label: "console.visits.decline", needsReason: true },
         ],
-        "console.requests.reason",
+        "visit.decline",
       ),
+      visit.relative ? resetAtTheDesk(visit.relative) : null,
     );
   }
+}
+
+/** The staff-assisted reset at the visit desk: a relative who forgot its password and has no
+ * phone at hand, its papers checked in person, gets a new one set by the officer (POST
+ * /admin/users/{id}/password: a relative linked with the officer's prison; every session of
+ * it ends; audited). Folded away until asked for. */
+function resetAtTheDesk(relative) {
+  const input = h("input", { name: "new_password", type: "password", autocomplete: "new-password", minlength: 10, required: true, aria: { label: t("console.visits.newPassword") } });
+  const form = h(
+    "form",
+    { class: "desk-reset" },
+    input,
+    h("button", { type: "submit" }, t("console.visits.setPassword")),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const button = form.querySelector("button");
+    button.disabled = true;
+    try {
+      await api.post(`/admin/users/${relative.id}/password`, { new_password: input.value });
+      form.reset();
+      toast(t("console.visits.passwordSet", { name: relative.name }));
+    } catch (err) {
+      toast(errorText(err), { bad: true });
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return h(
+    "details",
+    { class: "desk-reset-box", data: { relative: relative.id } },
+    h("summary", {}, t("console.visits.resetPassword", { name: relative.name })),
+    h("p", { class: "hint" }, t("console.visits.resetWhy")),
+    form,
+  );
 }

@@ -7,7 +7,7 @@ import { api, ApiError, onSignedOut } from "/static/lib/api.js";
 import { KinlineSocket } from "/static/lib/socket.js";
 import { $, h, show, formValues } from "/static/lib/dom.js";
 import { t, errorText, applyI18n, localeSwitcher, onLocaleChange, formatDuration } from "/static/lib/i18n.js";
-import { currentUser, signIn as logIn, signOut, tx } from "/static/lib/ui.js";
+import { currentUser, passwordChangeForm, signIn as logIn, signOut, tx } from "/static/lib/ui.js";
 
 /** Put a translated string in `el` and keep it translated across language switches. */
 export function i18nText(el, key, params = null) {
@@ -95,6 +95,24 @@ export function waitTimer(iso, { target = null, onOverdue = null } = {}) {
   return el;
 }
 
+// -- one's own password ------------------------------------------------------------------------
+
+/** A "change password" button in the top bar, before "sign out": it opens a dialog with the
+ * shared form (POST /auth/password with the old one; the other sessions end). */
+function offerPasswordChange() {
+  const out = $("#sign-out");
+  if (!out || $("#change-password")) return;
+  const dialog = h(
+    "dialog",
+    { id: "password-dialog", class: "password-dialog", aria: { labelledby: "password-change-title" } },
+    passwordChangeForm(),
+    h("div", { class: "actions" }, tr("button", "common.close", { type: "button", id: "password-dialog-close", on: { click: () => dialog.close() } })),
+  );
+  const open = tr("button", "account.changePassword", { type: "button", id: "change-password", class: "link-button", on: { click: () => dialog.showModal() } });
+  out.before(open);
+  document.body.append(dialog);
+}
+
 // -- signing in ---------------------------------------------------------------------------------
 
 /**
@@ -117,6 +135,7 @@ export function signIn(roles) {
     const accept = (me) => {
       if (!roles.includes(me.user.role)) return false;
       show(section, false);
+      offerPasswordChange();
       resolve(me);
       return true;
     };

@@ -93,6 +93,27 @@ export function onSubmit(form, out, action) {
   return form;
 }
 
+/** Change one's own password with the old one (POST /auth/password): every other session of
+ * the account ends, this one goes on. */
+export function passwordChangeForm() {
+  const out = notice();
+  const form = h(
+    "form",
+    { class: "card form", id: "password-change", aria: { labelledby: "password-change-title" } },
+    tx("h2", "account.passwordTitle", {}, { id: "password-change-title" }),
+    field("account.oldPassword", h("input", { name: "old_password", type: "password", required: true, autocomplete: "current-password" })),
+    field("auth.newPassword", h("input", { name: "new_password", type: "password", required: true, autocomplete: "new-password", minlength: 10 })),
+    out,
+    h("div", { class: "actions" }, tx("button", "account.changePassword", {}, { type: "submit", class: "primary" })),
+  );
+  onSubmit(form, out, async (values) => {
+    const done = await api.post("/auth/password", { old_password: values.old_password, new_password: values.new_password });
+    form.reset();
+    out.show(t("account.passwordChanged", { n: done.sessions_ended }), "ok");
+  });
+  return form;
+}
+
 /** The sign-in form; `onSignedIn(loginReply)` after success. */
 export function signInForm({ onSignedIn, titleKey = "session.signInTitle", loginKey = "session.login", loginType = "text" }) {
   const out = notice();

@@ -50,6 +50,8 @@ export const ACTIONS = [
   "prison.visit_rules_set",
   "announcement.posted",
   "supervisor.profile",
+  "flag.reviewed",
+  "flags.viewed",
 ];
 
 /** A local "YYYY-MM-DDTHH:MM" (datetime-local, the browser's zone) -> RFC 3339 with offset. */

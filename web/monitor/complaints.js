@@ -3,11 +3,15 @@
 // complainant (POST /complaints/{id}/transition {state, message}); the moves offered are
 // those the server allows from the current state (storage/complaints.py TRANSITIONS).
 // `complaint` events (on the supervisor's own user topic) refresh the list and the detail.
+// Closing is a refusal: it picks a published reason code (GET /reasons, kind complaint.close),
+// which the complainant reads in its language and may contest. A complaint about a decision
+// names it (about: {kind, id}).
 
 import { api } from "/static/lib/api.js";
 import { h, clear, replace, show } from "/static/lib/dom.js";
 import { t, tOr, errorText, formatDate, formatDateTime, onLocaleChange } from "/static/lib/i18n.js";
 import { toast } from "/static/console/staff.js";
+import { loadReasons, reasonText } from "/static/lib/reasons.js";
 
 /** A complaint's category in the reader's language (a category not in the catalogs, e.g.
  * typed by hand, is shown as it was filed). */
@@ -145,6 +149,8 @@ export class Complaints {
             ),
           ]
         : null,
+      c.about ? ["monitor.complaints.about", t(`contest.about.${c.about.kind}`, { id: c.about.id })] : null,
+      c.reason_code ? ["monitor.complaints.closeReason", reasonText("complaint.close", c.reason_code)] : null,
     ].filter(Boolean);
     const history = h(
       "ol",
@@ -186,6 +192,27 @@ export class Complaints {
     const error = h("p", { class: "error", role: "alert" });
     const select = h("select", { name: "state", id: "move-state" }, next.map((s) => h("option", { value: s }, t(`monitor.move.${s}`))));
     const message = h("textarea", { name: "message", id: "move-message", rows: 4, maxlength: 4000, required: true });
+    const reasonCode = h("select", { name: "reason_code", id: "move-reason" });
+    const reasonRow = h("div", { class: "move-reason", hidden: true }, h("label", { for: "move-reason" }, t("monitor.complaints.closeReason")), reasonCode);
+    const fillReasons = () => {
+      const chosen = reasonCode.value;
+      loadReasons()
+        .then((items) => {
+          replace(
+            reasonCode,
+            h("option", { value: "" }, t("reasons.pick")),
+            items.filter((r) => r.kind === "complaint.close").map((r) => h("option", { value: r.code }, reasonText(r.kind, r.code))),
+          );
+          reasonCode.value = chosen;
+        })
+        .catch(() => null);
+    };
+    fillReasons();
+    const closing = () => select.value === "closed";
+    select.addEventListener("change", () => {
+      reasonRow.hidden = !closing();
+    });
+    reasonRow.hidden = !closing();
     const form = h(
       "form",
       {
@@ -200,10 +227,17 @@ export class Complaints {
               message.focus();
               return;
             }
+            if (closing() && !reasonCode.value) {
+              error.textContent = t("reasons.pick");
+              reasonCode.focus();
+              return;
+            }
             const button = form.querySelector("button[type=submit]");
             button.disabled = true;
+            const move = { state: select.value, message: text };
+            if (closing()) move.reason_code = reasonCode.value;
             try {
-              this.open = await api.post(`/complaints/${c.id}/transition`, { state: select.value, message: text });
+              this.open = await api.post(`/complaints/${c.id}/transition`, move);
               toast(t("monitor.complaints.moved", { state: t(`monitor.cstate.${this.open.state}`) }));
               this.renderDetail();
               this.load();
@@ -217,6 +251,7 @@ export class Complaints {
       h("h3", {}, t("monitor.complaints.move")),
       h("label", { for: "move-state" }, t("monitor.complaints.to")),
       select,
+      reasonRow,
       h("label", { for: "move-message" }, t("monitor.complaints.message")),
       message,
       error,

@@ -5,6 +5,7 @@
 import { api } from "/static/lib/api.js";
 import { h, clear } from "/static/lib/dom.js";
 import { t, errorText, formatDate, formatDateTime, formatDuration, formatNumber, onLocaleChange } from "/static/lib/i18n.js";
+import { categoryLabel } from "/static/console/flags.js";
 import { barChart, durationUnit } from "/static/monitor/charts.js";
 import { loadPeriod, periodView } from "/static/monitor/period.js";
 
@@ -29,6 +30,7 @@ export class Figures {
     this.error = document.getElementById("figures-error");
     this.charts = document.getElementById("charts");
     this.table = document.getElementById("figures-table");
+    this.flagTable = document.getElementById("flag-figures");
     this.periodBox = document.getElementById("period");
     this.data = null;
     this.period = null;
@@ -64,6 +66,7 @@ export class Figures {
   render() {
     clear(this.charts);
     clear(this.table);
+    clear(this.flagTable);
     clear(this.periodBox);
     const periodOf = this.period && (this.period.prisons || []).find((p) => p.prison_id === this.prison);
     if (periodOf) this.periodBox.append(periodView(periodOf));
@@ -128,6 +131,31 @@ export class Figures {
         "tbody",
         {},
         days.map((d) => h("tr", { data: { day: d.day } }, cols.map(([, f], i) => h("td", { class: i ? "num" : null }, f(d))))),
+      ),
+    );
+    this.renderFlags(prison);
+  }
+
+  /** Keyword flags in the range per category (reviewed and not), and the queue now. */
+  renderFlags(prison) {
+    const rows = prison.flags || [];
+    const cols = ["monitor.flags.category", "monitor.flags.flagged", "monitor.flags.reviewed", "monitor.flags.unreviewed"];
+    this.flagTable.append(
+      h("caption", {}, t("monitor.flags.table", { n: prison.flags_unreviewed || 0 })),
+      h("thead", {}, h("tr", {}, cols.map((k, i) => h("th", { scope: "col", class: i ? "num" : null }, t(k))))),
+      h(
+        "tbody",
+        {},
+        rows.length
+          ? rows.map((r) =>
+              h(
+                "tr",
+                { data: { category: r.category } },
+                h("td", {}, categoryLabel(r.category)),
+                [r.flagged, r.reviewed, r.unreviewed].map((n) => h("td", { class: "num" }, formatNumber(n))),
+              ),
+            )
+          : h("tr", {}, h("td", { colspan: 4 }, t("monitor.flags.none"))),
       ),
     );
   }

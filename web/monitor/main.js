@@ -1,6 +1,7 @@
 // The supervisor monitor (/monitor): a supervisor signs in and oversees its prisons, read-only:
 // the live overview and any conversation watched live (no composer exists on this page),
-// response-time figures, the complaints inbox and its workflow, the audit trail.
+// response-time figures (keyword flags counted too), the complaints inbox and its workflow,
+// the keyword review queue, the audit trail.
 
 import { $, h, replace, show } from "/static/lib/dom.js";
 import { prisonNames, signIn, startI18n, startStaff, tabs } from "/static/console/staff.js";
@@ -8,6 +9,7 @@ import { Overview } from "/static/monitor/overview.js";
 import { Figures } from "/static/monitor/figures.js";
 import { Complaints } from "/static/monitor/complaints.js";
 import { Audit } from "/static/monitor/audit.js";
+import { FlagQueue } from "/static/console/flags.js";
 
 startI18n("monitor.title");
 const me = await signIn(["supervisor"]);
@@ -41,12 +43,24 @@ const complaints = new Complaints({
   },
 });
 const audit = new Audit({ prison });
+const flags = new FlagQueue({
+  list: $("#flags"),
+  empty: $("#flags-empty"),
+  counter: $("#count-flags"),
+  state: $("#flags-state"),
+  prison: () => prison,
+  onOpen: (conv) => {
+    board.select("tab-overview");
+    overview.watch(conv);
+  },
+});
 
 const loaded = new Set(["tab-overview"]);
 const board = tabs($(".board-tabs"), (id) => {
   if (id === "tab-figures") figures.load();
   if (id === "tab-audit" && !loaded.has(id)) audit.search();
   if (id === "tab-complaints") complaints.load();
+  if (id === "tab-flags") flags.load();
   loaded.add(id);
 });
 
@@ -56,6 +70,7 @@ picker.addEventListener("change", () => {
   figures.setPrison(prison);
   audit.setPrison(prison);
   if (loaded.has("tab-figures")) figures.load();
+  flags.load();
 });
 
 socket.on("welcome", () => {
@@ -66,5 +81,6 @@ socket.start(); // first: the staff topic's events then land on top of what we l
 await overview.refresh();
 if (overview.data) figures.setPrison(prison, overview.data.response_target_s);
 complaints.load();
+flags.load();
 document.body.dataset.ready = "1";
 export { board };
