@@ -1205,6 +1205,8 @@ def check_attachment(who: Principal | None, facts: AttachmentFacts | None) -> Pr
     if facts is None or not sees_attachment(who, facts):
         raise Denied("not_found", "no such attachment")
     return who
+
+
 # --- keyword review ---
 # The bureau (admin) keeps the keyword lists; nobody else reads or changes them (a list is a
 # tool of oversight, not something a desk should learn to write around). Flagged messages are
