@@ -6,7 +6,7 @@
 - :class:`WsClient`: a deliberately small WebSocket client on a raw ``asyncio.Protocol``
   (uvloop when available). No per-socket task, no per-frame JSON parsing unless the workload
   asks for it, client frames masked with the all-zero key (valid per RFC 6455, and free), pings
-  answered with pongs so aiohttp's heartbeat never closes an idle socket.
+  answered with pongs so the server's heartbeat never cuts an idle socket.
 - Measurement helpers: percentiles in ms, RSS and CPU readings from ``/proc``, a progress line
   on stderr and the final JSON on stdout and in ``bench/results/``.
 """

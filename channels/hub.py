@@ -90,7 +90,7 @@ class _Subscription:
             self.peer.write(frame)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Topic:
     name: str
     conv: int | None

@@ -29,6 +29,9 @@ resyncs = Counter("kinline_resyncs_total", "Topic repairs from storage", ["reaso
 slow_consumer_closes = Counter(
     "kinline_slow_consumer_closes_total", "Sockets closed with 4008 for falling behind"
 )
+heartbeat_cuts = Counter(
+    "kinline_heartbeat_cuts_total", "Sockets cut for not answering pings (server/heartbeat.py)"
+)
 rebalance_shed = Counter(
     "kinline_rebalance_shed_total",
     "Sockets closed with 1012 to move them to a less loaded process (server/rebalance.py)",

@@ -171,7 +171,7 @@ def _named(convs: Iterable[int]) -> str:
     return f"{'conversation' if len(ids) == 1 else 'conversations'} {named}{more}"
 
 
-@dataclass
+@dataclass(slots=True)
 class Session:
     """One socket's session state (see the module docstring for its rules)."""
 

@@ -27,6 +27,7 @@ from server.config import Settings
 from server.duty import DutyRoster
 from server.errors import errors_and_headers, oversize_guard
 from server.gateway import Gateway
+from server.heartbeat import beating
 from server.holds import releasing_stale_holds
 from server.keys import (
     BROKER,
@@ -198,6 +199,11 @@ async def _routing(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _heartbeats(app: web.Application) -> AsyncIterator[None]:
+    async with beating(app[SETTINGS].heartbeat, app[GATEWAY].sockets.all):
+        yield
+
+
 async def _rebalancing(app: web.Application) -> AsyncIterator[None]:
     async with rebalancing(app[SETTINGS], app[GATEWAY]):
         yield
@@ -240,6 +246,7 @@ def build_app(settings: Settings, *, store: Database | None = None) -> web.Appli
         app[DB] = store
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_realtime)
+    app.cleanup_ctx.append(_heartbeats)  # one sweep pings every socket, cuts the silent ones
     app.cleanup_ctx.append(_outreach)  # WeChat, Web Push, SMS and the outbox
     app.cleanup_ctx.append(_rebalancing)  # a process holding too many sockets sheds some
     app.cleanup_ctx.append(_retention)  # message text past KINLINE_RETENTION_YEARS, daily

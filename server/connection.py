@@ -11,7 +11,9 @@ backlog where the transport cannot see it, so 4008 never fired and the reader sa
 its heartbeat timed out. With the cap, what a stopped reader holds on the server is bounded by
 about ``max_buffer`` + one frame in the transport plus the capped kernel buffer.
 Only public asyncio and aiohttp API is used (``get_write_buffer_size``, no private flow
-control).
+control). Heartbeats are one sweep over every socket (``server/heartbeat.py``): ``heard``,
+``pinged`` and ``busy`` are its state, :meth:`Connection.ping` and :meth:`Connection.cut`
+what it does.
 """
 
 from __future__ import annotations
@@ -49,13 +51,19 @@ def close_frame(code: int, reason: str = "") -> bytes:
     return bytes((0x88, len(payload))) + payload
 
 
+PING_FRAME = b"\x89\x00"  # a server ping, empty payload (RFC 6455 5.5.2; unmasked: from the server)
+
+
 class Connection:
     __slots__ = (
+        "busy",
         "conversations",
         "core",
         "ended",
+        "heard",
         "kicked",
         "max_buffer",
+        "pinged",
         "principal",
         "prisons",
         "session",
@@ -84,6 +92,9 @@ class Connection:
         self.conversations: dict[int, Conversation] = {}  # looked up once, checked every frame
         self.kicked: int | None = None
         self.ended = False  # its handler finished: it follows nothing any more
+        self.heard = True  # since the last heartbeat tick (the handshake counts)
+        self.pinged = False  # pinged at the last tick, not heard since
+        self.busy = False  # its handler is handling one of its frames
         self.core = core or Session(is_relative=principal.user.role == "relative")
 
     @property
@@ -130,6 +141,14 @@ class Connection:
         self.kicked = code
         self.transport.write(close_frame(code, reason))
         asyncio.get_running_loop().call_later(ABORT_AFTER, self.transport.abort)
+
+    def ping(self) -> None:
+        self.write(PING_FRAME)
+
+    def cut(self) -> None:
+        """Drop the connection now, without a close frame: the peer stopped answering."""
+        metrics.heartbeat_cuts.inc()
+        self.transport.abort()
 
     async def drain(self) -> None:
         """Wait until the transport's unsent bytes are below half of ``max_buffer`` (between

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable
 
 import msgspec
 from aiohttp import web
@@ -78,7 +79,9 @@ def oversize_guard(
     of the body is read or waited for)."""
 
     @web.middleware
-    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    def guard(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
+        # Not a coroutine: it returns the handler's awaitable, so no frame of its own stays
+        # for a request's life (a WebSocket's is long: issue 17).
         limit = max_bytes
         if upload_bytes is not None and UPLOAD_PATHS.match(request.path):
             limit = max(max_bytes, upload_bytes)
@@ -86,8 +89,8 @@ def oversize_guard(
             limit = max(max_bytes, attachment_bytes + MULTIPART_SLACK)
         if request.content_length is not None and request.content_length > limit:
             response = json_error(413, "too_large", f"the body exceeds {limit} bytes")
-            return await answer_and_close(request, response)
-        return await handler(request)
+            return answer_and_close(request, response)
+        return handler(request)
 
     return guard
 

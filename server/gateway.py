@@ -148,7 +148,7 @@ class Gateway:
         ws = web.WebSocketResponse(
             protocols=(SUBPROTOCOL,),
             compress=False,  # permessage-deflate costs far more memory than it saves here
-            heartbeat=self.settings.heartbeat,
+            autoping=False,  # pings and pongs come to the frame loop: heartbeats are one sweep
             max_msg_size=self.settings.max_frame_bytes * 4,  # up to this: error frame; past: 1009
         )
         ws.headers["X-Kinline-Worker"] = str(os.getpid())  # which process serves this socket
@@ -175,6 +175,7 @@ class Gateway:
         relative = principal.user.role == "relative"
         if relative and self.online is not None:
             self.online.joined(principal.id)  # the outbox holds its notifications meanwhile
+        del token  # not kept for the socket's life (its hash is ``session``)
         try:
             await self._serve(conn)
         finally:
@@ -222,7 +223,32 @@ class Gateway:
             if user.role == "officer":
                 await self.roster.arrive(UserRef(user.id, user.role, user.name), user.prison_ids)
                 arrived = True
-            await self._frames(conn)
+            # The frames, in order. Anything read counts as heard for the heartbeat sweep
+            # (server/heartbeat.py), and so does the time spent handling a frame (a pong may
+            # be waiting unread behind it). Inline, not a method: a coroutine frame less per
+            # socket for its whole life.
+            async for msg in conn.ws:
+                conn.heard = True
+                if conn.closed or conn.core.closed:
+                    break
+                if msg.type == WSMsgType.TEXT:
+                    conn.busy = True
+                    try:
+                        await self.frame(conn, msg.data, time.perf_counter())
+                    finally:
+                        conn.busy = False
+                        conn.heard = True
+                elif msg.type == WSMsgType.PING:
+                    await conn.ws.pong(msg.data)
+                elif msg.type == WSMsgType.PONG:
+                    pass
+                elif msg.type == WSMsgType.BINARY:
+                    error = ProtocolError(
+                        ErrorCode.BINARY_NOT_SUPPORTED, "kinline.v1 frames are JSON text"
+                    )
+                    await self._perform(conn, conn.core.receive(error, time.monotonic()))
+                elif msg.type == WSMsgType.ERROR:
+                    break
         finally:
             for prison in conn.prisons:
                 self.roster.unfollow(prison)
@@ -249,20 +275,6 @@ class Gateway:
                 await self._join(conn, BUREAU_TOPIC, None)  # bureau-wide announcements
             with contextlib.suppress(BrokerUnavailable):
                 conn.send(await self.roster.now(prison, staff=staff))
-
-    async def _frames(self, conn: Connection) -> None:
-        async for msg in conn.ws:
-            if conn.closed or conn.core.closed:
-                break
-            if msg.type == WSMsgType.TEXT:
-                await self.frame(conn, msg.data, time.perf_counter())
-            elif msg.type == WSMsgType.BINARY:
-                error = ProtocolError(
-                    ErrorCode.BINARY_NOT_SUPPORTED, "kinline.v1 frames are JSON text"
-                )
-                await self._perform(conn, conn.core.receive(error, time.monotonic()))
-            elif msg.type == WSMsgType.ERROR:
-                break
 
     async def frame(self, conn: Connection, data: str, received: float) -> None:
         """Handle one text frame (``received``: its ``perf_counter`` time, for ack latency)."""

@@ -52,7 +52,7 @@ class Denied(Exception):
         self.message = message
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Principal:
     """A signed-in user and the facts its permissions depend on."""
 

@@ -9,6 +9,8 @@ add that header), so it is not checked. The WebSocket handshake has its own chec
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
@@ -19,18 +21,26 @@ from server.errors import json_error
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
+async def _now(response: web.StreamResponse) -> web.StreamResponse:
+    return response
+
+
 def cookie_origin_guard(settings: Settings) -> Middleware:
     allowed = settings.origins
 
     @web.middleware
-    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    def guard(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
+        # Not a coroutine: it returns the handler's awaitable, so no frame of its own stays
+        # for a request's life (a WebSocket's is long: issue 17).
         if request.method in UNSAFE:
             _, from_cookie = sessions.presented_token(request)
             origin = request.headers.get("Origin", "").rstrip("/")
             if from_cookie and origin not in allowed:
-                return json_error(
-                    403, "forbidden_origin", "this origin may not use the session cookie"
+                return _now(
+                    json_error(
+                        403, "forbidden_origin", "this origin may not use the session cookie"
+                    )
                 )
-        return await handler(request)
+        return handler(request)
 
     return guard
