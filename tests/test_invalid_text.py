@@ -205,6 +205,17 @@ async def test_nul_in_any_rest_text_field_is_400_invalid_text(target: Target) ->
     ids["announcements"] = await _create(
         target, spec, "/announcements", {**_body(spec, "/announcements"), "prison_id": None}
     )
+    # a flagged message to review (the review route looks the flag up before the body)
+    lists = {"lists": [{"category": "escape", "words": ["越狱"]}]}
+    assert (await target.call("PUT", "/admin/keywords", "admin", lists))[0] == 200
+    status, flagged = await target.call(
+        "POST",
+        f"/conversations/{target.ids['conversations']}/messages",
+        "relative",
+        {"cid": "flagged", "body": "他想越狱"},
+    )
+    assert status == 201, flagged
+    ids["flags"] = flagged["id"]
     found = text_cases(spec, ids)
     described = {(c.method, c.path.split("?")[0], c.field) for c in found}
     inmate = f"/inmates/{target.ids['inmates']}"
