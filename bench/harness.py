@@ -91,9 +91,10 @@ def note(text: str) -> None:
 
 
 def percentiles_ms(samples: Sequence[float]) -> dict[str, float | int | None]:
-    """p50/p95/p99/max (and count, mean) of ``samples`` given in seconds, in milliseconds."""
+    """p50/p95/p99/p99.9/max (and count, mean) of ``samples`` given in seconds, in ms."""
     if not samples:
-        return {"count": 0, "p50": None, "p95": None, "p99": None, "max": None, "mean": None}
+        keys = ("p50", "p95", "p99", "p999", "max", "mean")
+        return {"count": 0, **dict.fromkeys(keys)}
     ordered = sorted(samples)
     n = len(ordered)
 
@@ -105,6 +106,7 @@ def percentiles_ms(samples: Sequence[float]) -> dict[str, float | int | None]:
         "p50": at(0.50),
         "p95": at(0.95),
         "p99": at(0.99),
+        "p999": at(0.999),
         "max": round(ordered[-1] * 1000, 3),
         "mean": round(sum(ordered) / n * 1000, 3),
     }
