@@ -152,7 +152,7 @@ def _request(port: int) -> bytes:
     ).encode()
 
 
-async def connect(port: int, token: str, timeout: float = 15.0) -> WsClient:
+async def connect(port: int, token: str, timeout: float = 15.0) -> PeerClient:
     """Open a Socket.IO connection to the peer on ``port`` with ``token`` as its auth and wait
     for its ``welcome`` (then :attr:`PeerClient.worker` is the serving process's pid). Raises
     :class:`bench.harness.HandshakeError` if the peer refuses the token or closes."""
