@@ -42,12 +42,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--pause", type=float, default=0.3, help="seconds between rounds")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds a round may take")
     parser.add_argument("--workers", type=int, default=2)
+    harness.add_server_argument(parser)
     return parser
 
 
 async def _main(args: argparse.Namespace) -> int:
     n = args.sockets
-    async with Bench("broadcast", workers=args.workers) as bench:
+    async with Bench("broadcast", workers=args.workers, server=args.server) as bench:
         t = time.perf_counter()
         officers = await bench.officers(math.ceil(n / args.per_user))
         (pair,) = await bench.pairs(1, officers[0][0])
@@ -65,11 +66,11 @@ async def _main(args: argparse.Namespace) -> int:
         rss_client0 = harness.self_rss_kib()
         t = time.perf_counter()
         tokens = [token for _, token in officers]
-        readers = await harness.open_many(bench.port, tokens, n, after=subscribe, label="readers")
+        readers = await bench.open_many(tokens, n, after=subscribe, label="readers")
         connect_s = time.perf_counter() - t
         per_worker = Counter(r.worker for r in readers)
         harness.note(f"{n} readers open in {connect_s:.1f} s; per worker {dict(per_worker)}")
-        sender = await harness.connect(bench.port, pair.token)
+        sender = await bench.connect(pair.token)
         rss_server = bench.rss()
 
         latencies: list[float] = []
@@ -111,6 +112,7 @@ async def _main(args: argparse.Namespace) -> int:
         handler_per_round = sum(client_handler) / max(1, len(client_handler))
         result: dict[str, Any] = {
             "workload": "broadcast",
+            "server": args.server,
             "sockets": n,
             "rounds": args.rounds,
             "workers": args.workers,

@@ -142,15 +142,15 @@ class Chat:
     # setup
 
     async def connect(self, officers: list[tuple[Any, str]]) -> None:
-        port = self.bench.port
+        bench = self.bench
 
         async def one(index: int) -> tuple[WsClient, WsClient]:
             pair = self.pairs[index]
             _, officer_token = officers[index]
-            reader = await harness.connect(port, officer_token)
+            reader = await bench.connect(officer_token)
             reader.send_text(b'{"type":"watch","conv":%d}' % pair.conversation.id)
             await harness.barrier(reader)
-            sender = await harness.connect_on_worker(port, pair.token, avoid=reader.worker)
+            sender = await bench.connect_on_worker(pair.token, avoid=reader.worker)
             reader.on_text = self.on_reader_frame
             sender.on_text = self.on_sender_frame
             harness.progress(f"connected pair {index + 1}/{len(self.pairs)}")
@@ -224,6 +224,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--body-chars", type=int, default=80)
     parser.add_argument("--grace", type=float, default=3.0, help="seconds to wait for deliveries")
     parser.add_argument("--workers", type=int, default=2)
+    harness.add_server_argument(parser)
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds at 200 msg/s first")
     parser.add_argument(
         "--no-keywords",
@@ -248,7 +249,7 @@ def _passes(result: dict[str, Any]) -> tuple[bool, str]:
 
 
 async def _main(args: argparse.Namespace) -> int:
-    async with Bench("chat", workers=args.workers) as bench:
+    async with Bench("chat", workers=args.workers, server=args.server) as bench:
         t = time.perf_counter()
         officers = await bench.officers(args.pairs)
         pairs = await bench.pairs(args.pairs, officers[0][0])
@@ -264,10 +265,11 @@ async def _main(args: argparse.Namespace) -> int:
             await chat.step(200.0, args.warmup, args.grace, "warm-up ")
         result: dict[str, Any] = {
             "workload": "chat",
+            "server": args.server,
             "pairs": args.pairs,
             "workers": args.workers,
             "body_chars": args.body_chars,
-            "keyword_lists": not args.no_keywords,
+            "keyword_lists": not args.no_keywords and args.server == "kinline",
             "seed_seconds": round(seed_s, 2),
         }
         if not args.max:

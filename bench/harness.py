@@ -2,7 +2,9 @@
 
 - :class:`Bench`: a throwaway PostgreSQL database (created, migrated, dropped in ``finally``),
   seeding helpers on :class:`storage.postgres.PostgresDatabase`, and ``kinline serve --workers 2``
-  as a subprocess on a free loopback port (stopped with SIGTERM, always).
+  as a subprocess on a free loopback port (stopped with SIGTERM, always); or, with
+  ``server="socketio"``, the python-socketio peer of ``bench/peer`` on the same seed data, and
+  its sockets through :meth:`Bench.connect` and friends.
 - :class:`WsClient`: a deliberately small WebSocket client on a raw ``asyncio.Protocol``
   (uvloop when available). No per-socket task, no per-frame JSON parsing unless the workload
   asks for it, client frames masked with the all-zero key (valid per RFC 6455, and free), pings
@@ -13,6 +15,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 import contextlib
@@ -35,6 +38,8 @@ from typing import Any, TypeVar, cast
 
 import asyncpg
 
+from bench.peer import processes as peer_processes
+from bench.peer import schema as peer_schema
 from domain.records import Conversation, Prison, User
 from server import sessions
 from storage import accounts, conversations, keywords, links, prisons
@@ -48,6 +53,7 @@ REDIS_URL = os.environ.get("KINLINE_BENCH_REDIS", "redis://127.0.0.1:6379/0")
 HOST = "127.0.0.1"  # loopback only, always
 PASSWORD_HASH = "bench$not-a-real-hash"  # nobody logs in: sessions are issued directly
 SUBPROTOCOL = "kinline.v1"
+SERVERS = ("kinline", "socketio")  # --server: Kinline, or the python-socketio peer (bench/peer)
 
 T = TypeVar("T")
 
@@ -62,6 +68,16 @@ def install_uvloop() -> str:
         return "asyncio"
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     return "uvloop"
+
+
+def add_server_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--server",
+        choices=SERVERS,
+        default="kinline",
+        help="the server under load: kinline, or socketio (the python-socketio peer of"
+        " bench/peer, on the same seed data and workload)",
+    )
 
 
 def raise_nofile() -> int:
@@ -246,6 +262,7 @@ class CpuMeter:
 # -- the WebSocket client ---------------------------------------------------------------------
 
 TextHandler = Callable[["WsClient", bytes, float], None]
+BARRIER = b'{"type":"bench_barrier"}'
 
 
 class HandshakeError(Exception):
@@ -399,6 +416,12 @@ class WsClient(asyncio.Protocol):
     def send_text(self, payload: bytes) -> None:
         self._write_frame(0x1, payload)
 
+    async def barrier(self, timeout: float = 15.0) -> None:
+        """Wait until the server handled every frame sent before: frames of one socket are
+        handled in order, and an unknown frame type is answered with an ``error``."""
+        self.send_text(BARRIER)
+        await self.expect(lambda f: b'"unknown_type"' in f, timeout)
+
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self._write_frame(0x8, struct.pack("!H", 1000))
@@ -412,6 +435,9 @@ def _request(port: int, token: str) -> bytes:
         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
         f"Sec-WebSocket-Protocol: {SUBPROTOCOL}\r\nAuthorization: Bearer {token}\r\n\r\n"
     ).encode()
+
+
+Dial = Callable[[int, str, float], Awaitable[WsClient]]  # (port, token, timeout): welcomed
 
 
 async def connect(port: int, token: str, timeout: float = 15.0) -> WsClient:
@@ -429,22 +455,23 @@ async def connect(port: int, token: str, timeout: float = 15.0) -> WsClient:
     return client
 
 
-BARRIER = b'{"type":"bench_barrier"}'
-
-
 async def barrier(client: WsClient, timeout: float = 15.0) -> None:
-    """Wait until the server handled every frame sent before: frames of one socket are handled
-    in order, and an unknown frame type is answered with an ``error``."""
-    client.send_text(BARRIER)
-    await client.expect(lambda f: b'"unknown_type"' in f, timeout)
+    """Wait until the server handled every frame sent before (:meth:`WsClient.barrier`)."""
+    await client.barrier(timeout)
 
 
 async def connect_on_worker(
-    port: int, token: str, *, want: int | None = None, avoid: int | None = None, tries: int = 60
+    port: int,
+    token: str,
+    *,
+    want: int | None = None,
+    avoid: int | None = None,
+    tries: int = 60,
+    dial: Dial = connect,
 ) -> WsClient:
     """Reconnect until the socket lands on worker ``want`` (or not on ``avoid``)."""
     for _ in range(tries):
-        client = await connect(port, token)
+        client = await dial(port, token, 15.0)
         if (want is None or client.worker == want) and (avoid is None or client.worker != avoid):
             return client
         client.close()
@@ -485,11 +512,16 @@ class Pair:
 
 @dataclass
 class Bench:
-    """One benchmark run: database, seed data, server. Use ``async with Bench(name) as b``."""
+    """One benchmark run: database, seed data, server. Use ``async with Bench(name) as b``.
+    ``server="socketio"`` runs the peer (bench/peer) instead of Kinline, on the same seed
+    data; open its sockets with :meth:`connect`, :meth:`connect_on_worker`, :meth:`open_many`.
+    """
 
     name: str
     workers: int = 2
     env: dict[str, str] = field(default_factory=dict)
+    server: str = "kinline"
+    peer: peer_processes.PeerServer | None = None
     store: PostgresDatabase | None = None
     database: str = ""
     port: int = 0
@@ -574,10 +606,52 @@ class Bench:
         logins = [self._login("relative") for _ in range(count)]
         return await gather_bounded([lambda lg=lg: one(lg) for lg in logins])  # type: ignore[misc]
 
+    @property
+    def dsn(self) -> str:
+        """The URL of this run's database."""
+        return _with_database(self.database)
+
+    # sockets, for either server
+
+    @property
+    def dial(self) -> Dial:
+        """The connect function of the server under load (Kinline's, or the peer's)."""
+        if self.server == "socketio":
+            from bench.peer.client import connect as peer_connect  # it imports this module
+
+            return peer_connect
+        return connect
+
+    async def connect(self, token: str, timeout: float = 15.0) -> WsClient:
+        return await self.dial(self.port, token, timeout)
+
+    async def connect_on_worker(
+        self, token: str, *, want: int | None = None, avoid: int | None = None
+    ) -> WsClient:
+        return await connect_on_worker(self.port, token, want=want, avoid=avoid, dial=self.dial)
+
+    async def open_many(
+        self,
+        tokens: Sequence[str],
+        count: int,
+        *,
+        after: Callable[[WsClient], Awaitable[None]] | None = None,
+        limit: int = 64,
+        label: str = "sockets",
+    ) -> list[WsClient]:
+        return await open_many(
+            self.port, tokens, count, after=after, limit=limit, label=label, dial=self.dial
+        )
+
     # the server
 
     async def start_server(self, timeout: float = 30.0) -> None:
+        if self.server not in SERVERS:
+            raise ValueError(f"unknown server {self.server!r}; one of {SERVERS}")
         self.port = free_port()
+        if self.server == "socketio":
+            await self._start_peer(timeout)
+            return
         env = {
             **os.environ,
             "KINLINE_DATABASE_URL": _with_database(self.database),
@@ -616,6 +690,18 @@ class Bench:
             await asyncio.sleep(0.2)
         note(f"server pid {self.process.pid}, workers {self.worker_pids}, port {self.port}")
 
+    async def _start_peer(self, timeout: float) -> None:
+        """The peer's tables (seeded with the conversations there are now), then its processes."""
+        dsn = self.dsn
+        conversations = await peer_schema.create(dsn)
+        self.peer = await peer_processes.start(self.port, dsn, REDIS_URL, self.workers, timeout)
+        self.worker_pids = self.peer.pids
+        self.log_path = self.peer.log_path
+        note(
+            f"peer (python-socketio) pids {self.worker_pids}, port {self.port},"
+            f" {conversations} conversations"
+        )
+
     async def _ready(self) -> bool:
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, self.port), 2)
@@ -637,7 +723,7 @@ class Bench:
         seen: set[int] = set()
         deadline = time.monotonic() + timeout
         while len(seen) < self.workers and time.monotonic() < deadline:
-            client = await connect(self.port, token)
+            client = await self.connect(token)
             seen.add(client.worker)
             client.close()
         if len(seen) < self.workers:
@@ -649,6 +735,9 @@ class Bench:
         return {pid: rss_kib(pid) for pid in self.worker_pids}
 
     async def stop_server(self, timeout: float = 20.0) -> None:
+        peer, self.peer = self.peer, None
+        if peer is not None:
+            await peer.stop(timeout)
         process, self.process = self.process, None
         if process is None or process.returncode is not None:
             return
@@ -692,6 +781,7 @@ async def open_many(
     after: Callable[[WsClient], Awaitable[None]] | None = None,
     limit: int = 64,
     label: str = "sockets",
+    dial: Dial = connect,
 ) -> list[WsClient]:
     """Open ``count`` sockets, token ``i % len(tokens)`` for socket ``i``, at most ``limit``
     handshakes at once; ``after(client)`` runs on each once it is welcomed (e.g. a watch)."""
@@ -699,7 +789,7 @@ async def open_many(
 
     async def one(index: int) -> WsClient:
         nonlocal done
-        client = await connect(port, tokens[index % len(tokens)], timeout=60.0)
+        client = await dial(port, tokens[index % len(tokens)], 60.0)
         if after is not None:
             await after(client)
         done += 1

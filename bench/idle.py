@@ -26,12 +26,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--settle", type=float, default=5.0, help="seconds idle before reading")
     parser.add_argument("--warmup", type=int, default=20, help="sockets opened and closed first")
     parser.add_argument("--workers", type=int, default=2)
+    harness.add_server_argument(parser)
     return parser
 
 
 async def _main(args: argparse.Namespace) -> int:
     n = args.sockets
-    async with Bench("idle", workers=args.workers) as bench:
+    async with Bench("idle", workers=args.workers, server=args.server) as bench:
         t = time.perf_counter()
         users = await bench.officers(math.ceil(n / args.per_user) + 1)
         seed_s = time.perf_counter() - t
@@ -39,13 +40,13 @@ async def _main(args: argparse.Namespace) -> int:
         probe, tokens = users[0][1], [token for _, token in users[1:]]
         await bench.start_server()
         await bench.wait_all_workers(probe)
-        warm = await harness.open_many(bench.port, [probe], args.warmup, label="warm-up")
+        warm = await bench.open_many([probe], args.warmup, label="warm-up")
         harness.close_all(warm)
         await asyncio.sleep(2.0)
         before = bench.rss()
         client_before = harness.self_rss_kib()
         t = time.perf_counter()
-        clients = await harness.open_many(bench.port, tokens, n, label="idle")
+        clients = await bench.open_many(tokens, n, label="idle")
         connect_s = time.perf_counter() - t
         await asyncio.sleep(args.settle)
         after = bench.rss()
@@ -58,6 +59,7 @@ async def _main(args: argparse.Namespace) -> int:
         delta = sum(after.values()) - sum(before.values())
         result: dict[str, Any] = {
             "workload": "idle",
+            "server": args.server,
             "sockets": n,
             "per_user": args.per_user,
             "workers": args.workers,
