@@ -96,9 +96,12 @@ class _Topic:
     conv: int | None
     subs: dict[Peer, _Subscription] = field(default_factory=dict)
     holds: int = 0  # joins in progress
-    ready: asyncio.Future[None] | None = None
+    ready: asyncio.Future[None] | None = None  # the broker subscription, while in flight
+    live: bool = False  # the broker confirmed it (and the baseline is read): no future kept
     last: int = 0
-    pending: dict[int, tuple[str, bytes, int]] = field(default_factory=dict)
+    # events held while subscribing or repairing; made when the first is held (a topic per
+    # user: an empty dict for each would be 64 bytes a socket)
+    pending: dict[int, tuple[str, bytes, int]] | None = None
     repair: asyncio.Task[None] | None = None
 
     @property
@@ -236,21 +239,24 @@ class Hub:
 
     async def _ready(self, topic: _Topic) -> None:
         """Subscribe to the broker (confirmed) and learn the topic's baseline, once."""
+        if topic.live:
+            return
         if topic.ready is None:
-            topic.ready = asyncio.get_running_loop().create_future()
+            ready = topic.ready = asyncio.get_running_loop().create_future()
             try:
                 await self._broker.subscribe(topic.name)
                 if topic.conv is not None:
                     seqs = await conversations.last_seqs(self._store, [topic.conv])
                     topic.last = max(topic.last, seqs.get(topic.conv, 0))
             except BaseException as exc:
-                topic.ready.set_exception(exc)
-                topic.ready.exception()  # retrieved: later joiners get it through await
+                ready.set_exception(exc)
+                ready.exception()  # retrieved: later joiners get it through await
                 topic.ready = None
                 with contextlib.suppress(BrokerUnavailable):
                     await self._broker.unsubscribe(topic.name)
                 raise
-            topic.ready.set_result(None)
+            topic.live, topic.ready = True, None  # joiners waiting hold the future
+            ready.set_result(None)
             self._flush_pending(topic)
         else:
             await asyncio.shield(topic.ready)
@@ -260,7 +266,7 @@ class Hub:
             del self._topics[topic.name]
             if topic.repair:
                 topic.repair.cancel()
-            if topic.ready is not None and topic.ready.done() and not topic.ready.exception():
+            if topic.live:
                 with contextlib.suppress(BrokerUnavailable):
                     await self._broker.unsubscribe(topic.name)
 
@@ -307,13 +313,17 @@ class Hub:
         if topic.conv is None or seq == 0:
             self._fan_out(topic, seq, audience_, frame, sent_ms)
             return
-        if topic.ready is None or not topic.ready.done() or topic.repair is not None:
+        if not topic.live or topic.repair is not None:
+            if topic.pending is None:
+                topic.pending = {}
             if len(topic.pending) < MAX_PENDING:
                 topic.pending[seq] = (audience_, frame, sent_ms)
             return
         if seq <= topic.last:
             return  # duplicate
         if seq > topic.last + 1:
+            if topic.pending is None:
+                topic.pending = {}
             topic.pending[seq] = (audience_, frame, sent_ms)
             self._start_repair(topic, "gap")
             return
@@ -328,7 +338,7 @@ class Hub:
 
     def _flush_pending(self, topic: _Topic) -> None:
         """Route held events in seq order, dropping what is already delivered."""
-        held, topic.pending = topic.pending, {}
+        held, topic.pending = topic.pending or {}, None
         for seq in sorted(held):
             audience_, frame, sent_ms = held[seq]
             self._route(topic, seq, audience_, frame, sent_ms)
@@ -355,7 +365,7 @@ class Hub:
                 now_ms = int(self._clock() * 1000)
                 for message in page:
                     if message.seq > topic.last:
-                        held = topic.pending.pop(message.seq, None)
+                        held = topic.pending.pop(message.seq, None) if topic.pending else None
                         frame = held[1] if held else text_frame(message_bytes(message))
                         self._fan_out(
                             topic,
@@ -380,9 +390,7 @@ class Hub:
     async def reconcile(self, reason: str = "periodic") -> None:
         """Compare each conversation topic with storage; repair those that are behind."""
         topics = [
-            t
-            for t in self._topics.values()
-            if t.conv is not None and t.ready and t.ready.done() and t.repair is None
+            t for t in self._topics.values() if t.conv is not None and t.live and t.repair is None
         ]
         if not topics:
             return
