@@ -94,7 +94,9 @@ class _Subscription:
 class _Topic:
     name: str
     conv: int | None
-    subs: dict[Peer, _Subscription] = field(default_factory=dict)
+    # None for a socket on an unordered topic: nothing to track for it (no seq, no replay),
+    # and no object of its own per socket and topic
+    subs: dict[Peer, _Subscription | None] = field(default_factory=dict)
     holds: int = 0  # joins in progress
     ready: asyncio.Future[None] | None = None  # the broker subscription, while in flight
     live: bool = False  # the broker confirmed it (and the baseline is read): no future kept
@@ -204,9 +206,10 @@ class Hub:
         try:
             await self._ready(topic_)
             if peer in topic_.subs:
-                return topic_.subs[peer].cursor
+                held = topic_.subs[peer]
+                return 0 if held is None else held.cursor
             if topic_.conv is None:
-                topic_.subs[peer] = _Subscription(peer, 0)
+                topic_.subs[peer] = None
                 return 0
             if cursor is None or cursor >= topic_.last:
                 sub = _Subscription(peer, topic_.last if cursor is None else cursor)
@@ -225,17 +228,23 @@ class Hub:
 
     async def leave(self, topic: str, peer: Peer) -> None:
         topic_ = self._topics.get(topic)
-        if topic_ is not None and topic_.subs.pop(peer, None) is not None:
+        if topic_ is not None and peer in topic_.subs:
+            del topic_.subs[peer]
             await self._forget_if_idle(topic_)
 
     def drop(self, topic: str, peer: Peer) -> int | None:
         """Unsubscribe ``peer`` at once (nothing more reaches it from ``topic``) and return
         the seq it had reached; the broker is released in the background."""
         topic_ = self._topics.get(topic)
-        sub = topic_.subs.pop(peer, None) if topic_ is not None else None
-        if topic_ is not None and topic_.idle:
+        if topic_ is None:
+            return None
+        subscribed = peer in topic_.subs
+        sub = topic_.subs.pop(peer, None)
+        if topic_.idle:
             self._spawn(self._forget_if_idle(topic_))
-        return None if sub is None else sub.cursor
+        if not subscribed:
+            return None
+        return 0 if sub is None else sub.cursor
 
     async def _ready(self, topic: _Topic) -> None:
         """Subscribe to the broker (confirmed) and learn the topic's baseline, once."""
@@ -331,8 +340,11 @@ class Hub:
         topic.last = seq
 
     def _fan_out(self, topic: _Topic, seq: int, audience_: str, frame: bytes, sent_ms: int) -> None:
-        for sub in list(topic.subs.values()):
-            sub.deliver(seq, audience_, frame)
+        for peer, sub in list(topic.subs.items()):
+            if sub is not None:
+                sub.deliver(seq, audience_, frame)
+            elif audience_ == envelope.ALL or peer.is_staff:  # an unordered topic's socket
+                peer.write(frame)
         if topic.subs:
             metrics.delivery_latency.observe(max(0.0, self._clock() - sent_ms / 1000))
 
