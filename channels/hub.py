@@ -35,7 +35,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from channels import envelope, metrics
@@ -94,9 +94,13 @@ class _Subscription:
 class _Topic:
     name: str
     conv: int | None
-    # None for a socket on an unordered topic: nothing to track for it (no seq, no replay),
-    # and no object of its own per socket and topic
-    subs: dict[Peer, _Subscription | None] = field(default_factory=dict)
+    # Its sockets, each with its subscription: None on an unordered topic (nothing to track,
+    # no seq, no replay; no object per socket and topic). A lone socket is kept in ``_solo``
+    # (most topics, a user's, have one: a dict of one would be 260 bytes), two or more in
+    # ``_subs``; never both (:meth:`has`, :meth:`put`, :meth:`remove`, :meth:`entries`).
+    _solo: Peer | None = None
+    _solo_sub: _Subscription | None = None
+    _subs: dict[Peer, _Subscription | None] | None = None
     holds: int = 0  # joins in progress
     ready: asyncio.Future[None] | None = None  # the broker subscription, while in flight
     live: bool = False  # the broker confirmed it (and the baseline is read): no future kept
@@ -108,7 +112,47 @@ class _Topic:
 
     @property
     def idle(self) -> bool:
-        return not self.subs and not self.holds
+        return self.empty and not self.holds
+
+    @property
+    def empty(self) -> bool:
+        return self._solo is None and not self._subs
+
+    def has(self, peer: Peer) -> bool:
+        return peer is self._solo or (self._subs is not None and peer in self._subs)
+
+    def get(self, peer: Peer) -> _Subscription | None:
+        """``peer``'s subscription (one it :meth:`has`)."""
+        if peer is self._solo:
+            return self._solo_sub
+        return self._subs.get(peer) if self._subs is not None else None
+
+    def put(self, peer: Peer, sub: _Subscription | None) -> None:
+        if self._subs is not None:
+            self._subs[peer] = sub
+        elif self._solo is None or self._solo is peer:
+            self._solo, self._solo_sub = peer, sub
+        else:
+            self._subs = {self._solo: self._solo_sub, peer: sub}
+            self._solo = self._solo_sub = None
+
+    def remove(self, peer: Peer) -> tuple[bool, _Subscription | None]:
+        """Unsubscribe ``peer``: whether it was subscribed, and its subscription."""
+        if peer is self._solo:
+            sub, self._solo, self._solo_sub = self._solo_sub, None, None
+            return True, sub
+        if self._subs is not None and peer in self._subs:
+            sub = self._subs.pop(peer)
+            if not self._subs:
+                self._subs = None
+            return True, sub
+        return False, None
+
+    def entries(self) -> list[tuple[Peer, _Subscription | None]]:
+        """Its sockets and their subscriptions, in the order they joined (a copy)."""
+        if self._solo is not None:
+            return [(self._solo, self._solo_sub)]
+        return list(self._subs.items()) if self._subs else []
 
 
 class Hub:
@@ -205,21 +249,22 @@ class Hub:
         topic_.holds += 1
         try:
             await self._ready(topic_)
-            if peer in topic_.subs:
-                held = topic_.subs[peer]
+            if topic_.has(peer):
+                held = topic_.get(peer)
                 return 0 if held is None else held.cursor
             if topic_.conv is None:
-                topic_.subs[peer] = None
+                topic_.put(peer, None)
                 return 0
             if cursor is None or cursor >= topic_.last:
                 sub = _Subscription(peer, topic_.last if cursor is None else cursor)
-                topic_.subs[peer] = sub
+                topic_.put(peer, sub)
                 return sub.cursor
-            sub = topic_.subs[peer] = _Subscription(peer, cursor, buffer=[])
+            sub = _Subscription(peer, cursor, buffer=[])
+            topic_.put(peer, sub)
             try:
                 await self._catch_up(topic_.conv, sub)
             except BaseException:
-                topic_.subs.pop(peer, None)
+                topic_.remove(peer)
                 raise
             return sub.cursor
         finally:
@@ -228,8 +273,7 @@ class Hub:
 
     async def leave(self, topic: str, peer: Peer) -> None:
         topic_ = self._topics.get(topic)
-        if topic_ is not None and peer in topic_.subs:
-            del topic_.subs[peer]
+        if topic_ is not None and topic_.remove(peer)[0]:
             await self._forget_if_idle(topic_)
 
     def drop(self, topic: str, peer: Peer) -> int | None:
@@ -238,8 +282,7 @@ class Hub:
         topic_ = self._topics.get(topic)
         if topic_ is None:
             return None
-        subscribed = peer in topic_.subs
-        sub = topic_.subs.pop(peer, None)
+        subscribed, sub = topic_.remove(peer)
         if topic_.idle:
             self._spawn(self._forget_if_idle(topic_))
         if not subscribed:
@@ -340,12 +383,12 @@ class Hub:
         topic.last = seq
 
     def _fan_out(self, topic: _Topic, seq: int, audience_: str, frame: bytes, sent_ms: int) -> None:
-        for peer, sub in list(topic.subs.items()):
+        for peer, sub in topic.entries():
             if sub is not None:
                 sub.deliver(seq, audience_, frame)
             elif audience_ == envelope.ALL or peer.is_staff:  # an unordered topic's socket
                 peer.write(frame)
-        if topic.subs:
+        if not topic.empty:
             metrics.delivery_latency.observe(max(0.0, self._clock() - sent_ms / 1000))
 
     def _flush_pending(self, topic: _Topic) -> None:
