@@ -11,6 +11,7 @@ them in the gateway (which decides what each socket listens to).
 from __future__ import annotations
 
 import struct
+import sys
 
 from channels import envelope
 from channels.protocol import AttachmentInfo, MessageEvent, UserRef, encode
@@ -71,12 +72,16 @@ def user_topic(user_id: int) -> str:
     return f"u:{user_id}"
 
 
+# A prison's topics are interned: every socket following one keeps its name (in
+# ``Connection.topics``), and they are a few shared by thousands of sockets.
+
+
 def prison_staff_topic(prison_id: int) -> str:
-    return f"p:{prison_id}:staff"
+    return sys.intern(f"p:{prison_id}:staff")
 
 
 def prison_relatives_topic(prison_id: int) -> str:
-    return f"p:{prison_id}:relatives"
+    return sys.intern(f"p:{prison_id}:relatives")
 
 
 BUREAU_TOPIC = "bureau"

@@ -35,7 +35,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from channels import envelope, metrics
@@ -94,16 +94,65 @@ class _Subscription:
 class _Topic:
     name: str
     conv: int | None
-    subs: dict[Peer, _Subscription] = field(default_factory=dict)
+    # Its sockets, each with its subscription: None on an unordered topic (nothing to track,
+    # no seq, no replay; no object per socket and topic). A lone socket is kept in ``_solo``
+    # (most topics, a user's, have one: a dict of one would be 260 bytes), two or more in
+    # ``_subs``; never both (:meth:`has`, :meth:`put`, :meth:`remove`, :meth:`entries`).
+    _solo: Peer | None = None
+    _solo_sub: _Subscription | None = None
+    _subs: dict[Peer, _Subscription | None] | None = None
     holds: int = 0  # joins in progress
-    ready: asyncio.Future[None] | None = None
+    ready: asyncio.Future[None] | None = None  # the broker subscription, while in flight
+    live: bool = False  # the broker confirmed it (and the baseline is read): no future kept
     last: int = 0
-    pending: dict[int, tuple[str, bytes, int]] = field(default_factory=dict)
+    # events held while subscribing or repairing; made when the first is held (a topic per
+    # user: an empty dict for each would be 64 bytes a socket)
+    pending: dict[int, tuple[str, bytes, int]] | None = None
     repair: asyncio.Task[None] | None = None
 
     @property
     def idle(self) -> bool:
-        return not self.subs and not self.holds
+        return self.empty and not self.holds
+
+    @property
+    def empty(self) -> bool:
+        return self._solo is None and not self._subs
+
+    def has(self, peer: Peer) -> bool:
+        return peer is self._solo or (self._subs is not None and peer in self._subs)
+
+    def get(self, peer: Peer) -> _Subscription | None:
+        """``peer``'s subscription (one it :meth:`has`)."""
+        if peer is self._solo:
+            return self._solo_sub
+        return self._subs.get(peer) if self._subs is not None else None
+
+    def put(self, peer: Peer, sub: _Subscription | None) -> None:
+        if self._subs is not None:
+            self._subs[peer] = sub
+        elif self._solo is None or self._solo is peer:
+            self._solo, self._solo_sub = peer, sub
+        else:
+            self._subs = {self._solo: self._solo_sub, peer: sub}
+            self._solo = self._solo_sub = None
+
+    def remove(self, peer: Peer) -> tuple[bool, _Subscription | None]:
+        """Unsubscribe ``peer``: whether it was subscribed, and its subscription."""
+        if peer is self._solo:
+            sub, self._solo, self._solo_sub = self._solo_sub, None, None
+            return True, sub
+        if self._subs is not None and peer in self._subs:
+            sub = self._subs.pop(peer)
+            if not self._subs:
+                self._subs = None
+            return True, sub
+        return False, None
+
+    def entries(self) -> list[tuple[Peer, _Subscription | None]]:
+        """Its sockets and their subscriptions, in the order they joined (a copy)."""
+        if self._solo is not None:
+            return [(self._solo, self._solo_sub)]
+        return list(self._subs.items()) if self._subs else []
 
 
 class Hub:
@@ -200,20 +249,22 @@ class Hub:
         topic_.holds += 1
         try:
             await self._ready(topic_)
-            if peer in topic_.subs:
-                return topic_.subs[peer].cursor
+            if topic_.has(peer):
+                held = topic_.get(peer)
+                return 0 if held is None else held.cursor
             if topic_.conv is None:
-                topic_.subs[peer] = _Subscription(peer, 0)
+                topic_.put(peer, None)
                 return 0
             if cursor is None or cursor >= topic_.last:
                 sub = _Subscription(peer, topic_.last if cursor is None else cursor)
-                topic_.subs[peer] = sub
+                topic_.put(peer, sub)
                 return sub.cursor
-            sub = topic_.subs[peer] = _Subscription(peer, cursor, buffer=[])
+            sub = _Subscription(peer, cursor, buffer=[])
+            topic_.put(peer, sub)
             try:
                 await self._catch_up(topic_.conv, sub)
             except BaseException:
-                topic_.subs.pop(peer, None)
+                topic_.remove(peer)
                 raise
             return sub.cursor
         finally:
@@ -222,35 +273,42 @@ class Hub:
 
     async def leave(self, topic: str, peer: Peer) -> None:
         topic_ = self._topics.get(topic)
-        if topic_ is not None and topic_.subs.pop(peer, None) is not None:
+        if topic_ is not None and topic_.remove(peer)[0]:
             await self._forget_if_idle(topic_)
 
     def drop(self, topic: str, peer: Peer) -> int | None:
         """Unsubscribe ``peer`` at once (nothing more reaches it from ``topic``) and return
         the seq it had reached; the broker is released in the background."""
         topic_ = self._topics.get(topic)
-        sub = topic_.subs.pop(peer, None) if topic_ is not None else None
-        if topic_ is not None and topic_.idle:
+        if topic_ is None:
+            return None
+        subscribed, sub = topic_.remove(peer)
+        if topic_.idle:
             self._spawn(self._forget_if_idle(topic_))
-        return None if sub is None else sub.cursor
+        if not subscribed:
+            return None
+        return 0 if sub is None else sub.cursor
 
     async def _ready(self, topic: _Topic) -> None:
         """Subscribe to the broker (confirmed) and learn the topic's baseline, once."""
+        if topic.live:
+            return
         if topic.ready is None:
-            topic.ready = asyncio.get_running_loop().create_future()
+            ready = topic.ready = asyncio.get_running_loop().create_future()
             try:
                 await self._broker.subscribe(topic.name)
                 if topic.conv is not None:
                     seqs = await conversations.last_seqs(self._store, [topic.conv])
                     topic.last = max(topic.last, seqs.get(topic.conv, 0))
             except BaseException as exc:
-                topic.ready.set_exception(exc)
-                topic.ready.exception()  # retrieved: later joiners get it through await
+                ready.set_exception(exc)
+                ready.exception()  # retrieved: later joiners get it through await
                 topic.ready = None
                 with contextlib.suppress(BrokerUnavailable):
                     await self._broker.unsubscribe(topic.name)
                 raise
-            topic.ready.set_result(None)
+            topic.live, topic.ready = True, None  # joiners waiting hold the future
+            ready.set_result(None)
             self._flush_pending(topic)
         else:
             await asyncio.shield(topic.ready)
@@ -260,7 +318,7 @@ class Hub:
             del self._topics[topic.name]
             if topic.repair:
                 topic.repair.cancel()
-            if topic.ready is not None and topic.ready.done() and not topic.ready.exception():
+            if topic.live:
                 with contextlib.suppress(BrokerUnavailable):
                     await self._broker.unsubscribe(topic.name)
 
@@ -307,13 +365,17 @@ class Hub:
         if topic.conv is None or seq == 0:
             self._fan_out(topic, seq, audience_, frame, sent_ms)
             return
-        if topic.ready is None or not topic.ready.done() or topic.repair is not None:
+        if not topic.live or topic.repair is not None:
+            if topic.pending is None:
+                topic.pending = {}
             if len(topic.pending) < MAX_PENDING:
                 topic.pending[seq] = (audience_, frame, sent_ms)
             return
         if seq <= topic.last:
             return  # duplicate
         if seq > topic.last + 1:
+            if topic.pending is None:
+                topic.pending = {}
             topic.pending[seq] = (audience_, frame, sent_ms)
             self._start_repair(topic, "gap")
             return
@@ -321,14 +383,17 @@ class Hub:
         topic.last = seq
 
     def _fan_out(self, topic: _Topic, seq: int, audience_: str, frame: bytes, sent_ms: int) -> None:
-        for sub in list(topic.subs.values()):
-            sub.deliver(seq, audience_, frame)
-        if topic.subs:
+        for peer, sub in topic.entries():
+            if sub is not None:
+                sub.deliver(seq, audience_, frame)
+            elif audience_ == envelope.ALL or peer.is_staff:  # an unordered topic's socket
+                peer.write(frame)
+        if not topic.empty:
             metrics.delivery_latency.observe(max(0.0, self._clock() - sent_ms / 1000))
 
     def _flush_pending(self, topic: _Topic) -> None:
         """Route held events in seq order, dropping what is already delivered."""
-        held, topic.pending = topic.pending, {}
+        held, topic.pending = topic.pending or {}, None
         for seq in sorted(held):
             audience_, frame, sent_ms = held[seq]
             self._route(topic, seq, audience_, frame, sent_ms)
@@ -355,7 +420,7 @@ class Hub:
                 now_ms = int(self._clock() * 1000)
                 for message in page:
                     if message.seq > topic.last:
-                        held = topic.pending.pop(message.seq, None)
+                        held = topic.pending.pop(message.seq, None) if topic.pending else None
                         frame = held[1] if held else text_frame(message_bytes(message))
                         self._fan_out(
                             topic,
@@ -380,9 +445,7 @@ class Hub:
     async def reconcile(self, reason: str = "periodic") -> None:
         """Compare each conversation topic with storage; repair those that are behind."""
         topics = [
-            t
-            for t in self._topics.values()
-            if t.conv is not None and t.ready and t.ready.done() and t.repair is None
+            t for t in self._topics.values() if t.conv is not None and t.live and t.repair is None
         ]
         if not topics:
             return

@@ -179,9 +179,11 @@ class Session:
     is_relative: bool = False
     closed: bool = False
     _bucket: _Bucket = field(init=False)
-    _typed: dict[int, float] = field(default_factory=dict)  # conv -> last relayed
-    _looked: dict[int, float] = field(default_factory=dict)  # conv -> last audited look
-    _read: dict[int, int] = field(default_factory=dict)  # conv -> highest seq marked
+    # Each made at its first entry: most sockets never need one, and an empty dict is 64
+    # bytes for every socket held.
+    _typed: dict[int, float] | None = None  # conv -> last relayed
+    _looked: dict[int, float] | None = None  # conv -> last audited look
+    _read: dict[int, int] | None = None  # conv -> highest seq marked
 
     def __post_init__(self) -> None:
         self._bucket = _Bucket(self.limits.subscribe_rate, self.limits.subscribe_burst)
@@ -200,15 +202,16 @@ class Session:
             case Send():
                 return [Submit(frame, now)]
             case Typing():
-                last = self._typed.get(frame.conv)
+                typed = self._typed
+                last = typed.get(frame.conv) if typed else None
                 if last is not None and now - last < self.limits.typing_every:
                     return [RelayTyping(frame.conv, tell=False)]
-                if len(self._typed) >= 1000:
-                    self._typed.clear()
-                self._typed[frame.conv] = now
+                if typed is None or len(typed) >= 1000:
+                    typed = self._typed = {}
+                typed[frame.conv] = now
                 return [RelayTyping(frame.conv)]
             case Read():
-                if frame.seq <= self._read.get(frame.conv, 0):
+                if frame.seq <= (self._read.get(frame.conv, 0) if self._read else 0):
                     return []
                 return [MarkRead(frame.conv, frame.seq)]
             case Hello() | Watch() | Unwatch():
@@ -247,17 +250,20 @@ class Session:
 
     def marked(self, conv: int, seq: int) -> None:
         """The read cursor ``seq`` of ``conv`` was stored (or is already at least that)."""
-        if len(self._read) >= 1000:
-            self._read.clear()
-        self._read[conv] = max(seq, self._read.get(conv, 0))
+        read = self._read
+        if read is None or len(read) >= 1000:
+            read = self._read = {}
+        read[conv] = max(seq, read.get(conv, 0))
 
     def audit_due(self, conv: int, now: float) -> bool:
         """Whether a look at ``conv`` now needs its own audit entry (where looks are audited)."""
-        last = self._looked.get(conv)
+        last = self._looked.get(conv) if self._looked else None
         return last is None or now - last >= self.limits.look_window
 
     def audited(self, conv: int, now: float) -> None:
         """The entry for a look at ``conv`` was committed at ``now``."""
+        if self._looked is None:
+            self._looked = {}
         self._looked[conv] = now
 
     @staticmethod

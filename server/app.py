@@ -25,7 +25,7 @@ from server.attachment_sweep import sweeping
 from server.codes import Codes
 from server.config import Settings
 from server.duty import DutyRoster
-from server.errors import errors_and_headers, oversize_guard
+from server.errors import error_response, errors_and_headers, guards_itself, oversize_guard, secured
 from server.gateway import Gateway
 from server.heartbeat import beating
 from server.holds import releasing_stale_holds
@@ -223,8 +223,13 @@ async def _scraping(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+@guards_itself  # no frame of errors_and_headers kept for a socket's life
 async def _websocket(request: web.Request) -> web.StreamResponse:
-    return await request.app[GATEWAY].handle(request)
+    try:
+        response = await request.app[GATEWAY].handle(request)
+    except Exception as exc:
+        response = error_response(request, exc)
+    return secured(response)
 
 
 def build_app(settings: Settings, *, store: Database | None = None) -> web.Application:

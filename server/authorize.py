@@ -25,13 +25,14 @@ async def authorize(
 ) -> Conversation:
     """The conversation if ``conn`` may do ``action`` on it; else ``Denied`` (``not_found`` for
     one it may not see, exactly as for one that does not exist). ``text`` means ``send``."""
-    conv = conn.conversations.get(conv_id)
+    known = conn.conversations
+    conv = known.get(conv_id) if known else None
     if conv is None:
         try:
             conv = await conversations.conversation(store, conv_id)
         except NotFound:
             raise Denied("not_found", "no such conversation") from None
-        if len(conn.conversations) < 1000:
-            conn.conversations[conv_id] = conv
+        if conn.conversations is None or len(conn.conversations) < 1000:
+            conn.remember(conv)
     check_conversation(conn.principal, conv, "send" if action == "text" else action)
     return conv

@@ -129,7 +129,7 @@ class ControlPlane:
     def _drop_conversations(self, conn: Connection) -> dict[int, int]:
         cursors = {}
         for topic in [t for t in conn.topics if conversation_of(t) is not None]:
-            conn.topics.discard(topic)
+            conn.left(topic)
             cursor = self.hub.drop(topic, conn)
             conv_id = conversation_of(topic)
             if cursor is not None and conv_id is not None:
@@ -149,7 +149,7 @@ class ControlPlane:
         for conn, cursors in dropped.items():
             conn.principal = principal
             for conv_id, cursor in cursors.items():
-                conv = conn.conversations.get(conv_id)
+                conv = conn.conversations.get(conv_id) if conn.conversations else None
                 if conv is not None and sees_conversation(principal, conv) and not conn.closed:
                     await self._rejoin(conn, conversation_topic(conv_id), cursor)
             if not conn.closed:

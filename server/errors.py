@@ -95,23 +95,50 @@ def oversize_guard(
     return guard
 
 
-@web.middleware
-async def errors_and_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
+def error_response(request: web.Request, exc: Exception) -> web.StreamResponse:
+    """The JSON answer for ``exc``, raised by a handler (called in its ``except`` block): an
+    HTTP error keeps its status, a storage fault is 503, anything else is a bug (logged, 500).
+    An ``HTTPException`` below 400 (a redirect) is raised again."""
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400:
-            raise
-        response = json_error(exc.status, _CODES.get(exc.status, "error"), exc.reason)
-    except Exception as exc:
-        if faults.unavailable(exc):  # logged once per outage, without a traceback
-            faults.STORAGE.failed(exc)
-            response = json_error(
-                503, "unavailable", "storage is unavailable; try again", **{"Retry-After": "1"}
-            )
-        else:
-            log.exception("request failed", extra={"path": request.path})
-            response = json_error(500, "internal", "internal error")
+            raise exc
+        return json_error(exc.status, _CODES.get(exc.status, "error"), exc.reason)
+    if faults.unavailable(exc):  # logged once per outage, without a traceback
+        faults.STORAGE.failed(exc)
+        return json_error(
+            503, "unavailable", "storage is unavailable; try again", **{"Retry-After": "1"}
+        )
+    log.exception("request failed", extra={"path": request.path})
+    return json_error(500, "internal", "internal error")
+
+
+def secured(response: web.StreamResponse) -> web.StreamResponse:
     if not response.prepared:  # a WebSocket is already upgraded
         response.headers.update(SECURITY_HEADERS)
     return response
+
+
+_GUARDED: set[Handler] = set()
+
+
+def guards_itself(handler: Handler) -> Handler:
+    """Mark a route's handler that answers its own errors (:func:`error_response`,
+    :func:`secured`) in its own frame: :func:`errors_and_headers` keeps no coroutine frame
+    around it, which for a WebSocket's handler stays for the socket's whole life (issue 17)."""
+    _GUARDED.add(handler)
+    return handler
+
+
+@web.middleware
+def errors_and_headers(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
+    if request.match_info.handler in _GUARDED:
+        return handler(request)
+    return _errors_and_headers(request, handler)
+
+
+async def _errors_and_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except Exception as exc:
+        response = error_response(request, exc)
+    return secured(response)

@@ -78,6 +78,8 @@ log = logging.getLogger(__name__)
 
 
 _BROKER = faults.Episodes("broker")
+# what ends a socket's frames (``async for`` over a WebSocketResponse stops on these too)
+_ENDED = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED)
 
 
 def fault(exc: BaseException) -> bool:
@@ -153,6 +155,7 @@ class Gateway:
         )
         ws.headers["X-Kinline-Worker"] = str(os.getpid())  # which process serves this socket
         await ws.prepare(request)
+        ws.headers.clear()  # sent with the 101; not kept for the socket's life
         transport = request.transport
         assert transport is not None
         cap_send_buffer(transport, self.settings.socket_send_buffer)
@@ -176,8 +179,46 @@ class Gateway:
         if relative and self.online is not None:
             self.online.joined(principal.id)  # the outbox holds its notifications meanwhile
         del token  # not kept for the socket's life (its hash is ``session``)
+        arrived = False  # an officer counts on duty if it also said so (DutyRoster)
         try:
-            await self._serve(conn)
+            try:
+                opened = await self._open(conn)
+                if opened is None:
+                    return ws
+                arrived = opened
+                # The frames, in order, read here in the handler's own frame: no coroutine
+                # frame of a helper (nor ``async for``'s ``__anext__``) kept for the socket's
+                # whole life. Anything read counts as heard for the heartbeat sweep
+                # (server/heartbeat.py), and so does the time spent handling a frame (a pong
+                # may be waiting unread behind it).
+                while True:
+                    msg = await ws.receive()
+                    conn.heard = True
+                    if msg.type in _ENDED or conn.closed or conn.core.closed:
+                        break
+                    if msg.type == WSMsgType.TEXT:
+                        conn.busy = True
+                        try:
+                            await self.frame(conn, msg.data, time.perf_counter())
+                        finally:
+                            conn.busy = False
+                            conn.heard = True
+                    elif msg.type == WSMsgType.PING:
+                        await ws.pong(msg.data)
+                    elif msg.type == WSMsgType.PONG:
+                        pass
+                    elif msg.type == WSMsgType.BINARY:
+                        error = ProtocolError(
+                            ErrorCode.BINARY_NOT_SUPPORTED, "kinline.v1 frames are JSON text"
+                        )
+                        await self._perform(conn, conn.core.receive(error, time.monotonic()))
+                    elif msg.type == WSMsgType.ERROR:
+                        break
+            finally:
+                for prison in conn.prisons:
+                    self.roster.unfollow(prison)
+                if arrived:  # never a departure without its arrival (its other sockets count)
+                    await self.roster.depart(principal.user.id, principal.user.prison_ids)
         finally:
             conn.ended = True  # a refresh still running must not join anything any more
             metrics.open_sockets.dec()
@@ -193,7 +234,10 @@ class Gateway:
 
     # the socket's life
 
-    async def _serve(self, conn: Connection) -> None:
+    async def _open(self, conn: Connection) -> bool | None:
+        """Welcome the socket, join its user's and prisons' topics and, for an officer,
+        arrive on duty: whether it arrived, or ``None`` if storage or the broker cannot serve
+        (the socket was told so and is to close)."""
         user = conn.principal.user
         limits = Limits(
             max_frame_bytes=self.settings.max_frame_bytes,
@@ -206,54 +250,22 @@ class Gateway:
                 limits=limits,
             )
         )
-        arrived = False  # an officer counts on duty if it also said so (DutyRoster)
         try:
-            try:
-                await self._join(conn, user_topic(user.id), None)
-                if not conn.is_staff:
-                    # Read the family links again now that control messages reach this socket:
-                    # a link revoked between the handshake's read and here is not missed.
-                    conn.principal = await self.principal(user)
-                await self._follow(conn)
-            except Exception as exc:
-                if not fault(exc):
-                    raise
-                await self._perform(conn, conn.core.unavailable())
-                return
-            if user.role == "officer":
-                await self.roster.arrive(UserRef(user.id, user.role, user.name), user.prison_ids)
-                arrived = True
-            # The frames, in order. Anything read counts as heard for the heartbeat sweep
-            # (server/heartbeat.py), and so does the time spent handling a frame (a pong may
-            # be waiting unread behind it). Inline, not a method: a coroutine frame less per
-            # socket for its whole life.
-            async for msg in conn.ws:
-                conn.heard = True
-                if conn.closed or conn.core.closed:
-                    break
-                if msg.type == WSMsgType.TEXT:
-                    conn.busy = True
-                    try:
-                        await self.frame(conn, msg.data, time.perf_counter())
-                    finally:
-                        conn.busy = False
-                        conn.heard = True
-                elif msg.type == WSMsgType.PING:
-                    await conn.ws.pong(msg.data)
-                elif msg.type == WSMsgType.PONG:
-                    pass
-                elif msg.type == WSMsgType.BINARY:
-                    error = ProtocolError(
-                        ErrorCode.BINARY_NOT_SUPPORTED, "kinline.v1 frames are JSON text"
-                    )
-                    await self._perform(conn, conn.core.receive(error, time.monotonic()))
-                elif msg.type == WSMsgType.ERROR:
-                    break
-        finally:
-            for prison in conn.prisons:
-                self.roster.unfollow(prison)
-            if arrived:  # never a departure without its arrival (its other sockets count)
-                await self.roster.depart(user.id, user.prison_ids)
+            await self._join(conn, user_topic(user.id), None)
+            if not conn.is_staff:
+                # Read the family links again now that control messages reach this socket:
+                # a link revoked between the handshake's read and here is not missed.
+                conn.principal = await self.principal(user)
+            await self._follow(conn)
+        except Exception as exc:
+            if not fault(exc):
+                raise
+            await self._perform(conn, conn.core.unavailable())
+            return None
+        if user.role == "officer":
+            await self.roster.arrive(UserRef(user.id, user.role, user.name), user.prison_ids)
+            return True
+        return False
 
     async def _follow(self, conn: Connection) -> None:
         """Join the topics of the prisons ``conn`` follows and is not following yet (at the
@@ -269,7 +281,7 @@ class Gateway:
             )
             if conn.ended:
                 return
-            conn.prisons.add(prison)
+            conn.prisons += (prison,)
             self.roster.follow(prison)
             if not staff:
                 await self._join(conn, BUREAU_TOPIC, None)  # bureau-wide announcements
@@ -305,7 +317,7 @@ class Gateway:
                     case Subscribe():
                         await self._subscribe(conn, output)
                     case Unsubscribe(conv=conv):
-                        conn.topics.discard(conversation_topic(conv))
+                        conn.left(conversation_topic(conv))
                         await self.hub.leave(conversation_topic(conv), conn)
                     case RelayTyping(conv=conv, tell=tell):
                         await authorize(self.store, conn, conv, "typing")
@@ -350,7 +362,7 @@ class Gateway:
                 *await conversations.family_threads_of(self.store, conn.user_id),
             ]:
                 if sees_conversation(conn.principal, conv):
-                    conn.conversations.setdefault(conv.id, conv)
+                    conn.remember(conv)
                     convs.setdefault(conv.id, conv)
                     wanted.setdefault(conv.id, 0)
         for conv_id, cursor in wanted.items():  # a family case member: from its join on
@@ -381,7 +393,7 @@ class Gateway:
         if conn.ended:  # the socket's handler finished (and cleaned up) meanwhile
             await self.hub.leave(topic, conn)
             return None
-        conn.topics.add(topic)
+        conn.joined(topic)
         return seq
 
     def _tell_typing(self, conn: Connection, conv: int) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections import defaultdict
 from collections.abc import Callable
 
 from channels.protocol import CloseCode
@@ -14,16 +13,22 @@ from server.connection import Connection
 
 class Sockets:
     def __init__(self) -> None:
-        self._by_user: dict[int, set[Connection]] = defaultdict(set)
+        # A tuple per user, not a set: most users hold one socket, and a set costs 216 bytes
+        # where a tuple of one costs 48 (the per-user cap bounds how long one gets).
+        self._by_user: dict[int, tuple[Connection, ...]] = {}
 
     def add(self, conn: Connection) -> None:
-        self._by_user[conn.user_id].add(conn)
+        group = self._by_user.get(conn.user_id, ())
+        if conn not in group:
+            self._by_user[conn.user_id] = (*group, conn)
 
     def remove(self, conn: Connection, user_id: int) -> None:
         group = self._by_user.get(user_id)
-        if group is not None:
-            group.discard(conn)
-            if not group:
+        if group is not None and conn in group:
+            rest = tuple(other for other in group if other is not conn)
+            if rest:
+                self._by_user[user_id] = rest
+            else:
                 del self._by_user[user_id]
 
     def count_of(self, user_id: int) -> int:

@@ -7,7 +7,9 @@ sign in and its sessions stop working (``credentials``, ``storage.sessions.sessi
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
+from typing import cast
 
 from domain.records import Role, User
 from storage.errors import NotFound
@@ -24,9 +26,9 @@ def user_select(db: Database) -> str:
 
 
 def user_of(row: Row) -> User:
-    return User(
-        row["id"], row["role"], row["login"], row["name"], ints(row["prison_ids"]), row["phone"]
-    )
+    # the role interned: a few values, held by every socket's user (one string each, else)
+    role = cast(Role, sys.intern(row["role"]))
+    return User(row["id"], role, row["login"], row["name"], ints(row["prison_ids"]), row["phone"])
 
 
 async def add_user(
