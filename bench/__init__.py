@@ -2,9 +2,10 @@
 
 Workloads: ``chat`` (persisted send -> ack -> deliver latency and throughput, ``--max`` to find
 the rate where p99 passes 200 ms), ``broadcast`` (one event to N sockets), ``idle`` (server
-RSS per idle socket), ``search`` (the search statement explained on a million generated
-messages, PostgreSQL alone), ``wechat`` (an officer's answer to the fake WeChat platform's
-customer-service call, p50/p99, and the outbox while the platform fails).
+RSS per idle socket), ``connect`` (authenticated connects per second), ``search`` (the search
+statement explained on a million generated messages, PostgreSQL alone),
+``wechat`` (an officer's answer to the fake WeChat platform's customer-service call, p50/p99,
+and the outbox while the platform fails).
 ``kinline bench WORKLOAD --help`` lists each one's options.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Sequence
 
-WORKLOADS = ("chat", "broadcast", "idle", "search", "wechat")
+WORKLOADS = ("chat", "broadcast", "idle", "connect", "search", "wechat")
 
 
 def main(argv: Sequence[str]) -> int:

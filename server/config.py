@@ -37,6 +37,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 1
+    listen_backlog: int = 4096  # connections the kernel queues before accept (capped by somaxconn)
     max_frame_bytes: int = 16384
     max_body_chars: int = 2000
     send_rate: float = 5.0  # sustained messages per second per user
@@ -297,6 +298,7 @@ PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "host": ("KINLINE_HOST", str),
     "port": ("KINLINE_PORT", _int(0, 65535)),
     "workers": ("KINLINE_WORKERS", _int(1)),
+    "listen_backlog": ("KINLINE_LISTEN_BACKLOG", _int(1, 65535)),
     "max_frame_bytes": ("KINLINE_MAX_FRAME_BYTES", _int(256)),
     "max_body_chars": ("KINLINE_MAX_BODY_CHARS", _int(1)),
     "send_rate": ("KINLINE_SEND_RATE", _positive_float),

@@ -75,6 +75,7 @@ def run_worker(settings: Settings, reuse_port: bool) -> None:
         host=settings.host,
         port=settings.port,
         reuse_port=reuse_port,
+        backlog=settings.listen_backlog,
         print=None,
         access_log=None,
         shutdown_timeout=10.0,

@@ -387,6 +387,18 @@ def stop(process: subprocess.Popen[str], limit: float = 5.0) -> tuple[str, str]:
     return out, err
 
 
+def somaxconn() -> int:
+    return int(Path("/proc/sys/net/core/somaxconn").read_text())
+
+
+def listen_backlog(port: int) -> int:
+    """The accept queue's size of the socket listening on ``port`` (``ss``: its Send-Q)."""
+    shown = subprocess.run(
+        ["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    return int(shown[2])
+
+
 def test_serve_embedded_default(serve: list[subprocess.Popen[str]], tmp_path: Path) -> None:
     port = free_port()
     process = start_serve(serve, tmp_path, port)
@@ -407,6 +419,7 @@ def test_serve_embedded_default(serve: list[subprocess.Popen[str]], tmp_path: Pa
     assert json.loads(body)["ready"] is True
 
     assert (tmp_path / "var" / "secret").is_file()  # generated in the working directory
+    assert listen_backlog(port) == min(4096, somaxconn())  # a storm's SYNs wait, not drop
     assert (tmp_path / "data" / "k.db").is_file()  # the database named by --database-url
 
     out, _ = stop(process)

@@ -59,6 +59,7 @@ def test_environment_is_parsed_into_typed_values() -> None:
             "KINLINE_HOST": "0.0.0.0",
             "KINLINE_PORT": "9000",
             "KINLINE_WORKERS": "4",
+            "KINLINE_LISTEN_BACKLOG": "512",
             "KINLINE_SEND_RATE": "2.5",
             "KINLINE_SEND_BURST": "7",
             "KINLINE_HEARTBEAT": "12",
@@ -75,6 +76,7 @@ def test_environment_is_parsed_into_typed_values() -> None:
     assert settings.host == "0.0.0.0"
     assert settings.port == 9000
     assert settings.workers == 4
+    assert settings.listen_backlog == 512
     assert settings.send_rate == 2.5
     assert settings.send_burst == 7
     assert settings.heartbeat == 12.0
@@ -169,6 +171,7 @@ def test_database_schemes_accepted(url: str) -> None:
         ("KINLINE_PORT", "-1"),
         ("KINLINE_PORT", "70000"),  # not a TCP port (must not wrap around to 4464)
         ("KINLINE_WORKERS", "0"),
+        ("KINLINE_LISTEN_BACKLOG", "0"),
         ("KINLINE_SEND_RATE", "0"),
         ("KINLINE_HEARTBEAT", "fast"),
         ("KINLINE_LOG_FORMAT", "xml"),
