@@ -131,6 +131,29 @@ async def test_a_burst_seen_against_stale_counts_sheds_nothing(
     assert first.shed_calls == [] and second.shed_calls == []
 
 
+async def test_a_burst_lasting_many_ticks_sheds_nothing(
+    loads_pair: tuple[RedisLoads, RedisLoads, list[float]],
+) -> None:
+    """Regression: 10,000 sockets connecting over 11 s (the broadcast benchmark), each worker
+    seeing its own count against its peer's of a tick before: an excess on every tick, and
+    200 sockets of a 5,074 / 4,926 split closed with 1012. Not while the total still grows."""
+    a, b, _ = loads_pair
+    settings = Settings(rebalance_tolerance=0.1, rebalance_slack=16, rebalance_max_shed=100)
+    first, second = FakeSockets(0), FakeSockets(0)
+    one, two = Rebalancer(first, a, settings), Rebalancer(second, b, settings)
+    for held in range(400, 5001, 400):  # ~400 connects a tick on each worker
+        first.open_count = held
+        assert await one.tick() == 0  # its own count against the peer's from a tick ago
+        second.open_count = held
+        assert await two.tick() == 0
+    assert first.shed_calls == [] and second.shed_calls == []
+    second.open_count = 0  # then one of them restarts: the steady excess is still shed
+    assert await two.tick() == 0
+    assert await one.tick() == 0  # an excess, but the total moved: not yet
+    assert await two.tick() == 0
+    assert await one.tick() == 100  # seen again, total steady: shed (max_shed a tick)
+
+
 def _held(readers: list[Reader]) -> Counter[str | None]:
     return Counter(r.client.worker for r in readers if r.client.connected.is_set())
 
