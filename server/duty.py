@@ -23,12 +23,14 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
+from collections.abc import Sequence
 
 from channels.broker import BrokerUnavailable
 from channels.hub import Hub
 from channels.presence import Presence
 from channels.protocol import PresenceEvent, UserRef
 from server.audience import PresenceChanged, tell
+from server.batched import Batched
 from storage import accounts, desk
 from storage.errors import NotFound, StoreUnavailable
 from storage.sql import Database
@@ -65,6 +67,10 @@ class DutyRoster:
         self._coalesce = coalesce
         self._dirty: set[int] = set()
         self._flusher: asyncio.Task[None] | None = None
+        # officers arriving at once read their flags in one statement, sockets joining a
+        # prison at once its presence in one round trip (server/batched.py: never cached)
+        self._on_duty: Batched[int, bool] = Batched(self._read_on_duty, False)
+        self._present: Batched[int, list[int]] = Batched(self._read_present, [])
 
     async def start(self) -> None:
         self._timer = asyncio.create_task(self._refresh_forever(), name="duty-roster")
@@ -115,9 +121,15 @@ class DutyRoster:
                 self._duty[officer_id] = said
                 await self._sync(officer_id, prisons)
 
+    async def _read_on_duty(self, officer_ids: Sequence[int]) -> dict[int, bool]:
+        return dict.fromkeys(await desk.on_duty_of(self._store, officer_ids), True)
+
+    async def _read_present(self, prisons: Sequence[int]) -> dict[int, list[int]]:
+        return {prison: await self._presence.present(prison) for prison in prisons}
+
     async def _said_on_duty(self, officer_id: int) -> bool:
         try:
-            return await desk.said_on_duty(self._store, officer_id)
+            return await self._on_duty.get(officer_id)
         except StoreUnavailable:
             log.warning(
                 "duty flag unreadable; officer counted off duty", extra={"user": officer_id}
@@ -167,7 +179,7 @@ class DutyRoster:
 
     async def now(self, prison: int, *, staff: bool) -> PresenceEvent:
         """The prison's current state, for a socket that just joined."""
-        ids = await self._presence.present(prison)
+        ids = await self._present.get(prison)
         return PresenceEvent(prison, len(ids), await self._names_of(ids) if staff else None)
 
     async def _names_of(self, ids: list[int]) -> list[UserRef]:

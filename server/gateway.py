@@ -66,12 +66,13 @@ from server.connection import Connection, cap_send_buffer
 from server.control import ControlPlane
 from server.duty import DutyRoster
 from server.errors import json_error
+from server.lookups import Lookups
 from server.online import Online
 from server.policy import Denied, Principal, audits_opening, history_floor, sees_conversation
 from server.sending import SendPath
 from server.shutdown import Draining
 from server.sockets import Sockets
-from storage import conversations, messages
+from storage import messages
 from storage.sql import Database, utcnow
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ class Gateway:
     ) -> None:
         self.settings = settings
         self.store = store
+        self.lookups = Lookups(store)  # handshakes' reads, batched when concurrent
         self.hub = hub
         self.roster = roster
         self.send_path = send_path
@@ -139,7 +141,7 @@ class Gateway:
         if self.draining.closing:
             return json_error(503, "unavailable", "server restarting", **{"Retry-After": "1"})
         try:
-            user = await sessions.user_for(self.store, token)
+            user = await self.lookups.user_for(token)
             principal = await self.principal(user) if user else None
         except Exception as exc:
             if not fault(exc):
@@ -230,7 +232,7 @@ class Gateway:
         return ws
 
     async def principal(self, user: User) -> Principal:
-        return await sessions.principal_for(self.store, user)
+        return await self.lookups.principal_for(user)
 
     # the socket's life
 
@@ -320,7 +322,7 @@ class Gateway:
                         conn.left(conversation_topic(conv))
                         await self.hub.leave(conversation_topic(conv), conn)
                     case RelayTyping(conv=conv, tell=tell):
-                        await authorize(self.store, conn, conv, "typing")
+                        await authorize(self.lookups.conversation, conn, conv, "typing")
                         if tell:
                             self._tell_typing(conn, conv)
                     case MarkRead():
@@ -352,15 +354,12 @@ class Gateway:
         refused: dict[int, tuple[str, str]] = {}
         for conv_id, cursor in request.cursors.items():
             try:
-                convs[conv_id] = await authorize(self.store, conn, conv_id, action)
+                convs[conv_id] = await authorize(self.lookups.conversation, conn, conv_id, action)
                 wanted[conv_id] = cursor
             except Denied as denied:
                 refused[conv_id] = (denied.code, denied.message)
         if request.own:  # a relative's own conversations: from the start if not named
-            for conv in [
-                *await conversations.conversations_of(self.store, conn.user_id),
-                *await conversations.family_threads_of(self.store, conn.user_id),
-            ]:
+            for conv in await self.lookups.threads_of(conn.user_id):
                 if sees_conversation(conn.principal, conv):
                     conn.remember(conv)
                     convs.setdefault(conv.id, conv)
@@ -368,7 +367,7 @@ class Gateway:
         for conv_id, cursor in wanted.items():  # a family case member: from its join on
             if cursor is not None:
                 wanted[conv_id] = max(cursor, history_floor(conn.principal, convs[conv_id]))
-        last = await conversations.last_seqs(self.store, list(wanted)) if wanted else {}
+        last = await self.lookups.last_seqs(list(wanted)) if wanted else {}
         if audits_opening(conn.principal):  # audited before anything is shown, or refused
             now = time.monotonic()
             for conv_id in wanted:
@@ -401,8 +400,8 @@ class Gateway:
         tell(self.hub, Typed(conv, UserRef(user.id, user.role, user.name)))
 
     async def _read(self, conn: Connection, frame: MarkRead) -> None:
-        conv = await authorize(self.store, conn, frame.conv, "mark_read")
-        last = (await conversations.last_seqs(self.store, [conv.id])).get(conv.id, 0)
+        conv = await authorize(self.lookups.conversation, conn, frame.conv, "mark_read")
+        last = (await self.lookups.last_seqs([conv.id])).get(conv.id, 0)
         seq = min(frame.seq, last)
         if seq and await messages.mark_read(self.store, conv.id, conn.user_id, seq):
             tell(self.hub, ReadMarked(conv.id, conn.user_id, seq))

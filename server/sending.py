@@ -76,6 +76,7 @@ class SendPath:
         max_attachments: int = 4,
     ) -> None:
         self._store = store
+        self._conversation = functools.partial(conversations.conversation, store)
         self.max_attachments = max_attachments  # files one message may carry (issue 18)
         self._commit = commit
         self._hub = hub
@@ -101,7 +102,7 @@ class SendPath:
     async def send(self, conn: Connection, frame: Send, received: float) -> None:
         """Authorize and queue the message; its ack (or error) follows once it is committed."""
         try:
-            conv = await authorize(self._store, conn, frame.conv, frame.kind)
+            conv = await authorize(self._conversation, conn, frame.conv, frame.kind)
         except Denied as denied:
             conn.error(denied.code, denied.message, frame.cid)
             return

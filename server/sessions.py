@@ -50,7 +50,12 @@ async def principal_for(store: Database, user: User) -> Principal:
     shared threads of family cases it is a member of, with its join seq."""
     if user.role != "relative":
         return Principal(user)
-    links, joins = await family.access(store, user.id)
+    return principal_of(user, await family.access(store, user.id))
+
+
+def principal_of(user: User, access: family.Access) -> Principal:
+    """A relative's principal from its verified links and family-case joins."""
+    links, joins = access
     return Principal(
         user, frozenset(links), frozenset(links.values()), tuple(sorted(joins.items()))
     )

@@ -12,12 +12,10 @@ from collections.abc import Sequence
 from domain.records import Conversation
 from storage import consent
 from storage.errors import NotFound
-from storage.sql import Database, Row, Sql, ids_in
+from storage.sql import Database, Row, Sql, any_of, ids_in
 
-_SELECT = (
-    "SELECT id, prison_id, inmate_id, relative_id, state, assigned_officer_id, last_seq,"
-    " created_at FROM conversations"
-)
+_COLUMNS = "id, prison_id, inmate_id, relative_id, state, assigned_officer_id, last_seq, created_at"
+_SELECT = f"SELECT {_COLUMNS} FROM conversations"
 
 
 def _conversation(sql: Sql, row: Row) -> Conversation:
@@ -83,6 +81,37 @@ async def family_threads_of(db: Database, relative_id: int) -> list[Conversation
             relative_id,
         )
         return [_conversation(sql, r) for r in rows]
+
+
+async def conversations_by_id(
+    db: Database, conversation_ids: Sequence[int]
+) -> dict[int, Conversation]:
+    """Many :func:`conversation` in one read (those that do not exist are left out)."""
+    matches, args = any_of(db, "id", conversation_ids)
+    async with db.read() as sql:
+        rows = await sql.fetch(_SELECT + f" WHERE {matches}", *args)
+        return {r["id"]: _conversation(sql, r) for r in rows}
+
+
+async def threads_of(db: Database, relative_ids: Sequence[int]) -> dict[int, list[Conversation]]:
+    """For many relatives in one read: each one's :func:`conversations_of` followed by its
+    :func:`family_threads_of` (a relative with neither is left out)."""
+    own, args = any_of(db, "c.relative_id", relative_ids)
+    member, _ = any_of(db, "m.relative_id", relative_ids)  # the same parameters again
+    columns = ", ".join(f"c.{name.strip()}" for name in _COLUMNS.split(","))
+    async with db.read() as sql:
+        rows = await sql.fetch(
+            f"SELECT c.relative_id AS reader, 0 AS shared, {columns} FROM conversations c"
+            f" WHERE {own} UNION ALL SELECT m.relative_id, 1, {columns} FROM family_members m"
+            " JOIN family_cases f ON f.conversation_id = m.conversation_id AND f.enabled"
+            f" JOIN conversations c ON c.id = m.conversation_id WHERE {member}"
+            " ORDER BY reader, shared, id",
+            *args,
+        )
+        found: dict[int, list[Conversation]] = {}
+        for r in rows:
+            found.setdefault(r["reader"], []).append(_conversation(sql, r))
+        return found
 
 
 async def last_seqs(db: Database, conversation_ids: Sequence[int]) -> dict[int, int]:

@@ -21,7 +21,7 @@ import msgspec
 from domain.records import Conversation, ConversationState
 from storage import audit_trail, consent
 from storage.errors import NotFound
-from storage.sql import Database, Row, Sql, for_update, ids_in
+from storage.sql import Database, Row, Sql, any_of, for_update, ids_in
 
 
 class Thread(msgspec.Struct, frozen=True, kw_only=True):
@@ -620,9 +620,15 @@ async def cycles(db: Database, conv_id: int) -> list[Cycle]:
 
 async def said_on_duty(db: Database, officer_id: int) -> bool:
     """Whether the officer said it is on duty (never said: off)."""
+    return officer_id in await on_duty_of(db, [officer_id])
+
+
+async def on_duty_of(db: Database, officer_ids: Sequence[int]) -> frozenset[int]:
+    """Which of these officers said they are on duty (:func:`said_on_duty` in one read)."""
+    matches, args = any_of(db, "user_id", officer_ids)
     async with db.read() as sql:
-        rows = await sql.fetch("SELECT on_duty FROM duty WHERE user_id = $1", officer_id)
-    return any(bool(r["on_duty"]) for r in rows)
+        rows = await sql.fetch(f"SELECT user_id FROM duty WHERE on_duty AND {matches}", *args)
+    return frozenset(r["user_id"] for r in rows)
 
 
 async def change_duty(

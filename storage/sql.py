@@ -10,7 +10,9 @@ dialects share:
 
 - placeholders are ``$1, $2, ...`` (rewritten to SQLite's ``?1, ?2, ...``);
 - no ``now()``: the caller passes the time (``utcnow()``), which also lets tests script it;
-- no arrays or ``ANY``: ``ids_in(ids)`` makes an ``IN (...)`` list of integers;
+- no arrays or ``ANY``: ``ids_in(ids)`` makes an ``IN (...)`` list of integers, and
+  ``any_of(db, expr, values)`` a match against any of a batch of values (one statement
+  whatever the count on PostgreSQL, so the batch reads of a hot path stay prepared);
 - ``RETURNING`` and ``ON CONFLICT`` work on both (SQLite 3.35 or newer);
 - a ``datetime`` parameter is stored as ``timestamptz`` (PostgreSQL) or integer microseconds
   (SQLite), a ``date`` as ``date`` or ISO text, a ``dict``/``list`` as ``jsonb`` or JSON text;
@@ -104,6 +106,18 @@ def for_update(db: Database) -> str:
 def ids_in(ids: Iterable[int]) -> str:
     """``(1,2,3)`` for an ``IN`` clause (``(NULL)`` when empty: matches nothing)."""
     return "(" + (",".join(str(int(i)) for i in ids) or "NULL") + ")"
+
+
+def any_of(
+    db: Database, expr: str, values: Sequence[Any], *, first: int = 1
+) -> tuple[str, list[Any]]:
+    """``expr`` equal to one of ``values``, as SQL and its parameters from ``$first`` on:
+    PostgreSQL gets one array parameter (``= ANY``: the same prepared statement for any
+    count), SQLite a placeholder each."""
+    if db.dialect == "postgres":
+        return f"{expr} = ANY(${first})", [list(values)]
+    marks = ", ".join(f"${first + i}" for i in range(len(values)))
+    return f"{expr} IN ({marks or 'NULL'})", list(values)
 
 
 _PLACEHOLDER = re.compile(r"\$(\d+)")

@@ -183,6 +183,21 @@ async def test_a_case_turned_off_returns_members_to_their_threads(
     shared = await case(store, world)
     inmates, joins = await family.access(store, brother.id)
     assert inmates == {world.conv.inmate_id: world.gaoming.id} and shared in joins
+    # many relatives in one read (handshakes at once); one without links is left out
+    both = await family.access_of(store, [brother.id, world.relative.id, world.stranger.id])
+    assert both[brother.id] == (inmates, joins)
+    assert both[world.relative.id] == await family.access(store, world.relative.id)
+    assert world.stranger.id not in both
+    readers = [brother.id, world.relative.id, world.stranger.id]
+    threads = await conversations.threads_of(store, readers)
+    for reader in (brother.id, world.relative.id):
+        alone = [
+            *await conversations.conversations_of(store, reader),
+            *await conversations.family_threads_of(store, reader),
+        ]
+        assert threads[reader] == alone
+    assert [c.id for c in threads[brother.id]] == [shared]
+    assert world.stranger.id not in threads
     await case(store, world, enabled=False)
     assert (await family.access(store, brother.id))[1] == {}
     own = await conversations.open_conversation(store, brother.id, world.conv.inmate_id)

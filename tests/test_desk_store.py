@@ -287,6 +287,9 @@ async def test_duty_is_recorded_and_audited_when_it_changes(store: Database, wor
     assert not await desk.said_on_duty(db, me)
     assert (await desk.change_duty(db, me, [world.gaoming.id], True, T0)).changed
     assert await desk.said_on_duty(db, me)
+    other = world.relative.id  # never said anything: off
+    assert await desk.on_duty_of(db, [me, other]) == {me}
+    assert await desk.on_duty_of(db, []) == frozenset()
     assert not (await desk.change_duty(db, me, [world.gaoming.id], True, T0)).changed  # no change
     later = T0 + timedelta(hours=8)
     assert (await desk.change_duty(db, me, [world.gaoming.id], False, later)).changed

@@ -173,6 +173,15 @@ async def test_users_and_credentials(store: Database) -> None:
     assert (await prisons.prison_by_code(store, "SJ")).name == "Sanshui Prison"
 
 
+async def test_conversations_read_by_id_together(store: Database) -> None:
+    _, relative, conv = await _world(store)
+    await store.append_messages([_msg(conv, relative, "c")])
+    found = await conversations.conversations_by_id(store, [conv.id, conv.id + 999])
+    assert found == {conv.id: await conversations.conversation(store, conv.id)}
+    assert found[conv.id].last_seq == 1  # as stored now
+    assert await conversations.conversations_by_id(store, []) == {}
+
+
 async def test_sessions_expire_and_revoke(store: Database) -> None:
     _, relative, _ = await _world(store)
     now = datetime.now(UTC)
@@ -181,8 +190,15 @@ async def test_sessions_expire_and_revoke(store: Database) -> None:
     assert await sessions.session_user(store, b"live", now) == relative
     assert await sessions.session_user(store, b"old", now) is None
     assert await sessions.session_user(store, b"unknown", now) is None
+    await sessions.create_session(store, relative.id, b"also", now + timedelta(hours=1))
+    # many tokens in one read (a reconnect storm's handshakes): only the live ones answer
+    wanted = [b"live", b"old", b"unknown", b"also"]
+    live = {b"live": relative, b"also": relative}
+    assert await sessions.session_users(store, wanted, now) == live
+    assert await sessions.session_users(store, [], now) == {}
     await sessions.revoke_session(store, b"live")
     assert await sessions.session_user(store, b"live", now) is None
+    assert await sessions.session_users(store, wanted, now) == {b"also": relative}
 
 
 async def test_read_cursors_only_move_forward(store: Database) -> None:
