@@ -2,7 +2,8 @@
 
 Workloads: ``chat`` (persisted send -> ack -> deliver latency and throughput, ``--max`` to find
 the rate where p99 passes 200 ms), ``broadcast`` (one event to N sockets), ``idle`` (server
-RSS per idle socket), ``connect`` (authenticated connects per second), ``search`` (the search
+RSS per idle socket), ``connect`` (authenticated connects per second), ``storm`` (a worker
+killed under N sockets: time until all resumed), ``search`` (the search
 statement explained on a million generated messages, PostgreSQL alone),
 ``wechat`` (an officer's answer to the fake WeChat platform's customer-service call, p50/p99,
 and the outbox while the platform fails).
@@ -14,7 +15,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Sequence
 
-WORKLOADS = ("chat", "broadcast", "idle", "connect", "search", "wechat")
+WORKLOADS = ("chat", "broadcast", "idle", "connect", "storm", "search", "wechat")
 
 
 def main(argv: Sequence[str]) -> int:
