@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from channels import envelope, metrics
+from channels.batched import Batched
 from channels.broker import Broker, BrokerUnavailable
 from channels.events import audience, conversation_of, message_bytes, text_frame
 from storage import conversations, messages
@@ -167,6 +168,10 @@ class Hub:
         self.id = secrets.token_hex(4)
         self._broker = broker
         self._store = store
+        # topics going live at once (a storm's resumes) learn their baselines in one read
+        self._last_seqs: Batched[int, int] = Batched(
+            lambda convs: conversations.last_seqs(store, convs), 0
+        )
         self._topics: dict[str, _Topic] = {}
         self._reconcile_interval = reconcile_interval
         self._clock = clock
@@ -298,8 +303,7 @@ class Hub:
             try:
                 await self._broker.subscribe(topic.name)
                 if topic.conv is not None:
-                    seqs = await conversations.last_seqs(self._store, [topic.conv])
-                    topic.last = max(topic.last, seqs.get(topic.conv, 0))
+                    topic.last = max(topic.last, await self._last_seqs.get(topic.conv))
             except BaseException as exc:
                 ready.set_exception(exc)
                 ready.exception()  # retrieved: later joiners get it through await

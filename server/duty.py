@@ -25,12 +25,12 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 
+from channels.batched import Batched
 from channels.broker import BrokerUnavailable
 from channels.hub import Hub
 from channels.presence import Presence
 from channels.protocol import PresenceEvent, UserRef
 from server.audience import PresenceChanged, tell
-from server.batched import Batched
 from storage import accounts, desk
 from storage.errors import NotFound, StoreUnavailable
 from storage.sql import Database
@@ -68,7 +68,7 @@ class DutyRoster:
         self._dirty: set[int] = set()
         self._flusher: asyncio.Task[None] | None = None
         # officers arriving at once read their flags in one statement, sockets joining a
-        # prison at once its presence in one round trip (server/batched.py: never cached)
+        # prison at once its presence in one round trip (channels/batched.py: never cached)
         self._on_duty: Batched[int, bool] = Batched(self._read_on_duty, False)
         self._present: Batched[int, list[int]] = Batched(self._read_present, [])
 

@@ -2,7 +2,7 @@
 
 A reconnect storm is thousands of sockets doing the same few reads in the same second: the
 session behind the token, a relative's verified links, its threads, the conversations named
-by its cursors and their last seqs. Each read here is :class:`server.batched.Batched`: the
+by its cursors and their last seqs. Each read here is :class:`channels.batched.Batched`: the
 lookups made together are one statement, nothing is cached, and every answer is as fresh as
 a read of its own (so a session revoked or a link removed before a lookup is never missed).
 """
@@ -13,8 +13,8 @@ import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from channels.batched import Batched
 from domain.records import Conversation, User
-from server.batched import Batched
 from server.policy import Principal
 from server.sessions import principal_of, token_hash
 from storage import conversations, family, sessions

@@ -1,4 +1,4 @@
-"""Concurrent lookups read together, never from a read older than the lookup (server/batched.py)."""
+"""Concurrent lookups read together, never from a read older than the lookup."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from server.batched import Batched
+from channels.batched import Batched
 
 
 class Store:
