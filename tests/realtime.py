@@ -7,7 +7,7 @@ import contextlib
 from collections import defaultdict
 
 from channels.client import KinlineClient
-from channels.protocol import ErrorFrame, MessageEvent, ServerFrame
+from channels.protocol import ErrorFrame, MessageEvent, ServerFrame, Subscribed
 
 
 class Reader:
@@ -26,6 +26,8 @@ class Reader:
         self._task = asyncio.create_task(self._run())
         async with asyncio.timeout(10):
             await self.client.connected.wait()
+        # the answer to hello: what others send from now on is live for this socket
+        await self.until(lambda: any(isinstance(f, Subscribed) for f in self.frames))
         return self
 
     async def __aexit__(self, *_: object) -> None:
@@ -52,6 +54,16 @@ class Reader:
     async def until_seq(self, conv: int, count: int, timeout: float = 20.0) -> list[int]:
         await self.until(lambda: len(self.seqs[conv]) >= count, timeout)
         return self.seqs[conv]
+
+    async def watch(self, conv: int, after: int | None = None) -> None:
+        """Watch ``conv`` and wait for the ``subscribed`` that names it. A send on another
+        socket is not ordered after this socket's watch: without the wait, a message sent
+        "after" the watch can be committed before the watch joins and is then not live for it."""
+        seen = len(self.frames)
+        await self.client.watch(conv, after)
+        await self.until(
+            lambda: any(isinstance(f, Subscribed) and conv in f.convs for f in self.frames[seen:])
+        )
 
     def errors(self) -> list[ErrorFrame]:
         return [f for f in self.frames if isinstance(f, ErrorFrame)]

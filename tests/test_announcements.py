@@ -165,9 +165,9 @@ async def test_an_announcement_reaches_the_prisons_relatives_on_both_processes_o
         everyone = (relative, relative_b, ss_relative, stranger, officer, supervisor)
         for reader in (*everyone, other_officer, admin):
             await settled(reader)
-        await officer.client.watch(w.conv.id)
-        await supervisor.client.watch(w.conv.id)
-        await other_officer.client.watch(c.ss_conv)
+        await officer.watch(w.conv.id)
+        await supervisor.watch(w.conv.id)
+        await other_officer.watch(c.ss_conv)
 
         # Gaoming's officer posts on process one: Gaoming's relatives on both processes
         status, gm = await c.call(

@@ -21,7 +21,6 @@ import pytest
 from PIL import Image
 
 from channels.client import SendError
-from channels.protocol import Subscribed
 from domain.records import User
 from server.attachment_sweep import sweep
 from server.config import Settings
@@ -284,8 +283,7 @@ async def test_files_ride_the_socket_into_frames_and_history(ctx: Ctx) -> None:
         Reader(client(ctx.ws, w.token(w.officer))) as officer,
         Reader(client(ctx.ws, w.token(w.relative))) as relative,
     ):
-        await officer.client.watch(w.conv.id)
-        await officer.until(lambda: any(isinstance(f, Subscribed) for f in officer.frames))
+        await officer.watch(w.conv.id)
         ack = await relative.client.send(
             w.conv.id, "his papers", attachments=[photo["id"], doc["id"]]
         )

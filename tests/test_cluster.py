@@ -79,7 +79,7 @@ async def test_sender_on_one_process_reader_on_the_other(
         Reader(client(b.ws_url, world.token(world.officer))) as officer,
         Reader(client(a.ws_url, world.token(world.relative))) as relative,
     ):
-        await officer.client.watch(world.conv.id, after=0)
+        await officer.watch(world.conv.id, after=0)
         await officer.client.send(world.conv.id, "ready")  # acked once the watch is live
         acked = {1}
         await send_all(relative.client, world.conv.id, "from process A", 100, acked)
@@ -104,7 +104,7 @@ async def test_kill_9_a_worker_mid_stream_loses_and_duplicates_nothing(
         await reader.__aenter__()
     try:
         for reader in readers:  # the relative follows its conversation from its hello
-            await reader.client.watch(world.conv.id, after=0)
+            await reader.watch(world.conv.id, after=0)
         acked: set[int] = set()
         halfway = asyncio.Event()
         flows = [
@@ -146,7 +146,7 @@ async def test_redis_subscriber_connections_killed_mid_stream_lose_nothing(
         Reader(client(a.ws_url, world.token(world.relative))) as relative,
     ):
         for reader in (officer, supervisor):
-            await reader.client.watch(world.conv.id, after=0)
+            await reader.watch(world.conv.id, after=0)
         await officer.client.send(world.conv.id, "ready")
         acked = {1}
         halfway = asyncio.Event()

@@ -265,7 +265,7 @@ async def test_a_complaint_is_told_live_to_its_complainant_and_supervisors_never
     ):
         for reader in (relative, relative_b, supervisor, other_supervisor, admin_ws, officer):
             await settled(reader)
-        await officer.client.watch(w.conv.id)
+        await officer.watch(w.conv.id)
 
         status, filed = await site.call(
             "POST", "/complaints", w.relative, complaint_file(w, conversation_id=w.conv.id)
@@ -411,7 +411,7 @@ async def test_an_officer_files_for_an_inmate_and_then_cannot_see_it(site: Site)
     ):
         await settled(officer)
         await settled(supervisor)
-        await officer.client.watch(w.conv.id)
+        await officer.watch(w.conv.id)
         status, filed = await site.call(
             "POST", "/complaints", w.officer, complaint_file(w, inmate_id=w.conv.inmate_id)
         )

@@ -341,7 +341,7 @@ async def test_the_relative_sees_each_supervisor_opening_live_and_nobody_can_del
         status, _ = await here.call("GET", f"/conversations/{conv}/messages", w.supervisor)
         assert status == 200
         async with Reader(client(here.ws, w.token(w.supervisor))) as supervisor:
-            await supervisor.client.watch(conv)
+            await supervisor.watch(conv)
 
             def opened() -> list[OpeningEvent]:
                 return [f for f in relative.frames if isinstance(f, OpeningEvent)]

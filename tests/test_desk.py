@@ -154,7 +154,7 @@ async def test_the_life_cycle_end_to_end_over_real_sockets(site: Site) -> None:
             holder["id"],
         )
 
-        await holder_reader.client.watch(conv, after=0)
+        await holder_reader.watch(conv, after=0)
         await holder_reader.client.send(conv, "staff only: check the clinic log", kind="note")
         answer = await holder_reader.client.send(conv, "He is well and works in the kitchen")
         await relative.until(lambda: answer.seq in relative.seqs[conv])

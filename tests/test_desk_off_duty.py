@@ -56,7 +56,7 @@ async def test_going_off_duty_returns_held_threads_to_the_queue(site: Site) -> N
     status, _ = await site.call("POST", f"/conversations/{w.conv.id}/claim", w.officer)
     assert status == 200
     async with Reader(client(site.ws, w.token(colleague))) as other:
-        await other.client.watch(w.conv.id)
+        await other.watch(w.conv.id)
         await duty(site, w.officer, False)
         await other.until(lambda: any(e.event == "released" for e in events(other)))
         [released] = [e for e in events(other) if e.event == "released"]
@@ -182,7 +182,7 @@ async def test_going_off_duty_hands_held_threads_to_a_chosen_colleague_with_a_no
 
     await duty(site, colleague, True)
     async with Reader(client(site.ws, w.token(colleague))) as other:
-        await other.client.watch(w.conv.id)
+        await other.watch(w.conv.id)
         status, _ = await site.call("PUT", "/duty", w.officer, handover)
         assert status == 200
         await other.until(lambda: any(e.event == "transferred" for e in events(other)))
@@ -235,7 +235,7 @@ async def test_a_holder_disconnected_past_the_grace_loses_its_threads(
             "POST", f"/conversations/{world.conv_b.id}/messages", world.relative_b, {"body": "?"}
         )
         async with Reader(client(here.ws, world.token(colleague))) as other:
-            await other.client.watch(world.conv.id)
+            await other.watch(world.conv.id)
             async with Reader(client(here.ws, world.token(world.officer))):
                 status, _ = await here.call(
                     "POST", f"/conversations/{world.conv.id}/claim", world.officer

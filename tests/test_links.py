@@ -156,7 +156,7 @@ async def test_revocation_ends_access_at_once_on_an_open_socket(site: Site) -> N
         Reader(client(site.ws, w.token(w.relative))) as relative,
         Reader(client(site.ws, w.token(w.officer))) as officer,
     ):
-        await officer.client.watch(w.conv.id)
+        await officer.watch(w.conv.id)
         await relative.client.send(w.conv.id, "before")
         before = await officer.client.send(w.conv.id, "answer before")
         await relative.until(lambda: any(m.seq == before.seq for m in relative.messages))

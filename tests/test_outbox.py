@@ -214,7 +214,7 @@ async def test_nothing_for_a_connected_relative_nor_one_that_opted_out(site: Sit
     await open_window(site)
     ws = site.served.ws_url
     async with Reader(client(ws, w.token(w.relative))) as relative:
-        await relative.client.watch(w.conv.id, after=0)
+        await relative.watch(w.conv.id, after=0)
         message_id = await site.answer("seen live")
         await relative.until_seq(w.conv.id, 1)
         done = await site.settled(message_id)

@@ -144,12 +144,12 @@ async def test_a_supervisor_watch_is_read_only_and_leaves_no_read_mark(site: Sit
         Reader(client(site.ws, w.token(w.officer))) as officer,
         Reader(client(site.ws, w.token(w.supervisor))) as supervisor,
     ):
-        await officer.client.watch(conv, after=0)
+        await officer.watch(conv, after=0)
         await relative.client.send(conv, "How is my son?")
         await officer.client.send(conv, "He is well.")
         await officer.client.send(conv, "staff only: asked twice this week", kind="note")
         started = utcnow()
-        await supervisor.client.watch(conv, after=0)
+        await supervisor.watch(conv, after=0)
         assert await supervisor.until_seq(conv, 3) == [1, 2, 3]  # the history, notes included
         assert [m.kind for m in supervisor.messages] == ["text", "text", "note"]
         watched = utcnow()

@@ -117,7 +117,7 @@ async def test_message_reaches_the_officer_in_order_and_the_ack_follows_the_comm
         Reader(client(live.url, w.token(w.officer))) as officer,
         Reader(client(live.url, w.token(w.relative))) as relative,
     ):
-        await officer.client.watch(w.conv.id, after=0)
+        await officer.watch(w.conv.id, after=0)
         await officer.client.connected.wait()
         acks = [await relative.client.send(w.conv.id, f"question {n}") for n in range(1, 21)]
         assert [a.seq for a in acks] == list(range(1, 21))
@@ -157,7 +157,7 @@ async def test_a_reconnecting_reader_gets_what_it_missed_once_and_in_order(live:
         again = client(live.url, w.token(w.officer))
         again.last_seq.update(cursor)  # a phone that kept its cursor across a restart
         async with Reader(again) as second:
-            await second.client.watch(w.conv.id)
+            await second.watch(w.conv.id)
             assert await second.until_seq(w.conv.id, 7) == list(range(6, 13))
             await relative.client.send(w.conv.id, "live one")
             assert await second.until_seq(w.conv.id, 8) == list(range(6, 14))
@@ -174,7 +174,7 @@ async def test_twenty_senders_fifty_messages_each_every_reader_sees_one_to_a_tho
     readers = [w.relative, w.supervisor, w.officer]
     async with ReaderGroup([Reader(client(live.url, w.token(u))) for u in readers]) as watching:
         for reader in watching:
-            await reader.client.watch(w.conv.id, after=0)
+            await reader.watch(w.conv.id, after=0)
         for reader in watching:
             await reader.client.connected.wait()
         async with ReaderGroup([Reader(client(live.url, w.token(u))) for u in senders]) as sending:
@@ -217,7 +217,7 @@ async def test_typing_is_relayed_and_rate_limited(live: Live) -> None:
         Reader(client(live.url, w.token(w.officer))) as officer,
         Reader(client(live.url, w.token(w.relative))) as relative,
     ):
-        await officer.client.watch(w.conv.id)
+        await officer.watch(w.conv.id)
         await officer.client.send(w.conv.id, "hello")  # acked after the watch took effect
         for _ in range(5):
             await relative.client.typing(w.conv.id)
@@ -233,7 +233,7 @@ async def test_read_cursor_is_stored_and_fanned_out_but_never_moves_back(live: L
         Reader(client(live.url, w.token(w.officer))) as officer,
         Reader(client(live.url, w.token(w.relative))) as relative,
     ):
-        await officer.client.watch(w.conv.id)
+        await officer.watch(w.conv.id)
         for n in range(3):
             await officer.client.send(w.conv.id, f"answer {n}")
         await relative.until_seq(w.conv.id, 3)
@@ -255,7 +255,7 @@ async def test_private_notes_reach_staff_but_never_the_relative(live: Live) -> N
         Reader(client(live.url, w.token(w.relative))) as relative,
     ):
         for reader in (officer, supervisor):
-            await reader.client.watch(w.conv.id, after=0)
+            await reader.watch(w.conv.id, after=0)
         await officer.client.send(w.conv.id, "staff only: check the file", kind="note")
         await officer.client.send(w.conv.id, "we are looking into it")
         await supervisor.until_seq(w.conv.id, 2)
@@ -352,7 +352,7 @@ async def test_a_conversation_one_may_not_see_is_answered_like_one_that_does_not
 async def test_a_supervisor_watches_read_only(live: Live) -> None:
     w = live.world
     async with Reader(client(live.url, w.token(w.supervisor))) as supervisor:
-        await supervisor.client.watch(w.conv.id)
+        await supervisor.watch(w.conv.id)
         with pytest.raises(SendError) as denied:
             await supervisor.client.send(w.conv.id, "I should not be able to say this")
         assert denied.value.code == "forbidden"
@@ -425,7 +425,7 @@ async def test_bad_frames_each_get_their_error_and_everyone_else_is_served(live:
                 frame = await recv(ws)
                 assert frame["type"] == "error", frame
     async with Reader(client(live.url, w.token(w.officer))) as officer:  # others unaffected
-        await officer.client.watch(w.conv.id, after=0)
+        await officer.watch(w.conv.id, after=0)
         await ws.send(json.dumps({"type": "send", "conv": w.conv.id, "cid": "ok", "body": "ok"}))
         assert (await recv(ws))["type"] == "ack"
         assert await officer.until_seq(w.conv.id, 1) == [1]
@@ -462,7 +462,7 @@ async def test_a_reader_that_never_reads_is_closed_with_4008_and_others_keep_up(
         Reader(client(live.url, w.token(w.officer))) as healthy,
         Reader(client(live.url, w.token(w.relative))) as sender,
     ):
-        await healthy.client.watch(w.conv.id, after=0)
+        await healthy.watch(w.conv.id, after=0)
         await healthy.client.connected.wait()
         latencies = []
         n = 0

@@ -83,7 +83,7 @@ async def watch_all(reader: Reader, chats: list[Family]) -> None:
     """Follow every conversation from its start; each watch is live once its 'ready' is
     acked (the socket handles frames in order)."""
     for family in chats:
-        await reader.client.watch(family.conv.id, after=0)
+        await reader.watch(family.conv.id, after=0)
         await reader.client.send(family.conv.id, "ready")
 
 

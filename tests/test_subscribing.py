@@ -236,8 +236,15 @@ async def test_a_stopped_small_buffer_reader_is_closed_4008_with_bounded_memory(
             f"Authorization: Bearer {w.token(w.supervisor)}\r\n\r\n"
         ).encode()
     )
+    loop = asyncio.get_running_loop()
+    slow.setblocking(False)
+    handshake = b""
+    async with asyncio.timeout(10):  # registered before the others connect
+        while b"\r\n\r\n" not in handshake:
+            handshake += await loop.sock_recv(slow, 1)
+    assert handshake.startswith(b"HTTP/1.1 101")
     watch = json.dumps({"type": "watch", "conv": w.conv.id}).encode()
-    slow.sendall(bytes((0x81, 0x80 | len(watch))) + b"\x00\x00\x00\x00" + watch)
+    await loop.sock_sendall(slow, bytes((0x81, 0x80 | len(watch))) + b"\x00\x00\x00\x00" + watch)
     gateway: Gateway = live.app[GATEWAY]
     closes_before = metrics.slow_consumer_closes._value.get()
     body = "x" * 1500  # an ordinary long message, about 1.7 KB a frame
@@ -247,7 +254,7 @@ async def test_a_stopped_small_buffer_reader_is_closed_4008_with_bounded_memory(
         Reader(client(live.url, w.token(w.officer))) as healthy,
         Reader(client(live.url, w.token(w.relative))) as sender,
     ):
-        await healthy.client.watch(w.conv.id)
+        await healthy.watch(w.conv.id)
         await sender.client.send(w.conv.id, "first")  # acked once the watches took effect
         await healthy.until_seq(w.conv.id, 1)
         [stuck] = [c for c in gateway.sockets.of_user(w.supervisor.id)]
@@ -260,8 +267,6 @@ async def test_a_stopped_small_buffer_reader_is_closed_4008_with_bounded_memory(
             held = max(held, stuck.transport.get_write_buffer_size())
         await healthy.until_seq(w.conv.id, n)
     assert held <= settings.max_outbound_bytes + frame_bytes
-    loop = asyncio.get_running_loop()
-    slow.setblocking(False)
     received = b""
     try:
         async with asyncio.timeout(15):

@@ -338,7 +338,7 @@ async def test_the_chat_shows_sent_read_typing_and_officers_on_duty(
     page = await pages.open(chat_path(world), token=world.token(world.relative))
     await connected(page)
     async with Reader(client(site.base.replace("http", "ws") + WS, officer_token)) as officer:
-        await officer.client.watch(world.conv.id)
+        await officer.watch(world.conv.id)
         await expect(page.locator("#on-duty")).to_have_text("当前有 1 名干警值班")
         await page.locator("#compose").fill("我想问一下会见的时间")
         await page.locator("#send").click()

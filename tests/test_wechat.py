@@ -212,7 +212,7 @@ async def test_a_text_enters_the_conversation_once_however_often_it_is_retried(
     async with Reader(
         client(site.base.replace("http", "ws") + "/ws", w.token(w.officer))
     ) as officer:
-        await officer.client.watch(w.conv.id, after=0)
+        await officer.watch(w.conv.id, after=0)
         await officer.until(lambda: any(isinstance(f, Subscribed) for f in officer.frames))
         text = fx.text_xml("o-chen", "我儿子最近身体好吗？", 6120003741802)
         first, second = await asyncio.gather(
@@ -374,7 +374,7 @@ async def test_a_text_from_wechat_reaches_an_officer_on_another_server_process(
             site = Site(a.http_url, http, pg_store, world, fake)
             await site.bind(world.relative, "o-chen")
             async with Reader(client(b.ws_url, world.token(world.officer))) as officer:
-                await officer.client.watch(world.conv.id, after=0)
+                await officer.watch(world.conv.id, after=0)
                 await officer.until(lambda: any(isinstance(f, Subscribed) for f in officer.frames))
                 text = fx.text_xml("o-chen", "from WeChat, via process A", 7001)
                 assert await site.post(fx.signed_query(), text) == (200, "success")
